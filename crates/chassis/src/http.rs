@@ -1,0 +1,291 @@
+//! The standard HTTP stack every service runs behind, in one documented order.
+//!
+//! Outermost first, with the reason for each position:
+//! 1. **request id** — set before anything logs, so every line and the response carry it;
+//! 2. **trace span** — one span per request, continuing the caller's W3C `traceparent`;
+//! 3. **request id on the response** — so a client can quote it in a bug report;
+//! 4. **metrics** — outside everything that can fail, so timeouts, 413s and panics are counted;
+//! 5. **compression** — outside the problem mapper, so problem bodies are compressed too and the
+//!    mapper never sees an encoded body;
+//! 6. **problem+json** — gives the bodiless errors made below (404, 405, 413, timeouts) our format;
+//! 7. **timeout** — bounds the handler, answering 503 when it runs out;
+//! 8. **panic catcher** — a panicking handler becomes a logged 500, never a dropped connection;
+//! 9. **body limit** — innermost, read by the extractors that read the body (413 beyond it).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderName, Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::health::{self, Health};
+use crate::problem::Problem;
+use crate::{metrics, telemetry};
+
+/// The request id header, set by the first souk hop that sees a request and kept by the others.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// HTTP settings shared by every service (`[<service>.http]` in config).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The longest a request may take before the service answers 503.
+    pub request_timeout_ms: u64,
+    /// The largest request body accepted, in bytes (413 beyond).
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may run after shutdown begins.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 64 * 1024,
+            drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The drain deadline as a [`Duration`].
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+/// A service's whole router: its API, plus `/healthz`, `/readyz` and `/metrics`, behind the
+/// standard stack.
+pub fn service_router(api: Router, health: Health, config: &HttpConfig) -> Router {
+    // Install the recorder now: requests recorded before it exists would be lost.
+    metrics::handle();
+    let ops = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .with_state(health);
+    stack(api.merge(ops), config)
+}
+
+/// Wraps `router` in the standard stack (see the module docs for the order).
+pub fn stack(router: Router, config: &HttpConfig) -> Router {
+    // `Router::layer` wraps every route, so the layer added last runs first: read bottom-up.
+    // Layering one at a time lets each layer keep its own body type (axum boxes in between).
+    router
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(config.request_timeout_ms),
+        ))
+        .layer(axum::middleware::map_response(crate::problem::problemize))
+        .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+}
+
+/// Request ids are UUIDv7: unique, and sortable by time in logs.
+#[derive(Debug, Clone, Copy)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        http::HeaderValue::try_from(uuid::Uuid::now_v7().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!("request", method = %request.method(), route, request_id);
+    telemetry::continue_trace(&span, request.headers());
+    span
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_detail("an internal error occurred; it has been logged")
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::post;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app(config: &HttpConfig) -> Router {
+        let api = Router::new()
+            .route("/echo", post(|body: String| async move { body }))
+            .route(
+                "/slow",
+                get(|| async { tokio::time::sleep(Duration::from_secs(60)).await }),
+            )
+            .route("/panic", get(explode));
+        service_router(api, Health::new(), config)
+    }
+
+    async fn explode() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn send(router: Router, request: Request<Body>) -> Response {
+        router.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_made_or_kept() {
+        let fresh = send(
+            app(&HttpConfig::default()),
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(fresh.status(), StatusCode::OK);
+        assert_eq!(fresh.headers()[REQUEST_ID].len(), 36);
+        let kept = Request::get("/healthz")
+            .header(REQUEST_ID, "abc")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            send(app(&HttpConfig::default()), kept).await.headers()[REQUEST_ID],
+            "abc"
+        );
+    }
+
+    #[tokio::test]
+    async fn undeclared_methods_get_405_with_allow() {
+        let response = send(
+            app(&HttpConfig::default()),
+            Request::delete("/echo").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[http::header::ALLOW], "POST");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            crate::problem::CONTENT_TYPE
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_problem_404() {
+        let response = send(
+            app(&HttpConfig::default()),
+            Request::get("/nope").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            crate::problem::CONTENT_TYPE
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_get_413() {
+        let config = HttpConfig {
+            body_limit_bytes: 16,
+            ..HttpConfig::default()
+        };
+        let request = Request::post("/echo")
+            .body(Body::from(vec![b'x'; 1024]))
+            .unwrap();
+        let response = send(app(&config), request).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            crate::problem::CONTENT_TYPE
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_handlers_time_out_with_503() {
+        let config = HttpConfig {
+            request_timeout_ms: 100,
+            ..HttpConfig::default()
+        };
+        let response = send(
+            app(&config),
+            Request::get("/slow").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn panics_become_problem_500s() {
+        let response = send(
+            app(&HttpConfig::default()),
+            Request::get("/panic").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(!body.to_string().contains("boom"));
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_per_route() {
+        let router = app(&HttpConfig::default());
+        send(
+            router.clone(),
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        let response = send(
+            router,
+            Request::get("/metrics").body(Body::empty()).unwrap(),
+        )
+        .await;
+        let text = String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            text.contains(
+                r#"http_server_requests_total{route="/healthz",method="GET",status="200"}"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_server_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

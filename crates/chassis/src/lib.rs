@@ -1,0 +1,32 @@
+//! souk's chassis: the infrastructure every service stands on, and nothing of any service's domain.
+//!
+//! - [`config`]: layered typed configuration (defaults < file < `SOUK_` environment), secrets;
+//! - [`telemetry`]: logs and traces (OTLP when configured), W3C trace context;
+//! - [`http`]: the standard middleware stack and a service's operational routes;
+//! - [`problem`] and [`extract`]: RFC 9457 errors and extractors that answer in that format;
+//! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`server`]: serving with graceful shutdown;
+//! - [`db`]: SQLite/PostgreSQL pools and embedded migrations;
+//! - [`pagination`]: the `limit`/`cursor` list convention;
+//! - `test_util` (feature `test-util`): the integration-test harness.
+
+pub mod config;
+pub mod db;
+pub mod extract;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod pagination;
+pub mod problem;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use config::{Env, Secret};
+pub use db::{Database, DatabaseConfig};
+pub use extract::{Json, Path, Query};
+pub use health::Health;
+pub use http::HttpConfig;
+pub use problem::{FieldError, Problem};
+pub use server::{Shutdown, serve};

@@ -1,0 +1,178 @@
+//! Serving a router until shutdown: SIGTERM or Ctrl-C, then a bounded drain.
+
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A shutdown signal that any number of tasks can wait on (server, relays, background loops).
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+    drain: Duration,
+}
+
+/// Fires a [`Shutdown`].
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger {
+    tx: watch::Sender<bool>,
+}
+
+impl ShutdownTrigger {
+    /// Starts shutdown; waiting tasks wake up. Firing twice is harmless.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    /// A signal fired by hand through the returned trigger (tests, `souk up`, the monolith).
+    pub fn manual(drain: Duration) -> (ShutdownTrigger, Self) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownTrigger { tx }, Self { rx, drain })
+    }
+
+    /// A signal fired by SIGTERM or Ctrl-C. Must be called inside a Tokio runtime.
+    pub fn on_os_signals(drain: Duration) -> Self {
+        let (trigger, shutdown) = Self::manual(drain);
+        tokio::spawn(async move {
+            os_signal().await;
+            tracing::info!("shutdown signal received");
+            trigger.trigger();
+        });
+        shutdown
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        // An error means every trigger is gone without firing: nothing can start shutdown any more.
+        if rx.wait_for(|fired| *fired).await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// How long in-flight work may run after shutdown begins.
+    pub fn drain_deadline(&self) -> Duration {
+        self.drain
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then stops accepting and lets in-flight requests
+/// finish, for at most the drain deadline.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let graceful = shutdown.clone();
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(async move { graceful.wait().await });
+    let deadline = async {
+        shutdown.wait().await;
+        tokio::time::sleep(shutdown.drain_deadline()).await;
+    };
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result,
+        () = deadline => {
+            tracing::warn!(drain_ms = shutdown.drain_deadline().as_millis() as u64, "drain deadline passed; closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+async fn os_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            futures::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = futures::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    async fn spawn(
+        router: Router,
+        drain: Duration,
+    ) -> (
+        std::net::SocketAddr,
+        ShutdownTrigger,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, shutdown) = Shutdown::manual(drain);
+        (
+            addr,
+            trigger,
+            tokio::spawn(serve(listener, router, shutdown)),
+        )
+    }
+
+    #[tokio::test]
+    async fn in_flight_requests_finish_after_shutdown_begins() {
+        let router = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let (addr, trigger, server) = spawn(router, Duration::from_secs(5)).await;
+        let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        trigger.trigger();
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.text().await.unwrap(), "done");
+        server.await.unwrap().unwrap();
+        assert!(
+            reqwest::get(format!("http://{addr}/slow")).await.is_err(),
+            "no longer accepting"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_drain_deadline_bounds_shutdown() {
+        let router =
+            Router::new().route("/hang", get(|| futures::future::pending::<&'static str>()));
+        let (addr, trigger, server) = spawn(router, Duration::from_millis(200)).await;
+        let _hanging = tokio::spawn(reqwest::get(format!("http://{addr}/hang")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        trigger.trigger();
+        server.await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "stopped after {:?}",
+            started.elapsed()
+        );
+    }
+}

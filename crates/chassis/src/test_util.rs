@@ -1,0 +1,206 @@
+//! Test harness (feature `test-util`): a service on port 0 with its own temporary database.
+//!
+//! SQLite tests always run, each in a fresh temporary folder. PostgreSQL tests run when
+//! `SOUK_TEST_POSTGRES_URL` is set, each in a fresh database that is dropped afterwards; without the
+//! variable they print that they were skipped, and with it set but the server down they fail.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::Router;
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+
+use crate::db::{DatabaseConfig, trusted_sql};
+use crate::server::{Shutdown, ShutdownTrigger, serve};
+
+/// The variable naming the PostgreSQL server for backend tests.
+pub const POSTGRES_URL_VAR: &str = "SOUK_TEST_POSTGRES_URL";
+
+/// Which database engine a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary folder.
+    Sqlite,
+    /// A fresh database on the server named by `SOUK_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// A database that exists for one test only.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Connection settings for the service under test.
+    pub config: DatabaseConfig,
+    dir: Option<tempfile::TempDir>,
+    postgres: Option<(PgConnectOptions, String)>,
+}
+
+impl TestDatabase {
+    /// A fresh database of `backend`, or `None` (with a note on stderr) when its server is not configured.
+    ///
+    /// # Panics
+    /// When `SOUK_TEST_POSTGRES_URL` is set but the server cannot be used: a backend test that was
+    /// asked to run must not pass silently.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                #[allow(clippy::expect_used)]
+                let dir = tempfile::tempdir().expect("cannot create a temporary folder");
+                let url = format!("sqlite://{}/test.db", dir.path().display());
+                Some(Self {
+                    config: DatabaseConfig::with_url(url),
+                    dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
+                    eprintln!(
+                        "skipped: {POSTGRES_URL_VAR} is not set, so the PostgreSQL variant of this test did not run"
+                    );
+                    return None;
+                };
+                Some(Self::create_postgres(&server).await)
+            }
+        }
+    }
+
+    #[allow(clippy::expect_used)]
+    async fn create_postgres(server: &str) -> Self {
+        let admin = PgConnectOptions::from_str(server)
+            .expect("SOUK_TEST_POSTGRES_URL is not a PostgreSQL URL");
+        let name = format!("souk_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = admin
+            .connect()
+            .await
+            .expect("SOUK_TEST_POSTGRES_URL is set but PostgreSQL does not answer");
+        sqlx::query(trusted_sql(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("cannot create a test database");
+        let mut url = url::Url::parse(server).expect("SOUK_TEST_POSTGRES_URL is not a URL");
+        url.set_path(&name);
+        Self {
+            config: DatabaseConfig::with_url(url.to_string()),
+            dir: None,
+            postgres: Some((admin, name)),
+        }
+    }
+
+    /// The temporary folder of a SQLite database (for tests that put more files beside it).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(tempfile::TempDir::path)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread of our own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = admin.connect().await.ok()?;
+                sqlx::query(trusted_sql(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: a test database could not be dropped");
+        }
+    }
+}
+
+/// A router served on a random loopback port until dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A client with a short timeout, so a hung server fails the test instead of blocking it.
+    pub client: reqwest::Client,
+    trigger: ShutdownTrigger,
+}
+
+impl TestServer {
+    /// Serves `router` on `127.0.0.1:0`.
+    #[allow(clippy::expect_used)]
+    pub async fn spawn(router: Router) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("cannot bind a loopback port");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let (trigger, shutdown) = Shutdown::manual(Duration::from_secs(1));
+        tokio::spawn(serve(listener, router, shutdown));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client");
+        Self {
+            addr,
+            client,
+            trigger,
+        }
+    }
+
+    /// The absolute URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+    }
+}
+
+/// Sends logs to the test output when `TEST_LOG` is set; silent otherwise. Safe to call often.
+pub fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("debug")
+            .try_init();
+    }
+}
+
+/// Declares one test per backend for each `async fn name(app) { ... }`: `name::sqlite` always runs,
+/// `name::postgres` runs when `SOUK_TEST_POSTGRES_URL` is set. `$spawn` is an
+/// `async fn(Backend) -> Option<App>` that returns `None` for a backend that is not configured.
+#[macro_export]
+macro_rules! backend_tests {
+    ($spawn:path; $(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    let Some($app) = $spawn($crate::test_util::Backend::Sqlite).await else { return };
+                    $body
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let Some($app) = $spawn($crate::test_util::Backend::Postgres).await else { return };
+                    $body
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,1 @@
+//! Workspace architecture checks live in tests/.
