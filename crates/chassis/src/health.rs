@@ -74,6 +74,15 @@ impl Health {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Starts draining when `shutdown` fires. Must be called inside a Tokio runtime.
+    pub fn drain_on(&self, shutdown: &crate::server::Shutdown) {
+        let (health, shutdown) = (self.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            health.start_draining();
+        });
+    }
+
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)

@@ -87,6 +87,46 @@ pub async fn serve(
     }
 }
 
+/// The body of a service binary's `main`: reads the environment once, starts a multi-threaded
+/// runtime and telemetry, runs `service`, and turns a failure into a message and exit code 1.
+pub fn run_main<F, Fut, E>(name: &str, service: F) -> std::process::ExitCode
+where
+    F: FnOnce(crate::Env) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    let env = crate::Env::from_process();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("souk-{name}: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let _telemetry = match crate::telemetry::init(&crate::telemetry::TelemetryConfig::from_env(
+            name, &env,
+        )) {
+            Ok(guard) => guard,
+            Err(err) => {
+                eprintln!("souk-{name}: {}", crate::problem::ErrorChain(&err));
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        match service(env).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = %crate::problem::ErrorChain(&err), "{name} stopped");
+                eprintln!("souk-{name}: {}", crate::problem::ErrorChain(&err));
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 async fn os_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {

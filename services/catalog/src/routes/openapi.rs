@@ -1,0 +1,39 @@
+//! `/openapi.json`: the catalog's OpenAPI 3.1 document, generated from the handlers and types.
+
+use std::sync::LazyLock;
+
+use axum::response::{IntoResponse, Response};
+use souk_chassis::problem::{FieldError, Problem};
+use utoipa::OpenApi;
+
+use crate::domain::{Category, Money, Product};
+
+/// The catalog's API description. `services/catalog/openapi.json` is this, committed.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "souk catalog", description = "Products, categories, prices and search. Served at /api/v1 through the gateway."),
+    paths(super::products::products_list, super::products::products_get, super::categories::categories_list),
+    components(schemas(Product, Category, Money, Problem, FieldError, super::products::ProductPage, super::categories::CategoryList)),
+    tags((name = "products", description = "The product list, search and product pages"), (name = "categories", description = "Product categories")),
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The document as pretty JSON with a trailing newline, as committed.
+    pub fn json() -> String {
+        let mut json = Self::openapi().to_pretty_json().unwrap_or_default();
+        json.push('\n');
+        json
+    }
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(ApiDoc::json);
+
+/// Serves the OpenAPI document.
+pub(super) async fn openapi_get() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}

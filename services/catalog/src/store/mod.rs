@@ -1,0 +1,193 @@
+//! The catalog's storage: SQLite (embedded default) or PostgreSQL, chosen by the database URL.
+//!
+//! Both engines hold the same schema (see `migrations/`) and answer the same queries; they differ
+//! in how ids are stored (TEXT vs UUID) and in full-text search (FTS5 vs tsvector).
+
+mod postgres;
+mod sqlite;
+
+use souk_chassis::Database;
+use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use uuid::Uuid;
+
+use crate::domain::{Category, CategorySlug, Product, SearchQuery};
+use crate::seed::DemoCatalog;
+
+/// The catalog's migrations for both engines, embedded in the binary.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[(
+        1,
+        "catalog",
+        include_str!("../../migrations/sqlite/0001_catalog.sql"),
+    )],
+    postgres: &[(
+        1,
+        "catalog",
+        include_str!("../../migrations/postgres/0001_catalog.sql"),
+    )],
+};
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A stored row does not hold a valid value (the schema was changed behind our back).
+    #[error("stored {column} is invalid: {reason}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where a product listing continues: after this (name, id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct After {
+    /// Name of the last product on the previous page.
+    pub name: String,
+    /// Id of the last product on the previous page.
+    pub id: Uuid,
+}
+
+/// The catalog's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Connects to the configured database and brings its schema up to date.
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
+        let db = Database::connect(config).await?;
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    /// The underlying pool (for readiness checks).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Products in name order, optionally in one category, after a position; `limit` at most.
+    pub async fn list(
+        &self,
+        category: Option<&CategorySlug>,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        let category = category.map(CategorySlug::as_str);
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::list(pool, category, after, limit).await,
+            Database::Postgres(pool) => postgres::list(pool, category, after, limit).await,
+        }
+    }
+
+    /// Products matching `query`, best match first, optionally in one category.
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        category: Option<&CategorySlug>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Product>, StoreError> {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let category = category.map(CategorySlug::as_str);
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::search(pool, query, category, offset, limit).await,
+            Database::Postgres(pool) => {
+                postgres::search(pool, query, category, offset, limit).await
+            }
+        }
+    }
+
+    /// One product.
+    pub async fn product(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::product_by_id(pool, id).await,
+            Database::Postgres(pool) => postgres::product_by_id(pool, id).await,
+        }
+    }
+
+    /// Every category in display order, with its product count.
+    pub async fn categories(&self) -> Result<Vec<Category>, StoreError> {
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::categories(pool).await,
+            Database::Postgres(pool) => postgres::categories(pool).await,
+        }
+    }
+
+    /// Loads `demo` if the catalog holds no product yet. Safe to run from several instances at
+    /// once: rows that already exist are left alone. Returns how many products were added.
+    pub async fn seed_if_empty(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::seed_if_empty(pool, demo).await,
+            Database::Postgres(pool) => postgres::seed_if_empty(pool, demo).await,
+        }
+    }
+}
+
+/// SQL shared by both engines (sqlx binds `$N` on SQLite too).
+mod sql {
+    pub(super) const COLUMNS: &str =
+        "id, sku, name, description, category, price_amount, currency, image_url";
+
+    pub(super) const CATEGORIES: &str = "SELECT c.slug, c.name, c.description, COUNT(p.id) AS product_count \
+         FROM categories c LEFT JOIN products p ON p.category = c.slug \
+         GROUP BY c.slug, c.name, c.description, c.position ORDER BY c.position, c.slug";
+
+    pub(super) const INSERT_CATEGORY: &str = "INSERT INTO categories (slug, name, description, position) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
+
+    pub(super) const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, description, category, price_amount, currency, image_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sku) DO NOTHING";
+}
+
+/// Builds a product from the columns both engines return, given its already-decoded id.
+fn product_from_row<'r, R>(row: &'r R, id: Uuid) -> Result<Product, StoreError>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use crate::domain::{Currency, Money};
+    let currency: String = row.try_get("currency")?;
+    let currency = Currency::parse(&currency).map_err(|reason| StoreError::Corrupt {
+        column: "currency",
+        reason,
+    })?;
+    let amount: i64 = row.try_get("price_amount")?;
+    let price = Money::price(amount, currency).map_err(|reason| StoreError::Corrupt {
+        column: "price_amount",
+        reason,
+    })?;
+    Ok(Product {
+        id,
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        category: row.try_get("category")?,
+        price,
+        image_url: row.try_get("image_url")?,
+    })
+}
+
+fn category_from_row<'r, R>(row: &'r R) -> Result<Category, StoreError>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Category {
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        product_count: row.try_get("product_count")?,
+    })
+}

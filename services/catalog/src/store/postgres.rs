@@ -1,0 +1,111 @@
+//! The catalog on PostgreSQL: ids as UUID, search with a generated tsvector and ts_rank.
+
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use uuid::Uuid;
+
+use super::{After, StoreError, category_from_row, product_from_row, sql};
+use crate::domain::{Product, SearchQuery};
+use crate::seed::DemoCatalog;
+
+fn product_row(row: &sqlx::postgres::PgRow) -> Result<Product, StoreError> {
+    let id: Uuid = row.try_get("id")?;
+    product_from_row(row, id)
+}
+
+pub(super) async fn list(
+    pool: &PgPool,
+    category: Option<&str>,
+    after: Option<&After>,
+    limit: u32,
+) -> Result<Vec<Product>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM products \
+         WHERE ($1::text IS NULL OR category = $1) AND ($2::text IS NULL OR (name, id) > ($2, $3::uuid)) \
+         ORDER BY name, id LIMIT $4",
+        sql::COLUMNS
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(category)
+        .bind(after.map(|a| a.name.as_str()))
+        .bind(after.map(|a| a.id))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(product_row).collect()
+}
+
+pub(super) async fn search(
+    pool: &PgPool,
+    query: &SearchQuery,
+    category: Option<&str>,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<Product>, StoreError> {
+    // Name matches (weight A) rank above description matches (weight B).
+    let sql = "SELECT id, sku, name, description, category, price_amount, currency, image_url \
+         FROM products, to_tsquery('english', $1) AS q \
+         WHERE search @@ q AND ($2::text IS NULL OR category = $2) \
+         ORDER BY ts_rank(search, q) DESC, id LIMIT $3 OFFSET $4";
+    let rows = sqlx::query(sql)
+        .bind(query.to_tsquery())
+        .bind(category)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(product_row).collect()
+}
+
+pub(super) async fn product_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Product>, StoreError> {
+    let sql = format!("SELECT {} FROM products WHERE id = $1", sql::COLUMNS);
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(product_row).transpose()
+}
+
+pub(super) async fn categories(pool: &PgPool) -> Result<Vec<crate::domain::Category>, StoreError> {
+    let rows = sqlx::query(sql::CATEGORIES).fetch_all(pool).await?;
+    rows.iter().map(category_from_row).collect()
+}
+
+pub(super) async fn seed_if_empty(pool: &PgPool, demo: &DemoCatalog) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Instances starting together queue here instead of seeding side by side.
+    sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&mut *tx)
+        .await?;
+    if count > 0 {
+        return Ok(0);
+    }
+    for (position, category) in demo.categories.iter().enumerate() {
+        sqlx::query(sql::INSERT_CATEGORY)
+            .bind(&category.slug)
+            .bind(&category.name)
+            .bind(&category.description)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut added = 0;
+    for p in &demo.products {
+        added += sqlx::query(sql::INSERT_PRODUCT)
+            .bind(Uuid::now_v7())
+            .bind(p.sku.as_str())
+            .bind(&p.name)
+            .bind(&p.description)
+            .bind(&p.category)
+            .bind(p.price.amount)
+            .bind(p.price.currency.as_str())
+            .bind(p.sku.image_url())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(added)
+}
