@@ -77,7 +77,7 @@ impl fmt::Debug for Env {
 pub struct ConfigError {
     section: String,
     #[source]
-    source: config::ConfigError,
+    source: Box<config::ConfigError>,
 }
 
 /// Loads section `section` of type `T`: `T::default()`, then `file` (if given, it must exist),
@@ -88,7 +88,7 @@ where
 {
     let err = |source| ConfigError {
         section: section.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let defaults = HashMap::from([(section.to_owned(), T::default())]);
     let mut builder =

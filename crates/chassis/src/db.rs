@@ -82,6 +82,15 @@ pub enum DbError {
     /// The database did not accept a connection.
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
+    /// The migration lock file could not be taken.
+    #[error("cannot lock {path} for migrations")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A migration failed.
     #[error("cannot migrate the database")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -137,12 +146,24 @@ impl Database {
     }
 
     /// Applies `migrations` for this engine; already-applied ones are skipped (and checksummed).
+    ///
+    /// Several processes may migrate one database at once (`souk up --instances catalog=3`):
+    /// PostgreSQL serialises them with sqlx's advisory lock, SQLite with a lock file beside the
+    /// database, since sqlx takes no lock there.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
         match self {
-            Self::Sqlite(pool) => migrator(migrations.sqlite).run(pool).await,
-            Self::Postgres(pool) => migrator(migrations.postgres).run(pool).await,
+            Self::Sqlite(pool) => {
+                let _lock = lock_beside(pool.connect_options().get_filename()).await?;
+                migrator(migrations.sqlite)
+                    .run(pool)
+                    .await
+                    .map_err(DbError::Migrate)
+            }
+            Self::Postgres(pool) => migrator(migrations.postgres)
+                .run(pool)
+                .await
+                .map_err(DbError::Migrate),
         }
-        .map_err(DbError::Migrate)
     }
 
     /// The engine's name, for logs and reports.
@@ -193,6 +214,30 @@ fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> Migrator {
         })
         .collect();
     Migrator::with_migrations(migrations)
+}
+
+/// Holds an exclusive lock on `<database>.lock` until dropped (the OS releases it if we die).
+async fn lock_beside(database: &std::path::Path) -> Result<Option<std::fs::File>, DbError> {
+    if database.as_os_str().is_empty() || database == std::path::Path::new(":memory:") {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".lock");
+    let lock_error = |source| DbError::Lock {
+        path: std::path::PathBuf::from(&path).display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_error)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|join| lock_error(std::io::Error::other(join)))?
+        .map(Some)
+        .map_err(lock_error)
 }
 
 fn create_parent_dir(file: &std::path::Path) -> Result<(), DbError> {

@@ -4,6 +4,9 @@
 //! (clippy.toml points there), so malformed JSON is a 400, a wrong content type a 415, an oversized
 //! body a 413, unknown or mistyped fields a 422, and a bad path or query a 400 — all in one format.
 
+// These wrappers are the one place allowed to use axum's own extractors.
+#![allow(clippy::disallowed_types)]
+
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};

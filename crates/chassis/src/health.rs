@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use http::StatusCode;
 use serde::Serialize;
+
+use crate::extract::Json;
 
 /// How long one readiness check may take before it counts as failed.
 const CHECK_DEADLINE: Duration = Duration::from_secs(2);

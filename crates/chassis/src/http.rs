@@ -83,6 +83,10 @@ pub fn stack(router: Router, config: &HttpConfig) -> Router {
     // Layering one at a time lets each layer keep its own body type (axum boxes in between).
     router
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            config.body_limit_bytes,
+            refuse_declared_oversize,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +98,32 @@ pub fn stack(router: Router, config: &HttpConfig) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+}
+
+/// Answers 413 at once when `Content-Length` declares a body over the limit, whether or not the
+/// handler would read it; bodies of unknown length are bounded by the extractors as they read.
+async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Problem::typed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Request body too large",
+        )
+        .with_detail(format!(
+            "the body is {length} bytes; this endpoint accepts at most {limit}"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Request ids are UUIDv7: unique, and sortable by time in logs.
@@ -208,6 +238,20 @@ mod tests {
             response.headers()[http::header::CONTENT_TYPE],
             crate::problem::CONTENT_TYPE
         );
+    }
+
+    #[tokio::test]
+    async fn declared_oversized_bodies_get_413_even_where_no_body_is_read() {
+        let config = HttpConfig {
+            body_limit_bytes: 16,
+            ..HttpConfig::default()
+        };
+        let request = Request::get("/healthz")
+            .header("content-length", "1024")
+            .body(Body::from(vec![b'x'; 1024]))
+            .unwrap();
+        let response = send(app(&config), request).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test]

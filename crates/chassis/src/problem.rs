@@ -206,12 +206,13 @@ pub async fn problemize(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let mut problem = Problem::new(status);
     problem.detail = default_detail(status).map(str::to_owned);
-    if is_text && status.is_client_error() {
-        if let Ok(bytes) = axum::body::to_bytes(body, 1024).await {
-            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-            if !text.is_empty() {
-                problem.detail = Some(text);
-            }
+    if is_text
+        && status.is_client_error()
+        && let Ok(bytes) = axum::body::to_bytes(body, 1024).await
+    {
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if !text.is_empty() {
+            problem.detail = Some(text);
         }
     }
     let mut fresh = problem.into_response();

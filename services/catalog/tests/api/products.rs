@@ -1,0 +1,78 @@
+//! Listing, paging, filtering and fetching products and categories.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{names, spawn};
+
+souk_chassis::backend_tests! { spawn;
+
+    async fn the_first_page_has_twenty_products_by_name_and_a_cursor(app) {
+        let (status, page) = app.get("/v1/products").await;
+        assert_eq!(status, StatusCode::OK);
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 20);
+        let got = names(items);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(got, sorted);
+        assert!(page["next_cursor"].is_string());
+    }
+
+    async fn paging_visits_every_product_once_in_order(app) {
+        for limit in [7, 100] {
+            let all = app.all_products("", limit).await;
+            assert_eq!(all.len(), 220, "limit {limit}");
+            let ids: HashSet<_> = all.iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+            assert_eq!(ids.len(), 220);
+            let got = names(&all);
+            let mut sorted = got.clone();
+            sorted.sort();
+            assert_eq!(got, sorted);
+        }
+    }
+
+    async fn the_category_filter_keeps_one_category(app) {
+        let kitchen = app.all_products("&category=kitchen", 5).await;
+        assert_eq!(kitchen.len(), 22);
+        assert!(kitchen.iter().all(|p| p["category"] == "kitchen"));
+        let (status, page) = app.get("/v1/products?category=no-such-category").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["items"].as_array().unwrap().len(), 0);
+        assert!(page["next_cursor"].is_null());
+    }
+
+    async fn a_product_has_the_documented_shape(app) {
+        let (_, page) = app.get("/v1/products?limit=1").await;
+        let first = &page["items"][0];
+        let id = first["id"].as_str().unwrap();
+        let (status, product) = app.get(&format!("/v1/products/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&product, first);
+        for field in ["id", "sku", "name", "description", "category", "image_url"] {
+            assert!(product[field].is_string(), "{field} in {product}");
+        }
+        assert!(product["price"]["amount"].is_i64());
+        assert_eq!(product["price"]["currency"], "USD");
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+        assert!(product["image_url"].as_str().unwrap().starts_with("/assets/products/"));
+    }
+
+    async fn an_unknown_product_is_a_problem_404(app) {
+        let (status, problem) = app.get(&format!("/v1/products/{}", uuid::Uuid::now_v7())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(problem["type"], "urn:souk:problem:not-found");
+    }
+
+    async fn categories_are_listed_with_their_counts(app) {
+        let (status, list) = app.get("/v1/categories").await;
+        assert_eq!(status, StatusCode::OK);
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 10);
+        assert_eq!(items[0]["slug"], "kitchen");
+        let total: i64 = items.iter().map(|c| c["product_count"].as_i64().unwrap()).sum();
+        assert_eq!(total, 220);
+        assert!(items.iter().all(|c| c["name"].is_string() && c["description"].is_string()));
+    }
+}
