@@ -1,0 +1,219 @@
+//! Header hygiene between the client and an upstream.
+//!
+//! On the way in: hop-by-hop headers (and any the client named in `Connection`) are removed,
+//! client-sent internal headers (`x-souk-*`) are stripped so a client cannot claim an identity the
+//! gateway did not give it, the forwarding headers are set from what the gateway saw (it is the
+//! edge, so the client's own `X-Forwarded-*` are not trusted), and every request leaves with a
+//! request id and a W3C `traceparent`. On the way out: hop-by-hop headers are removed.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never to be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// The prefix of headers that only the gateway may set.
+pub const INTERNAL_PREFIX: &str = "x-souk-";
+/// The request id header.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The W3C trace context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers, including those listed in `Connection`, and `Transfer-Encoding`:
+/// hyper frames each hop's body itself.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Names listed in Connection are hop-by-hop for this connection only.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Prepares a client's request headers for an upstream. Returns the request id used.
+/// `Host` is moved to `X-Forwarded-Host`; the client that sends upstream sets `Host` to the
+/// endpoint it picks.
+pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr) -> HeaderValue {
+    remove_hop_by_hop(headers);
+    strip_internal(headers);
+    let host = headers.remove(header::HOST);
+    headers.remove(header::FORWARDED);
+    if let Ok(addr) = HeaderValue::try_from(client.ip().to_string()) {
+        headers.insert(X_FORWARDED_FOR, addr);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match host {
+        Some(host) => headers.insert(X_FORWARDED_HOST, host),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+    if !headers
+        .get(&TRACEPARENT)
+        .is_some_and(|v| valid_traceparent(v.as_bytes()))
+    {
+        headers.insert(TRACEPARENT, new_traceparent());
+    }
+    let request_id = match headers.get(&REQUEST_ID) {
+        Some(id) if valid_request_id(id.as_bytes()) => id.clone(),
+        _ => new_request_id(),
+    };
+    headers.insert(REQUEST_ID, request_id.clone());
+    request_id
+}
+
+/// Removes every `x-souk-*` header.
+pub fn strip_internal(headers: &mut HeaderMap) {
+    let internal: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
+        .cloned()
+        .collect();
+    for name in internal {
+        headers.remove(name);
+    }
+}
+
+/// A fresh request id (UUIDv7).
+pub fn new_request_id() -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A request id from a client is kept if it is short, visible ASCII.
+fn valid_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len()) && id.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero.
+fn valid_traceparent(value: &[u8]) -> bool {
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    value.len() == 55
+        && &value[..3] == b"00-"
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && hex(&value[3..35])
+        && hex(&value[36..52])
+        && hex(&value[53..55])
+        && value[3..35].iter().any(|&b| b != b'0')
+        && value[36..52].iter().any(|&b| b != b'0')
+}
+
+/// A new sampled trace, started here.
+fn new_traceparent() -> HeaderValue {
+    let trace = fastrand::u128(1..);
+    let span = fastrand::u64(1..);
+    HeaderValue::try_from(format!("00-{trace:032x}-{span:016x}-01"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Prepares an upstream's response headers for the client.
+pub fn prepare_response(headers: &mut HeaderMap, request_id: &HeaderValue) {
+    remove_hop_by_hop(headers);
+    headers.insert(REQUEST_ID, request_id.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn client() -> SocketAddr {
+        "203.0.113.7:5555".parse().unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("accept", "application/json"),
+        ]);
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("accept"));
+    }
+
+    #[test]
+    fn internal_and_spoofed_forwarding_headers_are_replaced() {
+        let mut headers = map(&[
+            ("x-souk-user-id", "admin"),
+            ("X-Souk-Role", "admin"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("host", "shop.example"),
+        ]);
+        prepare_request(&mut headers, client());
+        assert!(!headers.keys().any(|k| k.as_str().starts_with("x-souk-")));
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7");
+        assert_eq!(headers["x-forwarded-host"], "shop.example");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert!(!headers.contains_key("host"), "set by the upstream client");
+        assert!(!headers.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn request_ids_and_traceparents_are_kept_when_valid_and_made_otherwise() {
+        let good_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = map(&[("x-request-id", "abc-123"), ("traceparent", good_trace)]);
+        let id = prepare_request(&mut headers, client());
+        assert_eq!(id, "abc-123");
+        assert_eq!(headers["traceparent"], good_trace);
+
+        let mut headers = map(&[
+            ("x-request-id", "bad id with spaces"),
+            ("traceparent", "00-zz"),
+        ]);
+        let id = prepare_request(&mut headers, client());
+        assert_eq!(id.len(), 36);
+        assert!(valid_traceparent(headers["traceparent"].as_bytes()));
+    }
+
+    #[test]
+    fn traceparent_validation_rejects_zero_ids_and_bad_shapes() {
+        assert!(!valid_traceparent(
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"
+        ));
+        assert!(!valid_traceparent(
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(b"garbage"));
+    }
+}

@@ -1,0 +1,27 @@
+//! souk's API gateway: the shop's one way in.
+//!
+//! A streaming reverse proxy on hyper: routes by path prefix (and method) to named upstreams,
+//! balances over their endpoints (power of two choices or round robin), checks their health
+//! actively and ejects outliers passively, retries safely within a budget, breaks circuits, sheds
+//! load beyond a concurrency limit, injects faults for chaos runs, and reports it all on an admin
+//! listener. It never parses a service's payload.
+
+pub mod access_log;
+pub mod admin;
+pub mod body;
+pub mod checks;
+pub mod clock;
+pub mod config;
+pub mod fault;
+pub mod headers;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod table;
+pub mod upstream;
+
+pub use config::GatewayConfig;
+pub use server::{Running, StartError, start};
+
+/// The service's name.
+pub const NAME: &str = "gateway";

@@ -1,0 +1,529 @@
+//! The request path: route, guard (faults, breaker, concurrency limit), forward with retries,
+//! and answer — streaming bodies both ways, never parsing them.
+//!
+//! One `Proxy` lives on each proxy thread, with that thread's own upstream connection pools;
+//! the routing table and upstream state are shared by all threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::clock::Clock;
+use crate::config::{Protocol, ms};
+use crate::headers;
+use crate::table::{Match, Route, Table};
+use crate::upstream::{Admission, Endpoint, OwnedInFlight, Upstream};
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What every proxy thread shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The routing table; replaced whole on reload.
+    pub table: ArcSwap<Table>,
+    /// The time base of ejections and breakers.
+    pub clock: Clock,
+    /// Whether to write access-log lines.
+    pub access_log: bool,
+}
+
+/// One proxy thread's request handler and upstream connection pools.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    http1: Client<HttpConnector, RequestBody>,
+    h2c: Client<HttpConnector, RequestBody>,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    /// An answer below 500, or any answer that will not be retried.
+    Answered(Response<Incoming>),
+    /// 502, 503 or 504 from the upstream: retryable for idempotent requests.
+    Overloaded(Response<Incoming>),
+    /// Other 5xx: a failure, never retried.
+    Failed(Response<Incoming>),
+    /// No connection: the request was never sent, so any method may be retried.
+    Unreachable,
+    /// No response head in time.
+    TimedOut,
+    /// The connection broke after the request may have been sent.
+    Broken,
+    /// The client's body went over the route's limit while streaming.
+    BodyTooLarge,
+}
+
+impl Proxy {
+    /// A proxy with its own connection pools, sized for `max_idle` idle connections per endpoint.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let max_idle = shared
+            .table
+            .load()
+            .upstreams
+            .values()
+            .map(|u| u.config.max_idle_per_endpoint)
+            .max()
+            .unwrap_or(512);
+        let client = |http2_only: bool| {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(Duration::from_secs(1)));
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(max_idle)
+                .pool_timer(TokioTimer::new())
+                .http2_only(http2_only)
+                .build(connector)
+        };
+        Self {
+            http1: client(false),
+            h2c: client(true),
+            shared,
+        }
+    }
+
+    /// Serves one client request.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let table = self.shared.table.load_full();
+        let method = request.method().clone();
+        let route = match table.find(&method, request.uri().path()) {
+            Match::Found(route) => Arc::clone(route),
+            Match::MethodNotAllowed(allowed) => {
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let response = problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "this method is not allowed here; see the Allow header",
+                )
+                .with_header(header::ALLOW, &allow);
+                crate::metrics::record_unrouted(StatusCode::METHOD_NOT_ALLOWED);
+                return response.into_response(&headers::new_request_id());
+            }
+            Match::NotFound => {
+                crate::metrics::record_unrouted(StatusCode::NOT_FOUND);
+                return problem(StatusCode::NOT_FOUND, "no route for this path")
+                    .into_response(&headers::new_request_id());
+            }
+        };
+        let (mut parts, body) = request.into_parts();
+        let request_id = headers::prepare_request(&mut parts.headers, client);
+        let path = parts.uri.path().to_owned();
+        let (response, endpoint, attempts) = self.forward(&route, parts, body, &request_id).await;
+        let status = response.status();
+        route.metrics.record(&method, status, started.elapsed());
+        if self.shared.access_log {
+            crate::access_log::write(&crate::access_log::Line {
+                request_id: &request_id,
+                client,
+                method: &method,
+                path: &path,
+                route: &route.name,
+                upstream: &route.upstream.name,
+                endpoint,
+                status,
+                attempts,
+                elapsed: started.elapsed(),
+            });
+        }
+        response
+    }
+
+    /// Forwards to the route's upstream. Returns the response, the endpoint that answered last
+    /// and the number of attempts.
+    async fn forward(
+        &self,
+        route: &Arc<Route>,
+        parts: Parts,
+        body: Incoming,
+        request_id: &HeaderValue,
+    ) -> (Response<ResponseBody>, Option<SocketAddr>, u32) {
+        let upstream = &route.upstream;
+        let deadline = Instant::now() + route.timeout;
+        if declared_length(&parts).is_some_and(|length| length > route.body_limit) {
+            return (too_large().into_response(request_id), None, 0);
+        }
+        for decision in [route.faults.decide(), upstream.faults.decide()] {
+            if let Some(delay) = decision.delay {
+                tokio::time::sleep(delay).await;
+            }
+            if let Some(status) = decision.abort {
+                return (
+                    problem(status, "fault injected for a chaos run").into_response(request_id),
+                    None,
+                    0,
+                );
+            }
+        }
+        let probe = match upstream.breaker.admit(upstream.clock.now_ms()) {
+            Admission::Allowed { probe } => probe,
+            Admission::Refused { retry_after_ms } => {
+                route.metrics.breaker_refusals.increment(1);
+                upstream.publish_breaker_state();
+                let retry_after = retry_after_ms.div_ceil(1_000).max(1).to_string();
+                let response = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this part of the shop is failing; try again shortly",
+                )
+                .with_header(header::RETRY_AFTER, &retry_after);
+                return (response.into_response(request_id), None, 0);
+            }
+        };
+        let Some(slot) = upstream.acquire_owned() else {
+            let response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this part of the shop is too busy; try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, "1");
+            return (response.into_response(request_id), None, 0);
+        };
+        upstream.budget.deposit();
+
+        let retryable_method =
+            is_idempotent(&parts.method) || parts.headers.contains_key(IDEMPOTENCY_KEY);
+        let may_retry = upstream.config.retry.max_retries > 0 && retryable_method;
+        let body = match self
+            .request_body(body, &parts, route, may_retry, deadline)
+            .await
+        {
+            Ok(body) => body,
+            Err(response) => {
+                upstream
+                    .breaker
+                    .record(true, probe, upstream.clock.now_ms());
+                return (response.into_response(request_id), None, 0);
+            }
+        };
+        let spare = body.replay();
+        let mut body = Some(body);
+        let path = route.upstream_path(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
+        let mut attempt: u32 = 0;
+        let mut previous: Option<Arc<Endpoint>> = None;
+        loop {
+            let Ok(endpoint) = upstream.pick(previous.as_deref()) else {
+                upstream
+                    .breaker
+                    .record(false, probe, upstream.clock.now_ms());
+                let response = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this part of the shop has no instance running",
+                );
+                return (response.into_response(request_id), None, attempt);
+            };
+            let Some(this_body) = body
+                .take()
+                .or_else(|| spare.as_ref().and_then(RequestBody::replay))
+            else {
+                break (
+                    problem(
+                        StatusCode::BAD_GATEWAY,
+                        "the request could not be sent again",
+                    )
+                    .into_response(request_id),
+                    None,
+                    attempt,
+                );
+            };
+            attempt += 1;
+            route.metrics.attempts.increment(1);
+            let in_flight = OwnedInFlight::new(Arc::clone(&endpoint));
+            let per_try = ms(upstream.config.per_try_timeout_ms)
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let outcome = self
+                .attempt(upstream, &endpoint, &parts, &path, this_body, per_try)
+                .await;
+            let endpoint_ok = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
+            upstream.record(&endpoint, endpoint_ok);
+
+            let retry_after = match &outcome {
+                Outcome::Overloaded(response) if retryable_method => Some(retry_after(response)),
+                Outcome::Unreachable => Some(Duration::ZERO),
+                Outcome::TimedOut | Outcome::Broken if retryable_method => Some(Duration::ZERO),
+                _ => None,
+            };
+            if let Some(wait) = retry_after {
+                let wait = wait.max(backoff(&upstream.config.retry, attempt));
+                let retry = attempt <= upstream.config.retry.max_retries
+                    && spare.is_some()
+                    && Instant::now() + wait < deadline
+                    && upstream.budget.withdraw(upstream.clock.now_ms());
+                if retry {
+                    route.metrics.retries.increment(1);
+                    tokio::time::sleep(wait).await;
+                    previous = Some(endpoint);
+                    continue;
+                }
+            }
+            let success = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
+            upstream
+                .breaker
+                .record(success, probe, upstream.clock.now_ms());
+            upstream.publish_breaker_state();
+            let addr = Some(endpoint.addr);
+            let response = match outcome {
+                Outcome::Answered(response)
+                | Outcome::Overloaded(response)
+                | Outcome::Failed(response) => stream_back(response, request_id, (slot, in_flight)),
+                Outcome::Unreachable | Outcome::Broken => {
+                    tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream unreachable");
+                    problem(
+                        StatusCode::BAD_GATEWAY,
+                        "this part of the shop could not be reached",
+                    )
+                    .into_response(request_id)
+                }
+                Outcome::TimedOut => {
+                    tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream timed out");
+                    problem(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "this part of the shop did not answer in time",
+                    )
+                    .into_response(request_id)
+                }
+                Outcome::BodyTooLarge => too_large().into_response(request_id),
+            };
+            break (response, addr, attempt);
+        }
+    }
+
+    /// Sends one attempt to `endpoint`.
+    async fn attempt(
+        &self,
+        upstream: &Upstream,
+        endpoint: &Endpoint,
+        parts: &Parts,
+        path: &str,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Outcome {
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(endpoint.authority.clone())
+            .path_and_query(path)
+            .build();
+        let Ok(uri) = uri else { return Outcome::Broken };
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = parts.headers.clone();
+        let client = match upstream.config.protocol {
+            Protocol::Http1 => &self.http1,
+            Protocol::H2c => &self.h2c,
+        };
+        match tokio::time::timeout(timeout, client.request(request)).await {
+            Err(_) => Outcome::TimedOut,
+            Ok(Ok(response)) => match response.status().as_u16() {
+                502..=504 => Outcome::Overloaded(response),
+                500..=599 => Outcome::Failed(response),
+                _ => Outcome::Answered(response),
+            },
+            Ok(Err(err)) if err.is_connect() => Outcome::Unreachable,
+            Ok(Err(err)) if caused_by_length_limit(&err) => Outcome::BodyTooLarge,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %souk_chassis::problem::ErrorChain(&err), "upstream attempt failed");
+                Outcome::Broken
+            }
+        }
+    }
+
+    /// Buffers small bodies of retryable requests so they can be sent again; streams the rest,
+    /// cut off at the route's limit.
+    async fn request_body(
+        &self,
+        body: Incoming,
+        parts: &Parts,
+        route: &Route,
+        may_retry: bool,
+        deadline: Instant,
+    ) -> Result<RequestBody, Problem> {
+        if body.is_end_stream() {
+            return Ok(RequestBody::Whole {
+                body: Full::new(Bytes::new()),
+            });
+        }
+        let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
+        let small = declared_length(parts)
+            .is_some_and(|n| n <= route.upstream.config.retry.buffer_body_bytes);
+        if !(may_retry && small) {
+            return Ok(RequestBody::Stream {
+                body: Limited::new(body, limit),
+            });
+        }
+        match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+            Ok(Ok(collected)) => Ok(RequestBody::Whole {
+                body: Full::new(collected.to_bytes()),
+            }),
+            Ok(Err(err))
+                if err
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(too_large())
+            }
+            Ok(Err(_)) => Err(problem(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )),
+            Err(_) => Err(problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            )),
+        }
+    }
+}
+
+/// Passes an upstream response on, streaming its body and holding `guard` until it is done.
+fn stream_back(
+    response: Response<Incoming>,
+    request_id: &HeaderValue,
+    guard: impl Send + Sync + 'static,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::prepare_response(&mut parts.headers, request_id);
+    Response::from_parts(parts, ResponseBody::upstream(body, guard))
+}
+
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn caused_by_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// How long an overloaded upstream asked us to wait (`Retry-After` in seconds), if it said.
+fn retry_after(response: &Response<Incoming>) -> Duration {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs)
+}
+
+/// Exponential backoff with full jitter: a random wait up to `base × 2^(attempt-1)`, capped.
+fn backoff(config: &crate::config::RetryConfig, attempt: u32) -> Duration {
+    let ceiling = config
+        .backoff_base_ms
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(config.backoff_max_ms);
+    Duration::from_millis(fastrand::u64(0..=ceiling))
+}
+
+/// A problem+json answer made by the gateway.
+#[derive(Debug)]
+struct Problem {
+    status: StatusCode,
+    detail: &'static str,
+    extra: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+fn problem(status: StatusCode, detail: &'static str) -> Problem {
+    Problem {
+        status,
+        detail,
+        extra: Vec::new(),
+    }
+}
+
+fn too_large() -> Problem {
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is larger than this route accepts",
+    )
+}
+
+impl Problem {
+    fn with_header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            self.extra.push((name, value));
+        }
+        self
+    }
+
+    fn into_response(self, request_id: &HeaderValue) -> Response<ResponseBody> {
+        let body = souk_chassis::Problem::new(self.status).with_detail(self.detail);
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = Response::new(ResponseBody::whole(bytes));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(souk_chassis::problem::CONTENT_TYPE),
+        );
+        headers.insert(headers::REQUEST_ID, request_id.clone());
+        for (name, value) in self.extra {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RetryConfig;
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        let config = RetryConfig {
+            backoff_base_ms: 10,
+            backoff_max_ms: 50,
+            ..RetryConfig::default()
+        };
+        for attempt in 1..20 {
+            let ceiling = (10u64 << (attempt - 1).min(16)).min(50);
+            assert!(backoff(&config, attempt) <= Duration::from_millis(ceiling));
+        }
+    }
+
+    #[test]
+    fn only_safe_methods_are_idempotent() {
+        assert!(
+            is_idempotent(&Method::GET)
+                && is_idempotent(&Method::PUT)
+                && is_idempotent(&Method::DELETE)
+        );
+        assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
+    }
+}

@@ -1,0 +1,280 @@
+//! Threads and listeners: one proxy thread per core, each with its own single-threaded runtime,
+//! its own listening socket on the shared port (`SO_REUSEPORT`, so the kernel spreads
+//! connections) and its own upstream connection pools; plus one admin thread for the admin API,
+//! health checks, DNS and SIGHUP. No request ever crosses threads, and no pool is shared.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use souk_chassis::{Health, Shutdown};
+use tokio::net::TcpListener;
+
+use crate::admin::{self, Admin};
+use crate::clock::Clock;
+use crate::config::{GatewayConfig, ms};
+use crate::proxy::{Proxy, Shared};
+use crate::table::Table;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A thread or runtime could not start.
+    #[error("cannot start the gateway's threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// The public listener's address.
+    pub addr: SocketAddr,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    /// State shared by every thread (routing table, upstreams).
+    pub shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every thread has stopped (after shutdown and drain).
+    pub fn join(self) {
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a gateway thread panicked");
+            }
+        }
+    }
+}
+
+/// Binds the listeners and starts the threads. Returns once both listeners accept connections.
+pub fn start(
+    config: GatewayConfig,
+    config_path: Option<PathBuf>,
+    shutdown: Shutdown,
+) -> Result<Running, StartError> {
+    souk_chassis::metrics::handle();
+    let threads = match config.server.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let listeners = bind_shared_port(config.server.listen, threads)?;
+    let addr = listeners[0]
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.listen,
+            source,
+        })?;
+    let admin_listener = std::net::TcpListener::bind(config.server.admin_listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| StartError::Bind {
+            addr: config.server.admin_listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.server.admin_listen,
+            source,
+        })?;
+
+    let clock = Clock::real();
+    let drain = ms(config.server.drain_timeout_ms);
+    let shared = Arc::new(Shared {
+        access_log: config.server.access_log,
+        table: ArcSwap::from_pointee(Table::build(config, None, &clock)),
+        clock,
+    });
+    let mut handles = Vec::with_capacity(threads + 1);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("gateway-{i}"))
+            .spawn(move || on_own_runtime(proxy_thread(listener, shared, shutdown, drain)))
+            .map_err(StartError::Thread)?;
+        handles.push(handle);
+    }
+    let admin = Admin {
+        shared: Arc::clone(&shared),
+        config_path,
+    };
+    let handle = std::thread::Builder::new()
+        .name("gateway-admin".into())
+        .spawn(move || on_own_runtime(admin_thread(admin_listener, admin, shutdown)))
+        .map_err(StartError::Thread)?;
+    handles.push(handle);
+    tracing::info!(%addr, %admin_addr, threads, "gateway listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        shared,
+        threads: handles,
+    })
+}
+
+fn on_own_runtime(work: impl std::future::Future<Output = ()>) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(work),
+        Err(err) => tracing::error!(%err, "cannot start a runtime for a gateway thread"),
+    }
+}
+
+/// `threads` sockets bound to one address with `SO_REUSEPORT`; with port 0, the port the first
+/// one got.
+fn bind_shared_port(
+    addr: SocketAddr,
+    threads: usize,
+) -> Result<Vec<std::net::TcpListener>, StartError> {
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let listener =
+            reuseport_listener(bound).map_err(|source| StartError::Bind { addr, source })?;
+        bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+async fn proxy_thread(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+    drain: Duration,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => return tracing::error!(%err, "cannot register a listener"),
+    };
+    let proxy = Arc::new(Proxy::new(shared));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    let flusher = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            crate::access_log::flush();
+        }
+    });
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.wait() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(proxy.handle(request, client).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain deadline passed; closing the remaining client connections");
+    }
+    flusher.abort();
+    crate::access_log::flush();
+}
+
+async fn admin_thread(listener: std::net::TcpListener, admin: Admin, shutdown: Shutdown) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => return tracing::error!(%err, "cannot register the admin listener"),
+    };
+    let health = Health::new();
+    health.drain_on(&shutdown);
+    tokio::spawn(crate::checks::run(
+        Arc::clone(&admin.shared),
+        shutdown.clone(),
+    ));
+    tokio::spawn(reload_on_sighup(admin.clone(), shutdown.clone()));
+    let http = souk_chassis::HttpConfig::default();
+    let router = souk_chassis::http::service_router(admin::router(admin), health, &http);
+    if let Err(err) = souk_chassis::serve(listener, router, shutdown).await {
+        tracing::error!(%err, "the admin listener failed");
+    }
+}
+
+/// `kill -HUP` re-reads the configuration file.
+async fn reload_on_sighup(admin: Admin, shutdown: Shutdown) {
+    #[cfg(unix)]
+    {
+        let Some(path) = admin.config_path.clone() else {
+            return;
+        };
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return tracing::warn!("cannot listen for SIGHUP; reload through the admin API");
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                () = shutdown.wait() => return,
+            }
+            match admin::reload(&admin.shared, &path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "configuration reloaded on SIGHUP")
+                }
+                Err(err) => {
+                    tracing::error!(path = %path.display(), %err, "reload refused; the previous configuration stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (admin, shutdown);
+}

@@ -1,0 +1,281 @@
+//! The routing table: routes matched by longest path prefix, and the upstreams they send to.
+//! Built from a config; a reload builds a new table that keeps the old upstreams' state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::clock::Clock;
+use crate::config::{GatewayConfig, Policy, RouteConfig, ms};
+use crate::fault::Faults;
+use crate::upstream::Upstream;
+
+/// A route, ready to serve.
+#[derive(Debug)]
+pub struct Route {
+    /// Its name.
+    pub name: Arc<str>,
+    prefix: String,
+    methods: Option<Vec<Method>>,
+    rewrite: Option<String>,
+    /// Where it sends requests.
+    pub upstream: Arc<Upstream>,
+    /// Total time for a request, retries included.
+    pub timeout: Duration,
+    /// Largest request body.
+    pub body_limit: u64,
+    /// Who may call it (enforced once identity exists).
+    pub policy: Policy,
+    /// Faults injected on this route.
+    pub faults: Faults,
+    /// Metric handles.
+    pub metrics: crate::metrics::RouteMetrics,
+}
+
+/// What a path and method map to.
+#[derive(Debug)]
+pub enum Match<'a> {
+    /// A route takes it.
+    Found(&'a Arc<Route>),
+    /// Routes exist for the path, but not for this method.
+    MethodNotAllowed(Vec<Method>),
+    /// No route.
+    NotFound,
+}
+
+/// Routes and upstreams.
+#[derive(Debug)]
+pub struct Table {
+    /// Longest prefix first.
+    routes: Vec<Arc<Route>>,
+    /// By name.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// The config it was built from.
+    pub config: GatewayConfig,
+}
+
+impl Table {
+    /// Builds a table from a validated config. Upstreams and route faults found in `previous` keep
+    /// their state (endpoint health, ejections, breaker counts are rebuilt only when the
+    /// upstream's settings changed).
+    pub fn build(config: GatewayConfig, previous: Option<&Table>, clock: &Clock) -> Self {
+        let upstreams: BTreeMap<String, Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .map(|(name, upstream)| {
+                let old = previous.and_then(|p| p.upstreams.get(name));
+                let kept = old.filter(|old| old.config == *upstream).cloned();
+                let built = kept.unwrap_or_else(|| {
+                    Arc::new(Upstream::new(
+                        name,
+                        upstream.clone(),
+                        old.map(|o| &**o),
+                        clock.clone(),
+                    ))
+                });
+                (name.clone(), built)
+            })
+            .collect();
+        let mut routes: Vec<Arc<Route>> = config
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let upstream = upstreams.get(&route.upstream)?.clone();
+                let faults = previous
+                    .and_then(|p| p.route(&route.name))
+                    .map(|r| r.faults.clone())
+                    .unwrap_or_default();
+                Some(Arc::new(Route::new(route, upstream, faults, &config)))
+            })
+            .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Self {
+            routes,
+            upstreams,
+            config,
+        }
+    }
+
+    /// The route for `method` and `path`.
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
+        let mut allowed = Vec::new();
+        for route in self
+            .routes
+            .iter()
+            .filter(|r| prefix_matches(&r.prefix, path))
+        {
+            match &route.methods {
+                None => return Match::Found(route),
+                Some(methods) if methods.contains(method) => return Match::Found(route),
+                Some(methods) => allowed.extend(methods.iter().cloned()),
+            }
+        }
+        if allowed.is_empty() {
+            Match::NotFound
+        } else {
+            Match::MethodNotAllowed(allowed)
+        }
+    }
+
+    /// A route by name.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| &*r.name == name)
+    }
+
+    /// Every route, longest prefix first.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+}
+
+impl Route {
+    fn new(
+        config: &RouteConfig,
+        upstream: Arc<Upstream>,
+        faults: Faults,
+        gateway: &GatewayConfig,
+    ) -> Self {
+        let methods = config.methods.as_ref().map(|ms| {
+            ms.iter()
+                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                .collect()
+        });
+        Self {
+            metrics: crate::metrics::RouteMetrics::new(&config.name, &upstream.name),
+            name: Arc::from(config.name.as_str()),
+            prefix: config.prefix.clone(),
+            methods,
+            rewrite: config.rewrite.clone(),
+            upstream,
+            timeout: ms(config.timeout_ms.unwrap_or(gateway.server.timeout_ms)),
+            body_limit: config
+                .body_limit_bytes
+                .unwrap_or(gateway.server.body_limit_bytes),
+            policy: config.policy,
+            faults,
+        }
+    }
+
+    /// The path and query to send upstream: the prefix replaced by `rewrite`, if set.
+    pub fn upstream_path(&self, path_and_query: &str) -> String {
+        let Some(rewrite) = &self.rewrite else {
+            return path_and_query.to_owned();
+        };
+        let rest = &path_and_query[self.prefix.len().min(path_and_query.len())..];
+        match (rewrite.ends_with('/'), rest.starts_with('/')) {
+            (true, true) => format!("{rewrite}{}", &rest[1..]),
+            (false, false) if !rest.is_empty() && !rest.starts_with('?') => {
+                format!("{rewrite}/{rest}")
+            }
+            _ => format!("{rewrite}{rest}"),
+        }
+    }
+}
+
+/// `prefix` matches whole path segments: `/a/b` matches `/a/b`, `/a/b/c` and `/a/b?x`, not `/a/bc`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let config = GatewayConfig::parse(
+            r#"
+            [[routes]]
+            name = "all"
+            prefix = "/"
+            upstream = "a"
+            [[routes]]
+            name = "products"
+            prefix = "/api/v1/products"
+            upstream = "a"
+            rewrite = "/v1/products"
+            [[routes]]
+            name = "admin"
+            prefix = "/api/v1/admin"
+            methods = ["PUT", "DELETE"]
+            upstream = "a"
+            rewrite = "/v1/admin/"
+            [upstreams.a]
+            endpoints = ["127.0.0.1:1"]
+            "#,
+        )
+        .unwrap();
+        Table::build(config, None, &Clock::manual())
+    }
+
+    fn found(t: &Table, method: Method, path: &str) -> String {
+        match t.find(&method, path) {
+            Match::Found(route) => route.name.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_on_segment_boundaries() {
+        let t = table();
+        assert_eq!(found(&t, Method::GET, "/api/v1/products/7"), "products");
+        assert_eq!(found(&t, Method::GET, "/api/v1/products"), "products");
+        assert_eq!(found(&t, Method::GET, "/api/v1/productsx"), "all");
+        assert_eq!(found(&t, Method::GET, "/"), "all");
+    }
+
+    #[test]
+    fn methods_filter_routes() {
+        let t = table();
+        assert_eq!(found(&t, Method::PUT, "/api/v1/admin/stock/1"), "admin");
+        assert_eq!(
+            found(&t, Method::GET, "/api/v1/admin/stock/1"),
+            "all",
+            "falls through to the catch-all"
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_lists_what_is() {
+        let config = GatewayConfig::parse(
+            "[[routes]]\nname = \"r\"\nprefix = \"/x\"\nmethods = [\"GET\"]\nupstream = \"a\"\n[upstreams.a]\nendpoints = [\"127.0.0.1:1\"]",
+        )
+        .unwrap();
+        let t = Table::build(config, None, &Clock::manual());
+        assert!(
+            matches!(t.find(&Method::POST, "/x"), Match::MethodNotAllowed(m) if m == [Method::GET])
+        );
+        assert!(matches!(t.find(&Method::GET, "/y"), Match::NotFound));
+    }
+
+    #[test]
+    fn rewrites_replace_the_prefix_and_keep_the_rest() {
+        let t = table();
+        let products = t.route("products").unwrap();
+        assert_eq!(
+            products.upstream_path("/api/v1/products/7?x=1"),
+            "/v1/products/7?x=1"
+        );
+        assert_eq!(
+            products.upstream_path("/api/v1/products?q=a"),
+            "/v1/products?q=a"
+        );
+        let admin = t.route("admin").unwrap();
+        assert_eq!(
+            admin.upstream_path("/api/v1/admin/stock/1"),
+            "/v1/admin/stock/1"
+        );
+        assert_eq!(t.route("all").unwrap().upstream_path("/a?b"), "/a?b");
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_upstreams() {
+        let old = table();
+        let new = Table::build(old.config.clone(), Some(&old), &Clock::manual());
+        assert!(Arc::ptr_eq(&old.upstreams["a"], &new.upstreams["a"]));
+    }
+}
