@@ -189,6 +189,11 @@ impl Proxy {
                 return (response.into_response(request_id), None, 0);
             }
         };
+        let verdict = Verdict {
+            upstream,
+            probe,
+            recorded: false,
+        };
         let Some(slot) = upstream.acquire_owned() else {
             let response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -201,16 +206,16 @@ impl Proxy {
 
         let retryable_method =
             is_idempotent(&parts.method) || parts.headers.contains_key(IDEMPOTENCY_KEY);
-        let may_retry = upstream.config.retry.max_retries > 0 && retryable_method;
+        // Any method is retried when its connection could not be opened, so small bodies are
+        // buffered whenever retries are on: a body handed to a failed attempt is gone.
+        let may_retry = upstream.config.retry.max_retries > 0;
         let body = match self
             .request_body(body, &parts, route, may_retry, deadline)
             .await
         {
             Ok(body) => body,
             Err(response) => {
-                upstream
-                    .breaker
-                    .record(true, probe, upstream.clock.now_ms());
+                verdict.record(true);
                 return (response.into_response(request_id), None, 0);
             }
         };
@@ -221,9 +226,7 @@ impl Proxy {
         let mut previous: Option<Arc<Endpoint>> = None;
         loop {
             let Ok(endpoint) = upstream.pick(previous.as_deref()) else {
-                upstream
-                    .breaker
-                    .record(false, probe, upstream.clock.now_ms());
+                verdict.record(false);
                 let response = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "this part of the shop has no instance running",
@@ -266,7 +269,10 @@ impl Proxy {
                 let retry = attempt <= upstream.config.retry.max_retries
                     && spare.is_some()
                     && Instant::now() + wait < deadline
-                    && upstream.budget.withdraw(upstream.clock.now_ms());
+                    // A connection that could not be opened cost the upstream nothing: retrying
+                    // it elsewhere does not spend the budget, which caps extra load.
+                    && (matches!(outcome, Outcome::Unreachable)
+                        || upstream.budget.withdraw(upstream.clock.now_ms()));
                 if retry {
                     route.metrics.retries.increment(1);
                     tokio::time::sleep(wait).await;
@@ -275,9 +281,7 @@ impl Proxy {
                 }
             }
             let success = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
-            upstream
-                .breaker
-                .record(success, probe, upstream.clock.now_ms());
+            verdict.record(success);
             upstream.publish_breaker_state();
             let addr = Some(endpoint.addr);
             let response = match outcome {
@@ -388,6 +392,33 @@ impl Proxy {
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body did not arrive in time",
             )),
+        }
+    }
+}
+
+/// How one admitted request ended, for the breaker; recorded once. A half-open probe dropped
+/// unrecorded (its client went away, or it was shed) counts as failed: otherwise the breaker would
+/// wait for its result forever, refusing every request meanwhile.
+struct Verdict<'a> {
+    upstream: &'a Upstream,
+    probe: bool,
+    recorded: bool,
+}
+
+impl Verdict<'_> {
+    fn record(mut self, success: bool) {
+        self.recorded = true;
+        let now = self.upstream.clock.now_ms();
+        self.upstream.breaker.record(success, self.probe, now);
+    }
+}
+
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.recorded {
+            let now = self.upstream.clock.now_ms();
+            self.upstream.breaker.record(false, true, now);
+            self.upstream.publish_breaker_state();
         }
     }
 }
