@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, StatusCode};
@@ -33,8 +33,8 @@ pub struct Line<'a> {
     pub route: &'a str,
     /// The upstream.
     pub upstream: &'a str,
-    /// The endpoint that answered last, if any was tried.
-    pub endpoint: Option<SocketAddr>,
+    /// The endpoint that answered last (`ip:port`), if any was tried.
+    pub endpoint: Option<&'a HeaderValue>,
     /// The status sent to the client.
     pub status: StatusCode,
     /// Attempts made.
@@ -43,39 +43,62 @@ pub struct Line<'a> {
     pub elapsed: Duration,
 }
 
-/// Buffers one line; flushes when the buffer is nearly full.
+/// Buffers one line; flushes when the buffer is nearly full. Formatting is by hand (no
+/// `core::fmt`): this runs once per request, and `write!` cost a microsecond here.
 pub fn write(line: &Line<'_>) {
     OUT.with_borrow_mut(|out| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let id = String::from_utf8_lossy(line.request_id.as_bytes());
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            "{now} {id} {} {} {} route={} upstream={} endpoint=",
-            line.client.ip(),
-            line.method,
-            line.path,
-            line.route,
-            line.upstream
-        );
-        let _ = match line.endpoint {
-            Some(addr) => write!(out, "{addr}"),
-            None => write!(out, "-"),
-        };
-        let _ = writeln!(
-            out,
-            " status={} attempts={} duration_us={}",
-            line.status.as_u16(),
-            line.attempts,
-            line.elapsed.as_micros()
-        );
+        let mut numbers = itoa::Buffer::new();
+        out.extend_from_slice(numbers.format(now).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(line.request_id.as_bytes());
+        out.push(b' ');
+        push_ip(out, line.client.ip());
+        out.push(b' ');
+        out.extend_from_slice(line.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(line.path.as_bytes());
+        for (key, value) in [
+            (&b" route="[..], line.route),
+            (b" upstream=", line.upstream),
+        ] {
+            out.extend_from_slice(key);
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b" endpoint=");
+        out.extend_from_slice(line.endpoint.map_or(&b"-"[..], HeaderValue::as_bytes));
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(numbers.format(line.status.as_u16()).as_bytes());
+        out.extend_from_slice(b" attempts=");
+        out.extend_from_slice(numbers.format(line.attempts).as_bytes());
+        out.extend_from_slice(b" duration_us=");
+        out.extend_from_slice(numbers.format(line.elapsed.as_micros()).as_bytes());
+        out.push(b'\n');
         if out.len() > BUFFER - 1024 {
             drain(out);
         }
     });
+}
+
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut numbers = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(numbers.format(octet).as_bytes());
+            }
+        }
+        // Rare enough here to format the ordinary way.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// Writes out this thread's buffer. Each proxy thread calls it on a timer and at shutdown.

@@ -91,10 +91,21 @@ pub fn strip_internal(headers: &mut HeaderMap) {
     }
 }
 
-/// A fresh request id (UUIDv7).
+/// A fresh request id (UUIDv7). Its random bits come from a per-thread generator rather than the
+/// OS: `Uuid::now_v7` asks the kernel for randomness on every call, a system call per request.
 pub fn new_request_id() -> HeaderValue {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let random = fastrand::u128(..).to_le_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&random[..10]);
+    let id =
+        uuid::Builder::from_unix_timestamp_millis(u64::try_from(millis).unwrap_or(u64::MAX), &tail)
+            .into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    let text = id.hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
@@ -201,6 +212,14 @@ mod tests {
         let id = prepare_request(&mut headers, client());
         assert_eq!(id.len(), 36);
         assert!(valid_traceparent(headers["traceparent"].as_bytes()));
+    }
+
+    #[test]
+    fn request_ids_are_unique_uuid_v7s() {
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        let id = uuid::Uuid::parse_str(ids.iter().next().unwrap().to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod fault;
 pub mod headers;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod table;

@@ -11,6 +11,11 @@ use std::process::ExitCode;
 use souk_chassis::Shutdown;
 use souk_gateway::GatewayConfig;
 
+/// mimalloc: the proxy path allocates small, short-lived buffers per request; glibc's malloc was
+/// about 9 % of the gateway's CPU in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (check_only, path) = match args.as_slice() {

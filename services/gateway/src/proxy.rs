@@ -15,15 +15,13 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::config::{Protocol, ms};
 use crate::headers;
+use crate::pool::{Pool, SendError, Target};
 use crate::table::{Match, Route, Table};
 use crate::upstream::{Admission, Endpoint, OwnedInFlight, Upstream};
 
@@ -44,8 +42,7 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct Proxy {
     shared: Arc<Shared>,
-    http1: Client<HttpConnector, RequestBody>,
-    h2c: Client<HttpConnector, RequestBody>,
+    pool: Pool,
 }
 
 /// How one attempt ended.
@@ -67,31 +64,11 @@ enum Outcome {
 }
 
 impl Proxy {
-    /// A proxy with its own connection pools, sized for `max_idle` idle connections per endpoint.
+    /// A proxy with its own, empty, connection pools.
     pub fn new(shared: Arc<Shared>) -> Self {
-        let max_idle = shared
-            .table
-            .load()
-            .upstreams
-            .values()
-            .map(|u| u.config.max_idle_per_endpoint)
-            .max()
-            .unwrap_or(512);
-        let client = |http2_only: bool| {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(Duration::from_secs(1)));
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(max_idle)
-                .pool_timer(TokioTimer::new())
-                .http2_only(http2_only)
-                .build(connector)
-        };
         Self {
-            http1: client(false),
-            h2c: client(true),
             shared,
+            pool: Pool::default(),
         }
     }
 
@@ -128,7 +105,7 @@ impl Proxy {
         };
         let (mut parts, body) = request.into_parts();
         let request_id = headers::prepare_request(&mut parts.headers, client);
-        let path = parts.uri.path().to_owned();
+        let uri = parts.uri.clone();
         let (response, endpoint, attempts) = self.forward(&route, parts, body, &request_id).await;
         let status = response.status();
         route.metrics.record(&method, status, started.elapsed());
@@ -137,10 +114,10 @@ impl Proxy {
                 request_id: &request_id,
                 client,
                 method: &method,
-                path: &path,
+                path: uri.path(),
                 route: &route.name,
                 upstream: &route.upstream.name,
-                endpoint,
+                endpoint: endpoint.as_ref().map(|e| &e.host),
                 status,
                 attempts,
                 elapsed: started.elapsed(),
@@ -157,7 +134,7 @@ impl Proxy {
         parts: Parts,
         body: Incoming,
         request_id: &HeaderValue,
-    ) -> (Response<ResponseBody>, Option<SocketAddr>, u32) {
+    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
         let upstream = &route.upstream;
         let deadline = Instant::now() + route.timeout;
         if declared_length(&parts).is_some_and(|length| length > route.body_limit) {
@@ -283,7 +260,7 @@ impl Proxy {
             let success = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
             verdict.record(success);
             upstream.publish_breaker_state();
-            let addr = Some(endpoint.addr);
+            let answered = Some(Arc::clone(&endpoint));
             let response = match outcome {
                 Outcome::Answered(response)
                 | Outcome::Overloaded(response)
@@ -306,7 +283,7 @@ impl Proxy {
                 }
                 Outcome::BodyTooLarge => too_large().into_response(request_id),
             };
-            break (response, addr, attempt);
+            break (response, answered, attempt);
         }
     }
 
@@ -320,30 +297,45 @@ impl Proxy {
         body: RequestBody,
         timeout: Duration,
     ) -> Outcome {
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(endpoint.authority.clone())
-            .path_and_query(path)
-            .build();
+        let protocol = upstream.config.protocol;
+        // HTTP/1.1 wants the origin form and a Host header; HTTP/2 the absolute form.
+        let uri = match protocol {
+            Protocol::Http1 => Uri::try_from(path).map_err(http::Error::from),
+            Protocol::H2c => Uri::builder()
+                .scheme("http")
+                .authority(endpoint.authority.clone())
+                .path_and_query(path)
+                .build(),
+        };
         let Ok(uri) = uri else { return Outcome::Broken };
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = parts.headers.clone();
-        let client = match upstream.config.protocol {
-            Protocol::Http1 => &self.http1,
-            Protocol::H2c => &self.h2c,
+        if protocol == Protocol::Http1 {
+            request
+                .headers_mut()
+                .insert(header::HOST, endpoint.host.clone());
+        }
+        let target = Target {
+            addr: endpoint.addr,
+            protocol,
+            connect_timeout: ms(upstream.config.connect_timeout_ms),
+            max_connections: upstream.config.max_idle_per_endpoint,
         };
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        match tokio::time::timeout(timeout, self.pool.send(target, request)).await {
             Err(_) => Outcome::TimedOut,
             Ok(Ok(response)) => match response.status().as_u16() {
                 502..=504 => Outcome::Overloaded(response),
                 500..=599 => Outcome::Failed(response),
                 _ => Outcome::Answered(response),
             },
-            Ok(Err(err)) if err.is_connect() => Outcome::Unreachable,
-            Ok(Err(err)) if caused_by_length_limit(&err) => Outcome::BodyTooLarge,
-            Ok(Err(err)) => {
+            Ok(Err(SendError::Connect(err))) => {
+                tracing::debug!(%err, endpoint = %endpoint.addr, "cannot connect upstream");
+                Outcome::Unreachable
+            }
+            Ok(Err(SendError::Http(err))) if caused_by_length_limit(&err) => Outcome::BodyTooLarge,
+            Ok(Err(SendError::Http(err))) => {
                 tracing::debug!(error = %souk_chassis::problem::ErrorChain(&err), "upstream attempt failed");
                 Outcome::Broken
             }

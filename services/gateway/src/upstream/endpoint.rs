@@ -12,6 +12,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// `addr` as a URI authority.
     pub authority: Authority,
+    /// `addr` as a `Host` header value.
+    pub host: http::HeaderValue,
     /// Requests sent to it and not yet answered (the p2c load signal).
     pub in_flight: AtomicUsize,
     /// Failures in a row (5xx or no answer), for outlier ejection.
@@ -40,6 +42,8 @@ impl Endpoint {
         Self {
             addr,
             // A socket address always parses as an authority.
+            host: http::HeaderValue::try_from(addr.to_string())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("upstream")),
             authority: Authority::try_from(addr.to_string())
                 .unwrap_or_else(|_| Authority::from_static("upstream")),
             in_flight: AtomicUsize::new(0),
