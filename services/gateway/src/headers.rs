@@ -52,14 +52,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares a client's request headers for an upstream. Returns the request id used.
 /// `Host` is moved to `X-Forwarded-Host`; the client that sends upstream sets `Host` to the
 /// endpoint it picks.
-pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr) -> HeaderValue {
+pub fn prepare_request(headers: &mut HeaderMap, client: &HeaderValue) -> HeaderValue {
     remove_hop_by_hop(headers);
     strip_internal(headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::FORWARDED);
-    if let Ok(addr) = HeaderValue::try_from(client.ip().to_string()) {
-        headers.insert(X_FORWARDED_FOR, addr);
-    }
+    headers.insert(X_FORWARDED_FOR, client.clone());
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     match host {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
@@ -77,6 +75,12 @@ pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr) -> HeaderVal
     };
     headers.insert(REQUEST_ID, request_id.clone());
     request_id
+}
+
+/// A client's address as an `X-Forwarded-For` value; made once per connection.
+pub fn client_ip(client: &SocketAddr) -> HeaderValue {
+    HeaderValue::try_from(client.ip().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Removes every `x-souk-*` header.
@@ -160,8 +164,8 @@ mod tests {
         headers
     }
 
-    fn client() -> SocketAddr {
-        "203.0.113.7:5555".parse().unwrap()
+    fn client() -> HeaderValue {
+        client_ip(&"203.0.113.7:5555".parse().unwrap())
     }
 
     #[test]
@@ -188,7 +192,7 @@ mod tests {
             ("forwarded", "for=1.2.3.4"),
             ("host", "shop.example"),
         ]);
-        prepare_request(&mut headers, client());
+        prepare_request(&mut headers, &client());
         assert!(!headers.keys().any(|k| k.as_str().starts_with("x-souk-")));
         assert_eq!(headers["x-forwarded-for"], "203.0.113.7");
         assert_eq!(headers["x-forwarded-host"], "shop.example");
@@ -201,7 +205,7 @@ mod tests {
     fn request_ids_and_traceparents_are_kept_when_valid_and_made_otherwise() {
         let good_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut headers = map(&[("x-request-id", "abc-123"), ("traceparent", good_trace)]);
-        let id = prepare_request(&mut headers, client());
+        let id = prepare_request(&mut headers, &client());
         assert_eq!(id, "abc-123");
         assert_eq!(headers["traceparent"], good_trace);
 
@@ -209,9 +213,13 @@ mod tests {
             ("x-request-id", "bad id with spaces"),
             ("traceparent", "00-zz"),
         ]);
-        let id = prepare_request(&mut headers, client());
+        let id = prepare_request(&mut headers, &client());
         assert_eq!(id.len(), 36);
-        assert!(valid_traceparent(headers["traceparent"].as_bytes()));
+        assert!(
+            valid_traceparent(headers["traceparent"].as_bytes()),
+            "{:?}",
+            headers["traceparent"]
+        );
     }
 
     #[test]

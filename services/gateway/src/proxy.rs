@@ -72,11 +72,13 @@ impl Proxy {
         }
     }
 
-    /// Serves one client request.
+    /// Serves one client request. `client_ip` is `client`'s address as a header value, made once
+    /// per connection.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
+        client_ip: &HeaderValue,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let table = self.shared.table.load_full();
@@ -104,7 +106,7 @@ impl Proxy {
             }
         };
         let (mut parts, body) = request.into_parts();
-        let request_id = headers::prepare_request(&mut parts.headers, client);
+        let request_id = headers::prepare_request(&mut parts.headers, client_ip);
         let uri = parts.uri.clone();
         let (response, endpoint, attempts) = self.forward(&route, parts, body, &request_id).await;
         let status = response.status();
@@ -198,7 +200,7 @@ impl Proxy {
         };
         let spare = body.replay();
         let mut body = Some(body);
-        let path = route.upstream_path(parts.uri.path_and_query().map_or("/", |pq| pq.as_str()));
+        let path = route.upstream_uri(&parts.uri);
         let mut attempt: u32 = 0;
         let mut previous: Option<Arc<Endpoint>> = None;
         loop {
@@ -293,18 +295,18 @@ impl Proxy {
         upstream: &Upstream,
         endpoint: &Endpoint,
         parts: &Parts,
-        path: &str,
+        path: &Uri,
         body: RequestBody,
         timeout: Duration,
     ) -> Outcome {
         let protocol = upstream.config.protocol;
         // HTTP/1.1 wants the origin form and a Host header; HTTP/2 the absolute form.
         let uri = match protocol {
-            Protocol::Http1 => Uri::try_from(path).map_err(http::Error::from),
+            Protocol::Http1 => Ok(path.clone()),
             Protocol::H2c => Uri::builder()
                 .scheme("http")
                 .authority(endpoint.authority.clone())
-                .path_and_query(path)
+                .path_and_query(path.path_and_query().map_or("/", |pq| pq.as_str()))
                 .build(),
         };
         let Ok(uri) = uri else { return Outcome::Broken };

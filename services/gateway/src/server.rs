@@ -208,9 +208,10 @@ async fn proxy_thread(
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
+        let client_ip = crate::headers::client_ip(&client);
         let service = service_fn(move |request| {
-            let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(request, client).await) }
+            let (proxy, client_ip) = (Arc::clone(&proxy), client_ip.clone());
+            async move { Ok::<_, Infallible>(proxy.handle(request, client, &client_ip).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -158,6 +158,17 @@ impl Route {
         }
     }
 
+    /// The origin-form URI to send upstream: the client's own when nothing is rewritten (a cheap
+    /// clone), else the rewritten path and query.
+    pub fn upstream_uri(&self, uri: &http::Uri) -> http::Uri {
+        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if self.rewrite.is_none() && uri.scheme().is_none() {
+            return uri.clone();
+        }
+        http::Uri::try_from(self.upstream_path(path_and_query))
+            .unwrap_or_else(|_| http::Uri::from_static("/"))
+    }
+
     /// The path and query to send upstream: the prefix replaced by `rewrite`, if set.
     pub fn upstream_path(&self, path_and_query: &str) -> String {
         let Some(rewrite) = &self.rewrite else {

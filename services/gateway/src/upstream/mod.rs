@@ -113,32 +113,43 @@ impl Upstream {
             return Err(NoEndpoint::Empty);
         }
         let now = self.clock.now_ms();
-        let mut candidates: Vec<&Arc<Endpoint>> = endpoints
-            .iter()
-            .filter(|e| e.available(now) && !exclude.is_some_and(|x| std::ptr::eq(x, e.as_ref())))
-            .collect();
-        if candidates.is_empty() {
-            candidates = endpoints.iter().filter(|e| e.available(now)).collect();
-        }
-        if candidates.is_empty() {
-            self.metrics.panic.increment(1);
-            candidates = endpoints.iter().collect();
-        }
-        let chosen = match (self.config.balance, candidates.len()) {
-            (_, 1) => candidates[0],
-            (Balance::RoundRobin, n) => candidates[self.next.fetch_add(1, Ordering::Relaxed) % n],
-            (Balance::P2c, n) => {
-                let a = fastrand::usize(..n);
-                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
-                let (a, b) = (candidates[a], candidates[b]);
-                if b.in_flight.load(Ordering::Relaxed) < a.in_flight.load(Ordering::Relaxed) {
-                    b
-                } else {
-                    a
-                }
+        // Three tiers, without allocating: available and not just tried; available; anything.
+        let tiers: [&dyn Fn(&Endpoint) -> bool; 3] = [
+            &|e| e.available(now) && !exclude.is_some_and(|x| std::ptr::eq(x, e)),
+            &|e| e.available(now),
+            &|_| true,
+        ];
+        for (tier, eligible) in tiers.iter().enumerate() {
+            let n = endpoints.iter().filter(|e| eligible(e)).count();
+            if n == 0 {
+                continue;
             }
-        };
-        Ok(Arc::clone(chosen))
+            if tier == 2 {
+                self.metrics.panic.increment(1);
+            }
+            let nth = |i: usize| endpoints.iter().filter(|e| eligible(e)).nth(i);
+            let chosen = match (self.config.balance, n) {
+                (_, 1) => nth(0),
+                (Balance::RoundRobin, n) => nth(self.next.fetch_add(1, Ordering::Relaxed) % n),
+                (Balance::P2c, n) => {
+                    let a = fastrand::usize(..n);
+                    let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                    match (nth(a), nth(b)) {
+                        (Some(a), Some(b))
+                            if b.in_flight.load(Ordering::Relaxed)
+                                < a.in_flight.load(Ordering::Relaxed) =>
+                        {
+                            Some(b)
+                        }
+                        (a, _) => a,
+                    }
+                }
+            };
+            if let Some(chosen) = chosen {
+                return Ok(Arc::clone(chosen));
+            }
+        }
+        Err(NoEndpoint::Empty)
     }
 
     /// Takes a slot under the concurrency limit, or `None` when the upstream is full.
