@@ -1,6 +1,9 @@
 //! `souk`: the command at the top of the house. It runs the shop's services; none of them know it.
 
 mod serve;
+mod services;
+mod state;
+mod status;
 mod up;
 
 use std::path::PathBuf;
@@ -18,26 +21,95 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the shop on this machine (today: the catalog, until the gateway lands).
+    /// Run the whole shop: every service as its own process, behind the gateway, supervised.
     Up {
-        /// Where each service keeps its SQLite database.
+        /// Where the services keep their data (SQLite files, logs, generated config).
         #[arg(long, default_value = ".souk")]
         data_dir: PathBuf,
-        /// Port to serve on, on 127.0.0.1.
+        /// The gateway's port on 127.0.0.1.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Run several instances of a service, e.g. `--instances catalog=3` (repeatable).
+        #[arg(long = "instances", value_name = "SERVICE=N")]
+        instances: Vec<String>,
+        /// `embedded` (SQLite per service) or `postgres` (a database per service on SOUK_POSTGRES_URL).
+        #[arg(long, value_enum, default_value = "embedded")]
+        backend: up::Backend,
+        /// Send each process's log to <data dir>/logs/<name>.log instead of this terminal.
+        #[arg(long)]
+        quiet: bool,
     },
-    /// Run one service, configured by `SOUK_<SERVICE>__*` variables and the `SOUK_CONFIG` file.
+    /// Show each service's instances, health and breaker state (from the gateway of a running `souk up`).
+    Status {
+        /// The data dir of the running `souk up`.
+        #[arg(long, default_value = ".souk")]
+        data_dir: PathBuf,
+    },
+    /// Change how many instances a service runs, while the shop runs: `souk scale catalog=2`.
+    Scale {
+        /// SERVICE=N.
+        #[arg(value_name = "SERVICE=N")]
+        target: String,
+        /// The data dir of the running `souk up`.
+        #[arg(long, default_value = ".souk")]
+        data_dir: PathBuf,
+    },
+    /// Run one service (what `souk up` spawns, and what each service's own binary does).
     Serve {
-        /// Which service.
-        service: serve::Service,
+        #[command(subcommand)]
+        target: serve::Target,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { service } => serve::run(service),
-        Command::Up { data_dir, port } => up::run(&data_dir, port),
+    match Cli::parse().command {
+        Command::Serve { target } => serve::run(target),
+        Command::Up {
+            data_dir,
+            port,
+            instances,
+            backend,
+            quiet,
+        } => {
+            let instances = match instances
+                .iter()
+                .map(|i| parse_count(i))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(instances) => instances,
+                Err(message) => {
+                    eprintln!("souk up: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            up::run(up::Options {
+                data_dir,
+                port,
+                instances,
+                backend,
+                quiet,
+            })
+        }
+        Command::Status { data_dir } => status::status(&data_dir),
+        Command::Scale { target, data_dir } => match parse_count(&target) {
+            Ok((service, count)) => status::scale(&data_dir, service.name(), count),
+            Err(message) => {
+                eprintln!("souk scale: {message}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// Parses `SERVICE=N`.
+fn parse_count(text: &str) -> Result<(services::Service, usize), String> {
+    let (name, count) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not SERVICE=N (e.g. catalog=3)"))?;
+    let service = services::Service::parse(name)
+        .ok_or_else(|| format!("no service named {name:?}: {}", status::names()))?;
+    let count = count
+        .parse()
+        .map_err(|_| format!("{count:?} is not a number of instances"))?;
+    Ok((service, count))
 }

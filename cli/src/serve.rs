@@ -1,19 +1,48 @@
 //! `souk serve <service>`: one service in this process, exactly as its own binary runs it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The services `souk` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Service {
+use crate::services::{self, Service};
+
+/// What `souk serve` can run: a service, or the gateway with its configuration file.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Target {
     /// Products, categories, prices and search.
     Catalog,
+    /// The API gateway.
+    Gateway {
+        /// Its TOML configuration (see services/gateway/examples/gateway.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
-/// Runs `service` until SIGTERM or Ctrl-C.
-pub(crate) fn run(service: Service) -> ExitCode {
-    match service {
-        Service::Catalog => souk_chassis::server::run_main(souk_catalog::NAME, |env| async move {
-            souk_catalog::serve_from_env(&env).await
-        }),
+/// Runs `target` until SIGTERM or Ctrl-C.
+pub(crate) fn run(target: Target) -> ExitCode {
+    match target {
+        Target::Catalog => services::serve(Service::Catalog),
+        Target::Gateway { config } => serve_gateway(config),
     }
+}
+
+fn serve_gateway(path: PathBuf) -> ExitCode {
+    let config = match souk_gateway::GatewayConfig::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("souk serve gateway: {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    souk_chassis::server::run_main(souk_gateway::NAME, move |_env| async move {
+        let drain = std::time::Duration::from_millis(config.server.drain_timeout_ms);
+        let running = souk_gateway::start(
+            config,
+            Some(path),
+            souk_chassis::Shutdown::on_os_signals(drain),
+        )?;
+        tokio::task::spawn_blocking(move || running.join())
+            .await
+            .map_err(|e| souk_gateway::StartError::Thread(std::io::Error::other(e)))
+    })
 }

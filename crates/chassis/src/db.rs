@@ -82,6 +82,12 @@ pub enum DbError {
     /// The database did not accept a connection.
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
+    /// A database name that is not a plain identifier.
+    #[error("{name:?} is not a usable database name")]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
     /// The migration lock file could not be taken.
     #[error("cannot lock {path} for migrations")]
     Lock {
@@ -252,6 +258,63 @@ fn create_parent_dir(file: &std::path::Path) -> Result<(), DbError> {
     }
 }
 
+/// Creates database `name` on the PostgreSQL server at `server_url` if it does not exist, and
+/// returns the URL of that database. `name` must be a plain identifier (letters, digits, `_`).
+pub async fn create_database_if_missing(server_url: &str, name: &str) -> Result<String, DbError> {
+    use sqlx::ConnectOptions;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(DbError::InvalidName {
+            name: name.to_owned(),
+        });
+    }
+    let options = PgConnectOptions::from_str(server_url).map_err(DbError::InvalidUrl)?;
+    let mut conn = options.connect().await.map_err(DbError::Connect)?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(DbError::Connect)?;
+    if exists.is_none() {
+        // Two starters may race here; the loser's "already exists" is as good as success.
+        if let Err(err) = sqlx::query(trusted_sql(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+        {
+            let duplicate = err
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "42P04" || code == "23505");
+            if !duplicate {
+                return Err(DbError::Connect(err));
+            }
+        }
+    }
+    let Some((base, query)) = split_database(server_url) else {
+        return Err(DbError::InvalidName {
+            name: name.to_owned(),
+        });
+    };
+    Ok(format!("{base}/{name}{query}"))
+}
+
+/// Splits `postgres://user@host:port/db?opts` into (`postgres://user@host:port`, `?opts`).
+fn split_database(url: &str) -> Option<(&str, &str)> {
+    let after_scheme = url.find("://")? + 3;
+    let (head, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let base = match head[after_scheme..].find('/') {
+        Some(slash) => &head[..after_scheme + slash],
+        None => head,
+    };
+    Some((base, query))
+}
+
 /// Runs `sql` built at run time (identifiers that cannot be bound, such as a database name).
 /// The caller promises the text is not attacker-controlled.
 pub fn trusted_sql(sql: String) -> AssertSqlSafe<String> {
@@ -293,6 +356,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode.0, "wal");
+    }
+
+    #[test]
+    fn database_urls_are_split_at_the_database_name() {
+        assert_eq!(
+            split_database("postgres://u@h:5432/postgres"),
+            Some(("postgres://u@h:5432", ""))
+        );
+        assert_eq!(
+            split_database("postgres://u@h/db?sslmode=disable"),
+            Some(("postgres://u@h", "?sslmode=disable"))
+        );
+        assert_eq!(
+            split_database("postgres://u@h"),
+            Some(("postgres://u@h", ""))
+        );
     }
 
     #[tokio::test]

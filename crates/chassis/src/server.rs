@@ -152,6 +152,41 @@ async fn os_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+        () = supervisor_gone() => tracing::warn!("the supervisor is gone; stopping"),
+    }
+}
+
+/// The variable a supervisor (`souk up`) sets on its children: they then also stop when their
+/// stdin closes, which happens when the supervisor dies — even by SIGKILL — so no child outlives it.
+pub const SUPERVISED_VAR: &str = "SOUK_SUPERVISED";
+
+async fn supervisor_gone() {
+    if std::env::var_os(SUPERVISED_VAR).is_none() {
+        return futures::future::pending().await;
+    }
+    // A plain thread, not tokio's stdin: tokio reads stdin on its blocking pool, and a read that
+    // cannot be cancelled would hold up the runtime's shutdown until the supervisor closed the pipe.
+    let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new().name("supervisor-watch".into()).spawn(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // A non-blocking stdin (or a signal) is no sign of the supervisor's death.
+                Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot watch stdin for the supervisor; it will not be noticed going");
+                    return;
+                }
+            }
+        }
+        let _ = closed.send(());
+    });
+    if spawned.is_err() || on_close.await.is_err() {
+        futures::future::pending::<()>().await;
     }
 }
 

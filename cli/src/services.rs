@@ -1,0 +1,85 @@
+//! The services `souk` runs, and the public routes the gateway gives each of them.
+//!
+//! This is the one list to extend when a service joins the shop: `souk up`, `souk serve` and the
+//! generated gateway configuration all read it.
+
+/// A service the shop is made of (the gateway excluded: it is the roof, not a stall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub(crate) enum Service {
+    /// Products, categories, prices and search.
+    Catalog,
+}
+
+/// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PublicRoute {
+    pub(crate) name: &'static str,
+    pub(crate) prefix: &'static str,
+    pub(crate) methods: Option<&'static [&'static str]>,
+    pub(crate) rewrite: &'static str,
+}
+
+const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
+
+impl Service {
+    /// Every service, in start order.
+    pub(crate) const ALL: [Service; 1] = [Service::Catalog];
+
+    /// Its name: config section, database file, log prefix, upstream name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+        }
+    }
+
+    /// Parses a service name as users type it.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The routes the gateway sends to it.
+    pub(crate) fn routes(self) -> &'static [PublicRoute] {
+        match self {
+            Self::Catalog => &[
+                PublicRoute {
+                    name: "products",
+                    prefix: "/api/v1/products",
+                    methods: READ,
+                    rewrite: "/v1/products",
+                },
+                PublicRoute {
+                    name: "categories",
+                    prefix: "/api/v1/categories",
+                    methods: READ,
+                    rewrite: "/v1/categories",
+                },
+                PublicRoute {
+                    name: "openapi",
+                    prefix: "/api/openapi.json",
+                    methods: READ,
+                    rewrite: "/openapi.json",
+                },
+            ],
+        }
+    }
+
+    /// The variable that sets its listen address.
+    pub(crate) fn listen_var(self) -> String {
+        format!("SOUK_{}__LISTEN", self.name().to_ascii_uppercase())
+    }
+
+    /// The variable that sets its database URL.
+    pub(crate) fn database_var(self) -> String {
+        format!("SOUK_{}__DATABASE__URL", self.name().to_ascii_uppercase())
+    }
+}
+
+/// Runs `service` in this process until SIGTERM or Ctrl-C (what `souk serve` and each service's
+/// own binary do).
+pub(crate) fn serve(service: Service) -> std::process::ExitCode {
+    match service {
+        Service::Catalog => souk_chassis::server::run_main(souk_catalog::NAME, |env| async move {
+            souk_catalog::serve_from_env(&env).await
+        }),
+    }
+}

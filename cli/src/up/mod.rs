@@ -1,0 +1,415 @@
+//! `souk up`: the whole shop on this machine, every service its own process behind the gateway,
+//! supervised (crashed processes come back), scalable per service while running, and stopped
+//! cleanly on Ctrl-C or SIGTERM with no process left behind.
+
+mod control;
+mod gateway;
+mod process;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use process::{Logs, Spec, Supervised};
+use tokio::sync::Mutex;
+
+use crate::services::Service;
+use crate::state::{self, State};
+
+/// How long every process gets to stop after SIGTERM before it is killed.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a process may take to become ready.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where the services keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Backend {
+    /// A SQLite file per service under the data dir.
+    Embedded,
+    /// A PostgreSQL database per service on the server named by `SOUK_POSTGRES_URL`.
+    Postgres,
+}
+
+/// What `souk up` was asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) instances: Vec<(Service, usize)>,
+    pub(crate) backend: Backend,
+    pub(crate) quiet: bool,
+}
+
+/// The running shop.
+#[derive(Debug)]
+pub(crate) struct Shop {
+    options: Options,
+    /// Database URL per service.
+    databases: BTreeMap<Service, String>,
+    instances: Mutex<BTreeMap<Service, Vec<Arc<Supervised>>>>,
+    gateway: Mutex<Option<Arc<Supervised>>>,
+    gateway_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    client: reqwest::Client,
+}
+
+/// Runs `souk up` to the end. Errors are one line naming the problem and the fix.
+pub(crate) fn run(options: Options) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(up(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> std::process::ExitCode {
+    eprintln!("souk up: {message}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn up(options: Options) -> Result<(), String> {
+    let started = Instant::now();
+    prepare_data_dir(&options.data_dir)?;
+    if let Ok(running) = State::read(&options.data_dir) {
+        return Err(format!(
+            "a souk is already running on {} (pid {}): stop it, or pick another --data-dir",
+            options.data_dir.display(),
+            running.pid
+        ));
+    }
+    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+    TcpListener::bind(gateway_addr).map_err(|err| {
+        format!(
+            "port {} is not free ({err}): pick another with --port",
+            options.port
+        )
+    })?;
+    let databases = databases(&options).await?;
+    let shop = Arc::new(Shop {
+        admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        gateway_addr,
+        databases,
+        instances: Mutex::new(BTreeMap::new()),
+        gateway: Mutex::new(None),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?,
+        options,
+    });
+    let shutdown = souk_chassis::Shutdown::on_os_signals(STOP_DEADLINE);
+    let result = tokio::select! {
+        result = start(&shop) => result,
+        () = shutdown.wait() => Err("interrupted while starting".to_owned()),
+    };
+    if let Err(message) = result {
+        shop.stop_all().await;
+        return Err(message);
+    }
+    let control = control::serve(Arc::clone(&shop), shutdown.clone()).await?;
+    let state = State {
+        pid: std::process::id(),
+        control,
+        gateway: shop.gateway_addr,
+        admin: shop.admin_addr,
+    };
+    state
+        .write(&shop.options.data_dir)
+        .map_err(|e| format!("cannot write the state file: {e}"))?;
+    print_table(&shop, started.elapsed()).await;
+    shutdown.wait().await;
+    println!("souk: stopping…");
+    shop.stop_all().await;
+    let _ = std::fs::remove_file(state::path(&shop.options.data_dir));
+    println!("souk: stopped");
+    Ok(())
+}
+
+/// Starts every service's instances, waits for them, then the gateway in front of them.
+async fn start(shop: &Arc<Shop>) -> Result<(), String> {
+    for &service in &Service::ALL {
+        let count = shop
+            .options
+            .instances
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or(1, |(_, n)| *n);
+        shop.scale(service, count).await?;
+    }
+    shop.start_gateway().await
+}
+
+impl Shop {
+    /// Starts or stops instances of `service` until it has `count`, keeping the gateway in step:
+    /// new instances join the gateway once ready; leaving ones leave it before they stop, so
+    /// no request is sent to a process that is going away.
+    pub(crate) async fn scale(
+        &self,
+        service: Service,
+        count: usize,
+    ) -> Result<Vec<SocketAddr>, String> {
+        if count == 0 || count > 16 {
+            return Err(format!("{} can run 1 to 16 instances", service.name()));
+        }
+        let mut all = self.instances.lock().await;
+        let current = all.entry(service).or_default();
+        while current.len() < count {
+            let index = current.len() + 1;
+            let process = Supervised::start(self.instance_spec(service, index)?);
+            if !process::wait_ready(&self.client, &process.spec.ready_url, READY_DEADLINE).await {
+                process.stop().await;
+                return Err(format!(
+                    "{} did not become ready within {} s: see its log above",
+                    process.spec.label,
+                    READY_DEADLINE.as_secs()
+                ));
+            }
+            current.push(process);
+        }
+        let leaving: Vec<_> = current.drain(count..).collect();
+        let endpoints: Vec<SocketAddr> = current.iter().map(|p| p.spec.addr).collect();
+        if self.gateway.lock().await.is_some() {
+            self.set_gateway_endpoints(service, &endpoints).await?;
+        }
+        drop(all);
+        for process in leaving {
+            process.stop().await;
+        }
+        Ok(endpoints)
+    }
+
+    fn instance_spec(&self, service: Service, index: usize) -> Result<Spec, String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let label = format!("{}.{index}", service.name());
+        let mut env = vec![(service.listen_var(), addr.to_string())];
+        if let Some(url) = self.databases.get(&service) {
+            env.push((service.database_var(), url.clone()));
+        }
+        Ok(Spec {
+            args: vec!["serve".into(), service.name().into()],
+            env,
+            addr,
+            ready_url: format!("http://{addr}/readyz"),
+            logs: self.logs(&label),
+            label,
+            stop_deadline: STOP_DEADLINE,
+        })
+    }
+
+    async fn start_gateway(&self) -> Result<(), String> {
+        let instances = self.instances.lock().await;
+        let endpoints: BTreeMap<Service, Vec<SocketAddr>> = instances
+            .iter()
+            .map(|(s, ps)| (*s, ps.iter().map(|p| p.spec.addr).collect()))
+            .collect();
+        drop(instances);
+        let path = self.options.data_dir.join("gateway.toml");
+        let config = gateway::config(
+            self.gateway_addr,
+            self.admin_addr,
+            &endpoints,
+            !self.options.quiet,
+        );
+        std::fs::write(&path, config)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let spec = Spec {
+            label: "gateway".into(),
+            args: vec![
+                "serve".into(),
+                "gateway".into(),
+                "--config".into(),
+                path.display().to_string(),
+            ],
+            env: Vec::new(),
+            addr: self.gateway_addr,
+            ready_url: format!("http://{}/readyz", self.admin_addr),
+            logs: self.logs("gateway"),
+            stop_deadline: STOP_DEADLINE,
+        };
+        let process = Supervised::start(spec);
+        if !process::wait_ready(&self.client, &process.spec.ready_url, READY_DEADLINE).await {
+            process.stop().await;
+            return Err("the gateway did not become ready: see its log above".into());
+        }
+        *self.gateway.lock().await = Some(process);
+        Ok(())
+    }
+
+    async fn set_gateway_endpoints(
+        &self,
+        service: Service,
+        endpoints: &[SocketAddr],
+    ) -> Result<(), String> {
+        let url = format!(
+            "http://{}/upstreams/{}/endpoints",
+            self.admin_addr,
+            service.name()
+        );
+        let response = self
+            .client
+            .put(&url)
+            .json(&serde_json::json!({ "endpoints": endpoints }))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the gateway's admin API: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "the gateway refused the new endpoints of {}: {}",
+                service.name(),
+                response.status()
+            ));
+        }
+        Ok(())
+    }
+
+    fn logs(&self, label: &str) -> Logs {
+        if self.options.quiet {
+            Logs::File(
+                self.options
+                    .data_dir
+                    .join("logs")
+                    .join(format!("{label}.log")),
+            )
+        } else {
+            Logs::Prefixed
+        }
+    }
+
+    /// Stops the gateway first (so no new request comes in), then every instance, all gracefully.
+    async fn stop_all(&self) {
+        if let Some(gateway) = self.gateway.lock().await.take() {
+            gateway.stop().await;
+        }
+        let all: Vec<_> = self
+            .instances
+            .lock()
+            .await
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        futures::future::join_all(all.iter().map(|p| p.stop())).await;
+    }
+
+    /// Every process, for the table and the control API.
+    pub(crate) async fn processes(&self) -> Vec<(String, Arc<Supervised>)> {
+        let mut out: Vec<_> = self
+            .instances
+            .lock()
+            .await
+            .iter()
+            .flat_map(|(s, ps)| ps.iter().map(move |p| (s.name().to_owned(), Arc::clone(p))))
+            .collect();
+        if let Some(gateway) = self.gateway.lock().await.as_ref() {
+            out.push(("gateway".to_owned(), Arc::clone(gateway)));
+        }
+        out
+    }
+}
+
+async fn print_table(shop: &Shop, took: Duration) {
+    println!();
+    println!("souk is up: every service ready in {} ms", took.as_millis());
+    println!();
+    println!(
+        "  {:<10} {:<9} {:>8}  address",
+        "service", "instance", "pid"
+    );
+    for (service, process) in shop.processes().await {
+        let instance = process
+            .spec
+            .label
+            .rsplit_once('.')
+            .map_or("1", |(_, i)| i)
+            .to_owned();
+        println!(
+            "  {service:<10} {instance:<9} {:>8}  http://{}",
+            process.pid(),
+            process.spec.addr
+        );
+    }
+    println!();
+    println!(
+        "  shop API:      http://{}/api/v1/products",
+        shop.gateway_addr
+    );
+    println!(
+        "  OpenAPI:       http://{}/api/openapi.json",
+        shop.gateway_addr
+    );
+    println!("  gateway admin: http://{}/upstreams", shop.admin_addr);
+    println!("  storefront:    not built yet");
+    println!("  data:          {}", shop.options.data_dir.display());
+    println!();
+    println!("  `souk status` shows health, `souk scale catalog=2` scales; Ctrl-C stops the shop.");
+    println!();
+}
+
+/// Creates the data dir (and its logs folder) and checks it can be written to.
+fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| {
+        format!(
+            "cannot create the data dir {} ({e}): pick another with --data-dir",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".souk-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "cannot write to the data dir {} ({e}): pick another with --data-dir",
+                dir.display()
+            )
+        })
+}
+
+/// A database URL per service: a SQLite file under the data dir, or a database of its own on the
+/// PostgreSQL server named by `SOUK_POSTGRES_URL` (created when missing).
+async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, String> {
+    let mut urls = BTreeMap::new();
+    for service in Service::ALL {
+        let url = match options.backend {
+            Backend::Embedded => {
+                let dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
+                format!("sqlite://{}/{}.db", dir.display(), service.name())
+            }
+            Backend::Postgres => {
+                let server = std::env::var("SOUK_POSTGRES_URL").map_err(|_| {
+                    "--backend postgres needs SOUK_POSTGRES_URL, e.g. SOUK_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres".to_owned()
+                })?;
+                souk_chassis::db::create_database_if_missing(
+                    &server,
+                    &format!("souk_{}", service.name()),
+                )
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot prepare the {} database on SOUK_POSTGRES_URL: {}",
+                        service.name(),
+                        souk_chassis::problem::ErrorChain(&e)
+                    )
+                })?
+            }
+        };
+        urls.insert(service, url);
+    }
+    Ok(urls)
+}
+
+/// A loopback port free right now (the process that gets it binds it moments later).
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}

@@ -1,0 +1,176 @@
+//! Starting `souk up` as a child process and talking to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// The built `souk` binary.
+pub fn souk() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_souk"));
+    command
+        .env_remove("SOUK_POSTGRES_URL")
+        .env("SOUK_LOG", "warn");
+    command
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `souk up`, stopped (SIGKILL) when dropped if the test did not stop it.
+pub struct Shop {
+    pub child: Option<Child>,
+    pub data_dir: tempfile::TempDir,
+    pub gateway: SocketAddr,
+    pub admin: SocketAddr,
+    pub control: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl Shop {
+    /// `souk up --quiet` with `extra` arguments; waits until it has published its state.
+    pub async fn up(extra: &[&str]) -> Shop {
+        let data_dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = souk()
+            .args(["up", "--quiet", "--port", &port.to_string(), "--data-dir"])
+            .arg(data_dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let state = wait_for_state(data_dir.path(), Duration::from_secs(60));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let addr = |key: &str| state[key].as_str().unwrap().parse().unwrap();
+        Shop {
+            gateway: addr("gateway"),
+            admin: addr("admin"),
+            control: addr("control"),
+            child: Some(child),
+            data_dir,
+            client,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("http://{}{path}", self.gateway))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The supervised processes, from the control API.
+    pub async fn processes(&self) -> Vec<Value> {
+        let url = format!("http://{}/processes", self.control);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    }
+
+    /// The gateway's view of its upstreams.
+    pub async fn upstreams(&self) -> Vec<Value> {
+        let url = format!("http://{}/upstreams", self.admin);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM, then waits for `souk up` to exit; returns its exit status and how long it took.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        signal(child.id(), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "souk up did not stop within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn data_dir_state(dir: &Path) -> PathBuf {
+    dir.join("souk.json")
+}
+
+fn wait_for_state(dir: &Path, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(data_dir_state(dir))
+            && let Ok(state) = serde_json::from_str::<Value>(&text)
+        {
+            return state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "souk up did not come up within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn signal(pid: u32, signal: Signal) {
+    let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal);
+}
+
+/// Whether a process exists (zombies of other parents count as gone once reaped).
+pub fn alive(pid: u32) -> bool {
+    if kill(Pid::from_raw(i32::try_from(pid).unwrap()), None).is_err() {
+        return false;
+    }
+    // A zombie still answers signal 0; it is not running.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// Waits until `check` holds, for at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,174 @@
+//! `souk up`: the shop comes up, survives a killed process, scales, and stops cleanly.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::helpers::{Shop, alive, eventually, signal, souk};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
+    let mut shop = Shop::up(&[]).await;
+    let response = shop.get("/api/v1/products?limit=2").await;
+    assert_eq!(response.status(), 200);
+    let page: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(shop.get("/api/v1/categories").await.status(), 200);
+    assert_eq!(shop.get("/api/openapi.json").await.status(), 200);
+    assert_eq!(shop.get("/nowhere").await.status(), 404);
+
+    let pids: Vec<u32> = shop
+        .processes()
+        .await
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(pids.len(), 2, "one catalog and the gateway");
+    assert!(pids.iter().all(|&pid| alive(pid)));
+    assert!(
+        std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),
+        "data under the data dir"
+    );
+
+    let (status, took) = shop.stop();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived souk up");
+    }
+    assert!(
+        !shop.data_dir.path().join("souk.json").exists(),
+        "state file removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_restarted_while_the_gateway_keeps_serving() {
+    let shop = Shop::up(&["--instances", "catalog=2"]).await;
+    let catalogs: Vec<_> = shop
+        .processes()
+        .await
+        .into_iter()
+        .filter(|p| p["service"] == "catalog")
+        .collect();
+    assert_eq!(catalogs.len(), 2);
+    let victim = catalogs[0]["pid"].as_u64().unwrap() as u32;
+    signal(victim, Signal::SIGKILL);
+
+    // Every request still succeeds: the gateway retries the dead instance's refused
+    // connections on the other one, and active checks take it out.
+    for _ in 0..40 {
+        assert_eq!(shop.get("/api/v1/products?limit=1").await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    eventually(
+        Duration::from_secs(15),
+        "the killed instance is restarted",
+        || async {
+            let processes = shop.processes().await;
+            processes.iter().any(|p| {
+                p["restarts"] == 1
+                    && p["pid"]
+                        .as_u64()
+                        .is_some_and(|pid| pid != 0 && pid as u32 != victim)
+            })
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the restarted instance is healthy again",
+        || async {
+            shop.upstreams().await[0]["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["healthy"] == true)
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_spreads_requests_over_the_instances_without_failures() {
+    let shop = Shop::up(&[]).await;
+    let load = {
+        let (client, gateway) = (shop.client.clone(), shop.gateway);
+        tokio::spawn(async move {
+            let mut failures = 0;
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(8) {
+                let ok = client
+                    .get(format!("http://{gateway}/api/v1/categories"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                failures += usize::from(!ok);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            failures
+        })
+    };
+    let scale = |count: &str| {
+        let output = souk()
+            .args(["scale", &format!("catalog={count}"), "--data-dir"])
+            .arg(shop.data_dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    scale("3");
+    let endpoints = shop.upstreams().await[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(endpoints, 3);
+    for _ in 0..60 {
+        assert_eq!(shop.get("/api/v1/products?limit=1").await.status(), 200);
+    }
+    let requests: Vec<u64> = shop.upstreams().await[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["requests"].as_u64().unwrap())
+        .collect();
+    assert!(
+        requests.iter().all(|&n| n >= 5),
+        "every instance gets a share: {requests:?}"
+    );
+    scale("1");
+    assert_eq!(
+        shop.upstreams().await[0]["endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        shop.processes()
+            .await
+            .iter()
+            .filter(|p| p["service"] == "catalog")
+            .count(),
+        1
+    );
+    assert_eq!(load.await.unwrap(), 0, "no request failed while scaling");
+
+    let status = souk()
+        .args(["status", "--data-dir"])
+        .arg(shop.data_dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success()
+            && text.contains("catalog")
+            && text.contains("up")
+            && text.contains("closed"),
+        "{text}"
+    );
+}
