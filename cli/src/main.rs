@@ -1,5 +1,6 @@
 //! `souk`: the command at the top of the house. It runs the shop's services; none of them know it.
 
+mod monolith;
 mod serve;
 mod services;
 mod state;
@@ -36,6 +37,21 @@ enum Command {
         #[arg(long, value_enum, default_value = "embedded")]
         backend: up::Backend,
         /// Send each process's log to <data dir>/logs/<name>.log instead of this terminal.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the same shop as ONE process: every service's router called in-process by the gateway.
+    Monolith {
+        /// Where the services keep their data (the same layout as `souk up`).
+        #[arg(long, default_value = ".souk")]
+        data_dir: PathBuf,
+        /// The gateway's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// `embedded` (SQLite per service) or `postgres` (a database per service on SOUK_POSTGRES_URL).
+        #[arg(long, value_enum, default_value = "embedded")]
+        backend: up::Backend,
+        /// No access log on stdout.
         #[arg(long)]
         quiet: bool,
     },
@@ -90,6 +106,12 @@ fn main() -> ExitCode {
                 quiet,
             })
         }
+        Command::Monolith {
+            data_dir,
+            port,
+            backend,
+            quiet,
+        } => monolith::run(monolith::options(data_dir, port, backend, quiet)),
         Command::Status { data_dir } => status::status(&data_dir),
         Command::Scale { target, data_dir } => match parse_count(&target) {
             Ok((service, count)) => status::scale(&data_dir, service.name(), count),

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct State {
     /// The supervisor's process id.
     pub(crate) pid: u32,
-    /// The supervisor's control API (loopback).
-    pub(crate) control: SocketAddr,
+    /// The supervisor's control API (loopback); none for `souk monolith`, which has no processes
+    /// to scale.
+    pub(crate) control: Option<SocketAddr>,
     /// The gateway's public listener.
     pub(crate) gateway: SocketAddr,
     /// The gateway's admin listener.

@@ -25,6 +25,13 @@ pub(crate) fn status(data_dir: &Path) -> ExitCode {
         for upstream in upstreams.as_array().into_iter().flatten() {
             let name = upstream["name"].as_str().unwrap_or("?");
             let breaker = upstream["breaker"].as_str().unwrap_or("?");
+            if upstream["in_process"] == true {
+                println!(
+                    "  {name:<10} {:<22} {:<10} {:<10} {:>9} {:>9}  {breaker}",
+                    "in process", "up", "no", "-", "-"
+                );
+                continue;
+            }
             for endpoint in upstream["endpoints"].as_array().into_iter().flatten() {
                 let health = if endpoint["healthy"] == true {
                     "up"
@@ -53,6 +60,9 @@ pub(crate) fn scale(data_dir: &Path, service: &str, count: usize) -> ExitCode {
         let service = Service::parse(service)
             .ok_or_else(|| format!("no service named {service:?}: {}", names()))?;
         let state = State::read(data_dir)?;
+        let control = state
+            .control
+            .ok_or("this shop runs as one process (souk monolith): there is nothing to scale")?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
@@ -60,7 +70,7 @@ pub(crate) fn scale(data_dir: &Path, service: &str, count: usize) -> ExitCode {
         let response = client
             .put(format!(
                 "http://{}/services/{}/instances",
-                state.control,
+                control,
                 service.name()
             ))
             .json(&serde_json::json!({ "count": count }))

@@ -3,7 +3,7 @@
 //! cleanly on Ctrl-C or SIGTERM with no process left behind.
 
 mod control;
-mod gateway;
+pub(crate) mod gateway;
 mod process;
 
 use std::collections::BTreeMap;
@@ -118,7 +118,7 @@ async fn up(options: Options) -> Result<(), String> {
     let control = control::serve(Arc::clone(&shop), shutdown.clone()).await?;
     let state = State {
         pid: std::process::id(),
-        control,
+        control: Some(control),
         gateway: shop.gateway_addr,
         admin: shop.admin_addr,
     };
@@ -355,7 +355,7 @@ async fn print_table(shop: &Shop, took: Duration) {
 }
 
 /// Creates the data dir (and its logs folder) and checks it can be written to.
-fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn prepare_data_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir.join("logs")).map_err(|e| {
         format!(
             "cannot create the data dir {} ({e}): pick another with --data-dir",
@@ -375,7 +375,7 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
 
 /// A database URL per service: a SQLite file under the data dir, or a database of its own on the
 /// PostgreSQL server named by `SOUK_POSTGRES_URL` (created when missing).
-async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, String> {
+pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, String> {
     let mut urls = BTreeMap::new();
     for service in Service::ALL {
         let url = match options.backend {
@@ -407,7 +407,7 @@ async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, Strin
 }
 
 /// A loopback port free right now (the process that gets it binds it moments later).
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

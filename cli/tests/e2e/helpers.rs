@@ -33,17 +33,28 @@ pub struct Shop {
     pub data_dir: tempfile::TempDir,
     pub gateway: SocketAddr,
     pub admin: SocketAddr,
-    pub control: SocketAddr,
+    pub control: Option<SocketAddr>,
     pub client: reqwest::Client,
 }
 
 impl Shop {
     /// `souk up --quiet` with `extra` arguments; waits until it has published its state.
     pub async fn up(extra: &[&str]) -> Shop {
+        Self::start("up", extra).await
+    }
+
+    /// `souk <topology> --quiet` (`up` or `monolith`); waits until it has published its state.
+    pub async fn start(topology: &str, extra: &[&str]) -> Shop {
         let data_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = souk()
-            .args(["up", "--quiet", "--port", &port.to_string(), "--data-dir"])
+            .args([
+                topology,
+                "--quiet",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
             .arg(data_dir.path())
             .args(extra)
             .stdin(Stdio::null())
@@ -60,7 +71,7 @@ impl Shop {
         Shop {
             gateway: addr("gateway"),
             admin: addr("admin"),
-            control: addr("control"),
+            control: state["control"].as_str().map(|c| c.parse().unwrap()),
             child: Some(child),
             data_dir,
             client,
@@ -77,7 +88,7 @@ impl Shop {
 
     /// The supervised processes, from the control API.
     pub async fn processes(&self) -> Vec<Value> {
-        let url = format!("http://{}/processes", self.control);
+        let url = format!("http://{}/processes", self.control.unwrap());
         self.client
             .get(url)
             .send()

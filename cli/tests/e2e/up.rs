@@ -6,9 +6,8 @@ use nix::sys::signal::Signal;
 
 use crate::helpers::{Shop, alive, eventually, signal, souk};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
-    let mut shop = Shop::up(&[]).await;
+/// What both topologies must do alike: the same public API through the gateway.
+async fn answers_the_public_api(shop: &Shop) {
     let response = shop.get("/api/v1/products?limit=2").await;
     assert_eq!(response.status(), 200);
     let page: serde_json::Value = response.json().await.unwrap();
@@ -16,6 +15,34 @@ async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
     assert_eq!(shop.get("/api/v1/categories").await.status(), 200);
     assert_eq!(shop.get("/api/openapi.json").await.status(), 200);
     assert_eq!(shop.get("/nowhere").await.status(), 404);
+    let bad = shop.get("/api/v1/products/not-a-uuid").await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+    assert!(
+        std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),
+        "data under the data dir"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monolith_answers_the_same_api_in_one_process_and_stops() {
+    let mut shop = Shop::start("monolith", &[]).await;
+    answers_the_public_api(&shop).await;
+    let status = souk()
+        .args(["status", "--data-dir"])
+        .arg(shop.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("in process"));
+    let (status, took) = shop.stop();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
+    let mut shop = Shop::up(&[]).await;
+    answers_the_public_api(&shop).await;
 
     let pids: Vec<u32> = shop
         .processes()

@@ -76,6 +76,8 @@ pub fn reload(shared: &Shared, path: &std::path::Path) -> Result<(), ConfigError
 #[derive(Debug, Serialize)]
 struct UpstreamView {
     name: String,
+    /// Served by a router in the gateway's own process (`souk monolith`): `endpoints` unused.
+    in_process: bool,
     in_flight: usize,
     max_in_flight: usize,
     breaker: crate::upstream::BreakerState,
@@ -104,6 +106,7 @@ async fn upstreams_list(State(admin): State<Admin>) -> Json<Vec<UpstreamView>> {
             let now = u.clock.now_ms();
             UpstreamView {
                 name: u.name.to_string(),
+                in_process: admin.shared.in_process.contains_key(&*u.name),
                 in_flight: u.in_flight(),
                 max_in_flight: u.config.max_in_flight,
                 breaker: u.breaker.state(),

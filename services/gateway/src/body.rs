@@ -21,6 +21,8 @@ pin_project! {
         Upstream { #[pin] body: Incoming, guard: Box<dyn Send + Sync> },
         /// Made by the gateway (errors, problem+json).
         Whole { #[pin] body: Full<Bytes> },
+        /// From a router called in this process (`souk monolith`).
+        InProcess { #[pin] body: axum::body::Body },
     }
 }
 
@@ -30,6 +32,11 @@ impl ResponseBody {
         Self::Whole {
             body: Full::new(bytes.into()),
         }
+    }
+
+    /// A body from an in-process router.
+    pub fn in_process(body: axum::body::Body) -> Self {
+        Self::InProcess { body }
     }
 
     /// A streamed upstream body, holding `guard` until done.
@@ -46,6 +53,7 @@ impl std::fmt::Debug for ResponseBody {
         f.write_str(match self {
             Self::Upstream { .. } => "ResponseBody::Upstream",
             Self::Whole { .. } => "ResponseBody::Whole",
+            Self::InProcess { .. } => "ResponseBody::InProcess",
         })
     }
 }
@@ -61,6 +69,7 @@ impl Body for ResponseBody {
         match self.project() {
             ResponseProj::Upstream { body, .. } => body.poll_frame(cx).map_err(Into::into),
             ResponseProj::Whole { body } => body.poll_frame(cx).map_err(|never| match never {}),
+            ResponseProj::InProcess { body } => body.poll_frame(cx).map_err(Into::into),
         }
     }
 
@@ -68,6 +77,7 @@ impl Body for ResponseBody {
         match self {
             Self::Upstream { body, .. } => body.is_end_stream(),
             Self::Whole { body } => body.is_end_stream(),
+            Self::InProcess { body } => body.is_end_stream(),
         }
     }
 
@@ -75,6 +85,7 @@ impl Body for ResponseBody {
         match self {
             Self::Upstream { body, .. } => body.size_hint(),
             Self::Whole { body } => body.size_hint(),
+            Self::InProcess { body } => body.size_hint(),
         }
     }
 }

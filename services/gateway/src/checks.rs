@@ -44,7 +44,10 @@ pub async fn run(shared: Arc<Shared>, shutdown: souk_chassis::Shutdown) {
                     .store(now + upstream.config.dns_refresh_ms, Ordering::Relaxed);
                 tokio::spawn(resolve(Arc::clone(upstream)));
             }
-            if upstream.config.health.path.is_empty() {
+            // In-process upstreams have no endpoint to check.
+            if upstream.config.health.path.is_empty()
+                || shared.in_process.contains_key(&*upstream.name)
+            {
                 continue;
             }
             for endpoint in upstream.endpoints().iter() {

@@ -22,7 +22,8 @@ pub mod table;
 pub mod upstream;
 
 pub use config::GatewayConfig;
-pub use server::{Running, StartError, start};
+pub use proxy::InProcess;
+pub use server::{Running, StartError, start, start_with};
 
 /// The service's name.
 pub const NAME: &str = "gateway";

@@ -36,7 +36,13 @@ pub struct Shared {
     pub clock: Clock,
     /// Whether to write access-log lines.
     pub access_log: bool,
+    /// Upstreams served in this process (`souk monolith`): their routers are called directly,
+    /// with no socket, and their configured endpoints are never dialled.
+    pub in_process: InProcess,
 }
+
+/// Routers of in-process upstreams, by upstream name.
+pub type InProcess = std::collections::BTreeMap<String, axum::Router>;
 
 /// One proxy thread's request handler and upstream connection pools.
 #[derive(Debug)]
@@ -153,6 +159,11 @@ impl Proxy {
                     0,
                 );
             }
+        }
+        if let Some(router) = self.shared.in_process.get(&*upstream.name) {
+            return self
+                .call_in_process(router, route, parts, body, request_id)
+                .await;
         }
         let probe = match upstream.breaker.admit(upstream.clock.now_ms()) {
             Admission::Allowed { probe } => probe,
@@ -286,6 +297,45 @@ impl Proxy {
                 Outcome::BodyTooLarge => too_large().into_response(request_id),
             };
             break (response, answered, attempt);
+        }
+    }
+
+    /// Calls an in-process upstream's router (tower `oneshot`): the same rewrite, headers, body
+    /// limit and route timeout as over a socket; no pools, retries or ejection, as there is no
+    /// network to fail.
+    async fn call_in_process(
+        &self,
+        router: &axum::Router,
+        route: &Route,
+        mut parts: Parts,
+        body: Incoming,
+        request_id: &HeaderValue,
+    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
+        use tower::ServiceExt;
+        parts.uri = route.upstream_uri(&parts.uri);
+        let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
+        let request = Request::from_parts(parts, axum::body::Body::new(Limited::new(body, limit)));
+        route.metrics.attempts.increment(1);
+        match tokio::time::timeout(route.timeout, router.clone().oneshot(request)).await {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                headers::prepare_response(&mut parts.headers, request_id);
+                (
+                    Response::from_parts(parts, ResponseBody::in_process(body)),
+                    None,
+                    1,
+                )
+            }
+            Ok(Err(never)) => match never {},
+            Err(_) => (
+                problem(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "this part of the shop did not answer in time",
+                )
+                .into_response(request_id),
+                None,
+                1,
+            ),
         }
     }
 

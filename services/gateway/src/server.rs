@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::{GatewayConfig, ms};
-use crate::proxy::{Proxy, Shared};
+use crate::proxy::{InProcess, Proxy, Shared};
 use crate::table::Table;
 
 /// Why the gateway could not start.
@@ -68,6 +68,16 @@ pub fn start(
     config_path: Option<PathBuf>,
     shutdown: Shutdown,
 ) -> Result<Running, StartError> {
+    start_with(config, config_path, shutdown, InProcess::new())
+}
+
+/// Like [`start`], with some upstreams served by routers in this process (`souk monolith`).
+pub fn start_with(
+    config: GatewayConfig,
+    config_path: Option<PathBuf>,
+    shutdown: Shutdown,
+    in_process: InProcess,
+) -> Result<Running, StartError> {
     souk_chassis::metrics::handle();
     let threads = match config.server.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -99,6 +109,7 @@ pub fn start(
         access_log: config.server.access_log,
         table: ArcSwap::from_pointee(Table::build(config, None, &clock)),
         clock,
+        in_process,
     });
     let mut handles = Vec::with_capacity(threads + 1);
     for (i, listener) in listeners.into_iter().enumerate() {

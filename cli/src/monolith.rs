@@ -1,0 +1,148 @@
+//! `souk monolith`: the same services and gateway routes in ONE process. The gateway calls each
+//! service's router in-process (tower `oneshot`) instead of over a socket; the public API and the
+//! data layout are those of `souk up`, so the same end-to-end tests pass against both topologies.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use souk_chassis::{Env, Shutdown};
+
+use crate::services::Service;
+use crate::state::{self, State};
+use crate::up::{self, Backend, Options};
+
+/// Runs the shop as one process until Ctrl-C or SIGTERM.
+pub(crate) fn run(options: Options) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(monolith(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> std::process::ExitCode {
+    eprintln!("souk monolith: {message}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn monolith(options: Options) -> Result<(), String> {
+    let started = Instant::now();
+    up::prepare_data_dir(&options.data_dir)?;
+    if let Ok(running) = State::read(&options.data_dir) {
+        return Err(format!(
+            "a souk is already running on {} (pid {}): stop it, or pick another --data-dir",
+            options.data_dir.display(),
+            running.pid
+        ));
+    }
+    let listen = SocketAddr::from(([127, 0, 0, 1], options.port));
+    std::net::TcpListener::bind(listen).map_err(|err| {
+        format!(
+            "port {} is not free ({err}): pick another with --port",
+            options.port
+        )
+    })?;
+    let _telemetry = souk_chassis::telemetry::init(
+        &souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process()),
+    )
+    .map_err(|e| e.to_string())?;
+    let shutdown = Shutdown::on_os_signals(Duration::from_secs(10));
+    let databases = up::databases(&options).await?;
+    let env = Env::from_process();
+    let mut routers = souk_gateway::InProcess::new();
+    for service in Service::ALL {
+        let url = databases.get(&service).cloned().unwrap_or_default();
+        routers.insert(
+            service.name().to_owned(),
+            build(service, &env, url, &shutdown).await?,
+        );
+    }
+
+    let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
+    // The endpoints are never dialled: each upstream is served by its router in this process.
+    let placeholder = SocketAddr::from(([127, 0, 0, 1], 9));
+    let endpoints: BTreeMap<Service, Vec<SocketAddr>> = Service::ALL
+        .iter()
+        .map(|s| (*s, vec![placeholder]))
+        .collect();
+    let text = up::gateway::config(listen, admin, &endpoints, !options.quiet);
+    let config = souk_gateway::GatewayConfig::parse(&text)
+        .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
+    let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
+        .map_err(|e| e.to_string())?;
+    let state = State {
+        pid: std::process::id(),
+        control: None,
+        gateway: running.addr,
+        admin: running.admin_addr,
+    };
+    state
+        .write(&options.data_dir)
+        .map_err(|e| format!("cannot write the state file: {e}"))?;
+
+    println!();
+    println!(
+        "souk monolith is up in {} ms: every service and the gateway in process {}",
+        started.elapsed().as_millis(),
+        std::process::id()
+    );
+    println!();
+    println!("  shop API:      http://{}/api/v1/products", running.addr);
+    println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
+    println!("  gateway admin: http://{}/upstreams", running.admin_addr);
+    println!("  data:          {}", options.data_dir.display());
+    println!();
+    println!("  Ctrl-C stops the shop.");
+    println!();
+
+    shutdown.wait().await;
+    println!("souk: stopping…");
+    let _ = tokio::task::spawn_blocking(move || running.join()).await;
+    let _ = std::fs::remove_file(state::path(&options.data_dir));
+    println!("souk: stopped");
+    Ok(())
+}
+
+/// Builds `service`'s router on `database`, as its own process would.
+async fn build(
+    service: Service,
+    env: &Env,
+    database: String,
+    shutdown: &Shutdown,
+) -> Result<axum::Router, String> {
+    match service {
+        Service::Catalog => {
+            let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            let catalog = souk_catalog::build(&config)
+                .await
+                .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            catalog.health.drain_on(shutdown);
+            Ok(catalog.router)
+        }
+    }
+}
+
+/// The backend `souk monolith` runs on (the same choice as `souk up`).
+pub(crate) fn options(
+    data_dir: std::path::PathBuf,
+    port: u16,
+    backend: Backend,
+    quiet: bool,
+) -> Options {
+    Options {
+        data_dir,
+        port,
+        instances: Vec::new(),
+        backend,
+        quiet,
+    }
+}
