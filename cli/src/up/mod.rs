@@ -384,12 +384,15 @@ pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, Str
                 format!("sqlite://{}/{}.db", dir.display(), service.name())
             }
             Backend::Postgres => {
+                // Several shops (or test runs) can share one server with their own prefixes.
+                let prefix = std::env::var("SOUK_POSTGRES_DATABASE_PREFIX")
+                    .unwrap_or_else(|_| "souk_".to_owned());
                 let server = std::env::var("SOUK_POSTGRES_URL").map_err(|_| {
                     "--backend postgres needs SOUK_POSTGRES_URL, e.g. SOUK_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres".to_owned()
                 })?;
                 souk_chassis::db::create_database_if_missing(
                     &server,
-                    &format!("souk_{}", service.name()),
+                    &format!("{prefix}{}", service.name()),
                 )
                 .await
                 .map_err(|e| {

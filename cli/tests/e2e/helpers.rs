@@ -45,6 +45,11 @@ impl Shop {
 
     /// `souk <topology> --quiet` (`up` or `monolith`); waits until it has published its state.
     pub async fn start(topology: &str, extra: &[&str]) -> Shop {
+        Self::start_with_env(topology, extra, &[]).await
+    }
+
+    /// Like [`Shop::start`], with extra environment for `souk`.
+    pub async fn start_with_env(topology: &str, extra: &[&str], env: &[(&str, &str)]) -> Shop {
         let data_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = souk()
@@ -57,6 +62,7 @@ impl Shop {
             ])
             .arg(data_dir.path())
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -199,3 +199,53 @@ async fn scaling_spreads_requests_over_the_instances_without_failures() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shop_runs_on_postgres_with_a_database_per_service() {
+    let Ok(server) = std::env::var("SOUK_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipped: SOUK_TEST_POSTGRES_URL is not set, so souk up --backend postgres was not tried"
+        );
+        return;
+    };
+    let prefix = format!("souk_e2e_{}_", std::process::id());
+    let mut shop = Shop::start_with_env(
+        "up",
+        &["--backend", "postgres"],
+        &[
+            ("SOUK_POSTGRES_URL", server.as_str()),
+            ("SOUK_POSTGRES_DATABASE_PREFIX", prefix.as_str()),
+        ],
+    )
+    .await;
+    answers_the_public_api_without_sqlite(&shop).await;
+    assert!(
+        !shop.data_dir.path().join("catalog.db").exists(),
+        "no SQLite file on the postgres backend"
+    );
+    let (status, _) = shop.stop();
+    assert!(status.success());
+    let dropped = std::process::Command::new("psql")
+        .arg(&server)
+        .args([
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {prefix}catalog WITH (FORCE)"),
+        ])
+        .status();
+    assert!(
+        dropped.is_ok_and(|s| s.success()),
+        "the test database could not be dropped"
+    );
+}
+
+async fn answers_the_public_api_without_sqlite(shop: &Shop) {
+    let page: serde_json::Value = shop
+        .get("/api/v1/products?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(shop.get("/api/v1/categories").await.status(), 200);
+}

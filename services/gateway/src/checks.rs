@@ -116,3 +116,39 @@ async fn resolve(upstream: Arc<Upstream>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::UpstreamConfig;
+
+    #[tokio::test]
+    async fn dns_names_replace_the_endpoints_with_what_they_resolve_to() {
+        let config = UpstreamConfig {
+            endpoints: vec!["127.0.0.1:1".parse().unwrap()],
+            dns: Some("localhost:4321".into()),
+            ..UpstreamConfig::default()
+        };
+        let upstream = Arc::new(Upstream::new("u", config, None, Clock::manual()));
+        resolve(Arc::clone(&upstream)).await;
+        let addrs: Vec<_> = upstream.endpoints().iter().map(|e| e.addr).collect();
+        assert!(
+            addrs.contains(&"127.0.0.1:4321".parse().unwrap()),
+            "{addrs:?}"
+        );
+        assert!(!addrs.iter().any(|a| a.port() == 1), "{addrs:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_the_endpoints() {
+        let config = UpstreamConfig {
+            endpoints: vec!["127.0.0.1:1".parse().unwrap()],
+            dns: Some("no-such-host.invalid:80".into()),
+            ..UpstreamConfig::default()
+        };
+        let upstream = Arc::new(Upstream::new("u", config, None, Clock::manual()));
+        resolve(Arc::clone(&upstream)).await;
+        assert_eq!(upstream.endpoints()[0].addr.port(), 1);
+    }
+}

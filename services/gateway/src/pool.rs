@@ -186,3 +186,84 @@ async fn connect_h2c(target: Target) -> Result<http2::SendRequest<RequestBody>, 
     });
     Ok(sender)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    /// An h2c (HTTP/2 with prior knowledge) server answering each request with its protocol version.
+    async fn h2c_server() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+                    let version = format!("{:?}", request.version());
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                        version,
+                    ))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        addr
+    }
+
+    fn request(addr: SocketAddr) -> Request<RequestBody> {
+        let mut request = Request::new(RequestBody::Whole {
+            body: Full::new(Bytes::new()),
+        });
+        *request.uri_mut() = format!("http://{addr}/").parse().unwrap();
+        request
+    }
+
+    #[tokio::test]
+    async fn h2c_upstreams_share_one_multiplexed_connection() {
+        let addr = h2c_server().await;
+        let pool = Pool::default();
+        let target = Target {
+            addr,
+            protocol: Protocol::H2c,
+            connect_timeout: Duration::from_secs(1),
+            max_connections: 8,
+        };
+        let (a, b) = tokio::join!(
+            pool.send(target, request(addr)),
+            pool.send(target, request(addr))
+        );
+        for response in [a, b] {
+            let body = response
+                .unwrap()
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(body, "HTTP/2.0");
+        }
+        assert_eq!(pool.http2.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let target = Target {
+            addr,
+            protocol: Protocol::Http1,
+            connect_timeout: Duration::from_secs(1),
+            max_connections: 8,
+        };
+        assert!(matches!(
+            Pool::default().send(target, request(addr)).await,
+            Err(SendError::Connect(_))
+        ));
+    }
+}
