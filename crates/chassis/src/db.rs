@@ -127,6 +127,10 @@ impl Database {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
                 create_parent_dir(options.get_filename())?;
+                // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
+                // does not wait for: processes opening one file together take turns here.
+                let file = options.get_filename().to_owned();
+                let _turn = lock_beside(&file).await?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(acquire)
