@@ -1,0 +1,50 @@
+//! Identity's configuration: section `[identity]` of the shared file, `SOUK_IDENTITY__*` variables.
+//! The first administrator comes from `SOUK_ADMIN_EMAIL` and `SOUK_ADMIN_PASSWORD`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use souk_chassis::{DatabaseConfig, HttpConfig};
+
+/// Everything identity can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// HTTP limits and timeouts.
+    pub http: HttpConfig,
+    /// Database: `sqlite://…` or `postgres://…`.
+    pub database: DatabaseConfig,
+    /// `iss` of every token.
+    pub issuer: String,
+    /// `aud` of user access tokens.
+    pub audience: String,
+    /// Lifetime of an access token, in seconds.
+    pub access_ttl_secs: i64,
+    /// Lifetime of a refresh token (and so of a login), in seconds.
+    pub refresh_ttl_secs: i64,
+    /// Login attempts one account may make in a burst before it is throttled…
+    pub login_burst: u32,
+    /// …and how many more per minute after that.
+    pub login_per_minute: u32,
+    /// Password hashes computed at once (0: one per core), which bounds the CPU a flood can take.
+    pub hashing_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8102)),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::with_url("sqlite://.souk/identity.db"),
+            issuer: "souk-identity".into(),
+            audience: "souk".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            login_burst: 10,
+            login_per_minute: 6,
+            hashing_concurrency: 0,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! `/openapi.json`: identity's OpenAPI 3.1 document, generated from the handlers and types.
+
+use std::sync::LazyLock;
+
+use axum::response::{IntoResponse, Response};
+use souk_chassis::problem::{FieldError, Problem};
+use utoipa::OpenApi;
+
+/// Identity's API description. `services/identity/openapi.json` is this, committed.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "souk identity", description = "Accounts, sign-in and the keys that verify access tokens. Served at /api/v1 through the gateway."),
+    paths(super::auth::register_post, super::auth::login_post, super::auth::refresh_post, super::me::me_get, super::jwks::jwks_get),
+    components(schemas(Problem, FieldError, crate::domain::Role, crate::keys::Jwks, crate::keys::Jwk)),
+    tags((name = "auth", description = "Register, sign in, refresh"), (name = "accounts", description = "The caller's account"), (name = "keys", description = "Token verification keys")),
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The document as pretty JSON with a trailing newline, as committed.
+    pub fn json() -> String {
+        let mut json = Self::openapi().to_pretty_json().unwrap_or_default();
+        json.push('\n');
+        json
+    }
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(ApiDoc::json);
+
+pub(super) async fn openapi_get() -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+}
