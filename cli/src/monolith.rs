@@ -119,6 +119,15 @@ async fn build(
     shutdown: &Shutdown,
 ) -> Result<axum::Router, String> {
     match service {
+        Service::Identity => {
+            let mut config = souk_identity::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            let identity = souk_identity::build(config, souk_identity::AdminAccount::from_env(env))
+                .await
+                .map_err(|e| format!("identity: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            identity.health.drain_on(shutdown);
+            Ok(identity.router)
+        }
         Service::Catalog => {
             let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);

@@ -8,6 +8,8 @@ use crate::services::{self, Service};
 /// What `souk serve` can run: a service, or the gateway with its configuration file.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Target {
+    /// Accounts, sign-in, signing keys.
+    Identity,
     /// Products, categories, prices and search.
     Catalog,
     /// The API gateway.
@@ -21,6 +23,7 @@ pub(crate) enum Target {
 /// Runs `target` until SIGTERM or Ctrl-C.
 pub(crate) fn run(target: Target) -> ExitCode {
     match target {
+        Target::Identity => services::serve(Service::Identity),
         Target::Catalog => services::serve(Service::Catalog),
         Target::Gateway { config } => serve_gateway(config),
     }

@@ -6,6 +6,8 @@
 /// A service the shop is made of (the gateway excluded: it is the roof, not a stall).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub(crate) enum Service {
+    /// Accounts, sign-in, signing keys.
+    Identity,
     /// Products, categories, prices and search.
     Catalog,
 }
@@ -23,11 +25,12 @@ const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
 impl Service {
     /// Every service, in start order.
-    pub(crate) const ALL: [Service; 1] = [Service::Catalog];
+    pub(crate) const ALL: [Service; 2] = [Service::Identity, Service::Catalog];
 
     /// Its name: config section, database file, log prefix, upstream name.
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Self::Identity => "identity",
             Self::Catalog => "catalog",
         }
     }
@@ -40,6 +43,26 @@ impl Service {
     /// The routes the gateway sends to it.
     pub(crate) fn routes(self) -> &'static [PublicRoute] {
         match self {
+            Self::Identity => &[
+                PublicRoute {
+                    name: "auth",
+                    prefix: "/api/v1/auth",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/auth",
+                },
+                PublicRoute {
+                    name: "me",
+                    prefix: "/api/v1/me",
+                    methods: READ,
+                    rewrite: "/v1/me",
+                },
+                PublicRoute {
+                    name: "jwks",
+                    prefix: "/.well-known/jwks.json",
+                    methods: READ,
+                    rewrite: "/.well-known/jwks.json",
+                },
+            ],
             Self::Catalog => &[
                 PublicRoute {
                     name: "products",
@@ -78,6 +101,11 @@ impl Service {
 /// own binary do).
 pub(crate) fn serve(service: Service) -> std::process::ExitCode {
     match service {
+        Service::Identity => {
+            souk_chassis::server::run_main(souk_identity::NAME, |env| async move {
+                souk_identity::serve_from_env(&env).await
+            })
+        }
         Service::Catalog => souk_chassis::server::run_main(souk_catalog::NAME, |env| async move {
             souk_catalog::serve_from_env(&env).await
         }),

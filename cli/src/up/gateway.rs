@@ -68,10 +68,11 @@ mod tests {
 
     #[test]
     fn the_generated_config_is_valid_and_routes_every_service() {
-        let endpoints = BTreeMap::from([(
-            Service::Catalog,
-            vec![SocketAddr::from(([127, 0, 0, 1], 9001))],
-        )]);
+        let endpoints: BTreeMap<Service, Vec<SocketAddr>> = Service::ALL
+            .iter()
+            .zip(9001..)
+            .map(|(service, port)| (*service, vec![SocketAddr::from(([127, 0, 0, 1], port))]))
+            .collect();
         let text = config(
             "127.0.0.1:8080".parse().unwrap(),
             "127.0.0.1:9901".parse().unwrap(),

@@ -50,7 +50,7 @@ async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap() as u32)
         .collect();
-    assert_eq!(pids.len(), 2, "one catalog and the gateway");
+    assert_eq!(pids.len(), 3, "identity, catalog and the gateway");
     assert!(pids.iter().all(|&pid| alive(pid)));
     assert!(
         std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),
