@@ -19,7 +19,11 @@ pub(crate) struct PublicRoute {
     pub(crate) prefix: &'static str,
     pub(crate) methods: Option<&'static [&'static str]>,
     pub(crate) rewrite: &'static str,
+    /// Who may call it: checked by the gateway, and again by the service.
+    pub(crate) policy: souk_gateway::config::Policy,
 }
+
+use souk_gateway::config::Policy::{Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
@@ -49,18 +53,21 @@ impl Service {
                     prefix: "/api/v1/auth",
                     methods: Some(&["POST"]),
                     rewrite: "/v1/auth",
+                    policy: Public,
                 },
                 PublicRoute {
                     name: "me",
                     prefix: "/api/v1/me",
                     methods: READ,
                     rewrite: "/v1/me",
+                    policy: User,
                 },
                 PublicRoute {
                     name: "jwks",
                     prefix: "/.well-known/jwks.json",
                     methods: READ,
                     rewrite: "/.well-known/jwks.json",
+                    policy: Public,
                 },
             ],
             Self::Catalog => &[
@@ -69,18 +76,21 @@ impl Service {
                     prefix: "/api/v1/products",
                     methods: READ,
                     rewrite: "/v1/products",
+                    policy: Public,
                 },
                 PublicRoute {
                     name: "categories",
                     prefix: "/api/v1/categories",
                     methods: READ,
                     rewrite: "/v1/categories",
+                    policy: Public,
                 },
                 PublicRoute {
                     name: "openapi",
                     prefix: "/api/openapi.json",
                     methods: READ,
                     rewrite: "/openapi.json",
+                    policy: Public,
                 },
             ],
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use souk_gateway::config::{
-    GatewayConfig, HealthConfig, RouteConfig, ServerConfig, UpstreamConfig,
+    AuthConfig, GatewayConfig, HealthConfig, RouteConfig, ServerConfig, UpstreamConfig,
 };
 
 use crate::services::Service;
@@ -29,7 +29,7 @@ pub(crate) fn config(
                 rewrite: Some(route.rewrite.to_owned()),
                 timeout_ms: None,
                 body_limit_bytes: None,
-                policy: souk_gateway::config::Policy::Public,
+                policy: route.policy,
             })
         })
         .collect();
@@ -48,6 +48,16 @@ pub(crate) fn config(
             (service.name().to_owned(), upstream)
         })
         .collect();
+    // Tokens are identity's, checked against its published keys.
+    let auth = endpoints
+        .contains_key(&Service::Identity)
+        .then(|| AuthConfig {
+            jwks_upstream: Service::Identity.name().to_owned(),
+            jwks_path: "/.well-known/jwks.json".to_owned(),
+            issuer: "souk-identity".to_owned(),
+            audience: "souk".to_owned(),
+            jwks_refresh_secs: 300,
+        });
     let config = GatewayConfig {
         server: ServerConfig {
             listen,
@@ -57,6 +67,7 @@ pub(crate) fn config(
         },
         routes,
         upstreams,
+        auth,
     };
     let header = "# Written by `souk up` for the processes it started; rewritten on every start.\n";
     format!("{header}{}", toml::to_string(&config).unwrap_or_default())

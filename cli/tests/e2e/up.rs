@@ -22,6 +22,55 @@ async fn answers_the_public_api(shop: &Shop) {
         std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),
         "data under the data dir"
     );
+    signs_up_and_in(shop).await;
+}
+
+/// An account through the gateway: register, log in, see oneself; the gateway asks anonymous
+/// callers of a user route for a token.
+async fn signs_up_and_in(shop: &Shop) {
+    let url = |path: &str| format!("http://{}{path}", shop.gateway);
+    let account = serde_json::json!({ "email": "ada@example.com", "password": "analytical engine notes", "name": "Ada" });
+    let registered = shop
+        .client
+        .post(url("/api/v1/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let login =
+        serde_json::json!({ "email": "ada@example.com", "password": "analytical engine notes" });
+    let tokens: serde_json::Value = shop
+        .client
+        .post(url("/api/v1/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let anonymous = shop.client.get(url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "the gateway asks for a token");
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let me = shop
+        .client
+        .get(url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["email"], "ada@example.com");
+    let jwks: serde_json::Value = shop
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,23 @@ pub async fn run(shared: Arc<Shared>, shutdown: souk_chassis::Shutdown) {
             () = shutdown.wait() => return,
         }
         let table = shared.table.load_full();
+        if let Some(verifier) = table.verifier.as_ref().filter(|v| v.refresh_due())
+            && let Some(upstream) = table.upstreams.get(&verifier.config.jwks_upstream)
+        {
+            let (verifier, upstream) = (Arc::clone(verifier), Arc::clone(upstream));
+            let in_process = shared
+                .in_process
+                .get(&verifier.config.jwks_upstream)
+                .cloned();
+            tokio::spawn(async move {
+                match verifier.fetch(&upstream, in_process.as_ref()).await {
+                    Ok(keys) => tracing::debug!(keys, "fetched the JWKS"),
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot fetch the JWKS; keeping the keys we have")
+                    }
+                }
+            });
+        }
         for upstream in table.upstreams.values() {
             let now = upstream.clock.now_ms();
             if upstream.config.dns.is_some() && now >= upstream.next_dns_ms.load(Ordering::Relaxed)

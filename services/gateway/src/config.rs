@@ -25,6 +25,36 @@ pub struct GatewayConfig {
     /// Upstreams by name.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Token verification for routes whose policy is `user` or `admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`: where the keys that verify access tokens come from, and what tokens must say.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The upstream that serves the JWKS (identity).
+    pub jwks_upstream: String,
+    /// Its path there.
+    #[serde(default = "default_jwks_path")]
+    pub jwks_path: String,
+    /// The `iss` tokens must carry.
+    pub issuer: String,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+    /// How often the key set is fetched again (an unknown key id also triggers a fetch, at most
+    /// once every 5 s).
+    #[serde(default = "default_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
+}
+
+fn default_jwks_path() -> String {
+    "/.well-known/jwks.json".into()
+}
+
+fn default_jwks_refresh_secs() -> u64 {
+    300
 }
 
 /// `[server]`.
@@ -389,6 +419,26 @@ impl GatewayConfig {
         }
         for (name, upstream) in &self.upstreams {
             upstream.validate(&format!("upstreams.{name}"))?;
+        }
+        match &self.auth {
+            Some(auth) if !self.upstreams.contains_key(&auth.jwks_upstream) => {
+                return Err(invalid(
+                    "auth.jwks_upstream",
+                    format!("no upstream named {:?}", auth.jwks_upstream),
+                ));
+            }
+            Some(auth) if !auth.jwks_path.starts_with('/') => {
+                return Err(invalid("auth.jwks_path", "must start with /"));
+            }
+            None => {
+                if let Some(i) = self.routes.iter().position(|r| r.policy != Policy::Public) {
+                    return Err(invalid(
+                        format!("routes[{i}].policy"),
+                        "a user or admin route needs an [auth] section",
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -24,6 +24,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// The prefix of headers that only the gateway may set.
 pub const INTERNAL_PREFIX: &str = "x-souk-";
+/// The verified caller's account id, set by the gateway only.
+pub const USER_ID: HeaderName = HeaderName::from_static("x-souk-user-id");
+/// The verified caller's role, set by the gateway only.
+pub const ROLE: HeaderName = HeaderName::from_static("x-souk-role");
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The W3C trace context header.

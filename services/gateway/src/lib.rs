@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod checks;
 pub mod clock;

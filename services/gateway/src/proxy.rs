@@ -49,6 +49,7 @@ pub type InProcess = std::collections::BTreeMap<String, axum::Router>;
 pub struct Proxy {
     shared: Arc<Shared>,
     pool: Pool,
+    tokens: crate::auth::TokenCache,
 }
 
 /// How one attempt ended.
@@ -75,6 +76,7 @@ impl Proxy {
         Self {
             shared,
             pool: Pool::default(),
+            tokens: crate::auth::TokenCache::default(),
         }
     }
 
@@ -114,7 +116,11 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         let request_id = headers::prepare_request(&mut parts.headers, client_ip);
         let uri = parts.uri.clone();
-        let (response, endpoint, attempts) = self.forward(&route, parts, body, &request_id).await;
+        let (response, endpoint, attempts) =
+            match self.authorize(&table, &route, &mut parts.headers).await {
+                Ok(()) => self.forward(&route, parts, body, &request_id).await,
+                Err(problem) => (problem.into_response(&request_id), None, 0),
+            };
         let status = response.status();
         route.metrics.record(&method, status, started.elapsed());
         if self.shared.access_log {
@@ -132,6 +138,70 @@ impl Proxy {
             });
         }
         response
+    }
+
+    /// Applies the route's policy. A verified caller is passed on as `x-souk-user-id` and
+    /// `x-souk-role` (client-sent ones were stripped); services still verify the token themselves.
+    /// On a public route a bad token is ignored rather than refused.
+    async fn authorize(
+        &self,
+        table: &Table,
+        route: &Route,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), Problem> {
+        use crate::auth::Refusal;
+        use crate::config::Policy;
+        let verdict = match (
+            &table.verifier,
+            table
+                .verifier
+                .as_ref()
+                .and_then(|v| table.upstreams.get(&v.config.jwks_upstream)),
+        ) {
+            (Some(verifier), Some(jwks)) => {
+                let in_process = self.shared.in_process.get(&verifier.config.jwks_upstream);
+                verifier
+                    .verify(headers, &self.tokens, jwks, in_process)
+                    .await
+            }
+            _ => Err(Refusal::Missing),
+        };
+        let caller = match (route.policy, verdict) {
+            (Policy::Public, Ok(caller)) => caller,
+            (Policy::Public, Err(_)) => return Ok(()),
+            (_, Err(Refusal::Missing)) => {
+                return Err(problem(
+                    StatusCode::UNAUTHORIZED,
+                    "sign in first: send Authorization: Bearer <access token>",
+                )
+                .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"souk\""));
+            }
+            (_, Err(Refusal::Invalid)) => {
+                return Err(problem(
+                    StatusCode::UNAUTHORIZED,
+                    "the access token is not valid or has expired",
+                )
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"souk\", error=\"invalid_token\"",
+                ));
+            }
+            (Policy::Admin, Ok(caller)) if caller.role != "admin" => {
+                return Err(problem(
+                    StatusCode::FORBIDDEN,
+                    "this needs an administrator",
+                ));
+            }
+            (_, Ok(caller)) => caller,
+        };
+        if let (Ok(id), Ok(role)) = (
+            HeaderValue::try_from(caller.sub),
+            HeaderValue::try_from(caller.role),
+        ) {
+            headers.insert(headers::USER_ID, id);
+            headers.insert(headers::ROLE, role);
+        }
+        Ok(())
     }
 
     /// Forwards to the route's upstream. Returns the response, the endpoint that answered last

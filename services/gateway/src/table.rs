@@ -54,6 +54,8 @@ pub struct Table {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// The config it was built from.
     pub config: GatewayConfig,
+    /// Verifies access tokens, when `[auth]` is configured.
+    pub verifier: Option<Arc<crate::auth::Verifier>>,
 }
 
 impl Table {
@@ -91,10 +93,19 @@ impl Table {
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        let verifier = config.auth.as_ref().map(|auth| {
+            let kept = previous
+                .and_then(|p| p.verifier.as_ref())
+                .filter(|v| v.config == *auth);
+            kept.cloned().unwrap_or_else(|| {
+                Arc::new(crate::auth::Verifier::new(auth.clone(), clock.clone()))
+            })
+        });
         Self {
             routes,
             upstreams,
             config,
+            verifier,
         }
     }
 
