@@ -21,7 +21,18 @@ pub(crate) struct PublicRoute {
     pub(crate) rewrite: &'static str,
     /// Who may call it: checked by the gateway, and again by the service.
     pub(crate) policy: souk_gateway::config::Policy,
+    /// Limits per client address and per user, if any.
+    pub(crate) rate_limit: Option<souk_gateway::config::RateLimitConfig>,
 }
+
+/// Sign-in and sign-up: 10 at once and 30 a minute per address (identity limits each account too).
+const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 30,
+        client_burst: 10,
+        user_per_minute: 0,
+        user_burst: 0,
+    });
 
 use souk_gateway::config::Policy::{Public, User};
 
@@ -54,6 +65,7 @@ impl Service {
                     methods: Some(&["POST"]),
                     rewrite: "/v1/auth",
                     policy: Public,
+                    rate_limit: AUTH_LIMIT,
                 },
                 PublicRoute {
                     name: "me",
@@ -61,6 +73,7 @@ impl Service {
                     methods: READ,
                     rewrite: "/v1/me",
                     policy: User,
+                    rate_limit: None,
                 },
                 PublicRoute {
                     name: "jwks",
@@ -68,6 +81,7 @@ impl Service {
                     methods: READ,
                     rewrite: "/.well-known/jwks.json",
                     policy: Public,
+                    rate_limit: None,
                 },
             ],
             Self::Catalog => &[
@@ -77,6 +91,7 @@ impl Service {
                     methods: READ,
                     rewrite: "/v1/products",
                     policy: Public,
+                    rate_limit: None,
                 },
                 PublicRoute {
                     name: "categories",
@@ -84,6 +99,7 @@ impl Service {
                     methods: READ,
                     rewrite: "/v1/categories",
                     policy: Public,
+                    rate_limit: None,
                 },
                 PublicRoute {
                     name: "openapi",
@@ -91,6 +107,7 @@ impl Service {
                     methods: READ,
                     rewrite: "/openapi.json",
                     policy: Public,
+                    rate_limit: None,
                 },
             ],
         }

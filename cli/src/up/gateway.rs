@@ -30,6 +30,7 @@ pub(crate) fn config(
                 timeout_ms: None,
                 body_limit_bytes: None,
                 policy: route.policy,
+                rate_limit: route.rate_limit,
             })
         })
         .collect();

@@ -28,6 +28,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: souk_chassis::Shutdown) {
         .pool_max_idle_per_host(1)
         .build(connector);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -35,6 +36,10 @@ pub async fn run(shared: Arc<Shared>, shutdown: souk_chassis::Shutdown) {
             () = shutdown.wait() => return,
         }
         let table = shared.table.load_full();
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(100) {
+            table.routes().iter().for_each(|route| route.limits.prune());
+        }
         if let Some(verifier) = table.verifier.as_ref().filter(|v| v.refresh_due())
             && let Some(upstream) = table.upstreams.get(&verifier.config.jwks_upstream)
         {

@@ -131,6 +131,23 @@ pub struct RouteConfig {
     /// Who may call it.
     #[serde(default)]
     pub policy: Policy,
+    /// Request rate limits, per client address and per signed-in user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `[routes.rate_limit]`: a token bucket per client address and one per user; 0 disables one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per minute one client address may make, sustained…
+    pub client_per_minute: u32,
+    /// …and at once.
+    pub client_burst: u32,
+    /// Requests per minute one signed-in user may make, sustained…
+    pub user_per_minute: u32,
+    /// …and at once.
+    pub user_burst: u32,
 }
 
 /// How requests are spread over an upstream's endpoints.

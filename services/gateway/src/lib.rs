@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod fault;
 pub mod headers;
+pub mod limit;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

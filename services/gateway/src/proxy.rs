@@ -116,11 +116,13 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         let request_id = headers::prepare_request(&mut parts.headers, client_ip);
         let uri = parts.uri.clone();
-        let (response, endpoint, attempts) =
-            match self.authorize(&table, &route, &mut parts.headers).await {
-                Ok(()) => self.forward(&route, parts, body, &request_id).await,
-                Err(problem) => (problem.into_response(&request_id), None, 0),
-            };
+        let (response, endpoint, attempts) = match self
+            .authorize(&table, &route, client, &mut parts.headers)
+            .await
+        {
+            Ok(()) => self.forward(&route, parts, body, &request_id).await,
+            Err(problem) => (problem.into_response(&request_id), None, 0),
+        };
         let status = response.status();
         route.metrics.record(&method, status, started.elapsed());
         if self.shared.access_log {
@@ -147,10 +149,13 @@ impl Proxy {
         &self,
         table: &Table,
         route: &Route,
+        client: SocketAddr,
         headers: &mut http::HeaderMap,
     ) -> Result<(), Problem> {
         use crate::auth::Refusal;
         use crate::config::Policy;
+        // Per address first: a flood from one address costs a bucket lookup, not a signature check.
+        route.limits.check_client(client.ip()).map_err(too_many)?;
         let verdict = match (
             &table.verifier,
             table
@@ -194,6 +199,7 @@ impl Proxy {
             }
             (_, Ok(caller)) => caller,
         };
+        route.limits.check_user(&caller.sub).map_err(too_many)?;
         if let (Ok(id), Ok(role)) = (
             HeaderValue::try_from(caller.sub),
             HeaderValue::try_from(caller.role),
@@ -609,6 +615,27 @@ fn problem(status: StatusCode, detail: &'static str) -> Problem {
         detail,
         extra: Vec::new(),
     }
+}
+
+/// 429 with `Retry-After` and the `RateLimit-*` headers of the IETF draft.
+fn too_many(exceeded: crate::limit::Exceeded) -> Problem {
+    let reset = exceeded
+        .retry_after
+        .as_secs_f64()
+        .ceil()
+        .max(1.0)
+        .to_string();
+    problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests; slow down and try again shortly",
+    )
+    .with_header(header::RETRY_AFTER, &reset)
+    .with_header(
+        header::HeaderName::from_static("ratelimit-limit"),
+        &exceeded.limit.to_string(),
+    )
+    .with_header(header::HeaderName::from_static("ratelimit-remaining"), "0")
+    .with_header(header::HeaderName::from_static("ratelimit-reset"), &reset)
 }
 
 fn too_large() -> Problem {

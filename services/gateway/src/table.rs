@@ -30,6 +30,8 @@ pub struct Route {
     pub policy: Policy,
     /// Faults injected on this route.
     pub faults: Faults,
+    /// Rate limits.
+    pub limits: crate::limit::Limits,
     /// Metric handles.
     pub metrics: crate::metrics::RouteMetrics,
 }
@@ -165,6 +167,7 @@ impl Route {
                 .body_limit_bytes
                 .unwrap_or(gateway.server.body_limit_bytes),
             policy: config.policy,
+            limits: crate::limit::Limits::new(config.rate_limit.as_ref()),
             faults,
         }
     }

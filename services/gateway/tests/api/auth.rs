@@ -307,3 +307,95 @@ fn a_user_route_without_auth_is_refused_in_config() {
     .unwrap_err();
     assert!(err.to_string().starts_with("routes[0].policy"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_per_address_and_per_user() {
+    let key = Key::new("k1");
+    let identity = jwks_server(Arc::new(Mutex::new(vec![key.jwk()]))).await;
+    let upstream = Stub::start("shop").await;
+    let gateway = TestGateway::start(&format!(
+        r#"
+        [auth]
+        jwks_upstream = "identity"
+        issuer = "souk-identity"
+        audience = "souk"
+
+        [[routes]]
+        name = "login"
+        prefix = "/login"
+        upstream = "shop"
+        [routes.rate_limit]
+        client_per_minute = 60
+        client_burst = 3
+
+        [[routes]]
+        name = "orders"
+        prefix = "/orders"
+        upstream = "shop"
+        policy = "user"
+        [routes.rate_limit]
+        user_per_minute = 60
+        user_burst = 2
+
+        [upstreams.shop]
+        endpoints = {}
+        [upstreams.shop.health]
+        path = ""
+        [upstreams.identity]
+        endpoints = {}
+        "#,
+        toml_list(&[upstream.addr]),
+        toml_list(&[identity]),
+    ));
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| gateway.get("/login")))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    let refused = gateway.get("/login").await;
+    for name in [
+        "retry-after",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+    ] {
+        assert!(refused.headers().contains_key(name), "{name}");
+    }
+    assert_eq!(refused.headers()["ratelimit-limit"], "3");
+    assert_problem(refused, 429).await;
+    assert_eq!(
+        upstream.hits(),
+        3,
+        "refused requests never reach the upstream"
+    );
+
+    let token_of = |sub: &str| {
+        let mut c = claims("user");
+        c["sub"] = json!(sub);
+        key.sign(&c)
+    };
+    let (alice, bob) = (token_of("alice"), token_of("bob"));
+    let send = |token: &str| {
+        gateway
+            .client
+            .get(gateway.url("/orders"))
+            .bearer_auth(token)
+            .send()
+    };
+    let alice_statuses = [
+        send(&alice).await.unwrap().status(),
+        send(&alice).await.unwrap().status(),
+        send(&alice).await.unwrap().status(),
+    ];
+    assert_eq!(alice_statuses.map(|s| s.as_u16()), [200, 200, 429]);
+    assert_eq!(
+        send(&bob).await.unwrap().status(),
+        200,
+        "each user has a bucket of their own"
+    );
+}
