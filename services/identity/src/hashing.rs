@@ -28,16 +28,25 @@ pub struct Hasher {
 
 /// A hash of a password nobody has, verified when an email is unknown so that an unknown email
 /// and a wrong password take the same time.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_now("no account has this password, ever").unwrap_or_default());
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_now("no account has this password, ever").unwrap_or_default());
+
+/// Computes the dummy hash ahead of the first login that needs it.
+pub async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(|| DUMMY_HASH.len()).await;
+}
 
 fn argon2() -> Result<Argon2<'static>, HashError> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).map_err(|e| HashError(e.to_string()))?;
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .map_err(|e| HashError(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 /// Hashes with a fresh random salt, as a PHC string.
 fn hash_now(password: &str) -> Result<String, HashError> {
-    let hash: argon2::PasswordHash = argon2()?.hash_password(password.as_bytes()).map_err(|e| HashError(e.to_string()))?;
+    let hash: argon2::PasswordHash = argon2()?
+        .hash_password(password.as_bytes())
+        .map_err(|e| HashError(e.to_string()))?;
     Ok(hash.to_string())
 }
 
@@ -54,19 +63,29 @@ impl Hasher {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        Self { permits: Arc::new(Semaphore::new(concurrency)) }
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency)),
+        }
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(move || hash_now(&password)).await.map_err(|e| HashError(e.to_string()))?
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        tokio::task::spawn_blocking(move || hash_now(&password))
+            .await
+            .map_err(|e| HashError(e.to_string()))?
     }
 
     /// Checks `password` against `hash`; with no hash (unknown account) it spends the same time
     /// on a dummy and answers false.
     pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         tokio::task::spawn_blocking(move || match hash {
             Some(hash) => verify_now(&password, &hash),
             None => {
@@ -86,10 +105,24 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_at_owasp_parameters_and_verify() {
         let hasher = Hasher::new(1);
-        let hash = hasher.hash("a long enough passphrase".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(hasher.verify("a long enough passphrase".into(), Some(hash.clone())).await);
-        assert!(!hasher.verify("another passphrase here".into(), Some(hash)).await);
+        let hash = hasher
+            .hash("a long enough passphrase".into())
+            .await
+            .unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            hasher
+                .verify("a long enough passphrase".into(), Some(hash.clone()))
+                .await
+        );
+        assert!(
+            !hasher
+                .verify("another passphrase here".into(), Some(hash))
+                .await
+        );
         assert!(!hasher.verify("a long enough passphrase".into(), None).await);
     }
 }

@@ -28,7 +28,10 @@ pub struct StoredKey {
 
 impl std::fmt::Debug for StoredKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey").field("kid", &self.kid).field("retired_at", &self.retired_at).finish_non_exhaustive()
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,8 +43,11 @@ pub struct KeyError(String);
 impl StoredKey {
     /// A fresh Ed25519 key.
     pub fn generate(now: i64) -> Result<Self, KeyError> {
-        let pair = Ed25519KeyPair::generate().map_err(|_| KeyError("cannot generate a key".into()))?;
-        let pkcs8 = pair.to_pkcs8().map_err(|_| KeyError("cannot encode the key".into()))?;
+        let pair =
+            Ed25519KeyPair::generate().map_err(|_| KeyError("cannot generate a key".into()))?;
+        let pkcs8 = pair
+            .to_pkcs8()
+            .map_err(|_| KeyError("cannot encode the key".into()))?;
         let public_x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         Ok(Self {
             kid: uuid::Uuid::now_v7().simple().to_string(),
@@ -64,7 +70,9 @@ pub struct KeySet {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet").field("signer", &self.signer.0).finish_non_exhaustive()
+        f.debug_struct("KeySet")
+            .field("signer", &self.signer.0)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,15 +109,21 @@ impl KeySet {
             .filter(|k| k.retired_at.is_none())
             .max_by_key(|k| (k.created_at, k.kid.clone()))
             .ok_or_else(|| KeyError("no active signing key".into()))?;
-        let der = STANDARD.decode(&signer.pkcs8).map_err(|e| KeyError(e.to_string()))?;
+        let der = STANDARD
+            .decode(&signer.pkcs8)
+            .map_err(|e| KeyError(e.to_string()))?;
         let published = keys
             .iter()
             .map(|k| {
-                let key = DecodingKey::from_ed_components(&k.public_x).map_err(|e| KeyError(e.to_string()))?;
+                let key = DecodingKey::from_ed_components(&k.public_x)
+                    .map_err(|e| KeyError(e.to_string()))?;
                 Ok((k.kid.clone(), k.public_x.clone(), key))
             })
             .collect::<Result<Vec<_>, KeyError>>()?;
-        Ok(Self { signer: Arc::new((signer.kid.clone(), EncodingKey::from_ed_der(&der))), published: Arc::new(published) })
+        Ok(Self {
+            signer: Arc::new((signer.kid.clone(), EncodingKey::from_ed_der(&der))),
+            published: Arc::new(published),
+        })
     }
 
     /// The JWKS document.
@@ -118,13 +132,23 @@ impl KeySet {
             keys: self
                 .published
                 .iter()
-                .map(|(kid, x, _)| Jwk { kty: "OKP", crv: "Ed25519", x: x.clone(), kid: kid.clone(), alg: "EdDSA", usage: "sig" })
+                .map(|(kid, x, _)| Jwk {
+                    kty: "OKP",
+                    crv: "Ed25519",
+                    x: x.clone(),
+                    kid: kid.clone(),
+                    alg: "EdDSA",
+                    usage: "sig",
+                })
                 .collect(),
         }
     }
 
     /// The published key with `kid`.
     pub fn decoding_key(&self, kid: &str) -> Option<&DecodingKey> {
-        self.published.iter().find(|(k, _, _)| k == kid).map(|(_, _, key)| key)
+        self.published
+            .iter()
+            .find(|(k, _, _)| k == kid)
+            .map(|(_, _, key)| key)
     }
 }

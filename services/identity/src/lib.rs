@@ -68,13 +68,19 @@ pub struct AdminAccount {
 impl AdminAccount {
     /// The administrator named in `env`, if both variables are set.
     pub fn from_env(env: &Env) -> Option<Self> {
-        Some(Self { email: env.get("SOUK_ADMIN_EMAIL")?.to_owned(), password: Secret::new(env.get("SOUK_ADMIN_PASSWORD")?) })
+        Some(Self {
+            email: env.get("SOUK_ADMIN_EMAIL")?.to_owned(),
+            password: Secret::new(env.get("SOUK_ADMIN_PASSWORD")?),
+        })
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
@@ -103,10 +109,28 @@ pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identi
     if let Some(admin) = admin {
         ensure_admin(&state, &admin).await?;
     }
+    // Keyed login buckets would grow with every email ever tried: prune the full ones.
+    let logins = std::sync::Arc::downgrade(&state.logins);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        while let Some(logins) = {
+            tick.tick().await;
+            logins.upgrade()
+        } {
+            logins.retain_recent();
+        }
+    });
+    // Make the dummy hash now, so the first unknown-email login is not slower than the rest.
+    hashing::warm_up().await;
     let health = Health::new().with_check(store.database().clone());
     let http = state.config.http.clone();
-    let router = souk_chassis::http::service_router(routes::app(state.clone()), health.clone(), &http);
-    Ok(Identity { router, state, health })
+    let router =
+        souk_chassis::http::service_router(routes::app(state.clone()), health.clone(), &http);
+    Ok(Identity {
+        router,
+        state,
+        health,
+    })
 }
 
 /// The keys in force, making the first one on a new store.
@@ -115,7 +139,9 @@ async fn load_keys(store: &Store, config: &Config) -> Result<keys::KeySet, Start
     let since = now() - config.access_ttl_secs - 60;
     let mut stored = store.keys(since).await?;
     if !stored.iter().any(|k| k.retired_at.is_none()) {
-        store.rotate_keys(&keys::StoredKey::generate(now())?, now()).await?;
+        store
+            .rotate_keys(&keys::StoredKey::generate(now())?, now())
+            .await?;
         stored = store.keys(since).await?;
     }
     Ok(keys::KeySet::from_stored(&stored)?)
@@ -123,9 +149,15 @@ async fn load_keys(store: &Store, config: &Config) -> Result<keys::KeySet, Start
 
 /// Makes a new signing key the signer; tokens signed by the old one stay valid until they expire.
 pub async fn rotate_keys(state: &AppState) -> Result<(), StartError> {
-    state.store.rotate_keys(&keys::StoredKey::generate(now())?, now()).await?;
+    state
+        .store
+        .rotate_keys(&keys::StoredKey::generate(now())?, now())
+        .await?;
     let fresh = load_keys(&state.store, &state.config).await?;
-    *state.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    *state
+        .keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
     Ok(())
 }
 
@@ -135,8 +167,13 @@ async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), Star
         state.store.promote(email.as_str()).await?;
         return Ok(());
     }
-    let password = domain::Password::new(admin.password.expose(), email.as_str()).map_err(|e| StartError::Admin(format!("the password {e}")))?;
-    let hash = state.hasher.hash(password.expose().to_owned()).await.map_err(|e| StartError::Admin(e.to_string()))?;
+    let password = domain::Password::new(admin.password.expose(), email.as_str())
+        .map_err(|e| StartError::Admin(format!("the password {e}")))?;
+    let hash = state
+        .hasher
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))?;
     let user = store::User {
         id: uuid::Uuid::now_v7().to_string(),
         email: email.as_str().to_owned(),
@@ -150,12 +187,19 @@ async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), Star
 }
 
 /// Serves identity on `listener` until `shutdown`.
-pub async fn run(config: Config, admin: Option<AdminAccount>, listener: TcpListener, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    config: Config,
+    admin: Option<AdminAccount>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let identity = build(config, admin).await?;
     identity.health.drain_on(&shutdown);
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, engine = identity.state.store.database().engine(), "identity listening");
-    souk_chassis::serve(listener, identity.router, shutdown).await.map_err(StartError::Serve)?;
+    souk_chassis::serve(listener, identity.router, shutdown)
+        .await
+        .map_err(StartError::Serve)?;
     identity.state.store.database().close().await;
     Ok(())
 }
@@ -163,7 +207,12 @@ pub async fn run(config: Config, admin: Option<AdminAccount>, listener: TcpListe
 /// Loads config from `env`, binds, and serves until SIGTERM or Ctrl-C.
 pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
     let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
     run(config, AdminAccount::from_env(env), listener, shutdown).await
 }

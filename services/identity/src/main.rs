@@ -9,5 +9,7 @@ fn main() -> ExitCode {
         print!("{}", souk_identity::ApiDoc::json());
         return ExitCode::SUCCESS;
     }
-    souk_chassis::server::run_main(souk_identity::NAME, |env| async move { souk_identity::serve_from_env(&env).await })
+    souk_chassis::server::run_main(souk_identity::NAME, |env| async move {
+        souk_identity::serve_from_env(&env).await
+    })
 }

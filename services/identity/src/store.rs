@@ -10,8 +10,16 @@ use crate::keys::StoredKey;
 
 /// Identity's migrations for both engines.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[(1, "identity", include_str!("../migrations/sqlite/0001_identity.sql"))],
-    postgres: &[(1, "identity", include_str!("../migrations/postgres/0001_identity.sql"))],
+    sqlite: &[(
+        1,
+        "identity",
+        include_str!("../migrations/sqlite/0001_identity.sql"),
+    )],
+    postgres: &[(
+        1,
+        "identity",
+        include_str!("../migrations/postgres/0001_identity.sql"),
+    )],
 };
 
 /// Runs the same code on whichever pool the database is.
@@ -59,6 +67,8 @@ pub enum Rotation {
         user_id: String,
         /// Its family.
         family_id: String,
+        /// When the family's login ends: rotation does not extend it.
+        expires_at: i64,
     },
     /// It had been used (or revoked) already: someone replays it, so the family is revoked.
     Reused,
@@ -106,7 +116,13 @@ impl Store {
 
     /// Makes an existing account an administrator.
     pub async fn promote(&self, email: &str) -> Result<(), StoreError> {
-        on_pool!(&self.db, |pool| sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1").bind(email).execute(pool).await?.rows_affected());
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE users SET role = 'admin' WHERE email = $1"
+        )
+        .bind(email)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -120,8 +136,14 @@ impl Store {
         self.user_where("id", id).await
     }
 
-    async fn user_where(&self, column: &'static str, value: &str) -> Result<Option<User>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"));
+    async fn user_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
+        ));
         let row = on_pool!(&self.db, |pool| {
             let row = sqlx::query(sql).bind(value).fetch_optional(pool).await?;
             row.map(|row| -> Result<User, StoreError> {
@@ -140,9 +162,24 @@ impl Store {
     }
 
     /// Stores a new refresh token (by hash).
-    pub async fn insert_refresh(&self, hash: &str, family_id: &str, user_id: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+    pub async fn insert_refresh(
+        &self,
+        hash: &str,
+        family_id: &str,
+        user_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let sql = "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)";
-        on_pool!(&self.db, |pool| sqlx::query(sql).bind(hash).bind(family_id).bind(user_id).bind(expires_at).bind(now).execute(pool).await?.rows_affected());
+        on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(hash)
+            .bind(family_id)
+            .bind(user_id)
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -151,22 +188,40 @@ impl Store {
     pub async fn rotate_refresh(&self, hash: &str, now: i64) -> Result<Rotation, StoreError> {
         let claim = "UPDATE refresh_tokens SET used_at = $1 \
                      WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-                     RETURNING user_id, family_id";
+                     RETURNING user_id, family_id, expires_at";
         let claimed = on_pool!(&self.db, |pool| {
-            let row = sqlx::query(claim).bind(now).bind(hash).fetch_optional(pool).await?;
-            row.map(|row| -> Result<(String, String), sqlx::Error> { Ok((row.try_get("user_id")?, row.try_get("family_id")?)) })
-                .transpose()?
+            let row = sqlx::query(claim)
+                .bind(now)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?;
+            row.map(|row| -> Result<(String, String, i64), sqlx::Error> {
+                Ok((
+                    row.try_get("user_id")?,
+                    row.try_get("family_id")?,
+                    row.try_get("expires_at")?,
+                ))
+            })
+            .transpose()?
         });
-        if let Some((user_id, family_id)) = claimed {
-            return Ok(Rotation::Rotated { user_id, family_id });
+        if let Some((user_id, family_id, expires_at)) = claimed {
+            return Ok(Rotation::Rotated {
+                user_id,
+                family_id,
+                expires_at,
+            });
         }
-        let seen = "SELECT family_id, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1";
+        let seen =
+            "SELECT family_id, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1";
         let family = on_pool!(&self.db, |pool| {
             let row = sqlx::query(seen).bind(hash).fetch_optional(pool).await?;
             row.map(|row| -> Result<(String, bool), sqlx::Error> {
                 let used: Option<i64> = row.try_get("used_at")?;
                 let revoked: Option<i64> = row.try_get("revoked_at")?;
-                Ok((row.try_get("family_id")?, used.is_some() || revoked.is_some()))
+                Ok((
+                    row.try_get("family_id")?,
+                    used.is_some() || revoked.is_some(),
+                ))
             })
             .transpose()?
         });
@@ -181,8 +236,14 @@ impl Store {
 
     /// Revokes every refresh token of a family.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
-        let sql = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
-        on_pool!(&self.db, |pool| sqlx::query(sql).bind(now).bind(family_id).execute(pool).await?.rows_affected());
+        let sql =
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(now)
+            .bind(family_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -211,7 +272,10 @@ impl Store {
     pub async fn rotate_keys(&self, key: &StoredKey, now: i64) -> Result<(), StoreError> {
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL").bind(now).execute(&mut *tx).await?;
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO signing_keys (kid, pkcs8, public_x, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&key.kid)
                 .bind(&key.pkcs8)

@@ -43,7 +43,15 @@ pub enum TokenError {
 }
 
 /// Signs an access token for `sub` with `role`, valid `ttl_secs` from `now`.
-pub fn issue_access(keys: &KeySet, issuer: &str, audience: &str, sub: &str, role: Role, now: i64, ttl_secs: i64) -> Result<String, TokenError> {
+pub fn issue_access(
+    keys: &KeySet,
+    issuer: &str,
+    audience: &str,
+    sub: &str,
+    role: Role,
+    now: i64,
+    ttl_secs: i64,
+) -> Result<String, TokenError> {
     let claims = Claims {
         iss: issuer.to_owned(),
         aud: audience.to_owned(),
@@ -56,37 +64,56 @@ pub fn issue_access(keys: &KeySet, issuer: &str, audience: &str, sub: &str, role
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(keys.signer.0.clone());
-    jsonwebtoken::encode(&header, &claims, &keys.signer.1).map_err(|e| TokenError::Sign(e.to_string()))
+    jsonwebtoken::encode(&header, &claims, &keys.signer.1)
+        .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
 /// Verifies an access token: EdDSA only, a published key id, issuer, audience, expiry and
 /// not-before (with 30 s of leeway for clocks).
-pub fn verify_access(keys: &KeySet, issuer: &str, audience: &str, token: &str) -> Result<Claims, TokenError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+pub fn verify_access(
+    keys: &KeySet,
+    issuer: &str,
+    audience: &str,
+    token: &str,
+) -> Result<Claims, TokenError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
     if header.alg != Algorithm::EdDSA {
         return Err(TokenError::Invalid("algorithm must be EdDSA".into()));
     }
-    let kid = header.kid.ok_or_else(|| TokenError::Invalid("no key id".into()))?;
-    let key = keys.decoding_key(&kid).ok_or_else(|| TokenError::Invalid("unknown key id".into()))?;
+    let kid = header
+        .kid
+        .ok_or_else(|| TokenError::Invalid("no key id".into()))?;
+    let key = keys
+        .decoding_key(&kid)
+        .ok_or_else(|| TokenError::Invalid("unknown key id".into()))?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.validate_nbf = true;
     validation.leeway = 30;
     validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Claims>(token, key, &validation).map(|data| data.claims).map_err(|e| TokenError::Invalid(e.to_string()))
+    jsonwebtoken::decode::<Claims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
 /// A new opaque refresh token: 32 random bytes, base64url.
 pub fn new_refresh_token() -> Result<String, TokenError> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| TokenError::Sign("no randomness".into()))?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TokenError::Sign("no randomness".into()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// What is stored for a refresh token: its SHA-256, hex. A leaked table yields no usable token.
 pub fn refresh_hash(token: &str) -> String {
-    digest::digest(&digest::SHA256, token.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,7 +126,10 @@ mod tests {
     }
 
     fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     #[test]
@@ -118,10 +148,15 @@ mod tests {
         let token = issue_access(&keys, "souk", "souk", "u", Role::User, now(), 900).unwrap();
         assert!(verify_access(&keys, "other", "souk", &token).is_err());
         assert!(verify_access(&keys, "souk", "catalog", &token).is_err());
-        let expired = issue_access(&keys, "souk", "souk", "u", Role::User, now() - 3600, 60).unwrap();
+        let expired =
+            issue_access(&keys, "souk", "souk", "u", Role::User, now() - 3600, 60).unwrap();
         assert!(verify_access(&keys, "souk", "souk", &expired).is_err());
-        let future = issue_access(&keys, "souk", "souk", "u", Role::User, now() + 3600, 60).unwrap();
-        assert!(verify_access(&keys, "souk", "souk", &future).is_err(), "not yet valid");
+        let future =
+            issue_access(&keys, "souk", "souk", "u", Role::User, now() + 3600, 60).unwrap();
+        assert!(
+            verify_access(&keys, "souk", "souk", &future).is_err(),
+            "not yet valid"
+        );
         let other_keys = self::keys();
         assert!(verify_access(&other_keys, "souk", "souk", &token).is_err());
     }
@@ -132,14 +167,22 @@ mod tests {
         let claims = r#"{"iss":"souk","aud":"souk","sub":"u","role":"admin","exp":9999999999,"iat":0,"nbf":0,"jti":"x"}"#;
         let body = URL_SAFE_NO_PAD.encode(claims);
         let kid = &keys.signer.0;
-        let none = format!("{}.{body}.", URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{kid}"}}"#)));
+        let none = format!(
+            "{}.{body}.",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{kid}"}}"#))
+        );
         assert!(verify_access(&keys, "souk", "souk", &none).is_err());
         // HMAC keyed with the public key: the classic algorithm-confusion attack.
         let x = &keys.published[0].1;
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());
         let claims: Claims = serde_json::from_str(claims).unwrap();
-        let hmac = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()).unwrap()).unwrap();
+        let hmac = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()).unwrap(),
+        )
+        .unwrap();
         assert!(verify_access(&keys, "souk", "souk", &hmac).is_err());
     }
 

@@ -23,7 +23,11 @@ impl Email {
             && !domain.contains("..")
             && !domain.contains('@')
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Self(email)) } else { Err("must look like name@example.com".into()) }
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err("must look like name@example.com".into())
+        }
     }
 
     /// The normalised address.
@@ -38,12 +42,26 @@ mod tests {
 
     #[test]
     fn addresses_are_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_addresses_are_refused() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "ada@@example.com", "a b@example.com", "ada@.com", "ada@example..com", "ada@example.com."] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a b@example.com",
+            "ada@.com",
+            "ada@example..com",
+            "ada@example.com.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());

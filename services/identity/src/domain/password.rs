@@ -9,8 +9,13 @@ pub const MIN_CHARS: usize = 12;
 /// Most characters a password may have (hashing cost is bounded by the body limit anyway).
 pub const MAX_CHARS: usize = 1024;
 
-static COMMON: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().map(str::trim).filter(|l| !l.is_empty()).collect());
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../data/common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+});
 
 /// A password that passed the policy. It never prints.
 #[derive(Clone)]
@@ -66,10 +71,22 @@ mod tests {
 
     #[test]
     fn length_common_and_email_rules_apply() {
-        assert_eq!(Password::new("short", "a@b.co").unwrap_err(), PasswordError::Length);
-        assert_eq!(Password::new(&"x".repeat(1025), "a@b.co").unwrap_err(), PasswordError::Length);
-        assert_eq!(Password::new("Password1234", "a@b.co").unwrap_err(), PasswordError::Common);
-        assert_eq!(Password::new("ada@example.com", "ada@example.com").unwrap_err(), PasswordError::SameAsEmail);
+        assert_eq!(
+            Password::new("short", "a@b.co").unwrap_err(),
+            PasswordError::Length
+        );
+        assert_eq!(
+            Password::new(&"x".repeat(1025), "a@b.co").unwrap_err(),
+            PasswordError::Length
+        );
+        assert_eq!(
+            Password::new("Password1234", "a@b.co").unwrap_err(),
+            PasswordError::Common
+        );
+        assert_eq!(
+            Password::new("ada@example.com", "ada@example.com").unwrap_err(),
+            PasswordError::SameAsEmail
+        );
         assert!(Password::new("correct horse battery staple glue", "a@b.co").is_ok());
         assert!(COMMON.len() >= 100, "the shipped list is loaded");
     }

@@ -63,28 +63,61 @@ pub(super) struct TokenPair {
         (status = 409, description = "The email has an account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email, name or weak password", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(super) async fn register_post(State(state): State<AppState>, Json(body): Json<Register>) -> Result<(StatusCode, Json<Account>), ApiError> {
+pub(super) async fn register_post(
+    State(state): State<AppState>,
+    Json(body): Json<Register>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
     let mut errors = Vec::new();
-    let email = Email::parse(&body.email).map_err(|m| errors.push(FieldError::new("email", m))).ok();
-    let name = display_name(&body.name).map_err(|m| errors.push(FieldError::new("name", m))).ok();
-    let password = Password::new(&body.password, &body.email).map_err(|e| errors.push(FieldError::new("password", e.to_string()))).ok();
+    let email = Email::parse(&body.email)
+        .map_err(|m| errors.push(FieldError::new("email", m)))
+        .ok();
+    let name = display_name(&body.name)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
+    // Compare with the email as it will be stored (trimmed; Password lowercases both sides).
+    let password = Password::new(&body.password, body.email.trim())
+        .map_err(|e| errors.push(FieldError::new("password", e.to_string())))
+        .ok();
     let (Some(email), Some(name), Some(password)) = (email, name, password) else {
         return Err(Problem::validation(errors).into());
     };
     if state.store.user_by_email(email.as_str()).await?.is_some() {
         return Err(taken().into());
     }
-    let hash = state.hasher.hash(password.expose().to_owned()).await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    let user = User { id: uuid::Uuid::now_v7().to_string(), email: email.as_str().to_owned(), name, password_hash: hash, role: Role::User };
+    let hash = state
+        .hasher
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.as_str().to_owned(),
+        name,
+        password_hash: hash,
+        role: Role::User,
+    };
     if !state.store.insert_user(&user, now()).await? {
         return Err(taken().into());
     }
     tracing::info!(user = %user.id, "account created");
-    Ok((StatusCode::CREATED, Json(Account { id: user.id, email: user.email, name: user.name, role: user.role })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Account {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+        }),
+    ))
 }
 
 fn taken() -> Problem {
-    Problem::typed(StatusCode::CONFLICT, "email-taken", "Email already registered").with_detail("an account with this email exists; sign in instead")
+    Problem::typed(
+        StatusCode::CONFLICT,
+        "email-taken",
+        "Email already registered",
+    )
+    .with_detail("an account with this email exists; sign in instead")
 }
 
 /// Logs in: a short-lived access token and a refresh token.
@@ -94,32 +127,62 @@ fn taken() -> Problem {
         (status = 401, description = "Wrong email or password (the same answer for both)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts for this account", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(super) async fn login_post(State(state): State<AppState>, Json(body): Json<Login>) -> Result<Json<TokenPair>, ApiError> {
+pub(super) async fn login_post(
+    State(state): State<AppState>,
+    Json(body): Json<Login>,
+) -> Result<Json<TokenPair>, ApiError> {
     // Normalise without rejecting: a malformed email is just another wrong login.
     let email = body.email.trim().to_lowercase();
+    // No account has a longer address: answer at once, and keep such keys out of the throttle.
+    if email.len() > 254 {
+        return Err(wrong_credentials().into());
+    }
     // Throttle per account before any hashing, so a flood cannot burn the CPU on Argon2.
     if let Err(not_until) = state.logins.check_key(&email) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
         let retry_after = wait.as_secs().max(1).to_string();
-        return Err(Problem::typed(StatusCode::TOO_MANY_REQUESTS, "too-many-logins", "Too many sign-in attempts")
-            .with_detail("too many attempts for this account; wait and try again")
-            .with_header(http::header::RETRY_AFTER, http::HeaderValue::try_from(retry_after).unwrap_or(http::HeaderValue::from_static("60")))
-            .into());
+        return Err(Problem::typed(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-logins",
+            "Too many sign-in attempts",
+        )
+        .with_detail("too many attempts for this account; wait and try again")
+        .with_header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::try_from(retry_after)
+                .unwrap_or(http::HeaderValue::from_static("60")),
+        )
+        .into());
     }
     if body.password.chars().count() > crate::domain::password::MAX_CHARS {
         return Err(wrong_credentials().into());
     }
     let user = state.store.user_by_email(&email).await?;
-    let valid = state.hasher.verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let valid = state
+        .hasher
+        .verify(
+            body.password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await;
     let Some(user) = user.filter(|_| valid) else {
         return Err(wrong_credentials().into());
     };
-    let pair = issue_pair(&state, &user.id, user.role, &uuid::Uuid::now_v7().to_string()).await?;
+    let pair = issue_pair(
+        &state,
+        &user.id,
+        user.role,
+        &uuid::Uuid::now_v7().to_string(),
+        None,
+    )
+    .await?;
     Ok(Json(pair))
 }
 
 fn wrong_credentials() -> Problem {
-    unauthorized("the email or the password is wrong", "invalid_token")
+    unauthorized("the email or the password is wrong", None)
 }
 
 /// Exchanges a refresh token for a new pair; the old one stops working. Presenting a used token
@@ -129,31 +192,81 @@ fn wrong_credentials() -> Problem {
         (status = 200, description = "A new pair", body = TokenPair),
         (status = 401, description = "Unknown, expired, used or revoked", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(super) async fn refresh_post(State(state): State<AppState>, Json(body): Json<Refresh>) -> Result<Json<TokenPair>, ApiError> {
+pub(super) async fn refresh_post(
+    State(state): State<AppState>,
+    Json(body): Json<Refresh>,
+) -> Result<Json<TokenPair>, ApiError> {
     if body.refresh_token.len() > 256 {
-        return Err(unauthorized("this refresh token is not valid", "invalid_token").into());
+        return Err(unauthorized("this refresh token is not valid", Some("invalid_token")).into());
     }
-    match state.store.rotate_refresh(&tokens::refresh_hash(&body.refresh_token), now()).await? {
-        Rotation::Rotated { user_id, family_id } => {
+    match state
+        .store
+        .rotate_refresh(&tokens::refresh_hash(&body.refresh_token), now())
+        .await?
+    {
+        Rotation::Rotated {
+            user_id,
+            family_id,
+            expires_at,
+        } => {
             let Some(user) = state.store.user_by_id(&user_id).await? else {
-                return Err(unauthorized("this account no longer exists", "invalid_token").into());
+                return Err(
+                    unauthorized("this account no longer exists", Some("invalid_token")).into(),
+                );
             };
-            Ok(Json(issue_pair(&state, &user.id, user.role, &family_id).await?))
+            Ok(Json(
+                issue_pair(&state, &user.id, user.role, &family_id, Some(expires_at)).await?,
+            ))
         }
         Rotation::Reused => {
             tracing::warn!("a used refresh token was presented again: its whole family is revoked");
-            Err(unauthorized("this refresh token was already used; sign in again", "invalid_token").into())
+            Err(unauthorized(
+                "this refresh token was already used; sign in again",
+                Some("invalid_token"),
+            )
+            .into())
         }
-        Rotation::Invalid => Err(unauthorized("this refresh token is not valid", "invalid_token").into()),
+        Rotation::Invalid => {
+            Err(unauthorized("this refresh token is not valid", Some("invalid_token")).into())
+        }
     }
 }
 
-async fn issue_pair(state: &AppState, user_id: &str, role: Role, family_id: &str) -> Result<TokenPair, ApiError> {
+/// A new pair; the refresh token lives until `login_ends` (a new login: now + refresh_ttl_secs).
+async fn issue_pair(
+    state: &AppState,
+    user_id: &str,
+    role: Role,
+    family_id: &str,
+    login_ends: Option<i64>,
+) -> Result<TokenPair, ApiError> {
     let now = now();
     let config = &state.config;
-    let access = tokens::issue_access(&state.keys(), &config.issuer, &config.audience, user_id, role, now, config.access_ttl_secs)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let access = tokens::issue_access(
+        &state.keys(),
+        &config.issuer,
+        &config.audience,
+        user_id,
+        role,
+        now,
+        config.access_ttl_secs,
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let refresh = tokens::new_refresh_token().map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.insert_refresh(&tokens::refresh_hash(&refresh), family_id, user_id, now + config.refresh_ttl_secs, now).await?;
-    Ok(TokenPair { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: config.access_ttl_secs })
+    state
+        .store
+        .insert_refresh(
+            &tokens::refresh_hash(&refresh),
+            family_id,
+            user_id,
+            login_ends.unwrap_or(now + config.refresh_ttl_secs),
+            now,
+        )
+        .await?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: config.access_ttl_secs,
+    })
 }

@@ -12,5 +12,9 @@ use crate::keys::Jwks;
     responses((status = 200, description = "The key set", body = Jwks)))]
 pub(super) async fn jwks_get(State(state): State<AppState>) -> Response {
     // Verifiers cache it; a minute keeps a rotation visible soon.
-    ([(http::header::CACHE_CONTROL, "public, max-age=60")], Json(state.keys().jwks())).into_response()
+    (
+        [(http::header::CACHE_CONTROL, "public, max-age=60")],
+        Json(state.keys().jwks()),
+    )
+        .into_response()
 }

@@ -14,15 +14,42 @@ use crate::tokens;
         (status = 200, description = "The caller's account", body = Account),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(super) async fn me_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Account>, ApiError> {
+pub(super) async fn me_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Account>, ApiError> {
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("send an access token: Authorization: Bearer <token>", "invalid_request"))?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token)
+        .ok_or_else(|| unauthorized("send an access token: Authorization: Bearer <token>", None))?;
     let config = &state.config;
-    let claims = tokens::verify_access(&state.keys(), &config.issuer, &config.audience, token.trim())
-        .map_err(|_| unauthorized("the access token is not valid or has expired", "invalid_token"))?;
-    let user = state.store.user_by_id(&claims.sub).await?.ok_or_else(|| unauthorized("this account no longer exists", "invalid_token"))?;
-    Ok(Json(Account { id: user.id, email: user.email, name: user.name, role: user.role }))
+    let claims = tokens::verify_access(
+        &state.keys(),
+        &config.issuer,
+        &config.audience,
+        token.trim(),
+    )
+    .map_err(|_| {
+        unauthorized(
+            "the access token is not valid or has expired",
+            Some("invalid_token"),
+        )
+    })?;
+    let user = state
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(|| unauthorized("this account no longer exists", Some("invalid_token")))?;
+    Ok(Json(Account {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        role: user.role,
+    }))
 }

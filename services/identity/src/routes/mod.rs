@@ -54,7 +54,10 @@ impl AppState {
 
     /// The keys in force (a cheap clone of shared handles).
     pub fn keys(&self) -> KeySet {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -94,20 +97,31 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            Self::Store(StoreError::Database(err @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))) => {
+            Self::Store(StoreError::Database(
+                err @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
+            )) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Problem::unavailable("accounts are unavailable; try again shortly").into_response()
             }
             Self::Store(err) => Problem::internal(&err).into_response(),
-            Self::Internal(message) => Problem::internal(&std::io::Error::other(message)).into_response(),
+            Self::Internal(message) => {
+                Problem::internal(&std::io::Error::other(message)).into_response()
+            }
         }
     }
 }
 
-/// 401 with the `WWW-Authenticate` challenge RFC 6750 asks for.
-pub fn unauthorized(detail: &str, error: &str) -> Problem {
-    let challenge = format!("Bearer realm=\"souk\", error=\"{error}\"");
+/// 401 with the `WWW-Authenticate` challenge RFC 6750 asks for: an error code only when a token
+/// was presented (§3.1).
+pub fn unauthorized(detail: &str, error: Option<&str>) -> Problem {
+    let challenge = match error {
+        Some(error) => format!("Bearer realm=\"souk\", error=\"{error}\""),
+        None => "Bearer realm=\"souk\"".to_owned(),
+    };
     Problem::typed(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
         .with_detail(detail.to_owned())
-        .with_header(header::WWW_AUTHENTICATE, HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer")))
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+        )
 }

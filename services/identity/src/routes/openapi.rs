@@ -28,5 +28,9 @@ impl ApiDoc {
 static DOCUMENT: LazyLock<String> = LazyLock::new(ApiDoc::json);
 
 pub(super) async fn openapi_get() -> Response {
-    ([(http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str()).into_response()
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
