@@ -62,7 +62,7 @@ async fn monolith(options: Options) -> Result<(), String> {
         let url = databases.get(&service).cloned().unwrap_or_default();
         routers.insert(
             service.name().to_owned(),
-            build(service, &env, url, &shutdown).await?,
+            build(service, &env, url, listen, &shutdown).await?,
         );
     }
 
@@ -116,6 +116,7 @@ async fn build(
     service: Service,
     env: &Env,
     database: String,
+    listen: SocketAddr,
     shutdown: &Shutdown,
 ) -> Result<axum::Router, String> {
     match service {
@@ -131,6 +132,7 @@ async fn build(
         Service::Catalog => {
             let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
+            config.auth.jwks_url = format!("http://{listen}/.well-known/jwks.json");
             let catalog = souk_catalog::build(&config)
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;

@@ -34,7 +34,7 @@ const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         user_burst: 0,
     });
 
-use souk_gateway::config::Policy::{Public, User};
+use souk_gateway::config::Policy::{Admin, Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
@@ -94,6 +94,14 @@ impl Service {
                     rate_limit: None,
                 },
                 PublicRoute {
+                    name: "admin-products",
+                    prefix: "/api/v1/admin/products",
+                    methods: Some(&["POST", "PUT", "DELETE"]),
+                    rewrite: "/v1/admin/products",
+                    policy: Admin,
+                    rate_limit: None,
+                },
+                PublicRoute {
                     name: "categories",
                     prefix: "/api/v1/categories",
                     methods: READ,
@@ -116,6 +124,16 @@ impl Service {
     /// The variable that sets its listen address.
     pub(crate) fn listen_var(self) -> String {
         format!("SOUK_{}__LISTEN", self.name().to_ascii_uppercase())
+    }
+
+    /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
+    pub(crate) fn verifies_tokens(self) -> bool {
+        matches!(self, Self::Catalog)
+    }
+
+    /// The variable that sets where it fetches the JWKS.
+    pub(crate) fn jwks_var(self) -> String {
+        format!("SOUK_{}__AUTH__JWKS_URL", self.name().to_ascii_uppercase())
     }
 
     /// The variable that sets its database URL.

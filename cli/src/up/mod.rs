@@ -194,6 +194,13 @@ impl Shop {
         if let Some(url) = self.databases.get(&service) {
             env.push((service.database_var(), url.clone()));
         }
+        if service.verifies_tokens() {
+            // Through the gateway: one stable address, whichever identity instances run.
+            env.push((
+                service.jwks_var(),
+                format!("http://{}/.well-known/jwks.json", self.gateway_addr),
+            ));
+        }
         Ok(Spec {
             args: vec!["serve".into(), service.name().into()],
             env,

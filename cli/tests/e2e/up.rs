@@ -298,3 +298,74 @@ async fn answers_the_public_api_without_sqlite(shop: &Shop) {
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(shop.get("/api/v1/categories").await.status(), 200);
 }
+
+/// Administrators manage products through the gateway; the gateway and the catalog both check.
+async fn administrators_manage_products(topology: &str) {
+    let admin = [
+        ("SOUK_ADMIN_EMAIL", "root@example.com"),
+        ("SOUK_ADMIN_PASSWORD", "a very long admin passphrase"),
+    ];
+    let mut shop = Shop::start_with_env(topology, &[], &admin).await;
+    let url = |path: &str| format!("http://{}{path}", shop.gateway);
+    let login = |email: &str, password: &str| {
+        let body = serde_json::json!({ "email": email, "password": password });
+        let request = shop
+            .client
+            .post(url("/api/v1/auth/login"))
+            .json(&body)
+            .send();
+        async move {
+            request
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let admin_token = login("root@example.com", "a very long admin passphrase").await;
+    let account = serde_json::json!({ "email": "bo@example.com", "password": "bo's own long passphrase", "name": "Bo" });
+    assert_eq!(
+        shop.client
+            .post(url("/api/v1/auth/register"))
+            .json(&account)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let user_token = login("bo@example.com", "bo's own long passphrase").await;
+    let product = serde_json::json!({ "sku": "KIT-0999", "name": "Copper Kettle", "description": "Hand-hammered.", "category": "kitchen", "price": { "amount": 5900, "currency": "USD" } });
+    let create = |token: Option<String>| {
+        let mut request = shop
+            .client
+            .post(url("/api/v1/admin/products"))
+            .json(&product);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(create(None).await, 401);
+    assert_eq!(create(Some(user_token)).await, 403);
+    assert_eq!(create(Some(admin_token)).await, 201);
+    let found: serde_json::Value = shop
+        .get("/api/v1/products?q=copper%20kettle")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["items"][0]["sku"], "KIT-0999");
+    let (status, _) = shop.stop();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_manage_products_in_both_topologies() {
+    administrators_manage_products("up").await;
+    administrators_manage_products("monolith").await;
+}

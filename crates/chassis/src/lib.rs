@@ -1,5 +1,6 @@
 //! souk's chassis: the infrastructure every service stands on, and nothing of any service's domain.
 //!
+//! - [`auth`]: verifying callers' access tokens inside a service (defence in depth);
 //! - [`config`]: layered typed configuration (defaults < file < `SOUK_` environment), secrets;
 //! - [`telemetry`]: logs and traces (OTLP when configured), W3C trace context;
 //! - [`http`]: the standard middleware stack and a service's operational routes;
@@ -10,6 +11,7 @@
 //! - [`pagination`]: the `limit`/`cursor` list convention;
 //! - `test_util` (feature `test-util`): the integration-test harness.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod extract;

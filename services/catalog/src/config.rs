@@ -17,6 +17,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Load the demo catalog on start when the store holds no product (`SOUK_CATALOG__DEMO_DATA`).
     pub demo_data: bool,
+    /// Where administrators' tokens are verified against (`SOUK_CATALOG__AUTH__JWKS_URL`, …).
+    pub auth: souk_chassis::auth::AuthConfig,
 }
 
 impl Default for Config {
@@ -26,6 +28,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::with_url("sqlite://.souk/catalog.db"),
             demo_data: true,
+            auth: souk_chassis::auth::AuthConfig::default(),
         }
     }
 }

@@ -78,8 +78,10 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
         }
     }
     let health = Health::new().with_check(store.database().clone());
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
     let api = routes::app(AppState {
         store: store.clone(),
+        auth,
     });
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
     Ok(Catalog {

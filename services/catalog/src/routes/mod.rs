@@ -1,12 +1,13 @@
 //! The catalog's HTTP API: one file per resource, handlers named `<resource>_<verb>`.
 
+mod admin;
 mod categories;
 mod openapi;
 mod products;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use souk_chassis::Problem;
 
 pub use openapi::ApiDoc;
@@ -18,6 +19,14 @@ use crate::store::{Store, StoreError};
 pub struct AppState {
     /// The catalog's store.
     pub store: Store,
+    /// Verifies administrators' tokens.
+    pub auth: souk_chassis::auth::AuthVerifier,
+}
+
+impl souk_chassis::auth::HasAuth for AppState {
+    fn auth(&self) -> &souk_chassis::auth::AuthVerifier {
+        &self.auth
+    }
 }
 
 /// The catalog's routes, without the standard stack (see [`crate::router`]).
@@ -26,6 +35,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/products", get(products::products_list))
         .route("/v1/products/{id}", get(products::products_get))
         .route("/v1/categories", get(categories::categories_list))
+        .route("/v1/admin/products", post(admin::products_create))
+        .route(
+            "/v1/admin/products/{id}",
+            put(admin::products_update).delete(admin::products_delete),
+        )
         .route("/openapi.json", get(openapi::openapi_get))
         .with_state(state)
 }

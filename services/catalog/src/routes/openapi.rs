@@ -12,9 +12,12 @@ use crate::domain::{Category, Money, Product};
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "souk catalog", description = "Products, categories, prices and search. Served at /api/v1 through the gateway."),
-    paths(super::products::products_list, super::products::products_get, super::categories::categories_list),
+    paths(
+        super::products::products_list, super::products::products_get, super::categories::categories_list,
+        super::admin::products_create, super::admin::products_update, super::admin::products_delete,
+    ),
     components(schemas(Product, Category, Money, Problem, FieldError, super::products::ProductPage, super::categories::CategoryList)),
-    tags((name = "products", description = "The product list, search and product pages"), (name = "categories", description = "Product categories")),
+    tags((name = "products", description = "The product list, search and product pages"), (name = "categories", description = "Product categories"), (name = "admin", description = "Managing products (administrators)")),
 )]
 pub struct ApiDoc;
 

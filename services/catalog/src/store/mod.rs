@@ -43,6 +43,71 @@ pub enum StoreError {
     },
 }
 
+/// What an administrator sets on a product.
+#[derive(Debug, Clone)]
+pub struct ProductInput {
+    /// Unique SKU.
+    pub sku: crate::domain::Sku,
+    /// Display name.
+    pub name: String,
+    /// Product copy.
+    pub description: String,
+    /// An existing category.
+    pub category: CategorySlug,
+    /// Unit price.
+    pub price: crate::domain::Money,
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// No category with that slug.
+    #[error("no such category")]
+    UnknownCategory,
+    /// Another product has that SKU.
+    #[error("the SKU is taken")]
+    SkuTaken,
+    /// No product with that id.
+    #[error("no such product")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(err: sqlx::Error) -> Self {
+        if err
+            .as_database_error()
+            .is_some_and(|e| e.is_unique_violation())
+        {
+            return Self::SkuTaken;
+        }
+        if err
+            .as_database_error()
+            .is_some_and(|e| e.is_foreign_key_violation())
+        {
+            return Self::UnknownCategory;
+        }
+        Self::Store(StoreError::Database(err))
+    }
+}
+
+/// Binds the same product columns on either engine; ids differ (TEXT on SQLite, UUID on PostgreSQL).
+macro_rules! bind_product {
+    ($query:expr, $id:expr, $input:expr) => {
+        $query
+            .bind($id)
+            .bind($input.sku.as_str())
+            .bind(&$input.name)
+            .bind(&$input.description)
+            .bind($input.category.as_str())
+            .bind($input.price.amount)
+            .bind($input.price.currency.as_str())
+            .bind($input.sku.image_url())
+    };
+}
+
 /// Where a product listing continues: after this (name, id).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct After {
@@ -121,6 +186,65 @@ impl Store {
         }
     }
 
+    /// Adds a product.
+    pub async fn create(&self, input: &ProductInput) -> Result<Product, WriteError> {
+        let id = Uuid::now_v7();
+        let inserted = match &self.db {
+            Database::Sqlite(pool) => {
+                bind_product!(sqlx::query(sql::INSERT_PRODUCT), id.to_string(), input)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Database::Postgres(pool) => bind_product!(sqlx::query(sql::INSERT_PRODUCT), id, input)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        if inserted == 0 {
+            return Err(WriteError::SkuTaken);
+        }
+        self.product(id).await?.ok_or(WriteError::NotFound)
+    }
+
+    /// Replaces a product's fields.
+    pub async fn update(&self, id: Uuid, input: &ProductInput) -> Result<Product, WriteError> {
+        let updated = match &self.db {
+            Database::Sqlite(pool) => {
+                bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id.to_string(), input)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Database::Postgres(pool) => bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id, input)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        if updated == 0 {
+            return Err(WriteError::NotFound);
+        }
+        self.product(id).await?.ok_or(WriteError::NotFound)
+    }
+
+    /// Removes a product; `false` when there was none.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM products WHERE id = $1";
+        let deleted = match &self.db {
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(id.to_string())
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(deleted == 1)
+    }
+
     /// Loads `demo` if the catalog holds no product yet. Safe to run from several instances at
     /// once: rows that already exist are left alone. Returns how many products were added.
     pub async fn seed_if_empty(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
@@ -142,6 +266,9 @@ mod sql {
 
     pub(super) const INSERT_CATEGORY: &str = "INSERT INTO categories (slug, name, description, position) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
+
+    pub(super) const UPDATE_PRODUCT: &str = "UPDATE products SET sku = $2, name = $3, description = $4, category = $5, \
+         price_amount = $6, currency = $7, image_url = $8 WHERE id = $1";
 
     pub(super) const INSERT_PRODUCT: &str = "INSERT INTO products (id, sku, name, description, category, price_amount, currency, image_url) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (sku) DO NOTHING";

@@ -5,18 +5,21 @@ use serde_json::Value;
 use souk_catalog::Config;
 use souk_chassis::test_util::{Backend, TestDatabase, TestServer, init_test_logging};
 
-/// A running catalog and the database behind it.
+/// A running catalog, the database behind it, and the key its tokens are signed with.
 pub struct TestApp {
     pub server: TestServer,
     pub db: TestDatabase,
+    pub issuer: crate::admin::Issuer,
 }
 
 /// A catalog with the demo data, or `None` when `backend` is not configured here.
 pub async fn spawn(backend: Backend) -> Option<TestApp> {
     init_test_logging();
     let db = TestDatabase::create(backend).await?;
+    let issuer = crate::admin::Issuer::start().await;
     let config = Config {
         database: db.config.clone(),
+        auth: issuer.auth_config(),
         ..Config::default()
     };
     let catalog = souk_catalog::build(&config)
@@ -25,6 +28,7 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
     Some(TestApp {
         server: TestServer::spawn(catalog.router).await,
         db,
+        issuer,
     })
 }
 

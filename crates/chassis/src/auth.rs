@@ -1,0 +1,276 @@
+//! Verifying callers inside a service — defence in depth behind the gateway's own check.
+//!
+//! A service is handed an [`AuthVerifier`] (keys from identity's JWKS, fetched on first use, again
+//! on an unknown key id at most every 5 s, and every 5 minutes) and takes a [`Caller`] in the
+//! handlers that need one. A missing or bad token is a 401 problem with `WWW-Authenticate`;
+//! [`Caller::require_admin`] turns a user into a 403. Only EdDSA with a published key verifies,
+//! with the configured issuer and audience, unexpired and not before `nbf`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::problem::Problem;
+
+/// Least time between two fetches caused by unknown key ids.
+const MIN_REFETCH: Duration = Duration::from_secs(5);
+/// Keys are fetched again this often anyway.
+const MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Where keys come from and what tokens must say (`[<service>.auth]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Identity's key set, e.g. `http://127.0.0.1:8080/.well-known/jwks.json` (through the gateway).
+    pub jwks_url: String,
+    /// The `iss` tokens must carry.
+    pub issuer: String,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".into(),
+            issuer: "souk-identity".into(),
+            audience: "souk".into(),
+        }
+    }
+}
+
+/// Who a verified token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The account id.
+    pub id: String,
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+impl Caller {
+    /// The caller, if an administrator; else a 403.
+    pub fn require_admin(self) -> Result<Self, Problem> {
+        if self.role == "admin" {
+            Ok(self)
+        } else {
+            Err(
+                Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                    .with_detail("this needs an administrator"),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jwk {
+    kid: Option<String>,
+    kty: String,
+    crv: Option<String>,
+    x: Option<String>,
+}
+
+struct Keys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+/// Verifies access tokens against identity's published keys. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthVerifier {
+    config: Arc<AuthConfig>,
+    keys: Arc<RwLock<Keys>>,
+    refetch: Arc<tokio::sync::Mutex<()>>,
+    client: reqwest::Client,
+    validation: Arc<Validation>,
+}
+
+impl std::fmt::Debug for AuthVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthVerifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthVerifier {
+    /// A verifier for `config`; keys are fetched on first use.
+    pub fn new(config: AuthConfig) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            config: Arc::new(config),
+            keys: Arc::new(RwLock::new(Keys {
+                by_kid: HashMap::new(),
+                fetched: None,
+            })),
+            refetch: Arc::new(tokio::sync::Mutex::new(())),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            validation: Arc::new(validation),
+        }
+    }
+
+    /// Verifies `token`.
+    pub async fn verify(&self, token: &str) -> Result<Caller, Problem> {
+        let invalid = || {
+            unauthorized(
+                Some("invalid_token"),
+                "the access token is not valid or has expired",
+            )
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        if self.key(&kid).is_none() || self.stale() {
+            self.fetch_throttled().await;
+        }
+        let key = self.key(&kid).ok_or_else(invalid)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+            .map_err(|_| invalid())?
+            .claims;
+        Ok(Caller {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_kid
+            .get(kid)
+            .cloned()
+    }
+
+    fn stale(&self) -> bool {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.fetched.is_none_or(|at| at.elapsed() > MAX_AGE)
+    }
+
+    /// Fetches the key set unless another fetch happened in the last 5 s (or is under way).
+    async fn fetch_throttled(&self) {
+        let _one_at_a_time = self.refetch.lock().await;
+        let recent = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fetched
+            .is_some_and(|at| at.elapsed() < MIN_REFETCH);
+        if recent {
+            return;
+        }
+        match self.fetch().await {
+            Ok(by_kid) => {
+                *self
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Keys {
+                    by_kid,
+                    fetched: Some(Instant::now()),
+                };
+            }
+            Err(err) => {
+                tracing::warn!(%err, url = %self.config.jwks_url, "cannot fetch the JWKS; keeping the keys we have");
+                self.keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .fetched = Some(Instant::now());
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
+        let response = self
+            .client
+            .get(&self.config.jwks_url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("the JWKS answered {}", response.status()));
+        }
+        let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
+        Ok(set
+            .keys
+            .into_iter()
+            .filter(|k| k.kty == "OKP" && k.crv.as_deref() == Some("Ed25519"))
+            .filter_map(|k| Some((k.kid?, DecodingKey::from_ed_components(&k.x?).ok()?)))
+            .collect())
+    }
+}
+
+/// 401 with the RFC 6750 challenge (an error code only when a token was presented).
+pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
+    let challenge = match error {
+        Some(error) => format!("Bearer realm=\"souk\", error=\"{error}\""),
+        None => "Bearer realm=\"souk\"".to_owned(),
+    };
+    Problem::typed(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+        .with_detail(detail.to_owned())
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+        )
+}
+
+/// A service's state gives its verifier to the [`Caller`] extractor.
+pub trait HasAuth {
+    /// The verifier.
+    fn auth(&self) -> &AuthVerifier;
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: HasAuth + Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+            })
+            .map(|(_, token)| token.trim().to_owned())
+            .ok_or_else(|| {
+                unauthorized(
+                    None,
+                    "sign in first: send Authorization: Bearer <access token>",
+                )
+            })?;
+        state.auth().verify(&token).await
+    }
+}

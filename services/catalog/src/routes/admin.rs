@@ -1,0 +1,171 @@
+//! `/v1/admin/products`: create, replace and delete products. Administrators only (checked by the
+//! gateway's route policy, and again here). Stock is inventory's, not the catalog's.
+
+use axum::extract::State;
+use http::StatusCode;
+use serde::Deserialize;
+use souk_chassis::auth::Caller;
+use souk_chassis::{FieldError, Json, Path, Problem};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::domain::{CategorySlug, Currency, Money, Product, Sku};
+use crate::store::{ProductInput, WriteError};
+
+/// A product as an administrator writes it. Prices are integer minor units.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProductBody {
+    #[schema(example = "KIT-0100")]
+    sku: String,
+    name: String,
+    description: String,
+    #[schema(example = "kitchen")]
+    category: String,
+    price: PriceBody,
+}
+
+/// A price.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PriceBody {
+    #[schema(minimum = 0)]
+    amount: i64,
+    #[schema(example = "USD")]
+    currency: String,
+}
+
+impl ProductBody {
+    fn validate(self) -> Result<ProductInput, Problem> {
+        let mut errors = Vec::new();
+        let mut check = |field: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(FieldError::new(field, message));
+            }
+        };
+        let sku = Sku::parse(&self.sku);
+        check("sku", sku.as_ref().map(drop).map_err(Clone::clone));
+        let category = CategorySlug::parse(&self.category);
+        check(
+            "category",
+            category.as_ref().map(drop).map_err(Clone::clone),
+        );
+        let name = self.name.trim().to_owned();
+        check("name", text(&name, 1, 200));
+        let description = self.description.trim().to_owned();
+        check("description", text(&description, 0, 4000));
+        let price = Currency::parse(&self.price.currency)
+            .and_then(|currency| Money::price(self.price.amount, currency));
+        check("price", price.as_ref().map(drop).map_err(Clone::clone));
+        match (sku, category, price) {
+            (Ok(sku), Ok(category), Ok(price)) if errors.is_empty() => Ok(ProductInput {
+                sku,
+                name,
+                description,
+                category,
+                price,
+            }),
+            _ => Err(Problem::validation(errors)),
+        }
+    }
+}
+
+fn text(value: &str, min: usize, max: usize) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        return Err(format!("must be {min} to {max} characters"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn write_problem(err: WriteError) -> ApiError {
+    match err {
+        WriteError::UnknownCategory => {
+            Problem::validation(vec![FieldError::new("category", "no such category")]).into()
+        }
+        WriteError::SkuTaken => {
+            Problem::typed(StatusCode::CONFLICT, "sku-taken", "SKU already used")
+                .with_detail("another product has this SKU")
+                .into()
+        }
+        WriteError::NotFound => Problem::not_found("no such product").into(),
+        WriteError::Store(err) => err.into(),
+    }
+}
+
+/// Adds a product.
+#[utoipa::path(post, path = "/v1/admin/products", tag = "admin", request_body = ProductBody, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = Product),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The SKU is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn products_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ProductBody>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
+    let caller = caller.require_admin()?;
+    let product = state
+        .store
+        .create(&body.validate()?)
+        .await
+        .map_err(write_problem)?;
+    tracing::info!(admin = %caller.id, product = %product.id, "product created");
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+/// Replaces a product's fields.
+#[utoipa::path(put, path = "/v1/admin/products/{id}", tag = "admin", request_body = ProductBody, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "Updated", body = Product),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The SKU is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn products_update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ProductBody>,
+) -> Result<Json<Product>, ApiError> {
+    let caller = caller.require_admin()?;
+    let product = state
+        .store
+        .update(id, &body.validate()?)
+        .await
+        .map_err(write_problem)?;
+    tracing::info!(admin = %caller.id, product = %product.id, "product updated");
+    Ok(Json(product))
+}
+
+/// Removes a product.
+#[utoipa::path(delete, path = "/v1/admin/products/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn products_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let caller = caller.require_admin()?;
+    if !state.store.delete(id).await? {
+        return Err(Problem::not_found("no such product").into());
+    }
+    tracing::info!(admin = %caller.id, product = %id, "product deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
