@@ -31,8 +31,11 @@ pub struct AuthConfig {
     pub jwks_url: String,
     /// The `iss` tokens must carry.
     pub issuer: String,
-    /// The `aud` tokens must carry.
+    /// The `aud` user tokens must carry.
     pub audience: String,
+    /// The `aud` service tokens must carry to reach this service's internal endpoints: its own
+    /// name. Empty when it has none.
+    pub service_audience: String,
 }
 
 impl Default for AuthConfig {
@@ -41,6 +44,7 @@ impl Default for AuthConfig {
             jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".into(),
             issuer: "souk-identity".into(),
             audience: "souk".into(),
+            service_audience: String::new(),
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct AuthVerifier {
     refetch: Arc<tokio::sync::Mutex<()>>,
     client: reqwest::Client,
     validation: Arc<Validation>,
+    service_validation: Arc<Validation>,
 }
 
 impl std::fmt::Debug for AuthVerifier {
@@ -113,12 +118,19 @@ impl std::fmt::Debug for AuthVerifier {
 impl AuthVerifier {
     /// A verifier for `config`; keys are fetched on first use.
     pub fn new(config: AuthConfig) -> Self {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
-        validation.validate_nbf = true;
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let validation = |audience: &str| {
+            let mut validation = Validation::new(Algorithm::EdDSA);
+            validation.set_issuer(&[&config.issuer]);
+            validation.set_audience(&[audience]);
+            validation.validate_nbf = true;
+            validation.leeway = 30;
+            validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+            validation
+        };
+        let (user, service) = (
+            validation(&config.audience),
+            validation(&config.service_audience),
+        );
         Self {
             config: Arc::new(config),
             keys: Arc::new(RwLock::new(Keys {
@@ -130,12 +142,37 @@ impl AuthVerifier {
                 .timeout(Duration::from_secs(2))
                 .build()
                 .unwrap_or_default(),
-            validation: Arc::new(validation),
+            validation: Arc::new(user),
+            service_validation: Arc::new(service),
         }
     }
 
-    /// Verifies `token`.
+    /// Verifies a user's `token`.
     pub async fn verify(&self, token: &str) -> Result<Caller, Problem> {
+        self.verify_with(token, &self.validation).await
+    }
+
+    /// Verifies a service token addressed to this service (`service_audience`).
+    pub async fn verify_service(&self, token: &str) -> Result<ServiceCaller, Problem> {
+        if self.config.service_audience.is_empty() {
+            return Err(unauthorized(
+                Some("invalid_token"),
+                "this service has no internal endpoints",
+            ));
+        }
+        let caller = self.verify_with(token, &self.service_validation).await?;
+        match caller.id.strip_prefix("service:") {
+            Some(service) if caller.role == "service" => Ok(ServiceCaller {
+                service: service.to_owned(),
+            }),
+            _ => Err(
+                Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                    .with_detail("this endpoint is for services only"),
+            ),
+        }
+    }
+
+    async fn verify_with(&self, token: &str, validation: &Validation) -> Result<Caller, Problem> {
         let invalid = || {
             unauthorized(
                 Some("invalid_token"),
@@ -151,7 +188,7 @@ impl AuthVerifier {
             self.fetch_throttled().await;
         }
         let key = self.key(&kid).ok_or_else(invalid)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, validation)
             .map_err(|_| invalid())?
             .claims;
         Ok(Caller {
@@ -241,6 +278,13 @@ pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
             header::WWW_AUTHENTICATE,
             HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer")),
         )
+}
+
+/// Another service calling an internal endpoint, verified by a service token for this service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCaller {
+    /// The calling service's client id (`orders`).
+    pub service: String,
 }
 
 /// A service's state gives its verifier to the [`Caller`] extractor.

@@ -30,6 +30,20 @@ pub struct Config {
     pub login_per_minute: u32,
     /// Password hashes computed at once (0: one per core), which bounds the CPU a flood can take.
     pub hashing_concurrency: usize,
+    /// Services that may ask for service tokens, by client id (`[identity.services.orders]`).
+    pub services: std::collections::BTreeMap<String, ServiceClient>,
+    /// Lifetime of a service token, in seconds.
+    pub service_ttl_secs: i64,
+}
+
+/// A service allowed to call other services' internal endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceClient {
+    /// Its secret (`SOUK_IDENTITY__SERVICES__ORDERS__SECRET`); never logged.
+    pub secret: souk_chassis::Secret,
+    /// The services it may call (token audiences), e.g. `["inventory", "payments"]`.
+    pub audiences: Vec<String>,
 }
 
 impl Default for Config {
@@ -45,6 +59,8 @@ impl Default for Config {
             login_burst: 10,
             login_per_minute: 6,
             hashing_concurrency: 0,
+            services: std::collections::BTreeMap::new(),
+            service_ttl_secs: 300,
         }
     }
 }

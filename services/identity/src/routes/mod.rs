@@ -4,6 +4,7 @@ mod auth;
 mod jwks;
 mod me;
 mod openapi;
+mod service;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/auth/register", post(auth::register_post))
         .route("/v1/auth/login", post(auth::login_post))
         .route("/v1/auth/refresh", post(auth::refresh_post))
+        .route("/v1/auth/service-token", post(service::service_token_post))
         .route("/v1/me", get(me::me_get))
         .route("/.well-known/jwks.json", get(jwks::jwks_get))
         .route("/openapi.json", get(openapi::openapi_get))

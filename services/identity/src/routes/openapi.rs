@@ -10,7 +10,8 @@ use utoipa::OpenApi;
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "souk identity", description = "Accounts, sign-in and the keys that verify access tokens. Served at /api/v1 through the gateway."),
-    paths(super::auth::register_post, super::auth::login_post, super::auth::refresh_post, super::me::me_get, super::jwks::jwks_get),
+    paths(super::auth::register_post, super::auth::login_post, super::auth::refresh_post,
+        super::service::service_token_post, super::me::me_get, super::jwks::jwks_get),
     components(schemas(Problem, FieldError, crate::domain::Role, crate::keys::Jwks, crate::keys::Jwk)),
     tags((name = "auth", description = "Register, sign in, refresh"), (name = "accounts", description = "The caller's account"), (name = "keys", description = "Token verification keys")),
 )]

@@ -13,3 +13,4 @@ mod openapi;
 mod passwords;
 mod refresh;
 mod register;
+mod services;
