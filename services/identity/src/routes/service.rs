@@ -59,7 +59,7 @@ pub(super) async fn service_token_post(
     {
         return Err(refused().into());
     }
-    if !client.audiences.iter().any(|a| *a == body.audience) {
+    if !client.audiences.contains(&body.audience) {
         return Err(
             Problem::typed(StatusCode::FORBIDDEN, "audience-not-allowed", "Forbidden")
                 .with_detail(format!("{} may not call {}", body.client_id, body.audience))
