@@ -165,13 +165,9 @@ impl Shop {
         while current.len() < count {
             let index = current.len() + 1;
             let process = Supervised::start(self.instance_spec(service, index)?);
-            if !process::wait_ready(&self.client, &process.spec.ready_url, READY_DEADLINE).await {
+            if let Err(why) = process.wait_ready(&self.client, READY_DEADLINE).await {
                 process.stop().await;
-                return Err(format!(
-                    "{} did not become ready within {} s: see its log above",
-                    process.spec.label,
-                    READY_DEADLINE.as_secs()
-                ));
+                return Err(self.not_ready(&process.spec.label, why));
             }
             current.push(process);
         }
@@ -243,9 +239,9 @@ impl Shop {
             stop_deadline: STOP_DEADLINE,
         };
         let process = Supervised::start(spec);
-        if !process::wait_ready(&self.client, &process.spec.ready_url, READY_DEADLINE).await {
+        if let Err(why) = process.wait_ready(&self.client, READY_DEADLINE).await {
             process.stop().await;
-            return Err("the gateway did not become ready: see its log above".into());
+            return Err(self.not_ready("gateway", why));
         }
         *self.gateway.lock().await = Some(process);
         Ok(())
@@ -276,6 +272,23 @@ impl Shop {
             ));
         }
         Ok(())
+    }
+
+    /// One line on why `label` did not start, pointing at its log.
+    fn not_ready(&self, label: &str, why: process::NotReady) -> String {
+        let log = match self.logs(label) {
+            Logs::File(path) => format!("see {}", path.display()),
+            Logs::Prefixed => "see its log above".to_owned(),
+        };
+        match why {
+            process::NotReady::Crashing => {
+                format!("{label} keeps exiting as it starts (a bad setting?): {log}")
+            }
+            process::NotReady::TimedOut => format!(
+                "{label} did not become ready within {} s: {log}",
+                READY_DEADLINE.as_secs()
+            ),
+        }
     }
 
     fn logs(&self, label: &str) -> Logs {

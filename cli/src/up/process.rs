@@ -215,16 +215,35 @@ fn describe(status: std::io::Result<ExitStatus>) -> String {
     }
 }
 
-/// Polls `url` until it answers 2xx or `deadline` passes.
-pub(crate) async fn wait_ready(client: &reqwest::Client, url: &str, deadline: Duration) -> bool {
-    let until = tokio::time::Instant::now() + deadline;
-    while tokio::time::Instant::now() < until {
-        if let Ok(response) = client.get(url).send().await
-            && response.status().is_success()
-        {
-            return true;
+/// Why a process did not become ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotReady {
+    /// It kept exiting while starting (a bad configuration, most likely).
+    Crashing,
+    /// It ran but never answered its readiness check.
+    TimedOut,
+}
+
+impl Supervised {
+    /// Polls its readiness URL until it answers 2xx; gives up after `deadline`, or at once when
+    /// it has exited three times while starting.
+    pub(crate) async fn wait_ready(
+        &self,
+        client: &reqwest::Client,
+        deadline: Duration,
+    ) -> Result<(), NotReady> {
+        let until = tokio::time::Instant::now() + deadline;
+        while tokio::time::Instant::now() < until {
+            if self.restarts() >= 3 {
+                return Err(NotReady::Crashing);
+            }
+            if let Ok(response) = client.get(&self.spec.ready_url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        Err(NotReady::TimedOut)
     }
-    false
 }

@@ -95,3 +95,32 @@ fn status_without_a_running_shop_says_how_to_start_one() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_service_that_cannot_start_stops_souk_up_quickly_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = souk()
+        .args([
+            "up",
+            "--quiet",
+            "--port",
+            &free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("SOUK_CATALOG__HTTP__REQUEST_TIMEOUT_MS", "not-a-number")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("catalog.1 keeps exiting") && message.contains("catalog.1.log"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

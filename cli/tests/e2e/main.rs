@@ -5,6 +5,7 @@
 // A test binary: panicking on the unexpected is how it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod authz;
 mod bad_input;
 mod helpers;
 mod up;

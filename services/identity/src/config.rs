@@ -42,8 +42,31 @@ pub struct Config {
 pub struct ServiceClient {
     /// Its secret (`SOUK_IDENTITY__SERVICES__ORDERS__SECRET`); never logged.
     pub secret: souk_chassis::Secret,
-    /// The services it may call (token audiences), e.g. `["inventory", "payments"]`.
+    /// The services it may call (token audiences), e.g. `["inventory", "payments"]`; from the
+    /// environment as a comma-separated list (`SOUK_IDENTITY__SERVICES__ORDERS__AUDIENCES=inventory,payments`).
+    #[serde(deserialize_with = "list_or_commas")]
     pub audiences: Vec<String>,
+}
+
+/// A list, or a string of comma-separated items (environment variables cannot hold lists).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::List(items) => items,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -62,5 +85,29 @@ impl Default for Config {
             services: std::collections::BTreeMap::new(),
             service_ttl_secs: 300,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_audiences_come_as_a_list_or_as_commas() {
+        let env = souk_chassis::Env::from_pairs([
+            ("SOUK_IDENTITY__SERVICES__ORDERS__SECRET", "s3cret-s3cret"),
+            (
+                "SOUK_IDENTITY__SERVICES__ORDERS__AUDIENCES",
+                "inventory, payments",
+            ),
+        ]);
+        let config: Config = souk_chassis::config::load("identity", None, &env).unwrap();
+        assert_eq!(
+            config.services["orders"].audiences,
+            ["inventory", "payments"]
+        );
+        let listed: ServiceClient =
+            serde_json::from_str(r#"{"secret": "x", "audiences": ["cart"]}"#).unwrap();
+        assert_eq!(listed.audiences, ["cart"]);
     }
 }
