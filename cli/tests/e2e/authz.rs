@@ -9,6 +9,9 @@ use crate::helpers::Shop;
 
 const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
 
+/// (method, gateway path, service address, direct path, body, expected status per caller).
+type Row<'a> = (Method, String, &'a str, String, Option<Value>, [u16; 6]);
+
 struct Who {
     name: &'static str,
     token: Option<String>,
@@ -140,7 +143,7 @@ async fn every_protected_route_admits_exactly_who_it_should() {
     let product_id = page["items"][0]["id"].as_str().unwrap().to_owned();
     let new_product = |sku: &str| json!({ "sku": sku, "name": "Matrix Mug", "description": "", "category": "kitchen", "price": { "amount": 900, "currency": "USD" } });
     // (method, gateway path, service, direct path, body, expected status per caller in the order above)
-    let routes: Vec<(Method, String, &str, String, Option<Value>, [u16; 6])> = vec![
+    let routes: Vec<Row<'_>> = vec![
         (
             Method::GET,
             "/api/v1/me".into(),
