@@ -14,42 +14,12 @@ use crate::up::{self, Backend, Options};
 
 /// Runs the shop as one process until Ctrl-C or SIGTERM.
 pub(crate) fn run(options: Options) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
-    };
-    match runtime.block_on(monolith(options)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => fail(&message),
-    }
-}
-
-fn fail(message: &str) -> std::process::ExitCode {
-    eprintln!("souk monolith: {message}");
-    std::process::ExitCode::FAILURE
+    up::run_to_end("souk monolith", monolith(options))
 }
 
 async fn monolith(options: Options) -> Result<(), String> {
     let started = Instant::now();
-    up::prepare_data_dir(&options.data_dir)?;
-    if let Ok(running) = State::read(&options.data_dir) {
-        return Err(format!(
-            "a souk is already running on {} (pid {}): stop it, or pick another --data-dir",
-            options.data_dir.display(),
-            running.pid
-        ));
-    }
-    let listen = SocketAddr::from(([127, 0, 0, 1], options.port));
-    std::net::TcpListener::bind(listen).map_err(|err| {
-        format!(
-            "port {} is not free ({err}): pick another with --port",
-            options.port
-        )
-    })?;
+    let listen = up::preflight(&options)?;
     let _telemetry = souk_chassis::telemetry::init(
         &souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process()),
     )

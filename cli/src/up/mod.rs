@@ -57,27 +57,34 @@ pub(crate) struct Shop {
 
 /// Runs `souk up` to the end. Errors are one line naming the problem and the fix.
 pub(crate) fn run(options: Options) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    run_to_end("souk up", up(options))
+}
+
+/// Runs `work` on a small runtime; an error becomes one line on stderr and exit code 1.
+pub(crate) fn run_to_end(
+    command: &str,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => return fail(&format!("cannot start the async runtime: {err}")),
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(work),
+        Err(err) => Err(format!("cannot start the async runtime: {err}")),
     };
-    match runtime.block_on(up(options)) {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => fail(&message),
+        Err(message) => {
+            eprintln!("{command}: {message}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
-fn fail(message: &str) -> std::process::ExitCode {
-    eprintln!("souk up: {message}");
-    std::process::ExitCode::FAILURE
-}
-
-async fn up(options: Options) -> Result<(), String> {
-    let started = Instant::now();
+/// What both topologies check before starting anything: the data dir can be written, no shop
+/// runs on it, and the gateway's port is free.
+pub(crate) fn preflight(options: &Options) -> Result<SocketAddr, String> {
     prepare_data_dir(&options.data_dir)?;
     if let Ok(running) = State::read(&options.data_dir) {
         return Err(format!(
@@ -86,13 +93,19 @@ async fn up(options: Options) -> Result<(), String> {
             running.pid
         ));
     }
-    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], options.port));
-    TcpListener::bind(gateway_addr).map_err(|err| {
+    let listen = SocketAddr::from(([127, 0, 0, 1], options.port));
+    TcpListener::bind(listen).map_err(|err| {
         format!(
             "port {} is not free ({err}): pick another with --port",
             options.port
         )
     })?;
+    Ok(listen)
+}
+
+async fn up(options: Options) -> Result<(), String> {
+    let started = Instant::now();
+    let gateway_addr = preflight(&options)?;
     let databases = databases(&options).await?;
     let shop = Arc::new(Shop {
         admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
