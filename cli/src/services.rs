@@ -109,14 +109,6 @@ impl Service {
                     policy: Public,
                     rate_limit: None,
                 },
-                PublicRoute {
-                    name: "openapi",
-                    prefix: "/api/openapi.json",
-                    methods: READ,
-                    rewrite: "/openapi.json",
-                    policy: Public,
-                    rate_limit: None,
-                },
             ],
         }
     }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use souk_gateway::config::{
-    AuthConfig, GatewayConfig, HealthConfig, RouteConfig, ServerConfig, UpstreamConfig,
+    AuthConfig, GatewayConfig, HealthConfig, OpenApiConfig, RouteConfig, ServerConfig,
+    UpstreamConfig,
 };
 
 use crate::services::Service;
@@ -69,6 +70,13 @@ pub(crate) fn config(
         routes,
         upstreams,
         auth,
+        // One public document, merged from every service's own.
+        openapi: Some(OpenApiConfig {
+            path: "/api/openapi.json".to_owned(),
+            title: "souk".to_owned(),
+            upstreams: endpoints.keys().map(|s| s.name().to_owned()).collect(),
+            document_path: "/openapi.json".to_owned(),
+        }),
     };
     let header = "# Written by `souk up` for the processes it started; rewritten on every start.\n";
     format!("{header}{}", toml::to_string(&config).unwrap_or_default())

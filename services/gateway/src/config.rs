@@ -28,6 +28,34 @@ pub struct GatewayConfig {
     /// Token verification for routes whose policy is `user` or `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// One public OpenAPI document merged from the upstreams' own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiConfig>,
+}
+
+/// `[openapi]`: the gateway serves one document made of its upstreams' documents, with their
+/// paths as clients see them through the routes (`/v1/products` → `/api/v1/products`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiConfig {
+    /// Where the merged document is served.
+    pub path: String,
+    /// Its title.
+    #[serde(default = "default_openapi_title")]
+    pub title: String,
+    /// The upstreams whose documents are merged, in order.
+    pub upstreams: Vec<String>,
+    /// Where each upstream serves its own document.
+    #[serde(default = "default_openapi_document")]
+    pub document_path: String,
+}
+
+fn default_openapi_title() -> String {
+    "souk".into()
+}
+
+fn default_openapi_document() -> String {
+    "/openapi.json".into()
 }
 
 /// `[auth]`: where the keys that verify access tokens come from, and what tokens must say.
@@ -437,6 +465,21 @@ impl GatewayConfig {
         for (name, upstream) in &self.upstreams {
             upstream.validate(&format!("upstreams.{name}"))?;
         }
+        if let Some(openapi) = &self.openapi {
+            if !openapi.path.starts_with('/') || !openapi.document_path.starts_with('/') {
+                return Err(invalid("openapi.path", "paths must start with /"));
+            }
+            if let Some(missing) = openapi
+                .upstreams
+                .iter()
+                .find(|u| !self.upstreams.contains_key(*u))
+            {
+                return Err(invalid(
+                    "openapi.upstreams",
+                    format!("no upstream named {missing:?}"),
+                ));
+            }
+        }
         match &self.auth {
             Some(auth) if !self.upstreams.contains_key(&auth.jwks_upstream) => {
                 return Err(invalid(
@@ -587,6 +630,24 @@ mod tests {
             "name = \"products\"\nmethods = [\"get\"]",
         ));
         assert!(msg.starts_with("routes[0].methods"), "{msg}");
+    }
+
+    #[test]
+    fn openapi_merging_names_existing_upstreams() {
+        let ok = format!(
+            "{MINIMAL}\n[openapi]\npath = \"/api/openapi.json\"\nupstreams = [\"catalog\"]"
+        );
+        assert_eq!(
+            GatewayConfig::parse(&ok)
+                .unwrap()
+                .openapi
+                .unwrap()
+                .document_path,
+            "/openapi.json"
+        );
+        let bad =
+            format!("{MINIMAL}\n[openapi]\npath = \"/api/openapi.json\"\nupstreams = [\"nope\"]");
+        assert!(refused(&bad).starts_with("openapi.upstreams"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod fault;
 pub mod headers;
 pub mod limit;
 pub mod metrics;
+pub mod openapi;
 pub mod pool;
 pub mod proxy;
 pub mod server;

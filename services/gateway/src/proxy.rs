@@ -91,6 +91,31 @@ impl Proxy {
         let started = Instant::now();
         let table = self.shared.table.load_full();
         let method = request.method().clone();
+        if let Some(merger) = table
+            .openapi
+            .as_ref()
+            .filter(|m| m.config.path == request.uri().path())
+            && matches!(method, Method::GET | Method::HEAD)
+        {
+            return match merger.document(&table, &self.shared.in_process).await {
+                Ok(document) => {
+                    let mut response = Response::new(ResponseBody::whole(document));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot build the merged OpenAPI document");
+                    problem(
+                        StatusCode::BAD_GATEWAY,
+                        "the API description is unavailable right now",
+                    )
+                    .into_response(&headers::new_request_id())
+                }
+            };
+        }
         let route = match table.find(&method, request.uri().path()) {
             Match::Found(route) => Arc::clone(route),
             Match::MethodNotAllowed(allowed) => {

@@ -58,6 +58,8 @@ pub struct Table {
     pub config: GatewayConfig,
     /// Verifies access tokens, when `[auth]` is configured.
     pub verifier: Option<Arc<crate::auth::Verifier>>,
+    /// The merged OpenAPI document, when `[openapi]` is configured.
+    pub openapi: Option<Arc<crate::openapi::Merger>>,
 }
 
 impl Table {
@@ -103,11 +105,16 @@ impl Table {
                 Arc::new(crate::auth::Verifier::new(auth.clone(), clock.clone()))
             })
         });
+        let openapi = config
+            .openapi
+            .as_ref()
+            .map(|c| Arc::new(crate::openapi::Merger::new(c.clone())));
         Self {
             routes,
             upstreams,
             config,
             verifier,
+            openapi,
         }
     }
 
@@ -181,6 +188,26 @@ impl Route {
         }
         http::Uri::try_from(self.upstream_path(path_and_query))
             .unwrap_or_else(|_| http::Uri::from_static("/"))
+    }
+
+    /// Where a client reaches `upstream_path` (a path in the upstream's own document) through
+    /// this route, if it does.
+    pub fn public_path(&self, upstream_path: &str) -> Option<String> {
+        let served_under = self.rewrite.as_deref().unwrap_or(&self.prefix);
+        let rest = upstream_path.strip_prefix(served_under.trim_end_matches('/'))?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        Some(format!("{}{rest}", self.prefix.trim_end_matches('/')))
+    }
+
+    /// Whether the route takes `method` (lowercase, as OpenAPI writes it).
+    pub fn allows(&self, method: &str) -> bool {
+        self.methods.as_ref().is_none_or(|methods| {
+            methods
+                .iter()
+                .any(|m| m.as_str().eq_ignore_ascii_case(method))
+        })
     }
 
     /// The path and query to send upstream: the prefix replaced by `rewrite`, if set.
@@ -295,6 +322,25 @@ mod tests {
             "/v1/admin/stock/1"
         );
         assert_eq!(t.route("all").unwrap().upstream_path("/a?b"), "/a?b");
+    }
+
+    #[test]
+    fn upstream_paths_map_back_to_public_paths() {
+        let t = table();
+        let products = t.route("products").unwrap();
+        assert_eq!(
+            products.public_path("/v1/products/{id}").as_deref(),
+            Some("/api/v1/products/{id}")
+        );
+        assert_eq!(
+            products.public_path("/v1/products").as_deref(),
+            Some("/api/v1/products")
+        );
+        assert_eq!(products.public_path("/v1/productsx"), None);
+        assert_eq!(products.public_path("/v1/categories"), None);
+        let admin = t.route("admin").unwrap();
+        assert!(admin.allows("put") && admin.allows("delete") && !admin.allows("get"));
+        assert!(products.allows("get"), "no method filter");
     }
 
     #[test]
