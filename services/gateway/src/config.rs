@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub timeout_ms: u64,
     /// How long in-flight requests may finish after SIGTERM.
     pub drain_timeout_ms: u64,
+    /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +119,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             timeout_ms: 15_000,
             drain_timeout_ms: 10_000,
+            redis_url: None,
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct RateLimitConfig {
     pub user_per_minute: u32,
     /// …and at once.
     pub user_burst: u32,
+    /// Keep the buckets in Redis (`server.redis_url`), so that every gateway shares one budget.
+    pub shared: bool,
 }
 
 /// How requests are spread over an upstream's endpoints.
@@ -464,6 +470,18 @@ impl GatewayConfig {
         }
         for (name, upstream) in &self.upstreams {
             upstream.validate(&format!("upstreams.{name}"))?;
+        }
+        if let Some(i) = self
+            .routes
+            .iter()
+            .position(|r| r.rate_limit.is_some_and(|l| l.shared))
+        {
+            if self.server.redis_url.is_none() {
+                return Err(invalid(
+                    format!("routes[{i}].rate_limit.shared"),
+                    "shared limits need server.redis_url",
+                ));
+            }
         }
         if let Some(openapi) = &self.openapi {
             if !openapi.path.starts_with('/') || !openapi.document_path.starts_with('/') {

@@ -19,7 +19,31 @@ use crate::config::RateLimitConfig;
 pub struct Limits {
     client: Option<(DefaultKeyedRateLimiter<IpAddr>, u32)>,
     user: Option<(DefaultKeyedRateLimiter<String>, u32)>,
+    /// Set when the buckets live in Redis instead (shared by every gateway).
+    shared: Option<Shared>,
 }
+
+/// Buckets in Redis: the same GCRA, run as one atomic script on Redis's clock.
+#[derive(Debug)]
+struct Shared {
+    route: String,
+    config: RateLimitConfig,
+}
+
+/// GCRA in one round trip: KEYS[1] the bucket, ARGV[1] the emission interval in ms, ARGV[2] the
+/// burst. Answers 0 when allowed, else the milliseconds to wait. Buckets expire once full again.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = interval * (tonumber(ARGV[2]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if now < tat - tolerance then return tat - tolerance - now end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now + interval))
+return 0
+";
 
 /// A refused request: how long to wait, and the limit it hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +62,69 @@ fn quota(per_minute: u32, burst: u32) -> Option<Quota> {
 
 impl Limits {
     /// Limiters for `config` (none when absent or zero).
-    pub fn new(config: Option<&RateLimitConfig>) -> Self {
+    pub fn new(route: &str, config: Option<&RateLimitConfig>) -> Self {
         let config = config.copied().unwrap_or_default();
+        if config.shared {
+            return Self {
+                client: None,
+                user: None,
+                shared: Some(Shared {
+                    route: route.to_owned(),
+                    config,
+                }),
+            };
+        }
         Self {
+            shared: None,
             client: quota(config.client_per_minute, config.client_burst)
                 .map(|q| (RateLimiter::keyed(q), config.client_burst.max(1))),
             user: quota(config.user_per_minute, config.user_burst)
                 .map(|q| (RateLimiter::keyed(q), config.user_burst.max(1))),
         }
+    }
+
+    /// Whether the buckets live in Redis.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Takes a token from `client`'s bucket in Redis. Redis being down lets the request through
+    /// (and says so in the log): a limiter must not take the shop down with it.
+    pub async fn check_client_shared(
+        &self,
+        redis: &mut redis::aio::ConnectionManager,
+        client: IpAddr,
+    ) -> Result<(), Exceeded> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let (per_minute, burst) = (shared.config.client_per_minute, shared.config.client_burst);
+        gcra(
+            redis,
+            &format!("souk:rl:{}:client:{client}", shared.route),
+            per_minute,
+            burst,
+        )
+        .await
+    }
+
+    /// Takes a token from `user`'s bucket in Redis.
+    pub async fn check_user_shared(
+        &self,
+        redis: &mut redis::aio::ConnectionManager,
+        user: &str,
+    ) -> Result<(), Exceeded> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let (per_minute, burst) = (shared.config.user_per_minute, shared.config.user_burst);
+        gcra(
+            redis,
+            &format!("souk:rl:{}:user:{user}", shared.route),
+            per_minute,
+            burst,
+        )
+        .await
     }
 
     /// Takes a token from `client`'s bucket.
@@ -79,6 +158,36 @@ impl Limits {
     }
 }
 
+async fn gcra(
+    redis: &mut redis::aio::ConnectionManager,
+    key: &str,
+    per_minute: u32,
+    burst: u32,
+) -> Result<(), Exceeded> {
+    if per_minute == 0 {
+        return Ok(());
+    }
+    let interval_ms = 60_000 / u64::from(per_minute);
+    let burst = burst.max(1);
+    let wait_ms: Result<u64, redis::RedisError> = redis::Script::new(GCRA)
+        .key(key)
+        .arg(interval_ms)
+        .arg(burst)
+        .invoke_async(redis)
+        .await;
+    match wait_ms {
+        Ok(0) => Ok(()),
+        Ok(ms) => Err(Exceeded {
+            retry_after: Duration::from_millis(ms),
+            limit: burst,
+        }),
+        Err(err) => {
+            tracing::warn!(%err, "shared rate limit unavailable; letting the request through");
+            Ok(())
+        }
+    }
+}
+
 fn exceeded(until: &governor::NotUntil<<DefaultClock as Clock>::Instant>, limit: u32) -> Exceeded {
     Exceeded {
         retry_after: until.wait_time_from(DefaultClock::default().now()),
@@ -92,11 +201,14 @@ mod tests {
 
     #[test]
     fn each_client_has_its_own_bucket() {
-        let limits = Limits::new(Some(&RateLimitConfig {
-            client_per_minute: 60,
-            client_burst: 3,
-            ..RateLimitConfig::default()
-        }));
+        let limits = Limits::new(
+            "r",
+            Some(&RateLimitConfig {
+                client_per_minute: 60,
+                client_burst: 3,
+                ..RateLimitConfig::default()
+            }),
+        );
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         assert!((0..3).all(|_| limits.check_client(a).is_ok()));

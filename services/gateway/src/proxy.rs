@@ -50,6 +50,8 @@ pub struct Proxy {
     shared: Arc<Shared>,
     pool: Pool,
     tokens: crate::auth::TokenCache,
+    /// This thread's Redis connection, made on first use by a shared rate limit.
+    redis: tokio::sync::OnceCell<Option<redis::aio::ConnectionManager>>,
 }
 
 /// How one attempt ended.
@@ -77,6 +79,7 @@ impl Proxy {
             shared,
             pool: Pool::default(),
             tokens: crate::auth::TokenCache::default(),
+            redis: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -180,7 +183,18 @@ impl Proxy {
         use crate::auth::Refusal;
         use crate::config::Policy;
         // Per address first: a flood from one address costs a bucket lookup, not a signature check.
-        route.limits.check_client(client.ip()).map_err(too_many)?;
+        let mut redis = match route.limits.is_shared() {
+            true => self.redis(table).await,
+            false => None,
+        };
+        match redis.as_mut() {
+            Some(redis) => route
+                .limits
+                .check_client_shared(redis, client.ip())
+                .await
+                .map_err(too_many)?,
+            None => route.limits.check_client(client.ip()).map_err(too_many)?,
+        }
         let verdict = match (
             &table.verifier,
             table
@@ -224,7 +238,14 @@ impl Proxy {
             }
             (_, Ok(caller)) => caller,
         };
-        route.limits.check_user(&caller.sub).map_err(too_many)?;
+        match redis.as_mut() {
+            Some(redis) => route
+                .limits
+                .check_user_shared(redis, &caller.sub)
+                .await
+                .map_err(too_many)?,
+            None => route.limits.check_user(&caller.sub).map_err(too_many)?,
+        }
         if let (Ok(id), Ok(role)) = (
             HeaderValue::try_from(caller.sub),
             HeaderValue::try_from(caller.role),
@@ -233,6 +254,24 @@ impl Proxy {
             headers.insert(headers::ROLE, role);
         }
         Ok(())
+    }
+
+    /// This thread's Redis connection for shared limits (`None`, and a warning, when it cannot be
+    /// made: shared limits then let requests through rather than fail them).
+    async fn redis(&self, table: &Table) -> Option<redis::aio::ConnectionManager> {
+        let url = table.config.server.redis_url.clone()?;
+        self.redis
+            .get_or_init(|| async move {
+                let client = redis::Client::open(url)
+                    .map_err(|e| tracing::warn!(%e, "server.redis_url is not usable"))
+                    .ok()?;
+                redis::aio::ConnectionManager::new(client)
+                    .await
+                    .map_err(|e| tracing::warn!(%e, "cannot reach Redis for shared rate limits"))
+                    .ok()
+            })
+            .await
+            .clone()
     }
 
     /// Forwards to the route's upstream. Returns the response, the endpoint that answered last

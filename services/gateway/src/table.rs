@@ -174,7 +174,7 @@ impl Route {
                 .body_limit_bytes
                 .unwrap_or(gateway.server.body_limit_bytes),
             policy: config.policy,
-            limits: crate::limit::Limits::new(config.rate_limit.as_ref()),
+            limits: crate::limit::Limits::new(&config.name, config.rate_limit.as_ref()),
             faults,
         }
     }

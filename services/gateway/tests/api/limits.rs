@@ -128,3 +128,54 @@ async fn requests_beyond_max_in_flight_are_shed_at_once() {
     assert_eq!(in_flight, 0);
     assert_eq!(gateway.get_status("/after").await, 200);
 }
+
+/// Two gateways with `shared = true` on the same Redis give one budget between them. Runs when
+/// `SOUK_TEST_REDIS_URL` names a Redis server; says it was skipped otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_limits_give_several_gateways_one_budget() {
+    let Ok(redis) = std::env::var("SOUK_TEST_REDIS_URL") else {
+        eprintln!("skipped: SOUK_TEST_REDIS_URL is not set, so shared rate limits were not tried");
+        return;
+    };
+    let upstream = crate::helpers::Stub::start("shop").await;
+    // A route name of its own, so parallel runs on one Redis do not share buckets.
+    let route = format!("login-{}", uuid::Uuid::now_v7().simple());
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 1\naccess_log = false\nredis_url = \"{redis}\"\n\n\
+         [[routes]]\nname = \"{route}\"\nprefix = \"/login\"\nupstream = \"shop\"\n[routes.rate_limit]\nclient_per_minute = 60\nclient_burst = 3\nshared = true\n\n\
+         [upstreams.shop]\nendpoints = {}\n[upstreams.shop.health]\npath = \"\"\n",
+        crate::helpers::toml_list(&[upstream.addr])
+    );
+    let (a, b) = (
+        crate::helpers::TestGateway::start_with(&config),
+        crate::helpers::TestGateway::start_with(&config),
+    );
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let gateway = if i % 2 == 0 { &a } else { &b };
+        statuses.push(gateway.get("/login").await.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        3,
+        "one budget of 3 between both: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(upstream.hits(), 3);
+}
+
+#[test]
+fn shared_limits_need_a_redis_url() {
+    let err = souk_gateway::GatewayConfig::parse(
+        "[[routes]]\nname = \"r\"\nprefix = \"/\"\nupstream = \"a\"\n[routes.rate_limit]\nclient_per_minute = 1\nshared = true\n[upstreams.a]\nendpoints = [\"127.0.0.1:1\"]",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("routes[0].rate_limit.shared"),
+        "{err}"
+    );
+}
