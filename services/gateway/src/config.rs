@@ -471,17 +471,15 @@ impl GatewayConfig {
         for (name, upstream) in &self.upstreams {
             upstream.validate(&format!("upstreams.{name}"))?;
         }
-        if let Some(i) = self
+        let shared = self
             .routes
             .iter()
-            .position(|r| r.rate_limit.is_some_and(|l| l.shared))
-        {
-            if self.server.redis_url.is_none() {
-                return Err(invalid(
-                    format!("routes[{i}].rate_limit.shared"),
-                    "shared limits need server.redis_url",
-                ));
-            }
+            .position(|r| r.rate_limit.is_some_and(|l| l.shared));
+        if let (Some(i), None) = (shared, &self.server.redis_url) {
+            return Err(invalid(
+                format!("routes[{i}].rate_limit.shared"),
+                "shared limits need server.redis_url",
+            ));
         }
         if let Some(openapi) = &self.openapi {
             if !openapi.path.starts_with('/') || !openapi.document_path.starts_with('/') {
