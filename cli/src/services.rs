@@ -32,6 +32,7 @@ const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         client_burst: 10,
         user_per_minute: 0,
         user_burst: 0,
+        shared: false,
     });
 
 use souk_gateway::config::Policy::{Admin, Public, User};
