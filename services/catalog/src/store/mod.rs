@@ -108,6 +108,41 @@ macro_rules! bind_product {
     };
 }
 
+/// Loads the demo catalog inside transaction `$tx` unless products exist; `$id` turns a new id
+/// into what the engine stores. Returns how many products were added.
+macro_rules! seed_in {
+    ($tx:ident, $demo:expr, $id:expr) => {{
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(&mut *$tx)
+            .await?;
+        if count > 0 {
+            return Ok(0);
+        }
+        for (position, category) in $demo.categories.iter().enumerate() {
+            sqlx::query(sql::INSERT_CATEGORY)
+                .bind(&category.slug)
+                .bind(&category.name)
+                .bind(&category.description)
+                .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let mut added = 0;
+        for product in &$demo.products {
+            added += bind_product!(
+                sqlx::query(sql::INSERT_PRODUCT),
+                ($id)(Uuid::now_v7()),
+                product
+            )
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        }
+        $tx.commit().await?;
+        Ok(added)
+    }};
+}
+
 /// Where a product listing continues: after this (name, id).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct After {
@@ -249,8 +284,20 @@ impl Store {
     /// once: rows that already exist are left alone. Returns how many products were added.
     pub async fn seed_if_empty(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
         match &self.db {
-            Database::Sqlite(pool) => sqlite::seed_if_empty(pool, demo).await,
-            Database::Postgres(pool) => postgres::seed_if_empty(pool, demo).await,
+            Database::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock up front: instances starting together queue here
+                // instead of failing to upgrade a read lock.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                seed_in!(tx, demo, |id: Uuid| id.to_string())
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Instances starting together queue here instead of seeding side by side.
+                sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+                seed_in!(tx, demo, |id: Uuid| id)
+            }
         }
     }
 }

@@ -5,7 +5,6 @@ use uuid::Uuid;
 
 use super::{After, StoreError, category_from_row, product_from_row, sql};
 use crate::domain::{Product, SearchQuery};
-use crate::seed::DemoCatalog;
 
 fn product_row(row: &sqlx::postgres::PgRow) -> Result<Product, StoreError> {
     let id: Uuid = row.try_get("id")?;
@@ -68,44 +67,4 @@ pub(super) async fn product_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Prod
 pub(super) async fn categories(pool: &PgPool) -> Result<Vec<crate::domain::Category>, StoreError> {
     let rows = sqlx::query(sql::CATEGORIES).fetch_all(pool).await?;
     rows.iter().map(category_from_row).collect()
-}
-
-pub(super) async fn seed_if_empty(pool: &PgPool, demo: &DemoCatalog) -> Result<u64, StoreError> {
-    let mut tx = pool.begin().await?;
-    // Instances starting together queue here instead of seeding side by side.
-    sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(&mut *tx)
-        .await?;
-    if count > 0 {
-        return Ok(0);
-    }
-    for (position, category) in demo.categories.iter().enumerate() {
-        sqlx::query(sql::INSERT_CATEGORY)
-            .bind(&category.slug)
-            .bind(&category.name)
-            .bind(&category.description)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let mut added = 0;
-    for p in &demo.products {
-        added += sqlx::query(sql::INSERT_PRODUCT)
-            .bind(Uuid::now_v7())
-            .bind(p.sku.as_str())
-            .bind(&p.name)
-            .bind(&p.description)
-            .bind(&p.category)
-            .bind(p.price.amount)
-            .bind(p.price.currency.as_str())
-            .bind(p.sku.image_url())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    tx.commit().await?;
-    Ok(added)
 }

@@ -5,7 +5,6 @@ use uuid::Uuid;
 
 use super::{After, StoreError, category_from_row, product_from_row, sql};
 use crate::domain::{Product, SearchQuery};
-use crate::seed::DemoCatalog;
 
 fn product_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError> {
     let id: String = row.try_get("id")?;
@@ -77,45 +76,4 @@ pub(super) async fn categories(
 ) -> Result<Vec<crate::domain::Category>, StoreError> {
     let rows = sqlx::query(sql::CATEGORIES).fetch_all(pool).await?;
     rows.iter().map(category_from_row).collect()
-}
-
-pub(super) async fn seed_if_empty(
-    pool: &SqlitePool,
-    demo: &DemoCatalog,
-) -> Result<u64, StoreError> {
-    // IMMEDIATE takes the write lock up front: instances starting together queue here instead of
-    // failing to upgrade a read lock.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(&mut *tx)
-        .await?;
-    if count > 0 {
-        return Ok(0);
-    }
-    for (position, category) in demo.categories.iter().enumerate() {
-        sqlx::query(sql::INSERT_CATEGORY)
-            .bind(&category.slug)
-            .bind(&category.name)
-            .bind(&category.description)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let mut added = 0;
-    for p in &demo.products {
-        added += sqlx::query(sql::INSERT_PRODUCT)
-            .bind(Uuid::now_v7().to_string())
-            .bind(p.sku.as_str())
-            .bind(&p.name)
-            .bind(&p.description)
-            .bind(&p.category)
-            .bind(p.price.amount)
-            .bind(p.price.currency.as_str())
-            .bind(p.sku.image_url())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    tx.commit().await?;
-    Ok(added)
 }
