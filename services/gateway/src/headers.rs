@@ -117,6 +117,15 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// The client's request id when it is a valid one, else a fresh one (for answers the gateway
+/// makes before `prepare_request`, such as 404 and 405).
+pub fn request_id_of(headers: &HeaderMap) -> HeaderValue {
+    match headers.get(&REQUEST_ID) {
+        Some(id) if valid_request_id(id.as_bytes()) => id.clone(),
+        _ => new_request_id(),
+    }
+}
+
 /// A request id from a client is kept if it is short, visible ASCII.
 fn valid_request_id(id: &[u8]) -> bool {
     (1..=128).contains(&id.len()) && id.iter().all(|b| b.is_ascii_graphic())
@@ -224,6 +233,19 @@ mod tests {
             "{:?}",
             headers["traceparent"]
         );
+    }
+
+    #[test]
+    fn gateway_made_answers_keep_a_valid_client_request_id() {
+        assert_eq!(
+            request_id_of(&map(&[("x-request-id", "abc-123")])),
+            "abc-123"
+        );
+        assert_eq!(
+            request_id_of(&map(&[("x-request-id", "has spaces")])).len(),
+            36
+        );
+        assert_eq!(request_id_of(&HeaderMap::new()).len(), 36);
     }
 
     #[test]

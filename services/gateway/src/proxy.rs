@@ -115,7 +115,7 @@ impl Proxy {
                         StatusCode::BAD_GATEWAY,
                         "the API description is unavailable right now",
                     )
-                    .into_response(&headers::new_request_id())
+                    .into_response(&headers::request_id_of(request.headers()))
                 }
             };
         }
@@ -133,12 +133,12 @@ impl Proxy {
                 )
                 .with_header(header::ALLOW, &allow);
                 crate::metrics::record_unrouted(StatusCode::METHOD_NOT_ALLOWED);
-                return response.into_response(&headers::new_request_id());
+                return response.into_response(&headers::request_id_of(request.headers()));
             }
             Match::NotFound => {
                 crate::metrics::record_unrouted(StatusCode::NOT_FOUND);
                 return problem(StatusCode::NOT_FOUND, "no route for this path")
-                    .into_response(&headers::new_request_id());
+                    .into_response(&headers::request_id_of(request.headers()));
             }
         };
         let (mut parts, body) = request.into_parts();
