@@ -24,6 +24,9 @@ use store::{Store, StoreError};
 /// The service's name.
 pub const NAME: &str = "identity";
 
+/// How often each instance reloads the signing keys from the store (another may have rotated).
+pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why identity could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -120,6 +123,32 @@ pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identi
             logins.retain_recent();
         }
     });
+    // Another instance may rotate the keys: reload them from the store now and then, so this one
+    // signs with the current key and publishes every valid one.
+    let (weak_keys, store_for_keys, config_for_keys) = (
+        std::sync::Arc::downgrade(&state.keys),
+        state.store.clone(),
+        std::sync::Arc::clone(&state.config),
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD);
+        tick.tick().await;
+        while let Some(keys) = {
+            tick.tick().await;
+            weak_keys.upgrade()
+        } {
+            match load_keys(&store_for_keys, &config_for_keys).await {
+                Ok(fresh) => {
+                    *keys
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot reload the signing keys; keeping the ones in force")
+                }
+            }
+        }
+    });
     // Make the dummy hash now, so the first unknown-email login is not slower than the rest.
     hashing::warm_up().await;
     let health = Health::new().with_check(store.database().clone());
@@ -145,6 +174,17 @@ async fn load_keys(store: &Store, config: &Config) -> Result<keys::KeySet, Start
         stored = store.keys(since).await?;
     }
     Ok(keys::KeySet::from_stored(&stored)?)
+}
+
+/// Reloads the keys in force from the store (what every instance does every [`KEY_RELOAD`]), so
+/// a rotation made by another instance reaches this one.
+pub async fn reload_keys(state: &AppState) -> Result<(), StartError> {
+    let fresh = load_keys(&state.store, &state.config).await?;
+    *state
+        .keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    Ok(())
 }
 
 /// Makes a new signing key the signer; tokens signed by the old one stay valid until they expire.

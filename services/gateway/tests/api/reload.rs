@@ -309,3 +309,96 @@ fn check_config_refuses_a_bad_file_naming_the_key_and_accepts_the_example() {
     assert!(stderr.contains("routes[1].upstream"), "{stderr}");
     assert!(stderr.contains("catlog"), "{stderr}");
 }
+
+/// `kill -HUP` makes a gateway process re-read its configuration file; a bad file is refused and
+/// the configuration in force stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_configuration_file() {
+    let upstream = crate::helpers::Stub::start("shop").await;
+    let (addr, admin) = (
+        crate::helpers::refused_addr(),
+        crate::helpers::refused_addr(),
+    );
+    let path = std::env::temp_dir().join(format!(
+        "souk-gateway-sighup-{}-{}.toml",
+        std::process::id(),
+        addr.port()
+    ));
+    let config = |prefix: &str| {
+        format!(
+            "[server]\nlisten = \"{addr}\"\nadmin_listen = \"{admin}\"\nthreads = 1\naccess_log = false\n\n\
+             [[routes]]\nname = \"r\"\nprefix = \"{prefix}\"\nupstream = \"shop\"\nrewrite = \"/\"\n\n\
+             [upstreams.shop]\nendpoints = [\"{}\"]\n[upstreams.shop.health]\npath = \"\"\n",
+            upstream.addr
+        )
+    };
+    std::fs::write(&path, config("/old")).unwrap();
+    /// Kills the gateway process (by its pid) however the test ends.
+    struct Process(std::process::Child);
+    impl Drop for Process {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_souk-gateway"))
+            .arg("--config")
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = crate::helpers::client();
+    let status = |route: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{addr}{route}"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let hup = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    let eventually = |route: &'static str, want: u16| {
+        let status = &status;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while status(route).await != want {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{route} never answered {want}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    eventually("/old", 200).await;
+    assert_eq!(status("/new").await, 404);
+
+    std::fs::write(&path, config("/new")).unwrap();
+    assert!(hup(child.0.id()).success());
+    eventually("/new", 200).await;
+    assert_eq!(status("/old").await, 404);
+
+    std::fs::write(&path, "this is not toml [").unwrap();
+    assert!(hup(child.0.id()).success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        status("/new").await,
+        200,
+        "a bad file leaves the configuration in force"
+    );
+
+    drop(child);
+    let _ = std::fs::remove_file(&path);
+}

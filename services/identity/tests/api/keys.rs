@@ -58,3 +58,15 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(claims.role, souk_identity::domain::Role::User);
     }
 }
+
+souk_chassis::backend_tests! { crate::helpers::spawn;
+    async fn a_rotation_by_another_instance_reaches_this_one_on_reload(app) {
+        let other = app.build_again(None).await.unwrap();
+        souk_identity::rotate_keys(&other.state).await.unwrap();
+        let rotated_kid = other.state.keys().signer.0.clone();
+        assert_ne!(app.state.keys().signer.0, rotated_kid, "not yet: this instance still has the old signer");
+        souk_identity::reload_keys(&app.state).await.unwrap();
+        assert_eq!(app.state.keys().signer.0, rotated_kid);
+        assert_eq!(app.state.keys().published.len(), 2, "the retired key stays published");
+    }
+}
