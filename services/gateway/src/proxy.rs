@@ -132,13 +132,11 @@ impl Proxy {
                     "this method is not allowed here; see the Allow header",
                 )
                 .with_header(header::ALLOW, &allow);
-                crate::metrics::record_unrouted(StatusCode::METHOD_NOT_ALLOWED);
-                return response.into_response(&headers::request_id_of(request.headers()));
+                return self.unrouted(response, &request, client, started);
             }
             Match::NotFound => {
-                crate::metrics::record_unrouted(StatusCode::NOT_FOUND);
-                return problem(StatusCode::NOT_FOUND, "no route for this path")
-                    .into_response(&headers::request_id_of(request.headers()));
+                let response = problem(StatusCode::NOT_FOUND, "no route for this path");
+                return self.unrouted(response, &request, client, started);
             }
         };
         let (mut parts, body) = request.into_parts();
@@ -168,6 +166,34 @@ impl Proxy {
             });
         }
         response
+    }
+
+    /// Answers a request no route takes, counting and logging it like any other.
+    fn unrouted(
+        &self,
+        problem: Problem,
+        request: &Request<Incoming>,
+        client: SocketAddr,
+        started: Instant,
+    ) -> Response<ResponseBody> {
+        let request_id = headers::request_id_of(request.headers());
+        let status = problem.status;
+        crate::metrics::record_unrouted(status);
+        if self.shared.access_log {
+            crate::access_log::write(&crate::access_log::Line {
+                request_id: &request_id,
+                client,
+                method: request.method(),
+                path: request.uri().path(),
+                route: "-",
+                upstream: "-",
+                endpoint: None,
+                status,
+                attempts: 0,
+                elapsed: started.elapsed(),
+            });
+        }
+        problem.into_response(&request_id)
     }
 
     /// Applies the route's policy. A verified caller is passed on as `x-souk-user-id` and
