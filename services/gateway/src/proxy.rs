@@ -350,7 +350,7 @@ impl Proxy {
             probe,
             recorded: false,
         };
-        let Some(slot) = upstream.acquire_owned() else {
+        let Some(slot) = upstream.acquire() else {
             let response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this part of the shop is too busy; try again shortly",

@@ -68,12 +68,6 @@ impl Endpoint {
     pub fn is_ejected(&self, now_ms: u64) -> bool {
         now_ms < self.ejected_until_ms.load(Ordering::Relaxed)
     }
-
-    /// Marks a request as started; the guard marks it finished.
-    pub fn start(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.in_flight)
-    }
 }
 
 /// Counts a request as in flight on an endpoint until dropped; owns its endpoint, so it can
@@ -92,15 +86,5 @@ impl OwnedInFlight {
 impl Drop for OwnedInFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Decrements an in-flight count when dropped (also when a request is cancelled).
-#[derive(Debug)]
-pub struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

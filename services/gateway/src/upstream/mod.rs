@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 pub use breaker::{Admission, Breaker, State as BreakerState};
 pub use budget::RetryBudget;
-pub use endpoint::{Endpoint, InFlight, OwnedInFlight};
+pub use endpoint::{Endpoint, OwnedInFlight};
 
 use crate::clock::Clock;
 use crate::config::{Balance, UpstreamConfig};
@@ -152,21 +152,15 @@ impl Upstream {
         Err(NoEndpoint::Empty)
     }
 
-    /// Takes a slot under the concurrency limit, or `None` when the upstream is full.
-    pub fn acquire(&self) -> Option<Slot<'_>> {
+    /// Takes a slot under the concurrency limit, or `None` when the upstream is full. The slot
+    /// owns its upstream, so it can travel with a streamed response body.
+    pub fn acquire(self: &Arc<Self>) -> Option<Slot> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.config.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.metrics.shed.increment(1);
             return None;
         }
-        Some(Slot(&self.in_flight))
-    }
-
-    /// Like [`Upstream::acquire`], for a slot that must outlive a borrow (a streamed response).
-    pub fn acquire_owned(self: &Arc<Self>) -> Option<OwnedSlot> {
-        let slot = self.acquire()?;
-        std::mem::forget(slot);
-        Some(OwnedSlot(Arc::clone(self)))
+        Some(Slot(Arc::clone(self)))
     }
 
     /// Requests in flight to this upstream.
@@ -228,19 +222,9 @@ impl Upstream {
 
 /// A slot under an upstream's concurrency limit, released when dropped.
 #[derive(Debug)]
-pub struct Slot<'a>(&'a AtomicUsize);
+pub struct Slot(Arc<Upstream>);
 
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A slot under an upstream's concurrency limit that owns its upstream.
-#[derive(Debug)]
-pub struct OwnedSlot(Arc<Upstream>);
-
-impl Drop for OwnedSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -307,7 +291,7 @@ mod tests {
     fn p2c_avoids_the_busier_endpoint() {
         let u = upstream(2, Balance::P2c, Clock::manual());
         let busy = u.endpoints()[0].clone();
-        let _load: Vec<_> = (0..10).map(|_| busy.start()).collect();
+        let _load: Vec<_> = (0..10).map(|_| OwnedInFlight::new(busy.clone())).collect();
         for _ in 0..50 {
             assert_eq!(u.pick(None).unwrap().addr.port(), 2);
         }
@@ -349,7 +333,7 @@ mod tests {
             ..UpstreamConfig::default()
         };
         config.max_in_flight = 2;
-        let u = Upstream::new("u", config, None, Clock::manual());
+        let u = Arc::new(Upstream::new("u", config, None, Clock::manual()));
         let first = u.acquire().unwrap();
         let _second = u.acquire().unwrap();
         assert!(u.acquire().is_none());
