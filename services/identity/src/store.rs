@@ -8,18 +8,17 @@ use sqlx::Row;
 use crate::domain::Role;
 use crate::keys::StoredKey;
 
+/// One schema, written once: it uses nothing that differs between the engines.
+const SCHEMA: &[(i64, &str, &str)] = &[(
+    1,
+    "identity",
+    include_str!("../migrations/0001_identity.sql"),
+)];
+
 /// Identity's migrations for both engines.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[(
-        1,
-        "identity",
-        include_str!("../migrations/sqlite/0001_identity.sql"),
-    )],
-    postgres: &[(
-        1,
-        "identity",
-        include_str!("../migrations/postgres/0001_identity.sql"),
-    )],
+    sqlite: SCHEMA,
+    postgres: SCHEMA,
 };
 
 /// Runs the same code on whichever pool the database is.

@@ -1,4 +1,4 @@
--- Identity's schema on SQLite. Only the identity service reads or writes these tables.
+-- Identity's schema, the same on SQLite and PostgreSQL. Only the identity service reads or writes these tables.
 -- Ids are hyphenated UUIDv7 text and times are Unix seconds, the same on both engines.
 CREATE TABLE users (
     id            TEXT PRIMARY KEY,
