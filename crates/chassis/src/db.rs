@@ -319,6 +319,15 @@ fn split_database(url: &str) -> Option<(&str, &str)> {
     Some((base, query))
 }
 
+/// Whether `err` means the database cannot be reached right now (a 503, try again) rather than
+/// that a query went wrong (a 500). One decision for every service.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
 /// Runs `sql` built at run time (identifiers that cannot be bound, such as a database name).
 /// The caller promises the text is not attacker-controlled.
 pub fn trusted_sql(sql: String) -> AssertSqlSafe<String> {

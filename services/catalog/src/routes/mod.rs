@@ -65,9 +65,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            Self::Store(StoreError::Database(
-                err @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
-            )) => {
+            Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
                 tracing::warn!(error = %err, "database unavailable");
                 Problem::unavailable("the catalog's database is unavailable; try again shortly")
                     .into_response()
