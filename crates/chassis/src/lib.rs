@@ -1,5 +1,6 @@
 //! souk's chassis: the infrastructure every service stands on, and nothing of any service's domain.
 //!
+//! - [`client`]: calling another service over HTTP or in-process, with a deadline;
 //! - [`auth`]: verifying callers' access tokens inside a service (defence in depth);
 //! - [`config`]: layered typed configuration (defaults < file < `SOUK_` environment), secrets;
 //! - [`telemetry`]: logs and traces (OTLP when configured), W3C trace context;
@@ -12,6 +13,7 @@
 //! - `test_util` (feature `test-util`): the integration-test harness.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod extract;

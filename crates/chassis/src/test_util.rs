@@ -204,3 +204,71 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+/// Signs access tokens the way identity does and serves their key set, so a service's tests can
+/// act as any user, admin or calling service without running identity.
+#[derive(Debug)]
+pub struct TestIssuer {
+    key: jsonwebtoken::EncodingKey,
+    server: TestServer,
+}
+
+impl TestIssuer {
+    /// A fresh Ed25519 key, its JWKS served on a random port.
+    #[allow(clippy::expect_used)]
+    pub async fn start() -> Self {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let pair = Ed25519KeyPair::generate().expect("an Ed25519 key");
+        let pkcs8 = pair.to_pkcs8().expect("a PKCS#8 document");
+        let x = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            pair.public_key().as_ref(),
+        );
+        let jwks = serde_json::json!({ "keys": [{
+            "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "test-key", "alg": "EdDSA", "use": "sig"
+        }] });
+        let router = Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || async move { axum::Json(jwks) }),
+        );
+        Self {
+            key: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+            server: TestServer::spawn(router).await,
+        }
+    }
+
+    /// Verification settings that trust this issuer; `service_audience` as given.
+    pub fn auth_config(&self, service_audience: &str) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            jwks_url: self.server.url("/.well-known/jwks.json"),
+            service_audience: service_audience.to_owned(),
+            ..crate::auth::AuthConfig::default()
+        }
+    }
+
+    /// An access token of user `id` with `role` (`user` or `admin`).
+    pub fn user_token(&self, id: &str, role: &str) -> String {
+        self.token(id, role, "souk")
+    }
+
+    /// A service token of `service` for calling `audience`'s internal endpoints.
+    pub fn service_token(&self, service: &str, audience: &str) -> String {
+        self.token(&format!("service:{service}"), "service", audience)
+    }
+
+    /// A token with any subject, role and audience (for negative tests).
+    #[allow(clippy::expect_used)]
+    pub fn token(&self, sub: &str, role: &str, audience: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let claims = serde_json::json!({
+            "iss": "souk-identity", "aud": audience, "sub": sub, "role": role,
+            "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::now_v7().to_string()
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("test-key".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("a signed token")
+    }
+}

@@ -1,0 +1,384 @@
+//! Calling another service: over HTTP (`souk up`, Kubernetes) or in-process (`souk monolith`).
+//!
+//! A [`ServiceClient`] names the service it calls, so every failure says whom it concerns, and
+//! carries the caller's trace context. It never retries on its own: only the caller knows whether
+//! a request is safe to repeat. What it returns separates the two failures a caller must tell
+//! apart: the service answered no ([`ClientError::Status`], a 4xx with its problem body) or could
+//! not answer at all ([`ClientError::Unavailable`]: refused, timed out, 5xx) — the second is when
+//! a caller degrades instead of failing.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
+
+/// Largest answer body read from another service.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Where a service's neighbour is (`[<service>.<neighbour>]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Base URL the paths are appended to, e.g. `http://127.0.0.1:8101` (the service itself) or
+    /// `http://127.0.0.1:8080/api` (through the gateway, which rewrites `/api/v1/…` to `/v1/…`).
+    pub url: String,
+    /// Whole-call deadline in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl ClientConfig {
+    /// A config for `url` with the default deadline (2 s).
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The whole-call deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8080/api".into(),
+            timeout_ms: 2000,
+        }
+    }
+}
+
+/// Why a call to another service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service could not answer: unreachable, too slow, or a 5xx. Callers degrade or retry.
+    #[error("{service} is unavailable: {reason}")]
+    Unavailable {
+        /// The service called.
+        service: String,
+        /// What happened, for logs.
+        reason: String,
+    },
+    /// The service answered with a 4xx; `body` is its problem document (or `Null`).
+    #[error("{service} answered {status}")]
+    Status {
+        /// The service called.
+        service: String,
+        /// Its status.
+        status: StatusCode,
+        /// Its answer, parsed as JSON when it was.
+        body: serde_json::Value,
+    },
+    /// The answer was not what this caller reads.
+    #[error("{service} sent an answer this caller cannot read: {reason}")]
+    Decode {
+        /// The service called.
+        service: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the service could not answer (as opposed to answering no).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// The status the service answered, if it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A handle on one neighbouring service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ServiceClient {
+    service: String,
+    target: Target,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Http {
+        base: String,
+        client: reqwest::Client,
+    },
+    InProcess(Router),
+}
+
+/// An answer as received: status and raw body.
+struct Answer {
+    status: StatusCode,
+    body: bytes::Bytes,
+}
+
+impl ServiceClient {
+    /// A client calling `service` over HTTP at `config.url`.
+    pub fn http(service: impl Into<String>, config: &ClientConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            service: service.into(),
+            target: Target::Http {
+                base: config.url.trim_end_matches('/').to_owned(),
+                client,
+            },
+            timeout: config.timeout(),
+        }
+    }
+
+    /// A client calling `router` in this process (the monolith), with the same deadline rules.
+    pub fn in_process(service: impl Into<String>, router: Router, timeout: Duration) -> Self {
+        Self {
+            service: service.into(),
+            target: Target::InProcess(router),
+            timeout,
+        }
+    }
+
+    /// The service this client calls.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// GET `path` (with its query) and read the JSON answer.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let answer = self.call(Method::GET, path, bearer, None).await?;
+        self.decode(answer)
+    }
+
+    /// Sends `body` as JSON with `method` to `path` and reads the JSON answer.
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
+            service: self.service.clone(),
+            reason: format!("cannot encode the request: {e}"),
+        })?;
+        let answer = self.call(method, path, bearer, Some(body)).await?;
+        self.decode(answer)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, ClientError> {
+        if answer.status.is_server_error() {
+            return Err(self.unavailable(format!("it answered {}", answer.status)));
+        }
+        if !answer.status.is_success() {
+            return Err(ClientError::Status {
+                service: self.service.clone(),
+                status: answer.status,
+                body: serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        // An empty success (204) reads as JSON null, so `()` and `Option<_>` callers work.
+        let body: &[u8] = if answer.body.is_empty() {
+            b"null"
+        } else {
+            &answer.body
+        };
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+            service: self.service.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let mut headers = http::HeaderMap::new();
+        crate::telemetry::inject_trace(&tracing::Span::current(), &mut headers);
+        if let Some(token) = bearer {
+            let value = HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| self.unavailable("the token is not a valid header value".into()))?;
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        if body.is_some() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let call = async {
+            match &self.target {
+                Target::Http { base, client } => {
+                    self.over_http(client, method, format!("{base}{path}"), headers, body)
+                        .await
+                }
+                Target::InProcess(router) => {
+                    self.in_process_call(router, method, path, headers, body)
+                        .await
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| self.unavailable(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    async fn over_http(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        url: String,
+        headers: http::HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let mut request = client.request(method, url).headers(headers);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.unavailable(crate::problem::ErrorChain(&e).to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.unavailable(crate::problem::ErrorChain(&e).to_string()))?;
+        if body.len() > MAX_BODY {
+            return Err(self.unavailable("the answer is too large".into()));
+        }
+        Ok(Answer { status, body })
+    }
+
+    async fn in_process_call(
+        &self,
+        router: &Router,
+        method: Method,
+        path: &str,
+        headers: http::HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .map_err(|e| self.unavailable(format!("invalid request: {e}")))?;
+        *request.headers_mut() = headers;
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| self.unavailable(e.to_string()))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| self.unavailable(e.to_string()))?
+            .to_bytes();
+        Ok(Answer { status, body })
+    }
+
+    fn unavailable(&self, reason: String) -> ClientError {
+        ClientError::Unavailable {
+            service: self.service.clone(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    fn router() -> Router {
+        Router::new()
+            .route(
+                "/ok",
+                get(|| async { axum::Json(serde_json::json!({"n": 1})) }),
+            )
+            .route(
+                "/missing",
+                get(|| async { (StatusCode::NOT_FOUND, "{\"status\":404}") }),
+            )
+            .route("/broken", get(|| async { StatusCode::BAD_GATEWAY }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct N {
+        n: u32,
+    }
+
+    #[tokio::test]
+    async fn in_process_calls_read_json_and_sort_failures() {
+        let client = ServiceClient::in_process("neighbour", router(), Duration::from_millis(200));
+        let n: N = client.get("/ok", None).await.unwrap();
+        assert_eq!(n.n, 1);
+        let missing = client.get::<N>("/missing", None).await.unwrap_err();
+        assert_eq!(missing.status(), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            matches!(missing, ClientError::Status { ref body, .. } if body["status"] == 404),
+            true
+        );
+        assert!(
+            client
+                .get::<N>("/broken", None)
+                .await
+                .unwrap_err()
+                .is_unavailable()
+        );
+        assert!(
+            client
+                .get::<N>("/slow", None)
+                .await
+                .unwrap_err()
+                .is_unavailable()
+        );
+        assert!(matches!(
+            client.get::<N>("/missing-route-answers-404", None).await,
+            Err(ClientError::Status { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn over_http_an_unreachable_service_is_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = ServiceClient::http(
+            "neighbour",
+            &ClientConfig {
+                url: format!("http://{addr}"),
+                timeout_ms: 500,
+            },
+        );
+        let error = client.get::<N>("/ok", None).await.unwrap_err();
+        assert!(error.is_unavailable(), "{error}");
+        assert!(error.to_string().starts_with("neighbour is unavailable"));
+    }
+}

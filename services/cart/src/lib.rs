@@ -1,0 +1,1 @@
+//! souk's cart service (being built).

@@ -1,0 +1,1 @@
+//! souk's inventory service (being built).
