@@ -1,0 +1,105 @@
+//! The cart's configuration: section `[cart]` of the shared file, `SOUK_CART__*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use souk_chassis::auth::AuthConfig;
+use souk_chassis::client::ClientConfig;
+use souk_chassis::{DatabaseConfig, HttpConfig, Secret};
+
+/// Everything the cart can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`SOUK_CART__LISTEN`).
+    pub listen: SocketAddr,
+    /// HTTP limits and timeouts (`SOUK_CART__HTTP__*`).
+    pub http: HttpConfig,
+    /// Where carts are kept (`SOUK_CART__STORE__*`): SQLite or Redis, chosen by the URL's scheme.
+    pub store: StoreConfig,
+    /// Where callers' tokens are verified against (`SOUK_CART__AUTH__*`).
+    pub auth: AuthConfig,
+    /// Where the catalog answers for prices (`SOUK_CART__CATALOG__URL`, `…__TIMEOUT_MS`).
+    pub catalog: ClientConfig,
+    /// How long a catalog answer about one product (found or not) is reused, in milliseconds
+    /// (`SOUK_CART__PRICE_CACHE_MS`). An outage is never cached.
+    pub price_cache_ms: u64,
+    /// Days after its last change that a cart is forgotten (`SOUK_CART__ABANDONED_AFTER_DAYS`):
+    /// a TTL on Redis, a periodic purge on SQLite.
+    pub abandoned_after_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8104)),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            auth: AuthConfig {
+                service_audience: crate::NAME.to_owned(),
+                ..AuthConfig::default()
+            },
+            catalog: ClientConfig::default(),
+            price_cache_ms: 5_000,
+            abandoned_after_days: 30,
+        }
+    }
+}
+
+impl Config {
+    /// How long a catalog answer is reused.
+    pub fn price_cache(&self) -> Duration {
+        Duration::from_millis(self.price_cache_ms)
+    }
+
+    /// How long an untouched cart is kept.
+    pub fn abandoned_after(&self) -> Duration {
+        Duration::from_secs(u64::from(self.abandoned_after_days) * 24 * 60 * 60)
+    }
+}
+
+/// The cart store (`[cart.store]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/cart.db` (created if missing) or `redis://host:port/db`.
+    pub url: Secret,
+    /// SQLite only: upper bound on pooled connections.
+    pub max_connections: u32,
+    /// SQLite only: how long a request waits for a pooled connection before failing.
+    pub acquire_timeout_ms: u64,
+    /// Redis only: prefix of every key, followed by the user id (`souk:cart:<user id>`).
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let database = DatabaseConfig::default();
+        Self {
+            url: Secret::new("sqlite://.souk/cart.db"),
+            max_connections: database.max_connections,
+            acquire_timeout_ms: database.acquire_timeout_ms,
+            key_prefix: "souk:cart:".to_owned(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A config for `url` with the other settings at their defaults.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url),
+            ..Self::default()
+        }
+    }
+
+    /// The SQLite pool settings these stand for.
+    pub fn database(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout_ms: self.acquire_timeout_ms,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Carts in SQLite: a `carts` row (when it last changed) and its `cart_lines`.
+
+use std::time::Duration;
+
+use souk_chassis::Database;
+use souk_chassis::db::{DatabaseConfig, DbError};
+use sqlx::SqlitePool;
+use uuid::Uuid;
+
+use super::{MIGRATIONS, SetError, StoreError, now_ms};
+use crate::domain::{Line, MAX_LINES, Quantity};
+
+/// The SQLite cart store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Database,
+    pool: SqlitePool,
+    abandoned_after: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database.
+    pub(super) async fn open(
+        config: &DatabaseConfig,
+        abandoned_after: Duration,
+    ) -> Result<Self, DbError> {
+        let db = Database::connect(config).await?;
+        db.migrate(&MIGRATIONS).await?;
+        let Database::Sqlite(pool) = &db else {
+            // `Store::open` sends only sqlite:// URLs here.
+            return Err(DbError::UnsupportedScheme {
+                scheme: db.engine().to_owned(),
+            });
+        };
+        Ok(Self {
+            pool: pool.clone(),
+            db,
+            abandoned_after,
+        })
+    }
+
+    /// The pool, for readiness checks and closing.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub(super) async fn lines(&self, user: &str) -> Result<Vec<Line>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM cart_lines WHERE user_id = $1 \
+             ORDER BY added_at, rowid",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(product_id, quantity)| {
+                Ok(Line {
+                    product_id: Uuid::parse_str(&product_id).map_err(|e| StoreError::Corrupt {
+                        what: "product_id",
+                        reason: e.to_string(),
+                    })?,
+                    quantity: Quantity::new(quantity).map_err(|reason| StoreError::Corrupt {
+                        what: "quantity",
+                        reason,
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn set(&self, user: &str, line: Line) -> Result<(), SetError> {
+        let now = now_ms();
+        let product = line.product_id.to_string();
+        let quantity = i64::from(line.quantity.get());
+        // IMMEDIATE takes the write lock up front, so the count below cannot change before the
+        // insert: concurrent adds queue here and never pass the limit together.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from)?;
+        touch(&mut tx, user, now).await?;
+        let updated = sqlx::query(
+            "UPDATE cart_lines SET quantity = $3, updated_at = $4 \
+             WHERE user_id = $1 AND product_id = $2",
+        )
+        .bind(user)
+        .bind(&product)
+        .bind(quantity)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected();
+        if updated == 0 {
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines WHERE user_id = $1")
+                    .bind(user)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_LINES {
+                return Err(SetError::Full);
+            }
+            sqlx::query(
+                "INSERT INTO cart_lines (user_id, product_id, quantity, added_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(user)
+            .bind(&product)
+            .bind(quantity)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    pub(super) async fn remove(&self, user: &str, product: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2")
+            .bind(user)
+            .bind(product.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed > 0 {
+            touch(&mut tx, user, now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn clear(&self, user: &str) -> Result<(), StoreError> {
+        // Its lines go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM carts WHERE user_id = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn purge_abandoned(&self) -> Result<u64, StoreError> {
+        let age = i64::try_from(self.abandoned_after.as_millis()).unwrap_or(i64::MAX);
+        let deleted = sqlx::query("DELETE FROM carts WHERE touched_at < $1")
+            .bind(now_ms().saturating_sub(age))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+}
+
+/// Records that `user`'s cart changed at `now` (creating its row on the first write).
+async fn touch(conn: &mut sqlx::SqliteConnection, user: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO carts (user_id, touched_at) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET touched_at = excluded.touched_at",
+    )
+    .bind(user)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
