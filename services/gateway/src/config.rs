@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     /// One public OpenAPI document merged from the upstreams' own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<OpenApiConfig>,
+    /// Endpoints answered by fanning out to several upstreams (see `aggregate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregates: Vec<crate::aggregate::AggregateConfig>,
 }
 
 /// `[openapi]`: the gateway serves one document made of its upstreams' documents, with their
@@ -390,7 +393,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -496,6 +499,16 @@ impl GatewayConfig {
                 ));
             }
         }
+        crate::aggregate::validate(self)?;
+        let guarded = self
+            .routes
+            .iter()
+            .map(|r| (r.policy, "routes", r.name.as_str()));
+        let guarded = guarded.chain(
+            self.aggregates
+                .iter()
+                .map(|a| (a.policy, "aggregates", a.name.as_str())),
+        );
         match &self.auth {
             Some(auth) if !self.upstreams.contains_key(&auth.jwks_upstream) => {
                 return Err(invalid(
@@ -507,9 +520,9 @@ impl GatewayConfig {
                 return Err(invalid("auth.jwks_path", "must start with /"));
             }
             None => {
-                if let Some(i) = self.routes.iter().position(|r| r.policy != Policy::Public) {
+                if let Some((_, kind, name)) = guarded.into_iter().find(|g| g.0 != Policy::Public) {
                     return Err(invalid(
-                        format!("routes[{i}].policy"),
+                        format!("{kind}.{name}.policy"),
                         "a user or admin route needs an [auth] section",
                     ));
                 }

@@ -4,10 +4,12 @@
 //! balances over their endpoints (power of two choices or round robin), checks their health
 //! actively and ejects outliers passively, retries safely within a budget, breaks circuits, sheds
 //! load beyond a concurrency limit, injects faults for chaos runs, and reports it all on an admin
-//! listener. It never parses a service's payload.
+//! listener. It never parses a service's payload, except to check that an aggregation endpoint's
+//! parts are JSON.
 
 pub mod access_log;
 pub mod admin;
+pub mod aggregate;
 pub mod auth;
 pub mod body;
 pub mod checks;

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
+use crate::aggregate::Aggregate;
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::config::{Protocol, ms};
@@ -52,6 +53,14 @@ pub struct Proxy {
     tokens: crate::auth::TokenCache,
     /// This thread's Redis connection, made on first use by a shared rate limit.
     redis: tokio::sync::OnceCell<Option<redis::aio::ConnectionManager>>,
+}
+
+/// What a forwarded request's body comes from.
+pub(crate) enum ClientBody {
+    /// The client's own, streamed.
+    Incoming(Incoming),
+    /// None: a request the gateway makes itself (aggregate parts).
+    Empty,
 }
 
 /// How one attempt ended.
@@ -119,6 +128,13 @@ impl Proxy {
                 }
             };
         }
+        if let Some((aggregate, id)) = table.aggregate(&method, request.uri().path()) {
+            let id = id.to_owned();
+            let aggregate = Arc::clone(aggregate);
+            return self
+                .aggregate(&table, &aggregate, &id, request, client, client_ip)
+                .await;
+        }
         let route = match table.find(&method, request.uri().path()) {
             Match::Found(route) => Arc::clone(route),
             Match::MethodNotAllowed(allowed) => {
@@ -146,7 +162,10 @@ impl Proxy {
             .authorize(&table, &route, client, &mut parts.headers)
             .await
         {
-            Ok(()) => self.forward(&route, parts, body, &request_id).await,
+            Ok(()) => {
+                self.forward(&route, parts, ClientBody::Incoming(body), &request_id)
+                    .await
+            }
             Err(problem) => (problem.into_response(&request_id), None, 0),
         };
         let status = response.status();
@@ -166,6 +185,89 @@ impl Proxy {
             });
         }
         response
+    }
+
+    /// Answers an aggregation endpoint: its parts fetched in parallel, each within its deadline.
+    async fn aggregate(
+        &self,
+        table: &Table,
+        aggregate: &Aggregate,
+        id: &str,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        client_ip: &HeaderValue,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let (mut parts, _) = request.into_parts();
+        let request_id = headers::prepare_request(&mut parts.headers, client_ip);
+        let route = &aggregate.route;
+        let response = match self
+            .authorize(table, route, client, &mut parts.headers)
+            .await
+        {
+            Err(problem) => problem.into_response(&request_id),
+            Ok(()) => {
+                let fetches = aggregate
+                    .parts
+                    .iter()
+                    .map(|part| self.fetch_part(part, &parts, id, &request_id));
+                let answers = futures::future::join_all(fetches).await;
+                let composed = crate::aggregate::compose(aggregate, answers, route.timeout);
+                let (mut head, body) = composed.unwrap_or_else(|failed| failed).into_parts();
+                headers::prepare_response(&mut head.headers, &request_id);
+                Response::from_parts(head, ResponseBody::whole(body))
+            }
+        };
+        let status = response.status();
+        route.metrics.record(&method, status, started.elapsed());
+        if self.shared.access_log {
+            crate::access_log::write(&crate::access_log::Line {
+                request_id: &request_id,
+                client,
+                method: &method,
+                path: parts.uri.path(),
+                route: &route.name,
+                upstream: "aggregate",
+                endpoint: None,
+                status,
+                attempts: u32::try_from(aggregate.parts.len()).unwrap_or(u32::MAX),
+                elapsed: started.elapsed(),
+            });
+        }
+        response
+    }
+
+    /// One part of an aggregate, read whole within the part's deadline.
+    async fn fetch_part(
+        &self,
+        part: &crate::aggregate::Part,
+        client: &Parts,
+        id: &str,
+        request_id: &HeaderValue,
+    ) -> crate::aggregate::PartAnswer {
+        let path = Aggregate::part_path(part, id);
+        let Some(parts) = crate::aggregate::part_request(client, &path) else {
+            return crate::aggregate::PartAnswer::Late;
+        };
+        let started = Instant::now();
+        let fetch = async {
+            let (response, _, _) = self
+                .forward(&part.route, parts, ClientBody::Empty, request_id)
+                .await;
+            crate::aggregate::read_part(response).await
+        };
+        let answer = tokio::time::timeout(part.route.timeout, fetch).await;
+        let answer = answer.unwrap_or(crate::aggregate::PartAnswer::Late);
+        let status = match &answer {
+            crate::aggregate::PartAnswer::Json(_) => StatusCode::OK,
+            crate::aggregate::PartAnswer::Other(response) => response.status(),
+            crate::aggregate::PartAnswer::Late => StatusCode::GATEWAY_TIMEOUT,
+        };
+        part.route
+            .metrics
+            .record(&Method::GET, status, started.elapsed());
+        answer
     }
 
     /// Answers a request no route takes, counting and logging it like any other.
@@ -306,7 +408,7 @@ impl Proxy {
         &self,
         route: &Arc<Route>,
         parts: Parts,
-        body: Incoming,
+        body: ClientBody,
         request_id: &HeaderValue,
     ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
         let upstream = &route.upstream;
@@ -474,13 +576,17 @@ impl Proxy {
         router: &axum::Router,
         route: &Route,
         mut parts: Parts,
-        body: Incoming,
+        body: ClientBody,
         request_id: &HeaderValue,
     ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
         use tower::ServiceExt;
         parts.uri = route.upstream_uri(&parts.uri);
         let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
-        let request = Request::from_parts(parts, axum::body::Body::new(Limited::new(body, limit)));
+        let body = match body {
+            ClientBody::Incoming(body) => axum::body::Body::new(Limited::new(body, limit)),
+            ClientBody::Empty => axum::body::Body::empty(),
+        };
+        let request = Request::from_parts(parts, body);
         route.metrics.attempts.increment(1);
         match tokio::time::timeout(route.timeout, router.clone().oneshot(request)).await {
             Ok(Ok(response)) => {
@@ -564,12 +670,20 @@ impl Proxy {
     /// cut off at the route's limit.
     async fn request_body(
         &self,
-        body: Incoming,
+        body: ClientBody,
         parts: &Parts,
         route: &Route,
         may_retry: bool,
         deadline: Instant,
     ) -> Result<RequestBody, Problem> {
+        let body = match body {
+            ClientBody::Incoming(body) if !body.is_end_stream() => body,
+            _ => {
+                return Ok(RequestBody::Whole {
+                    body: Full::new(Bytes::new()),
+                });
+            }
+        };
         if body.is_end_stream() {
             return Ok(RequestBody::Whole {
                 body: Full::new(Bytes::new()),

@@ -60,6 +60,8 @@ pub struct Table {
     pub verifier: Option<Arc<crate::auth::Verifier>>,
     /// The merged OpenAPI document, when `[openapi]` is configured.
     pub openapi: Option<Arc<crate::openapi::Merger>>,
+    /// Aggregation endpoints.
+    pub aggregates: Vec<Arc<crate::aggregate::Aggregate>>,
 }
 
 impl Table {
@@ -109,12 +111,25 @@ impl Table {
             .openapi
             .as_ref()
             .map(|c| Arc::new(crate::openapi::Merger::new(c.clone())));
+        let faults_of = |name: &str| {
+            previous
+                .and_then(|p| p.route(name))
+                .map(|r| r.faults.clone())
+                .unwrap_or_default()
+        };
+        let aggregates = config
+            .aggregates
+            .iter()
+            .filter_map(|a| crate::aggregate::Aggregate::new(a, &config, &upstreams, faults_of))
+            .map(Arc::new)
+            .collect();
         Self {
             routes,
             upstreams,
             config,
             verifier,
             openapi,
+            aggregates,
         }
     }
 
@@ -139,9 +154,29 @@ impl Table {
         }
     }
 
-    /// A route by name.
+    /// The aggregate serving `path` for `method`, and the path's `{id}`.
+    pub fn aggregate<'p>(
+        &self,
+        method: &Method,
+        path: &'p str,
+    ) -> Option<(&Arc<crate::aggregate::Aggregate>, &'p str)> {
+        if !matches!(*method, Method::GET | Method::HEAD) {
+            return None;
+        }
+        self.aggregates
+            .iter()
+            .find_map(|a| Some((a, a.matches(path)?)))
+    }
+
+    /// A route by name, aggregates and their parts (`<aggregate>.<part>`) included.
     pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
-        self.routes.iter().find(|r| &*r.name == name)
+        self.routes.iter().find(|r| &*r.name == name).or_else(|| {
+            self.aggregates.iter().find_map(|a| {
+                std::iter::once(&a.route)
+                    .chain(a.parts.iter().map(|p| &p.route))
+                    .find(|r| &*r.name == name)
+            })
+        })
     }
 
     /// Every route, longest prefix first.
@@ -151,7 +186,7 @@ impl Table {
 }
 
 impl Route {
-    fn new(
+    pub(crate) fn new(
         config: &RouteConfig,
         upstream: Arc<Upstream>,
         faults: Faults,

@@ -19,6 +19,9 @@ pub(super) struct ListParams {
     q: Option<String>,
     /// Only products of this category (slug).
     category: Option<String>,
+    /// Only these products: up to 100 comma-separated ids, answered in one page (unknown ids are
+    /// left out). Not combinable with `q`, `category` or `cursor`.
+    ids: Option<String>,
     /// Page size, 1 to 100 (default 20).
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
@@ -52,6 +55,9 @@ pub(super) async fn products_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ProductPage>, ApiError> {
+    if let Some(ids) = params.ids.as_deref() {
+        return by_ids(&state, ids, &params).await.map(Json);
+    }
     let limit = pagination::limit(params.limit)?;
     let category = params
         .category
@@ -126,6 +132,29 @@ async fn search(
         })
     });
     Ok(ProductPage { items, next_cursor })
+}
+
+/// Most ids one `ids` query may name.
+const MAX_IDS: usize = 100;
+
+async fn by_ids(state: &AppState, ids: &str, params: &ListParams) -> Result<ProductPage, ApiError> {
+    let invalid = |message: &str| Problem::invalid_query(vec![FieldError::new("ids", message)]);
+    if params.q.is_some() || params.category.is_some() || params.cursor.is_some() {
+        return Err(invalid("ids cannot be combined with q, category or cursor").into());
+    }
+    let ids = ids
+        .split(',')
+        .map(|id| Uuid::parse_str(id.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("ids must be comma-separated product ids (UUIDs)"))?;
+    if ids.len() > MAX_IDS {
+        return Err(invalid("at most 100 ids at once").into());
+    }
+    let items = state.store.products_by_ids(&ids).await?;
+    Ok(ProductPage {
+        items,
+        next_cursor: None,
+    })
 }
 
 /// Trims the look-ahead row; true when there was one.

@@ -213,6 +213,17 @@ impl Store {
         }
     }
 
+    /// The products among `ids` that exist, in name order.
+    pub async fn products_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Product>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.db {
+            Database::Sqlite(pool) => sqlite::products_by_ids(pool, ids).await,
+            Database::Postgres(pool) => postgres::products_by_ids(pool, ids).await,
+        }
+    }
+
     /// Every category in display order, with its product count.
     pub async fn categories(&self) -> Result<Vec<Category>, StoreError> {
         match &self.db {

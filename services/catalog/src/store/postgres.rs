@@ -64,6 +64,21 @@ pub(super) async fn product_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Prod
     row.as_ref().map(product_row).transpose()
 }
 
+pub(super) async fn products_by_ids(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<Vec<Product>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM products WHERE id = ANY($1) ORDER BY name, id",
+        sql::COLUMNS
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(product_row).collect()
+}
+
 pub(super) async fn categories(pool: &PgPool) -> Result<Vec<crate::domain::Category>, StoreError> {
     let rows = sqlx::query(sql::CATEGORIES).fetch_all(pool).await?;
     rows.iter().map(category_from_row).collect()

@@ -71,6 +71,24 @@ pub(super) async fn product_by_id(
     row.as_ref().map(product_row).transpose()
 }
 
+pub(super) async fn products_by_ids(
+    pool: &SqlitePool,
+    ids: &[Uuid],
+) -> Result<Vec<Product>, StoreError> {
+    // One bound JSON array, however many ids: no SQL is built from the input.
+    let ids = serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into());
+    let sql = format!(
+        "SELECT {} FROM products WHERE id IN (SELECT value FROM json_each($1)) ORDER BY name, id",
+        sql::COLUMNS
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(product_row).collect()
+}
+
 pub(super) async fn categories(
     pool: &SqlitePool,
 ) -> Result<Vec<crate::domain::Category>, StoreError> {

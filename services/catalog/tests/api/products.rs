@@ -59,6 +59,30 @@ souk_chassis::backend_tests! { spawn;
         assert!(product["image_url"].as_str().unwrap().starts_with("/assets/products/"));
     }
 
+    async fn ids_fetch_several_products_at_once_and_leave_out_unknown_ones(app) {
+        let (_, page) = app.get("/v1/products?limit=3").await;
+        let mut ids: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.push(uuid::Uuid::now_v7().to_string());
+        let (status, found) = app.get(&format!("/v1/products?ids={}", ids.join(","))).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["items"], page["items"]);
+        assert!(found["next_cursor"].is_null());
+
+        let (status, problem) = app.get("/v1/products?ids=nope").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "ids");
+        let many = vec![ids[0].clone(); 101].join(",");
+        let (status, _) = app.get(&format!("/v1/products?ids={many}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = app.get(&format!("/v1/products?ids={}&q=pan", ids[0])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
     async fn an_unknown_product_is_a_problem_404(app) {
         let (status, problem) = app.get(&format!("/v1/products/{}", uuid::Uuid::now_v7())).await;
         assert_eq!(status, StatusCode::NOT_FOUND);

@@ -1,0 +1,506 @@
+//! Aggregation endpoints: one client request fanned out to several upstreams in parallel, each
+//! part with its own deadline, answered as one JSON object — the only place the gateway reads a
+//! service's payload, and then only to check it is JSON before splicing it in unchanged.
+//!
+//! ```toml
+//! [[aggregates]]
+//! name = "product-details"
+//! path = "/api/v1/products/{id}/details"   # {id}: one path segment, passed to every part
+//! [[aggregates.parts]]
+//! name = "product"                         # the key in the answer
+//! upstream = "catalog"
+//! path = "/v1/products/{id}"
+//! timeout_ms = 1000
+//! required = true                          # its failure is the answer's failure
+//! [[aggregates.parts]]
+//! name = "availability"
+//! upstream = "inventory"
+//! path = "/v1/availability/{id}"
+//! timeout_ms = 250                         # optional: late or failing → null and listed in `degraded`
+//! ```
+//!
+//! The answer is `{"product": …, "availability": …, "degraded": ["availability"]}`. A required
+//! part that answers anything but 2xx JSON makes that answer the client's (a 404 stays a 404);
+//! one that does not answer in time is a 504. Parts go through the same path as proxied requests
+//! (balancing, breaker, retries, faults, metrics), as routes named `<aggregate>.<part>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use serde::{Deserialize, Serialize};
+
+use crate::body::ResponseBody;
+use crate::config::{ConfigError, GatewayConfig, Policy, RouteConfig, invalid};
+use crate::fault::Faults;
+use crate::table::Route;
+use crate::upstream::Upstream;
+
+/// Largest part answer read.
+const MAX_PART_BYTES: usize = 1024 * 1024;
+/// The placeholder in paths.
+const ID: &str = "{id}";
+
+/// `[[aggregates]]`: one aggregation endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// A name for metrics, logs and the `<name>.<part>` routes of its parts.
+    pub name: String,
+    /// The path clients call; `{id}` stands for one segment.
+    pub path: String,
+    /// Who may call it.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Its parts, fetched in parallel.
+    pub parts: Vec<PartConfig>,
+}
+
+/// `[[aggregates.parts]]`: one upstream request of an aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartConfig {
+    /// Its key in the answer (lowercase letters, digits, `_`).
+    pub name: String,
+    /// The upstream asked.
+    pub upstream: String,
+    /// The upstream path; `{id}` is replaced by the client's.
+    pub path: String,
+    /// Deadline for its whole answer, body included.
+    pub timeout_ms: u64,
+    /// Whether the aggregate fails when this part does (otherwise it is left out and listed in
+    /// `degraded`).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// Checks `aggregates` against the rest of `config`.
+pub(crate) fn validate(config: &GatewayConfig) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for (i, aggregate) in config.aggregates.iter().enumerate() {
+        let key = |field: &str| format!("aggregates[{i}].{field}");
+        if !is_key(&aggregate.name) || !names.insert(aggregate.name.as_str()) {
+            return Err(invalid(
+                key("name"),
+                "must be unique, of lowercase letters, digits, - or _",
+            ));
+        }
+        if !aggregate.path.starts_with('/') || aggregate.path.matches(ID).count() > 1 {
+            return Err(invalid(
+                key("path"),
+                "must start with / and hold {id} at most once, as a whole segment",
+            ));
+        }
+        if aggregate.parts.is_empty() {
+            return Err(invalid(
+                key("parts"),
+                "an aggregate needs at least one part",
+            ));
+        }
+        let mut parts = std::collections::HashSet::new();
+        for (j, part) in aggregate.parts.iter().enumerate() {
+            let key = |field: &str| format!("aggregates[{i}].parts[{j}].{field}");
+            if !is_key(&part.name) || part.name == "degraded" || !parts.insert(&part.name) {
+                return Err(invalid(
+                    key("name"),
+                    "must be unique, not \"degraded\", of lowercase letters, digits, - or _",
+                ));
+            }
+            if !config.upstreams.contains_key(&part.upstream) {
+                return Err(invalid(
+                    key("upstream"),
+                    format!("no upstream named {:?}", part.upstream),
+                ));
+            }
+            if !part.path.starts_with('/') {
+                return Err(invalid(key("path"), "must start with /"));
+            }
+            if part.timeout_ms == 0 {
+                return Err(invalid(key("timeout_ms"), "must be positive"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_key(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// An aggregate, ready to serve.
+#[derive(Debug)]
+pub struct Aggregate {
+    /// Its name.
+    pub name: Arc<str>,
+    segments: Vec<String>,
+    /// Its policy, rate limits and metrics (label `upstream="aggregate"`).
+    pub route: Arc<Route>,
+    /// Its parts.
+    pub parts: Vec<Part>,
+}
+
+/// One part of an aggregate.
+#[derive(Debug)]
+pub struct Part {
+    /// Its key in the answer.
+    pub name: String,
+    path: String,
+    required: bool,
+    /// The route its requests take (named `<aggregate>.<part>`).
+    pub route: Arc<Route>,
+}
+
+impl Aggregate {
+    /// Builds `config`'s aggregate; `faults_of` gives the faults a route of that name had.
+    pub(crate) fn new(
+        config: &AggregateConfig,
+        gateway: &GatewayConfig,
+        upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
+        faults_of: impl Fn(&str) -> Faults,
+    ) -> Option<Self> {
+        let parts = config
+            .parts
+            .iter()
+            .map(|part| {
+                let name = format!("{}.{}", config.name, part.name);
+                let route = RouteConfig {
+                    name: name.clone(),
+                    prefix: part.path.clone(),
+                    methods: None,
+                    upstream: part.upstream.clone(),
+                    rewrite: None,
+                    timeout_ms: Some(part.timeout_ms),
+                    body_limit_bytes: None,
+                    policy: Policy::Public,
+                    rate_limit: None,
+                };
+                let upstream = upstreams.get(&part.upstream)?.clone();
+                Some(Part {
+                    name: part.name.clone(),
+                    path: part.path.clone(),
+                    required: part.required,
+                    route: Arc::new(Route::new(&route, upstream, faults_of(&name), gateway)),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let first = upstreams.get(&config.parts.first()?.upstream)?.clone();
+        let route = RouteConfig {
+            name: config.name.clone(),
+            prefix: config.path.clone(),
+            methods: Some(vec!["GET".into(), "HEAD".into()]),
+            upstream: first.name.to_string(),
+            rewrite: None,
+            timeout_ms: None,
+            body_limit_bytes: None,
+            policy: config.policy,
+            rate_limit: None,
+        };
+        let mut route = Route::new(&route, first, faults_of(&config.name), gateway);
+        route.metrics = crate::metrics::RouteMetrics::new(&config.name, "aggregate");
+        Some(Self {
+            name: Arc::from(config.name.as_str()),
+            segments: config
+                .path
+                .trim_matches('/')
+                .split('/')
+                .map(str::to_owned)
+                .collect(),
+            route: Arc::new(route),
+            parts,
+        })
+    }
+
+    /// The `{id}` of `path` if this aggregate serves it (`""` when its path has none). An id is
+    /// passed on in upstream paths, so only URL-safe characters are accepted.
+    pub fn matches<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let mut id = "";
+        let mut given = path.trim_matches('/').split('/');
+        for segment in &self.segments {
+            let value = given.next()?;
+            if segment == ID {
+                let safe = !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !safe {
+                    return None;
+                }
+                id = value;
+            } else if segment != value {
+                return None;
+            }
+        }
+        given.next().is_none().then_some(id)
+    }
+
+    /// The upstream path of `part` for `id`.
+    pub fn part_path(part: &Part, id: &str) -> String {
+        part.path.replace(ID, id)
+    }
+}
+
+/// A part's result.
+#[derive(Debug)]
+pub enum PartAnswer {
+    /// 2xx JSON.
+    Json(Bytes),
+    /// Anything else that came back: passed on as is if the part is required.
+    Other(Response<Bytes>),
+    /// Nothing in time.
+    Late,
+}
+
+/// Reads a part's response whole, within what is left of its deadline.
+pub(crate) async fn read_part(response: Response<ResponseBody>) -> PartAnswer {
+    let (parts, body) = response.into_parts();
+    let Ok(collected) = Limited::new(body, MAX_PART_BYTES).collect().await else {
+        return PartAnswer::Other(bad_gateway());
+    };
+    let bytes = collected.to_bytes();
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if parts.status.is_success()
+        && json
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+    {
+        return PartAnswer::Json(bytes);
+    }
+    PartAnswer::Other(Response::from_parts(parts, bytes))
+}
+
+/// The request a part sends: the client's prepared headers, no body.
+pub(crate) fn part_request(
+    client: &http::request::Parts,
+    path: &str,
+) -> Option<http::request::Parts> {
+    let (mut parts, ()) = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(())
+        .ok()?
+        .into_parts();
+    parts.headers = client.headers.clone();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.remove(header::CONTENT_TYPE);
+    Some(parts)
+}
+
+/// Puts the answers together: the first failed required part's answer, or 200 with every part.
+pub(crate) fn compose(
+    aggregate: &Aggregate,
+    answers: Vec<PartAnswer>,
+    timeout: Duration,
+) -> Result<Response<Bytes>, Response<Bytes>> {
+    let mut body = Vec::with_capacity(1024);
+    let mut degraded = Vec::new();
+    body.push(b'{');
+    for (part, answer) in aggregate.parts.iter().zip(answers) {
+        body.extend_from_slice(b"\"");
+        body.extend_from_slice(part.name.as_bytes());
+        body.extend_from_slice(b"\":");
+        match (answer, part.required) {
+            (PartAnswer::Json(bytes), _) => body.extend_from_slice(&bytes),
+            (PartAnswer::Other(response), true) => return Err(response),
+            (PartAnswer::Late, true) => return Err(late(timeout)),
+            (PartAnswer::Other(_) | PartAnswer::Late, false) => {
+                metrics::counter!(
+                    "gateway_aggregate_degraded_total",
+                    "aggregate" => aggregate.name.to_string(),
+                    "part" => part.name.clone()
+                )
+                .increment(1);
+                degraded.push(part.name.as_str());
+                body.extend_from_slice(b"null");
+            }
+        }
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"degraded\":[");
+    for (i, name) in degraded.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"");
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(b"\"");
+    }
+    body.extend_from_slice(b"]}");
+    let mut response = Response::new(Bytes::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+fn gateway_problem(status: StatusCode, detail: &str) -> Response<Bytes> {
+    let problem = souk_chassis::Problem::new(status).with_detail(detail);
+    let mut response = Response::new(Bytes::from(
+        serde_json::to_vec(&problem).unwrap_or_default(),
+    ));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(souk_chassis::problem::CONTENT_TYPE),
+    );
+    response
+}
+
+fn bad_gateway() -> Response<Bytes> {
+    gateway_problem(
+        StatusCode::BAD_GATEWAY,
+        "this part of the shop sent an answer that could not be read",
+    )
+}
+
+fn late(timeout: Duration) -> Response<Bytes> {
+    tracing::debug!(?timeout, "a required aggregate part was late");
+    gateway_problem(
+        StatusCode::GATEWAY_TIMEOUT,
+        "this part of the shop did not answer in time",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::parse(&format!(
+            r#"
+            [upstreams.catalog]
+            endpoints = ["127.0.0.1:1"]
+            [upstreams.inventory]
+            endpoints = ["127.0.0.1:2"]
+            [[aggregates]]
+            name = "product-details"
+            path = "/api/v1/products/{{id}}/details"
+            [[aggregates.parts]]
+            name = "product"
+            upstream = "catalog"
+            path = "/v1/products/{{id}}"
+            timeout_ms = 1000
+            required = true
+            [[aggregates.parts]]
+            name = "availability"
+            upstream = "inventory"
+            path = "/v1/availability/{{id}}"
+            timeout_ms = 250
+            {extra}
+            "#
+        ))
+    }
+
+    fn aggregate() -> Aggregate {
+        let config = config("").unwrap();
+        let table = crate::table::Table::build(config, None, &crate::clock::Clock::manual());
+        let aggregate = Arc::clone(&table.aggregates[0]);
+        drop(table);
+        Arc::try_unwrap(aggregate).unwrap()
+    }
+
+    #[test]
+    fn paths_match_whole_segments_and_safe_ids_only() {
+        let aggregate = aggregate();
+        assert_eq!(
+            aggregate.matches("/api/v1/products/0190-ab_C/details"),
+            Some("0190-ab_C")
+        );
+        assert_eq!(aggregate.matches("/api/v1/products/x/details/"), Some("x"));
+        for path in [
+            "/api/v1/products/x",
+            "/api/v1/products//details",
+            "/api/v1/products/x/details/more",
+            "/api/v1/products/..%2F/details",
+            "/api/v1/products/a.b/details",
+            "/api/v1/product/x/details",
+        ] {
+            assert_eq!(aggregate.matches(path), None, "{path}");
+        }
+        assert_eq!(
+            Aggregate::part_path(&aggregate.parts[0], "abc"),
+            "/v1/products/abc"
+        );
+        assert_eq!(
+            &*aggregate.parts[1].route.name,
+            "product-details.availability"
+        );
+    }
+
+    #[test]
+    fn optional_failures_degrade_and_required_ones_fail() {
+        let aggregate = aggregate();
+        let ok = |s: &'static str| PartAnswer::Json(Bytes::from_static(s.as_bytes()));
+        let answer = compose(
+            &aggregate,
+            vec![ok(r#"{"id":"p"}"#), ok("{\"quantity\":3}")],
+            Duration::ZERO,
+        )
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"product": {"id": "p"}, "availability": {"quantity": 3}, "degraded": []})
+        );
+        let answer = compose(&aggregate, vec![ok("{}"), PartAnswer::Late], Duration::ZERO).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"product": {}, "availability": null, "degraded": ["availability"]})
+        );
+        let missing = Response::builder().status(404).body(Bytes::new()).unwrap();
+        let failed = compose(
+            &aggregate,
+            vec![PartAnswer::Other(missing), ok("{}")],
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+        let failed =
+            compose(&aggregate, vec![PartAnswer::Late, ok("{}")], Duration::ZERO).unwrap_err();
+        assert_eq!(failed.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[test]
+    fn invalid_aggregates_are_refused_naming_the_key() {
+        let bad = [
+            (
+                "[[aggregates]]\nname = \"product-details\"\npath = \"/x\"\nparts = []",
+                "aggregates[1].name",
+            ),
+            (
+                "[[aggregates]]\nname = \"x\"\npath = \"/x\"\nparts = []",
+                "aggregates[1].parts",
+            ),
+            (
+                "[[aggregates]]\nname = \"x\"\npath = \"/{id}/{id}\"\n[[aggregates.parts]]\nname = \"a\"\nupstream = \"catalog\"\npath = \"/a\"\ntimeout_ms = 1",
+                "aggregates[1].path",
+            ),
+            (
+                "[[aggregates]]\nname = \"x\"\npath = \"/x\"\n[[aggregates.parts]]\nname = \"degraded\"\nupstream = \"catalog\"\npath = \"/a\"\ntimeout_ms = 1",
+                "aggregates[1].parts[0].name",
+            ),
+            (
+                "[[aggregates]]\nname = \"x\"\npath = \"/x\"\n[[aggregates.parts]]\nname = \"a\"\nupstream = \"nope\"\npath = \"/a\"\ntimeout_ms = 1",
+                "aggregates[1].parts[0].upstream",
+            ),
+            (
+                "[[aggregates]]\nname = \"x\"\npath = \"/x\"\n[[aggregates.parts]]\nname = \"a\"\nupstream = \"catalog\"\npath = \"/a\"\ntimeout_ms = 0",
+                "aggregates[1].parts[0].timeout_ms",
+            ),
+        ];
+        for (extra, key) in bad {
+            let err = config(extra).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+}
