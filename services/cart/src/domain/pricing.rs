@@ -43,12 +43,15 @@ pub struct LineView {
     /// The catalog's product id.
     pub product_id: Uuid,
     /// The product's name; `null` when the catalog could not say.
+    #[schema(required = true)]
     pub name: Option<String>,
     /// How many, 1 to 99.
     pub quantity: Quantity,
     /// The catalog's current unit price; `null` unless `status` is `ok`.
+    #[schema(required = true)]
     pub unit_price: Option<Money>,
     /// `unit_price` × `quantity`; `null` unless `status` is `ok`.
+    #[schema(required = true)]
     pub line_total: Option<Money>,
     /// Whether the line could be priced.
     pub status: LineStatus,
@@ -61,6 +64,7 @@ pub struct CartView {
     pub items: Vec<LineView>,
     /// The sum of the line totals; `null` when the cart is empty, when a line could not be
     /// priced, or when lines are priced in different currencies.
+    #[schema(required = true)]
     pub total: Option<Money>,
     /// Parts of the answer that are missing because a dependency failed: `["prices"]` when the
     /// catalog could not answer, else empty.
