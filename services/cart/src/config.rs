@@ -103,3 +103,31 @@ impl StoreConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use souk_chassis::Env;
+
+    #[test]
+    fn defaults_then_environment() {
+        let config = crate::load_config(&Env::from_pairs([] as [(&str, &str); 0])).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen.port(), 8104);
+        assert_eq!(config.auth.service_audience, "cart");
+        assert_eq!(config.catalog.url, "http://127.0.0.1:8080/api");
+        let env = Env::from_pairs([
+            ("SOUK_CART__STORE__URL", "redis://127.0.0.1:6379/0"),
+            ("SOUK_CART__STORE__KEY_PREFIX", "shop:cart:"),
+            ("SOUK_CART__CATALOG__URL", "http://127.0.0.1:8101"),
+            ("SOUK_CART__PRICE_CACHE_MS", "250"),
+            ("SOUK_CART__ABANDONED_AFTER_DAYS", "7"),
+        ]);
+        let config = crate::load_config(&env).unwrap();
+        assert_eq!(config.store.url.expose(), "redis://127.0.0.1:6379/0");
+        assert_eq!(config.store.key_prefix, "shop:cart:");
+        assert_eq!(config.catalog.url, "http://127.0.0.1:8101");
+        assert_eq!(config.price_cache(), Duration::from_millis(250));
+        assert_eq!(config.abandoned_after(), Duration::from_secs(7 * 86_400));
+    }
+}

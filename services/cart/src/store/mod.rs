@@ -200,3 +200,19 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn other_schemes_are_refused_without_echoing_the_url() {
+        for url in ["postgres://root:pw@x/db", "rediss://:pw@x", "pw"] {
+            let err = Store::open(&StoreConfig::with_url(url), Duration::from_secs(60))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, OpenError::UnsupportedScheme { .. }), "{url}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+    }
+}
