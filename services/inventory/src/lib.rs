@@ -1,1 +1,179 @@
-//! souk's inventory service (being built).
+//! souk's inventory service: stock per product and reservations per order.
+//!
+//! Inventory owns its database (SQLite or PostgreSQL). It learns which products exist by reading
+//! the catalog's product list (never its tables), answers how many units one can buy, and holds,
+//! sells or gives back units for orders, all or nothing, idempotently per order.
+
+pub mod clients;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod expiry;
+pub mod routes;
+pub mod store;
+pub mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use souk_chassis::client::ServiceClient;
+use souk_chassis::config::ConfigError;
+use souk_chassis::db::DbError;
+use souk_chassis::{Env, Health, Shutdown};
+use tokio::net::TcpListener;
+
+use clients::catalog::CatalogClient;
+pub use config::Config;
+use demo::{DemoError, DemoStock};
+pub use routes::{ApiDoc, AppState};
+use store::Store;
+pub use sync::{SyncError, SyncReport};
+
+/// The service's name: its config section, its log and metrics label, its service-token audience.
+pub const NAME: &str = "inventory";
+
+/// Why inventory could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The demo stock is invalid.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Reads inventory's config: defaults < `SOUK_CONFIG` file < `SOUK_INVENTORY__*` variables.
+pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
+    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
+}
+
+/// A ready inventory: its whole router (API, health, metrics, standard stack), its store, and
+/// what it syncs products with.
+///
+/// The catalog sync and expiry loops run in the background for as long as the router (or any
+/// other copy of its state) exists.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Everything inventory serves.
+    pub router: Router,
+    /// Its store.
+    pub store: Store,
+    /// Its health, to mark it draining on shutdown.
+    pub health: Health,
+    catalog: CatalogClient,
+    demo: Arc<DemoStock>,
+}
+
+impl Inventory {
+    /// Syncs products from the catalog now (the background loop does it every
+    /// `catalog_sync_secs`).
+    pub async fn sync_catalog(&self) -> Result<SyncReport, SyncError> {
+        sync::sync_catalog(&self.store, &self.catalog, &self.demo).await
+    }
+}
+
+/// Opens the store, starts the background loops, and builds the router, reading the catalog over
+/// HTTP at `config.catalog`.
+pub async fn build(config: &Config) -> Result<Inventory, StartError> {
+    build_with(config, ServiceClient::http("catalog", &config.catalog)).await
+}
+
+/// [`build`], reading the catalog through `catalog` — for the monolith, the catalog's router in
+/// this process: `ServiceClient::in_process("catalog", router, timeout)`.
+pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inventory, StartError> {
+    let store = Store::open(&config.database).await?;
+    let demo = Arc::new(if config.demo_stock {
+        DemoStock::bundled()?
+    } else {
+        DemoStock::none()
+    });
+    let catalog = CatalogClient::new(catalog);
+    let alive = Arc::new(());
+    if config.catalog_sync_secs > 0 {
+        sync::spawn(
+            store.clone(),
+            catalog.clone(),
+            Arc::clone(&demo),
+            Duration::from_secs(config.catalog_sync_secs),
+            Arc::downgrade(&alive),
+        );
+    }
+    if config.expiry_interval_ms > 0 {
+        expiry::spawn(
+            store.clone(),
+            Duration::from_millis(config.expiry_interval_ms),
+            Arc::downgrade(&alive),
+        );
+    }
+    let health = Health::new().with_check(store.database().clone());
+    let api = routes::app(AppState {
+        store: store.clone(),
+        auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
+        reservation_ttl: config.reservation_ttl(),
+        alive,
+    });
+    let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
+    Ok(Inventory {
+        router,
+        store,
+        health,
+        catalog,
+        demo,
+    })
+}
+
+/// Serves inventory on `listener` until `shutdown`.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let Inventory {
+        router,
+        store,
+        health,
+        ..
+    } = build(config).await?;
+    health.drain_on(&shutdown);
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, engine = store.database().engine(), "inventory listening");
+    // The router is the last holder of the state: serving ends, the background loops stop.
+    souk_chassis::serve(listener, router, shutdown)
+        .await
+        .map_err(StartError::Serve)?;
+    store.database().close().await;
+    Ok(())
+}
+
+/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
+pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
+    let config = load_config(env)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
+    run(&config, listener, shutdown).await
+}

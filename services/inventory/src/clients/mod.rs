@@ -1,0 +1,3 @@
+//! The services inventory calls, and the few fields it reads from each (tolerant reader).
+
+pub mod catalog;

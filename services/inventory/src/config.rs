@@ -1,0 +1,92 @@
+//! Inventory's configuration: section `[inventory]` of the shared file, `SOUK_INVENTORY__*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use souk_chassis::auth::AuthConfig;
+use souk_chassis::client::ClientConfig;
+use souk_chassis::{DatabaseConfig, HttpConfig};
+
+/// Everything inventory can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`SOUK_INVENTORY__LISTEN`).
+    pub listen: SocketAddr,
+    /// HTTP limits and timeouts (`SOUK_INVENTORY__HTTP__*`).
+    pub http: HttpConfig,
+    /// Database (`SOUK_INVENTORY__DATABASE__URL`): `sqlite://…` or `postgres://…`.
+    pub database: DatabaseConfig,
+    /// Where administrators' and services' tokens are verified against (`SOUK_INVENTORY__AUTH__*`).
+    /// `service_audience` is what service tokens for inventory's internal endpoints must carry.
+    pub auth: AuthConfig,
+    /// Give products found in the catalog their demo quantity (`data/demo-stock.json`) instead of
+    /// 0 (`SOUK_INVENTORY__DEMO_STOCK`).
+    pub demo_stock: bool,
+    /// How long a reservation holds its units before the expiry loop gives them back
+    /// (`SOUK_INVENTORY__RESERVATION_TTL_SECS`).
+    pub reservation_ttl_secs: u64,
+    /// How often the expiry loop looks for lapsed reservations; 0 turns it off
+    /// (`SOUK_INVENTORY__EXPIRY_INTERVAL_MS`).
+    pub expiry_interval_ms: u64,
+    /// Where the catalog's product list is (`SOUK_INVENTORY__CATALOG__URL`, `…__TIMEOUT_MS`).
+    pub catalog: ClientConfig,
+    /// How often new products are fetched from the catalog; 0 turns the background sync off
+    /// (`SOUK_INVENTORY__CATALOG_SYNC_SECS`).
+    pub catalog_sync_secs: u64,
+}
+
+impl Config {
+    /// How long a reservation holds its units.
+    pub fn reservation_ttl(&self) -> Duration {
+        Duration::from_secs(self.reservation_ttl_secs)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8103)),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::with_url("sqlite://.souk/inventory.db"),
+            auth: AuthConfig {
+                service_audience: crate::NAME.into(),
+                ..AuthConfig::default()
+            },
+            demo_stock: true,
+            reservation_ttl_secs: 900,
+            expiry_interval_ms: 1000,
+            catalog: ClientConfig::default(),
+            catalog_sync_secs: 30,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use souk_chassis::Env;
+
+    #[test]
+    fn defaults_and_environment_layer() {
+        let config = crate::load_config(&Env::from_pairs([
+            ("SOUK_INVENTORY__CATALOG__URL", "http://127.0.0.1:8101"),
+            ("SOUK_INVENTORY__RESERVATION_TTL_SECS", "60"),
+            ("SOUK_INVENTORY__DEMO_STOCK", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(config.catalog.url, "http://127.0.0.1:8101");
+        assert_eq!(config.reservation_ttl(), Duration::from_secs(60));
+        assert!(!config.demo_stock);
+        assert_eq!(config.auth.service_audience, "inventory");
+        assert_eq!(config.listen.port(), 8103);
+        assert_eq!(config.catalog_sync_secs, 30);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = crate::load_config(&Env::from_pairs([("SOUK_INVENTORY__STOK", "1")]));
+        assert!(err.is_err());
+    }
+}

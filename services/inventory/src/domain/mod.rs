@@ -1,0 +1,40 @@
+//! Inventory's domain: reservation lines and states, and instants as clients see them.
+
+mod reservation;
+mod time;
+
+pub use reservation::{
+    Line, Lines, LinesError, MAX_LINE_QUANTITY, MAX_LINES, Reservation, ReservationState, Step,
+};
+pub use time::Timestamp;
+
+/// Most units an administrator may put on sale for one product.
+pub const MAX_STOCK: i64 = 1_000_000;
+
+/// One product's stock. Always `received == available + reserved + sold`, none negative (the
+/// database checks it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stock {
+    /// The product (catalog id).
+    pub product_id: uuid::Uuid,
+    /// Its SKU, as the catalog last said.
+    pub sku: String,
+    /// Units one can buy now.
+    pub available: i64,
+    /// Units held for orders not yet confirmed.
+    pub reserved: i64,
+    /// Units sold.
+    pub sold: i64,
+    /// Units ever put on sale (administrators' adjustments change it).
+    pub received: i64,
+}
+
+impl Stock {
+    /// Whether the invariant holds.
+    pub fn is_consistent(&self) -> bool {
+        self.available >= 0
+            && self.reserved >= 0
+            && self.sold >= 0
+            && self.received == self.available + self.reserved + self.sold
+    }
+}

@@ -1,0 +1,171 @@
+//! Inventory's HTTP API: one file per resource, handlers named `<resource>_<verb>`.
+
+mod admin;
+mod availability;
+mod openapi;
+mod reservations;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use http::request::Parts;
+use http::{StatusCode, header};
+use serde::Serialize;
+use souk_chassis::Problem;
+use souk_chassis::auth::{AuthVerifier, ServiceCaller};
+
+pub use openapi::ApiDoc;
+
+use crate::store::{Store, StoreError};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Inventory's store.
+    pub store: Store,
+    /// Verifies administrators' and services' tokens.
+    pub auth: AuthVerifier,
+    /// How long a new reservation holds its units.
+    pub reservation_ttl: Duration,
+    /// Held by every copy of the state (the router's included); the background loops stop when
+    /// the last copy is gone.
+    #[expect(
+        dead_code,
+        reason = "held, never read: its strong count keeps the loops going"
+    )]
+    pub(crate) alive: Arc<()>,
+}
+
+impl souk_chassis::auth::HasAuth for AppState {
+    fn auth(&self) -> &AuthVerifier {
+        &self.auth
+    }
+}
+
+/// Inventory's routes, without the standard stack (see [`crate::build`]).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/availability", get(availability::availability_list))
+        .route(
+            "/v1/availability/{product_id}",
+            get(availability::availability_get),
+        )
+        .route("/v1/admin/stock/{sku}", put(admin::stock_set))
+        .route("/v1/reservations", post(reservations::reservations_create))
+        .route(
+            "/v1/reservations/{order_id}",
+            get(reservations::reservations_get),
+        )
+        .route(
+            "/v1/reservations/{order_id}/release",
+            post(reservations::reservations_release),
+        )
+        .route(
+            "/v1/reservations/{order_id}/commit",
+            post(reservations::reservations_commit),
+        )
+        .route("/openapi.json", get(openapi::openapi_get))
+        .with_state(state)
+}
+
+/// Another service calling an internal endpoint, verified by a service token whose audience is
+/// inventory. A user's token is refused (401: wrong audience), whoever the user is.
+#[derive(Debug, Clone)]
+pub(crate) struct Service(pub(crate) ServiceCaller);
+
+impl FromRequestParts<AppState> for Service {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+            })
+            .map(|(_, token)| token.trim().to_owned())
+            .ok_or_else(|| {
+                souk_chassis::auth::unauthorized(
+                    None,
+                    "internal endpoint: send Authorization: Bearer <service token>",
+                )
+            })?;
+        state.auth.verify_service(&token).await.map(Self)
+    }
+}
+
+/// Errors of inventory's handlers, and their one mapping to problem+json.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is wrong; the problem says how.
+    #[error("{}", .0.title)]
+    Problem(Problem),
+    /// A problem with extension members beyond RFC 9457's (already serialised).
+    #[error("{}", .0.title)]
+    Extended(Problem, serde_json::Value),
+    /// Storage failed.
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(problem)
+    }
+}
+
+impl ApiError {
+    /// `problem` with the members of `extension` (a struct) added beside its own.
+    pub(crate) fn extended(problem: Problem, extension: &impl Serialize) -> Self {
+        let mut body = serde_json::to_value(&problem).unwrap_or_default();
+        if let (Some(body), Ok(serde_json::Value::Object(more))) =
+            (body.as_object_mut(), serde_json::to_value(extension))
+        {
+            body.extend(more);
+        }
+        Self::Extended(problem, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Problem(problem) => problem.into_response(),
+            Self::Extended(problem, body) => {
+                let status = problem.status_code();
+                (
+                    status,
+                    [(header::CONTENT_TYPE, souk_chassis::problem::CONTENT_TYPE)],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Problem::unavailable("inventory's database is unavailable; try again shortly")
+                    .into_response()
+            }
+            Self::Store(err) if err.is_contention() => {
+                tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "database contended");
+                Problem::unavailable("inventory is busy; try again shortly")
+                    .with_header(header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+                    .into_response()
+            }
+            Self::Store(err) => Problem::internal(&err).into_response(),
+        }
+    }
+}
+
+/// A 409 with a slug of inventory's own.
+pub(crate) fn conflict(slug: &str, title: &str, detail: String) -> Problem {
+    Problem::typed(StatusCode::CONFLICT, slug, title).with_detail(detail)
+}

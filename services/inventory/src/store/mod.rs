@@ -1,0 +1,716 @@
+//! Inventory's storage, on SQLite or PostgreSQL: one schema and one set of SQL for both (text ids,
+//! Unix milliseconds), run on whichever pool is configured. The engines differ only in how a
+//! writing transaction begins and which errors are worth a retry (`sqlite.rs`, `postgres.rs`).
+//!
+//! Every change of stock is a conditional `UPDATE` inside a transaction, so the database, not this
+//! process, decides who gets the last unit: several instances may share one database. Stock rows
+//! are always locked in product-id order, after the reservation's own row, so two transactions
+//! never wait on each other in opposite orders.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
+
+use souk_chassis::Database;
+use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp};
+
+/// One schema, written once: it uses nothing that differs between the engines.
+const SCHEMA: &[(i64, &str, &str)] = &[(
+    1,
+    "inventory",
+    include_str!("../../migrations/0001_inventory.sql"),
+)];
+
+/// Inventory's migrations for both engines.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: SCHEMA,
+    postgres: SCHEMA,
+};
+
+/// How often a transaction the database refused for contention (SQLite busy past its timeout, a
+/// PostgreSQL deadlock) is tried in all.
+const ATTEMPTS: u32 = 5;
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A stored value is not one this service writes.
+    #[error("stored {column} is invalid: {reason}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A concurrent transaction changed what this one read; trying again will see it.
+    #[error("a concurrent change got in the way")]
+    Contended,
+}
+
+impl StoreError {
+    /// Whether the database refused for contention (busy, deadlock) even after the store's own
+    /// retries: worth a 503 and a retry by the caller, not a 500.
+    pub fn is_contention(&self) -> bool {
+        self.is_transient()
+    }
+}
+
+/// Why a reservation was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// These products lack the units asked for (or are unknown); nothing was reserved.
+    #[error("not enough stock")]
+    OutOfStock(Vec<Uuid>),
+    /// The order already has a reservation with other lines (or a tombstone): here it is.
+    #[error("the order already has another reservation")]
+    Conflict(Reservation),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a reservation could not be released or committed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    /// No reservation for that order.
+    #[error("no such reservation")]
+    NotFound,
+    /// The reservation reached a final state from which this step is refused: here it is.
+    #[error("the reservation is {}", .0.state.as_str())]
+    Conflict(Reservation),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ReserveError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl From<sqlx::Error> for TransitionError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+/// A reservation as it now stands, and whether this call made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    /// The reservation.
+    pub reservation: Reservation,
+    /// `false` when it existed already with the same lines (a replay).
+    pub created: bool,
+}
+
+/// Runs the same code on whichever pool the database is.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite($pool) => $body,
+            Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$tx`, a writing transaction begun the engine's way. The body commits; a
+/// transaction dropped without commit rolls back.
+macro_rules! in_write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite(pool) => {
+                let mut $tx = sqlite::begin_write(pool).await?;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut $tx = postgres::begin_write(pool).await?;
+                $body
+            }
+        }
+    };
+}
+
+/// Reads order `$order`'s reservation and lines on connection `$conn`: `Option<Reservation>`.
+macro_rules! fetch_reservation {
+    ($conn:ident, $order:expr) => {{
+        let order: Uuid = $order;
+        let key = order.to_string();
+        let row = sqlx::query(sql::RESERVATION)
+            .bind(&key)
+            .fetch_optional(&mut *$conn)
+            .await?;
+        match row {
+            None => None,
+            Some(row) => {
+                let state: String = row.try_get("state")?;
+                let expires_at: Option<i64> = row.try_get("expires_at")?;
+                let lines = sqlx::query(sql::LINES)
+                    .bind(&key)
+                    .fetch_all(&mut *$conn)
+                    .await?
+                    .iter()
+                    .map(line_from_row)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Some(Reservation {
+                    order_id: order,
+                    state: ReservationState::parse(&state).ok_or_else(|| StoreError::Corrupt {
+                        column: "state",
+                        reason: state.clone(),
+                    })?,
+                    expires_at: expires_at.map(Timestamp::from_millis),
+                    lines: Lines::stored(lines),
+                })
+            }
+        }
+    }};
+}
+
+/// Moves order `$order`'s hold to `$to` if `$transition` (an `UPDATE reservations` bound as
+/// order, state, now) matches it, and applies `$stock` (bound as product, quantity, now) to each
+/// of its lines. Evaluates to whether the hold moved.
+macro_rules! finish_hold {
+    ($tx:ident, $order:expr, $transition:expr, $to:expr, $stock:expr, $now:expr) => {{
+        let key = $order.to_string();
+        let now = $now.millis();
+        let moved = sqlx::query($transition)
+            .bind(&key)
+            .bind($to.as_str())
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if moved == 1 {
+            let lines = sqlx::query(sql::LINES)
+                .bind(&key)
+                .fetch_all(&mut *$tx)
+                .await?;
+            for row in &lines {
+                let line = line_from_row(row)?;
+                let changed = sqlx::query($stock)
+                    .bind(line.product_id.to_string())
+                    .bind(line.quantity)
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                if changed != 1 {
+                    return Err(StoreError::Corrupt {
+                        column: "reservation_lines.product_id",
+                        reason: format!("no stock row for {}", line.product_id),
+                    }
+                    .into());
+                }
+            }
+        }
+        moved == 1
+    }};
+}
+
+/// Inventory's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Connects to the configured database and brings its schema up to date.
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
+        let db = Database::connect(config).await?;
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    /// The underlying pool (for readiness checks).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Every product's SKU, by product id (what the catalog sync compares against).
+    pub async fn known_products(
+        &self,
+    ) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(&self.db, |pool| {
+            sqlx::query_as("SELECT product_id, sku FROM stock")
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(id, sku)| Ok((parse_id(&id)?, sku)))
+            .collect()
+    }
+
+    /// Starts counting a product with `available` units on sale. Does nothing when the product
+    /// or its SKU is known already (so instances syncing together are safe); returns whether it
+    /// was added.
+    pub async fn add_product(
+        &self,
+        product_id: Uuid,
+        sku: &str,
+        available: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let added = on_pool!(&self.db, |pool| sqlx::query(sql::ADD_PRODUCT)
+            .bind(product_id.to_string())
+            .bind(sku)
+            .bind(available)
+            .bind(now.millis())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(added == 1)
+    }
+
+    /// Follows a product's new SKU. `false` when it is unknown or already has that SKU.
+    pub async fn rename_sku(
+        &self,
+        product_id: Uuid,
+        sku: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE stock SET sku = $2, updated_at = $3 WHERE product_id = $1 AND sku <> $2";
+        let renamed = on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(product_id.to_string())
+            .bind(sku)
+            .bind(now.millis())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(renamed == 1)
+    }
+
+    /// One product's stock.
+    pub async fn stock(&self, product_id: Uuid) -> Result<Option<Stock>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock WHERE product_id = $1",
+            sql::STOCK_COLUMNS
+        ));
+        on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql)
+                .bind(product_id.to_string())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(stock_from_row).transpose()
+        })
+    }
+
+    /// The stock of those of `ids` that are known, in no particular order.
+    pub async fn stock_of(&self, ids: &[Uuid]) -> Result<Vec<Stock>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only placeholders are formatted into the text; the ids are bound.
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {} FROM stock WHERE product_id IN ({})",
+            sql::STOCK_COLUMNS,
+            placeholders.join(", ")
+        );
+        on_pool!(&self.db, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(stock_from_row).collect()
+        })
+    }
+
+    /// Every product's stock, by product id (for checks and reports).
+    pub async fn all_stock(&self) -> Result<Vec<Stock>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock ORDER BY product_id",
+            sql::STOCK_COLUMNS
+        ));
+        on_pool!(&self.db, |pool| {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter().map(stock_from_row).collect()
+        })
+    }
+
+    /// Sets the units on sale of the product with `sku` to `available`; what was received moves
+    /// by the difference, reservations and sales stay. `None` when no product has that SKU.
+    pub async fn set_available(
+        &self,
+        sku: &str,
+        available: i64,
+        now: Timestamp,
+    ) -> Result<Option<Stock>, StoreError> {
+        // Every right-hand side reads the row as it was, on both engines.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE stock SET received = received - available + $2, available = $2, updated_at = $3 \
+             WHERE sku = $1 RETURNING {}",
+            sql::STOCK_COLUMNS
+        ));
+        on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql)
+                .bind(sku)
+                .bind(available)
+                .bind(now.millis())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(stock_from_row).transpose()
+        })
+    }
+
+    /// Order `order_id`'s reservation.
+    pub async fn reservation(&self, order_id: Uuid) -> Result<Option<Reservation>, StoreError> {
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await?;
+            Ok(fetch_reservation!(conn, order_id))
+        })
+    }
+
+    /// Holds `lines` for order `order_id` until `expires_at`: every line or none. Repeating the
+    /// same reservation answers the one made; other lines for the same order are a conflict.
+    pub async fn reserve(
+        &self,
+        order_id: Uuid,
+        lines: &Lines,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Reserved, ReserveError> {
+        retrying(|| self.try_reserve(order_id, lines, expires_at, now)).await
+    }
+
+    async fn try_reserve(
+        &self,
+        order_id: Uuid,
+        lines: &Lines,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Reserved, ReserveError> {
+        let key = order_id.to_string();
+        in_write_tx!(&self.db, |tx| {
+            if let Some(existing) = fetch_reservation!(tx, order_id) {
+                return replay(existing, lines);
+            }
+            // The order's row first: a concurrent duplicate waits here (PostgreSQL) and then
+            // finds it, instead of both taking stock.
+            let inserted = sqlx::query(sql::INSERT_HOLD)
+                .bind(&key)
+                .bind(expires_at.millis())
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                let existing = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
+                return replay(existing, lines);
+            }
+            let mut lacking = Vec::new();
+            for line in lines.as_slice() {
+                let taken = sqlx::query(sql::TAKE)
+                    .bind(line.product_id.to_string())
+                    .bind(line.quantity)
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if taken == 0 {
+                    lacking.push(line.product_id);
+                }
+            }
+            if !lacking.is_empty() {
+                // Dropping the transaction rolls back the units taken and the order's row.
+                return Err(ReserveError::OutOfStock(lacking));
+            }
+            for line in lines.as_slice() {
+                sqlx::query(sql::INSERT_LINE)
+                    .bind(&key)
+                    .bind(line.product_id.to_string())
+                    .bind(line.quantity)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Reserved {
+                reservation: Reservation {
+                    order_id,
+                    state: ReservationState::Held,
+                    expires_at: Some(expires_at),
+                    lines: lines.clone(),
+                },
+                created: true,
+            })
+        })
+    }
+
+    /// Gives a hold's units back (the order was cancelled). Released or expired already: no
+    /// change. An order never seen gets a `released` tombstone, so a late reservation for it is
+    /// refused. Committed: refused.
+    pub async fn release(
+        &self,
+        order_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Reservation, TransitionError> {
+        retrying(|| self.try_release(order_id, now)).await
+    }
+
+    async fn try_release(
+        &self,
+        order_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Reservation, TransitionError> {
+        in_write_tx!(&self.db, |tx| {
+            let released = finish_hold!(
+                tx,
+                order_id,
+                sql::HOLD_TO,
+                ReservationState::Released,
+                sql::GIVE_BACK,
+                now
+            );
+            if !released {
+                let tombstone = sqlx::query(sql::INSERT_TOMBSTONE)
+                    .bind(order_id.to_string())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if tombstone == 0 {
+                    let existing = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
+                    return match existing.state.release() {
+                        Step::AlreadyDone => Ok(existing),
+                        Step::Refused => Err(TransitionError::Conflict(existing)),
+                        // A reservation was made between our two statements: start again.
+                        Step::Apply => Err(StoreError::Contended.into()),
+                    };
+                }
+            }
+            let current = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
+            tx.commit().await?;
+            Ok(current)
+        })
+    }
+
+    /// Turns a hold into a sale (the order was confirmed). Committed already: no change. Released
+    /// or expired — including a hold past its `expires_at` that the expiry loop has not reached
+    /// yet, which is expired here and now — refused. Unknown: not found.
+    pub async fn commit(
+        &self,
+        order_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Reservation, TransitionError> {
+        retrying(|| self.try_commit(order_id, now)).await
+    }
+
+    async fn try_commit(
+        &self,
+        order_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Reservation, TransitionError> {
+        in_write_tx!(&self.db, |tx| {
+            let _lapsed = finish_hold!(
+                tx,
+                order_id,
+                sql::LAPSED_HOLD_TO,
+                ReservationState::Expired,
+                sql::GIVE_BACK,
+                now
+            );
+            let _sold = finish_hold!(
+                tx,
+                order_id,
+                sql::HOLD_TO,
+                ReservationState::Committed,
+                sql::SELL,
+                now
+            );
+            let current = fetch_reservation!(tx, order_id).ok_or(TransitionError::NotFound)?;
+            // Commit even when refusing: an expiry made above must stick.
+            tx.commit().await?;
+            match current.state.commit() {
+                Step::Refused => Err(TransitionError::Conflict(current)),
+                Step::AlreadyDone => Ok(current),
+                // Still held after a commit that matched nothing cannot be: try again.
+                Step::Apply => Err(StoreError::Contended.into()),
+            }
+        })
+    }
+
+    /// Expires up to `limit` holds whose `expires_at` has passed, giving their units back; returns
+    /// how many. Each is its own transaction, conditional on still being held, so several
+    /// instances may run this at once.
+    pub async fn expire_due(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let sql = "SELECT order_id FROM reservations WHERE state = 'held' AND expires_at <= $1 \
+                   ORDER BY expires_at LIMIT $2";
+        let due: Vec<String> = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(now.millis())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        let mut expired = 0;
+        for order in due {
+            let order_id = parse_id(&order)?;
+            if retrying(|| self.try_expire(order_id, now)).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn try_expire(&self, order_id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+        in_write_tx!(&self.db, |tx| {
+            let expired = finish_hold!(
+                tx,
+                order_id,
+                sql::LAPSED_HOLD_TO,
+                ReservationState::Expired,
+                sql::GIVE_BACK,
+                now
+            );
+            tx.commit().await?;
+            Ok(expired)
+        })
+    }
+}
+
+/// A reservation met again: the same lines are a replay, other lines a conflict.
+fn replay(existing: Reservation, lines: &Lines) -> Result<Reserved, ReserveError> {
+    if existing.lines == *lines {
+        Ok(Reserved {
+            reservation: existing,
+            created: false,
+        })
+    } else {
+        Err(ReserveError::Conflict(existing))
+    }
+}
+
+/// Errors worth another try of the whole transaction.
+trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Contended => true,
+            Self::Database(err) => sqlite::is_busy(err) || postgres::is_retryable(err),
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+impl Transient for ReserveError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(err) if err.is_transient())
+    }
+}
+
+impl Transient for TransitionError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(err) if err.is_transient())
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.
+async fn retrying<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    E: Transient + std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut pause = Duration::from_millis(2);
+    for tried in 1..ATTEMPTS {
+        match attempt().await {
+            Err(err) if err.is_transient() => {
+                tracing::debug!(%err, tried, "transaction contended; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
+fn parse_id(value: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(value).map_err(|e| StoreError::Corrupt {
+        column: "product_id",
+        reason: e.to_string(),
+    })
+}
+
+fn stock_from_row<'r, R>(row: &'r R) -> Result<Stock, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("product_id")?;
+    Ok(Stock {
+        product_id: parse_id(&id)?,
+        sku: row.try_get("sku")?,
+        available: row.try_get("available")?,
+        reserved: row.try_get("reserved")?,
+        sold: row.try_get("sold")?,
+        received: row.try_get("received")?,
+    })
+}
+
+fn line_from_row<'r, R>(row: &'r R) -> Result<Line, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("product_id")?;
+    Ok(Line {
+        product_id: parse_id(&id)?,
+        quantity: row.try_get("quantity")?,
+    })
+}
+
+/// SQL shared by both engines (sqlx binds `$N` on SQLite too).
+mod sql {
+    pub(super) const STOCK_COLUMNS: &str = "product_id, sku, available, reserved, sold, received";
+
+    pub(super) const ADD_PRODUCT: &str = "INSERT INTO stock (product_id, sku, available, reserved, sold, received, updated_at) \
+         VALUES ($1, $2, $3, 0, 0, $3, $4) ON CONFLICT DO NOTHING";
+
+    pub(super) const RESERVATION: &str =
+        "SELECT state, expires_at FROM reservations WHERE order_id = $1";
+
+    pub(super) const LINES: &str = "SELECT product_id, quantity FROM reservation_lines \
+         WHERE order_id = $1 ORDER BY product_id";
+
+    pub(super) const INSERT_HOLD: &str = "INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at) \
+         VALUES ($1, 'held', $2, $3, $3) ON CONFLICT (order_id) DO NOTHING";
+
+    pub(super) const INSERT_TOMBSTONE: &str = "INSERT INTO reservations (order_id, state, expires_at, created_at, updated_at) \
+         VALUES ($1, 'released', NULL, $2, $2) ON CONFLICT (order_id) DO NOTHING";
+
+    pub(super) const INSERT_LINE: &str =
+        "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)";
+
+    /// Takes units if that many are available: the one place stock can run out.
+    pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, updated_at = $3 \
+         WHERE product_id = $1 AND available >= $2";
+
+    pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = $3 \
+         WHERE product_id = $1";
+
+    pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, updated_at = $3 \
+         WHERE product_id = $1";
+
+    pub(super) const HOLD_TO: &str = "UPDATE reservations SET state = $2, updated_at = $3 \
+         WHERE order_id = $1 AND state = 'held'";
+
+    pub(super) const LAPSED_HOLD_TO: &str = "UPDATE reservations SET state = $2, updated_at = $3 \
+         WHERE order_id = $1 AND state = 'held' AND expires_at <= $3";
+}
