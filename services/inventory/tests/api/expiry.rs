@@ -1,0 +1,79 @@
+//! Holds that nobody confirms or cancels in time give their units back.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use souk_inventory::domain::{Line, Lines, ReservationState, Timestamp};
+use uuid::Uuid;
+
+use crate::helpers::{line, spawn, spawn_expiring};
+
+mod by_the_loop {
+    use super::*;
+
+    souk_chassis::backend_tests! { spawn_expiring;
+
+        async fn a_lapsed_hold_expires_and_cannot_be_committed(app) {
+            let product = app.new_product(4).await;
+            let order = Uuid::now_v7();
+            let (status, held) = app.reserve(order, vec![line(product, 3)]).await;
+            assert_eq!(status, StatusCode::CREATED, "{held}");
+            assert_eq!(app.stock(product).await.available, 1);
+            let path = format!("/v1/reservations/{order}");
+            let mut state = String::new();
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (_, body) = app.send(Method::GET, &path, Some(&app.service()), None).await;
+                state = body["state"].as_str().unwrap().to_owned();
+                if state != "held" {
+                    break;
+                }
+            }
+            assert_eq!(state, "expired");
+            let stock = app.stock(product).await;
+            assert_eq!((stock.available, stock.reserved), (4, 0));
+            let (status, problem) = app.commit(order).await;
+            assert_eq!(status, StatusCode::CONFLICT);
+            assert_eq!(problem["reservation"]["state"], "expired");
+            let (status, body) = app.release(order).await;
+            assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("expired")));
+            assert_eq!(app.stock(product).await.available, 4);
+        }
+    }
+}
+
+souk_chassis::backend_tests! { spawn;
+
+    async fn expiry_takes_only_lapsed_holds_once(app) {
+        let store = &app.inventory.store;
+        let product = app.new_product(10).await;
+        let lines = Lines::new(vec![Line { product_id: product, quantity: 2 }]).unwrap();
+        let t = Timestamp::now();
+        let (early, late, sold) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        store.reserve(early, &lines, Timestamp::from_millis(t.millis() + 100), t).await.unwrap();
+        store.reserve(late, &lines, Timestamp::from_millis(t.millis() + 10_000), t).await.unwrap();
+        store.reserve(sold, &lines, Timestamp::from_millis(t.millis() + 100), t).await.unwrap();
+        store.commit(sold, t).await.unwrap();
+        assert_eq!(store.expire_due(Timestamp::from_millis(t.millis() + 99), 100).await.unwrap(), 0);
+        assert_eq!(store.expire_due(Timestamp::from_millis(t.millis() + 100), 100).await.unwrap(), 1);
+        assert_eq!(store.expire_due(Timestamp::from_millis(t.millis() + 5000), 100).await.unwrap(), 0);
+        assert_eq!(store.reservation(early).await.unwrap().unwrap().state, ReservationState::Expired);
+        assert_eq!(store.reservation(late).await.unwrap().unwrap().state, ReservationState::Held);
+        let stock = app.stock(product).await;
+        assert_eq!((stock.available, stock.reserved, stock.sold), (6, 2, 2));
+    }
+
+    async fn committing_a_lapsed_hold_the_loop_has_not_reached_is_refused(app) {
+        let product = app.new_product(3).await;
+        let order = Uuid::now_v7();
+        let lines = Lines::new(vec![Line { product_id: product, quantity: 3 }]).unwrap();
+        let past = Timestamp::from_millis(Timestamp::now().millis() - 1);
+        app.inventory.store.reserve(order, &lines, past, past).await.unwrap();
+        assert_eq!(app.stock(product).await.available, 0);
+        let (status, problem) = app.commit(order).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert_eq!(problem["reservation"]["state"], "expired");
+        let stock = app.stock(product).await;
+        assert_eq!((stock.available, stock.reserved, stock.sold), (3, 0, 0), "the units went back");
+    }
+}

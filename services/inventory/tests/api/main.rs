@@ -1,0 +1,17 @@
+//! Inventory's integration tests: one binary, a module per area. Each test runs against SQLite,
+//! and again against PostgreSQL when `SOUK_TEST_POSTGRES_URL` is set, each on a fresh database.
+
+// A test binary: panicking on the unexpected is how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod admin;
+mod availability;
+mod bad_input;
+mod concurrency;
+mod expiry;
+mod helpers;
+mod openapi;
+mod operations;
+mod properties;
+mod reservations;
+mod sync;
