@@ -125,8 +125,8 @@ async fn rename(
     Ok(())
 }
 
-/// Syncs now and then every `every`, retrying sooner (1 s, doubling) while the catalog fails,
-/// until `alive` is gone (the service was dropped).
+/// Syncs now and then every `every`, retrying sooner while the catalog fails (after 1 s, then 2,
+/// 4… up to `every`), until `alive` is gone (the service was dropped).
 pub(crate) fn spawn(
     store: Store,
     catalog: CatalogClient,
@@ -153,7 +153,7 @@ pub(crate) fn spawn(
                 Err(err) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), failures, "catalog sync failed; will retry");
-                    Duration::from_secs(1 << failures.min(6)).min(every)
+                    Duration::from_secs(1 << (failures - 1).min(6)).min(every)
                 }
             };
             tokio::time::sleep(wait).await;
