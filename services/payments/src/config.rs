@@ -1,0 +1,76 @@
+//! Payments' configuration: section `[payments]` of the shared file, `SOUK_PAYMENTS__*` variables.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use souk_chassis::auth::AuthConfig;
+use souk_chassis::{DatabaseConfig, HttpConfig};
+
+use crate::processor::ProcessorConfig;
+
+/// Everything payments can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`SOUK_PAYMENTS__LISTEN`).
+    pub listen: SocketAddr,
+    /// HTTP limits and timeouts (`SOUK_PAYMENTS__HTTP__*`).
+    pub http: HttpConfig,
+    /// Database (`SOUK_PAYMENTS__DATABASE__URL`): `sqlite://…` or `postgres://…`.
+    pub database: DatabaseConfig,
+    /// Where users' and services' tokens are verified against (`SOUK_PAYMENTS__AUTH__*`). Service
+    /// tokens must be addressed to `service_audience`, `payments` by default.
+    pub auth: AuthConfig,
+    /// How the simulated card processor behaves (`SOUK_PAYMENTS__PROCESSOR__*`).
+    pub processor: ProcessorConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8106)),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::with_url("sqlite://.souk/payments.db"),
+            auth: AuthConfig {
+                service_audience: "payments".into(),
+                ..AuthConfig::default()
+            },
+            processor: ProcessorConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: a message naming the key, or `Ok`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.processor.failure_percent > 100 {
+            return Err(format!(
+                "payments.processor.failure_percent must be 0 to 100 (got {})",
+                self.processor.failure_percent
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.listen.port(), 8106);
+        assert_eq!(config.auth.service_audience, "payments");
+        assert_eq!(config.database.url.expose(), "sqlite://.souk/payments.db");
+        assert_eq!(config.processor, ProcessorConfig::default());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn failure_percent_above_100_is_refused() {
+        let mut config = Config::default();
+        config.processor.failure_percent = 101;
+        assert!(config.validate().unwrap_err().contains("failure_percent"));
+    }
+}

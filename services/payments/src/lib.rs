@@ -1,0 +1,146 @@
+//! souk's payments service: payment methods (card tokens), payments per order, refunds, and a
+//! simulated card processor.
+//!
+//! Payments is the only service that ever sees a card number. It hands the number to the
+//! processor's vault at once and keeps the brand, the last four digits, the expiry and the token;
+//! every other service sees a payment method id. It owns its database (SQLite or PostgreSQL) and
+//! calls no other service.
+
+/// Runs the same code on whichever pool the database is.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            souk_chassis::Database::Sqlite($pool) => $body,
+            souk_chassis::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub mod config;
+pub mod domain;
+pub mod processor;
+pub mod routes;
+pub mod store;
+
+use std::time::Duration;
+
+use axum::Router;
+use souk_chassis::config::ConfigError;
+use souk_chassis::db::DbError;
+use souk_chassis::{Env, Health, Shutdown};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use processor::{Processor, ProcessorConfig};
+pub use routes::{ApiDoc, AppState};
+use store::Store;
+
+/// The service's name: its config section, its log and metrics label.
+pub const NAME: &str = "payments";
+
+/// Why payments could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Configuration was read but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Reads payments' config: defaults < `SOUK_CONFIG` file < `SOUK_PAYMENTS__*` variables.
+pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
+    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
+}
+
+/// Ready payments: its whole router (API, health, metrics, standard stack), its store and the
+/// simulated processor behind it.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    /// Everything payments serves.
+    pub router: Router,
+    /// Its store.
+    pub store: Store,
+    /// The simulated card processor it charges through.
+    pub processor: Processor,
+    /// Its health, to mark it draining on shutdown.
+    pub health: Health,
+}
+
+/// Opens the store and builds the router.
+pub async fn build(config: &Config) -> Result<Payments, StartError> {
+    config.validate().map_err(StartError::Invalid)?;
+    let store = Store::open(&config.database).await?;
+    let processor = Processor::new(store.database().clone(), &config.processor);
+    let health = Health::new().with_check(store.database().clone());
+    let api = routes::app(AppState {
+        store: store.clone(),
+        processor: processor.clone(),
+        auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
+        pending_lease: pending_lease(config),
+    });
+    let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
+    Ok(Payments {
+        router,
+        store,
+        processor,
+        health,
+    })
+}
+
+/// How long a pending charge belongs to the attempt that started it. Three request timeouts: the
+/// standard stack drops a handler after one, so an attempt older than this has no process left
+/// working on it (at least 30 s, so a short timeout never makes leases race).
+fn pending_lease(config: &Config) -> Duration {
+    Duration::from_millis(config.http.request_timeout_ms.saturating_mul(3))
+        .max(Duration::from_secs(30))
+}
+
+/// Serves payments on `listener` until `shutdown`.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let payments = build(config).await?;
+    payments.health.drain_on(&shutdown);
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, engine = payments.store.database().engine(), "payments listening");
+    souk_chassis::serve(listener, payments.router, shutdown)
+        .await
+        .map_err(StartError::Serve)?;
+    payments.store.database().close().await;
+    Ok(())
+}
+
+/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
+pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
+    let config = load_config(env)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
+    run(&config, listener, shutdown).await
+}
