@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use souk_chassis::client::ServiceClient;
 use souk_chassis::{Env, Shutdown};
 
 use crate::services::Service;
@@ -28,12 +29,18 @@ async fn monolith(options: Options) -> Result<(), String> {
     let databases = up::databases(&options).await?;
     let env = Env::from_process();
     let mut routers = souk_gateway::InProcess::new();
+    // In start order, so a service's neighbours are built before it and it calls their routers.
     for service in Service::ALL {
         let url = databases.get(&service).cloned().unwrap_or_default();
-        routers.insert(
-            service.name().to_owned(),
-            build(service, &env, url, listen, &shutdown).await?,
-        );
+        let context = Context {
+            env: &env,
+            listen,
+            built: &routers,
+            shutdown: &shutdown,
+            options: &options,
+        };
+        let router = build(service, url, &context).await?;
+        routers.insert(service.name().to_owned(), router);
     }
 
     let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
@@ -81,14 +88,39 @@ async fn monolith(options: Options) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds `service`'s router on `database`, as its own process would.
+/// What every service of the monolith is built with.
+struct Context<'a> {
+    env: &'a Env,
+    /// The gateway's address (where the JWKS is).
+    listen: SocketAddr,
+    /// The routers built so far: the neighbours a service calls.
+    built: &'a souk_gateway::InProcess,
+    shutdown: &'a Shutdown,
+    options: &'a Options,
+}
+
+/// Builds `service`'s router on `database`, as its own process would, calling its neighbours'
+/// routers in this process.
 async fn build(
     service: Service,
-    env: &Env,
     database: String,
-    listen: SocketAddr,
-    shutdown: &Shutdown,
+    context: &Context<'_>,
 ) -> Result<axum::Router, String> {
+    let Context {
+        env,
+        listen,
+        shutdown,
+        ..
+    } = *context;
+    let jwks_url = format!("http://{listen}/.well-known/jwks.json");
+    let neighbour = |name: &str, config: &souk_chassis::client::ClientConfig| {
+        context
+            .built
+            .get(name)
+            .cloned()
+            .map(|router| ServiceClient::in_process(name, router, config.timeout()))
+            .ok_or_else(|| format!("{} is built before {name}", service.name()))
+    };
     match service {
         Service::Identity => {
             let mut config = souk_identity::load_config(env).map_err(|e| e.to_string())?;
@@ -102,12 +134,37 @@ async fn build(
         Service::Catalog => {
             let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = format!("http://{listen}/.well-known/jwks.json");
+            config.auth.jwks_url = jwks_url;
             let catalog = souk_catalog::build(&config)
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
             catalog.health.drain_on(shutdown);
             Ok(catalog.router)
+        }
+        Service::Inventory => {
+            let mut config = souk_inventory::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            config.auth.jwks_url = jwks_url;
+            let catalog = neighbour("catalog", &config.catalog)?;
+            let inventory = souk_inventory::build_with(&config, catalog)
+                .await
+                .map_err(|e| format!("inventory: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            inventory.health.drain_on(shutdown);
+            Ok(inventory.router)
+        }
+        Service::Cart => {
+            let mut config = souk_cart::load_config(env).map_err(|e| e.to_string())?;
+            config.store.url = souk_chassis::Secret::new(database);
+            if let Some(prefix) = up::cart_key_prefix(context.options) {
+                config.store.key_prefix = prefix;
+            }
+            config.auth.jwks_url = jwks_url;
+            let catalog = neighbour("catalog", &config.catalog)?;
+            let cart = souk_cart::build_with(&config, catalog)
+                .await
+                .map_err(|e| format!("cart: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            cart.health.drain_on(shutdown);
+            Ok(cart.router)
         }
     }
 }

@@ -12,6 +12,10 @@ pub(crate) enum Target {
     Identity,
     /// Products, categories, prices and search.
     Catalog,
+    /// Stock per product and reservations per order.
+    Inventory,
+    /// One cart per shopper.
+    Cart,
     /// The API gateway.
     Gateway {
         /// Its TOML configuration (see services/gateway/examples/gateway.toml).
@@ -25,6 +29,8 @@ pub(crate) fn run(target: Target) -> ExitCode {
     match target {
         Target::Identity => services::serve(Service::Identity),
         Target::Catalog => services::serve(Service::Catalog),
+        Target::Inventory => services::serve(Service::Inventory),
+        Target::Cart => services::serve(Service::Cart),
         Target::Gateway { config } => serve_gateway(config),
     }
 }
@@ -48,4 +54,23 @@ fn serve_gateway(path: PathBuf) -> ExitCode {
             .await
             .map_err(|e| souk_gateway::StartError::Thread(std::io::Error::other(e)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Serve {
+        #[command(subcommand)]
+        target: super::Target,
+    }
+
+    #[test]
+    fn every_service_can_be_served() {
+        for service in crate::services::Service::ALL {
+            let parsed = Serve::try_parse_from(["serve", service.name()]);
+            assert!(parsed.is_ok(), "souk serve {}", service.name());
+        }
+    }
 }

@@ -10,6 +10,10 @@ pub(crate) enum Service {
     Identity,
     /// Products, categories, prices and search.
     Catalog,
+    /// Stock per product and reservations per order.
+    Inventory,
+    /// One cart per shopper.
+    Cart,
 }
 
 /// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
@@ -35,19 +39,36 @@ const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         shared: false,
     });
 
+/// A shopper changes a cart a few times a minute; a script hammering it is cut off per user.
+const CART_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 0,
+        client_burst: 0,
+        user_per_minute: 1200,
+        user_burst: 100,
+        shared: false,
+    });
+
 use souk_gateway::config::Policy::{Admin, Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
 impl Service {
     /// Every service, in start order.
-    pub(crate) const ALL: [Service; 2] = [Service::Identity, Service::Catalog];
+    pub(crate) const ALL: [Service; 4] = [
+        Service::Identity,
+        Service::Catalog,
+        Service::Inventory,
+        Service::Cart,
+    ];
 
     /// Its name: config section, database file, log prefix, upstream name.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Identity => "identity",
             Self::Catalog => "catalog",
+            Self::Inventory => "inventory",
+            Self::Cart => "cart",
         }
     }
 
@@ -111,6 +132,32 @@ impl Service {
                     rate_limit: None,
                 },
             ],
+            Self::Inventory => &[
+                PublicRoute {
+                    name: "availability",
+                    prefix: "/api/v1/availability",
+                    methods: READ,
+                    rewrite: "/v1/availability",
+                    policy: Public,
+                    rate_limit: None,
+                },
+                PublicRoute {
+                    name: "admin-stock",
+                    prefix: "/api/v1/admin/stock",
+                    methods: Some(&["PUT"]),
+                    rewrite: "/v1/admin/stock",
+                    policy: Admin,
+                    rate_limit: None,
+                },
+            ],
+            Self::Cart => &[PublicRoute {
+                name: "cart",
+                prefix: "/api/v1/cart",
+                methods: Some(&["GET", "HEAD", "PUT", "DELETE"]),
+                rewrite: "/v1/cart",
+                policy: User,
+                rate_limit: CART_LIMIT,
+            }],
         }
     }
 
@@ -121,7 +168,17 @@ impl Service {
 
     /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
     pub(crate) fn verifies_tokens(self) -> bool {
-        matches!(self, Self::Catalog)
+        !matches!(self, Self::Identity)
+    }
+
+    /// Whether it calls the catalog (and so needs to be told where it is).
+    pub(crate) fn calls_catalog(self) -> bool {
+        matches!(self, Self::Inventory | Self::Cart)
+    }
+
+    /// The variable that sets where it reaches the catalog.
+    pub(crate) fn catalog_var(self) -> String {
+        format!("SOUK_{}__CATALOG__URL", self.name().to_ascii_uppercase())
     }
 
     /// The variable that sets where it fetches the JWKS.
@@ -129,9 +186,12 @@ impl Service {
         format!("SOUK_{}__AUTH__JWKS_URL", self.name().to_ascii_uppercase())
     }
 
-    /// The variable that sets its database URL.
+    /// The variable that sets its database URL (the cart's store: SQLite or Redis).
     pub(crate) fn database_var(self) -> String {
-        format!("SOUK_{}__DATABASE__URL", self.name().to_ascii_uppercase())
+        match self {
+            Self::Cart => "SOUK_CART__STORE__URL".to_owned(),
+            _ => format!("SOUK_{}__DATABASE__URL", self.name().to_ascii_uppercase()),
+        }
     }
 }
 
@@ -146,6 +206,14 @@ pub(crate) fn serve(service: Service) -> std::process::ExitCode {
         }
         Service::Catalog => souk_chassis::server::run_main(souk_catalog::NAME, |env| async move {
             souk_catalog::serve_from_env(&env).await
+        }),
+        Service::Inventory => {
+            souk_chassis::server::run_main(souk_inventory::NAME, |env| async move {
+                souk_inventory::serve_from_env(&env).await
+            })
+        }
+        Service::Cart => souk_chassis::server::run_main(souk_cart::NAME, |env| async move {
+            souk_cart::serve_from_env(&env).await
         }),
     }
 }

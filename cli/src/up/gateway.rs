@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use souk_gateway::aggregate::{AggregateConfig, PartConfig};
 use souk_gateway::config::{
     AuthConfig, GatewayConfig, HealthConfig, OpenApiConfig, RouteConfig, ServerConfig,
     UpstreamConfig,
@@ -77,9 +78,38 @@ pub(crate) fn config(
             upstreams: endpoints.keys().map(|s| s.name().to_owned()).collect(),
             document_path: "/openapi.json".to_owned(),
         }),
+        aggregates: product_details(endpoints).into_iter().collect(),
     };
     let header = "# Written by `souk up` for the processes it started; rewritten on every start.\n";
     format!("{header}{}", toml::to_string(&config).unwrap_or_default())
+}
+
+/// The product page: the product from catalog, and what one can buy now from inventory — which
+/// may be late or down without taking the page with it (DESIGN.md's public API).
+fn product_details(endpoints: &BTreeMap<Service, Vec<SocketAddr>>) -> Option<AggregateConfig> {
+    let both =
+        endpoints.contains_key(&Service::Catalog) && endpoints.contains_key(&Service::Inventory);
+    both.then(|| AggregateConfig {
+        name: "product-details".to_owned(),
+        path: "/api/v1/products/{id}/details".to_owned(),
+        policy: souk_gateway::config::Policy::Public,
+        parts: vec![
+            PartConfig {
+                name: "product".to_owned(),
+                upstream: Service::Catalog.name().to_owned(),
+                path: "/v1/products/{id}".to_owned(),
+                timeout_ms: 2000,
+                required: true,
+            },
+            PartConfig {
+                name: "availability".to_owned(),
+                upstream: Service::Inventory.name().to_owned(),
+                path: "/v1/availability/{id}".to_owned(),
+                timeout_ms: 150,
+                required: false,
+            },
+        ],
+    })
 }
 
 #[cfg(test)]
@@ -104,6 +134,7 @@ mod tests {
             parsed.upstreams["catalog"].endpoints,
             endpoints[&Service::Catalog]
         );
+        assert_eq!(parsed.aggregates[0].name, "product-details");
         for service in Service::ALL {
             for route in service.routes() {
                 assert!(

@@ -28,7 +28,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) enum Backend {
     /// A SQLite file per service under the data dir.
     Embedded,
-    /// A PostgreSQL database per service on the server named by `SOUK_POSTGRES_URL`.
+    /// A PostgreSQL database per service on the server named by `SOUK_POSTGRES_URL`, and carts
+    /// on the Redis server named by `SOUK_REDIS_URL` (default `redis://127.0.0.1:6379`).
     Postgres,
 }
 
@@ -202,6 +203,16 @@ impl Shop {
         let mut env = vec![(service.listen_var(), addr.to_string())];
         if let Some(url) = self.databases.get(&service) {
             env.push((service.database_var(), url.clone()));
+        }
+        if let Some(prefix) = cart_key_prefix(&self.options).filter(|_| service == Service::Cart) {
+            env.push(("SOUK_CART__STORE__KEY_PREFIX".to_owned(), prefix));
+        }
+        if service.calls_catalog() {
+            // Through the gateway: it balances over the catalog instances that are healthy now.
+            env.push((
+                service.catalog_var(),
+                format!("http://{}/api", self.gateway_addr),
+            ));
         }
         if service.verifies_tokens() {
             // Through the gateway: one stable address, whichever identity instances run.
@@ -416,10 +427,10 @@ pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, Str
                 let dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
                 format!("sqlite://{}/{}.db", dir.display(), service.name())
             }
+            Backend::Postgres if service == Service::Cart => std::env::var("SOUK_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
             Backend::Postgres => {
-                // Several shops (or test runs) can share one server with their own prefixes.
-                let prefix = std::env::var("SOUK_POSTGRES_DATABASE_PREFIX")
-                    .unwrap_or_else(|_| "souk_".to_owned());
+                let prefix = server_prefix();
                 let server = std::env::var("SOUK_POSTGRES_URL").map_err(|_| {
                     "--backend postgres needs SOUK_POSTGRES_URL, e.g. SOUK_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres".to_owned()
                 })?;
@@ -440,6 +451,17 @@ pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, Str
         urls.insert(service, url);
     }
     Ok(urls)
+}
+
+/// What names this shop's data on shared servers: its PostgreSQL databases are `<prefix><service>`
+/// and its Redis keys start with `<prefix>` — so several shops (or test runs) can share servers.
+pub(crate) fn server_prefix() -> String {
+    std::env::var("SOUK_POSTGRES_DATABASE_PREFIX").unwrap_or_else(|_| "souk_".to_owned())
+}
+
+/// The cart's Redis key prefix on the servers backend.
+pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
+    (options.backend == Backend::Postgres).then(|| format!("{}cart:", server_prefix()))
 }
 
 /// A loopback port free right now (the process that gets it binds it moments later).

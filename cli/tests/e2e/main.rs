@@ -8,4 +8,5 @@
 mod authz;
 mod bad_input;
 mod helpers;
+mod shopping;
 mod up;

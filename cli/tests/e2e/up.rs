@@ -271,10 +271,13 @@ async fn scaling_spreads_requests_over_the_instances_without_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shop_runs_on_postgres_with_a_database_per_service() {
-    let Ok(server) = std::env::var("SOUK_TEST_POSTGRES_URL") else {
+async fn the_shop_runs_on_postgres_and_redis_with_a_database_per_service() {
+    let (Ok(server), Ok(redis)) = (
+        std::env::var("SOUK_TEST_POSTGRES_URL"),
+        std::env::var("SOUK_TEST_REDIS_URL"),
+    ) else {
         eprintln!(
-            "skipped: SOUK_TEST_POSTGRES_URL is not set, so souk up --backend postgres was not tried"
+            "skipped: SOUK_TEST_POSTGRES_URL and SOUK_TEST_REDIS_URL are not both set, so souk up --backend postgres was not tried"
         );
         return;
     };
@@ -285,28 +288,73 @@ async fn the_shop_runs_on_postgres_with_a_database_per_service() {
         &[
             ("SOUK_POSTGRES_URL", server.as_str()),
             ("SOUK_POSTGRES_DATABASE_PREFIX", prefix.as_str()),
+            ("SOUK_REDIS_URL", redis.as_str()),
+            ("SOUK_ADMIN_EMAIL", "root@example.com"),
+            ("SOUK_ADMIN_PASSWORD", "a very long admin passphrase"),
         ],
     )
     .await;
     answers_the_public_api_without_sqlite(&shop).await;
-    assert!(
-        !shop.data_dir.path().join("catalog.db").exists(),
-        "no SQLite file on the postgres backend"
+    crate::shopping::shops_and_manages_stock(&shop).await;
+    // A cart left behind, to find in Redis.
+    let token =
+        crate::shopping::sign_in(&shop, "left@example.com", "a long enough passphrase").await;
+    let page: serde_json::Value = shop
+        .get("/api/v1/products?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/cart/items/{}",
+        page["items"][0]["id"].as_str().unwrap()
     );
+    let body = Some(serde_json::json!({ "quantity": 1 }));
+    let (status, _) = crate::shopping::send(&shop, reqwest::Method::PUT, &path, &token, body).await;
+    assert_eq!(status, 200);
+    for service in ["catalog", "inventory", "cart"] {
+        assert!(
+            !shop.data_dir.path().join(format!("{service}.db")).exists(),
+            "no SQLite file for {service} on the servers backend"
+        );
+    }
     let (status, _) = shop.stop();
     assert!(status.success());
-    let dropped = std::process::Command::new("psql")
-        .arg(&server)
+    for service in ["identity", "catalog", "inventory"] {
+        let dropped = std::process::Command::new("psql")
+            .arg(&server)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {prefix}{service} WITH (FORCE)"),
+            ])
+            .status();
+        assert!(
+            dropped.is_ok_and(|s| s.success()),
+            "the test database {prefix}{service} could not be dropped"
+        );
+    }
+    let keys = std::process::Command::new("redis-cli")
         .args([
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {prefix}catalog WITH (FORCE)"),
+            "-u",
+            &redis,
+            "--scan",
+            "--pattern",
+            &format!("{prefix}cart:*"),
         ])
-        .status();
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout).to_string();
     assert!(
-        dropped.is_ok_and(|s| s.success()),
-        "the test database could not be dropped"
+        !keys.trim().is_empty(),
+        "the cart lived in Redis under {prefix}cart:"
     );
+    for key in keys.lines() {
+        std::process::Command::new("redis-cli")
+            .args(["-u", &redis, "del", key])
+            .output()
+            .unwrap();
+    }
 }
 
 async fn answers_the_public_api_without_sqlite(shop: &Shop) {

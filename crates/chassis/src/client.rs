@@ -341,10 +341,7 @@ mod tests {
         assert_eq!(n.n, 1);
         let missing = client.get::<N>("/missing", None).await.unwrap_err();
         assert_eq!(missing.status(), Some(StatusCode::NOT_FOUND));
-        assert_eq!(
-            matches!(missing, ClientError::Status { ref body, .. } if body["status"] == 404),
-            true
-        );
+        assert!(matches!(missing, ClientError::Status { ref body, .. } if body["status"] == 404));
         assert!(
             client
                 .get::<N>("/broken", None)

@@ -1,0 +1,208 @@
+//! Shopping through the gateway in both topologies: the product page with availability, a cart
+//! priced by the catalog whatever the client claims, stock set by an administrator — and the
+//! product page still answering while inventory is stopped.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::helpers::{Shop, eventually, signal};
+
+const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
+const ADMIN_ENV: [(&str, &str); 2] = [
+    ("SOUK_ADMIN_EMAIL", ADMIN.0),
+    ("SOUK_ADMIN_PASSWORD", ADMIN.1),
+];
+
+pub async fn send(
+    shop: &Shop,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = shop
+        .client
+        .request(method, format!("http://{}{path}", shop.gateway))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn sign_in(shop: &Shop, email: &str, password: &str) -> String {
+    let url = |path: &str| format!("http://{}{path}", shop.gateway);
+    shop.client
+        .post(url("/api/v1/auth/register"))
+        .json(&json!({ "email": email, "password": password, "name": "Shopper" }))
+        .send()
+        .await
+        .unwrap();
+    let tokens: Value = shop
+        .client
+        .post(url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn details(shop: &Shop, id: &str) -> Value {
+    let response = shop.get(&format!("/api/v1/products/{id}/details")).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// A shopper's round through the shop; the shop must have been started with [`ADMIN_ENV`].
+pub async fn shops_and_manages_stock(shop: &Shop) {
+    let page: Value = shop
+        .get("/api/v1/products?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = page["items"][0].clone();
+    let second = page["items"][1].clone();
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    // Inventory learns the catalog's products in the background; demo stock follows.
+    eventually(
+        Duration::from_secs(20),
+        "the product page shows availability",
+        || async { details(shop, &id).await["availability"].is_object() },
+    )
+    .await;
+    let page = details(shop, &id).await;
+    assert_eq!(page["product"], first);
+    assert_eq!(page["degraded"], json!([]));
+    assert!(page["availability"]["quantity"].is_u64(), "{page}");
+
+    // An administrator puts 7 units on sale; the page says so.
+    let admin = sign_in(shop, ADMIN.0, ADMIN.1).await;
+    let sku = first["sku"].as_str().unwrap();
+    let (status, stock) = send(
+        shop,
+        reqwest::Method::PUT,
+        &format!("/api/v1/admin/stock/{sku}"),
+        &admin,
+        Some(json!({ "quantity": 7 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{stock}");
+    assert_eq!(details(shop, &id).await["availability"]["quantity"], 7);
+
+    // A shopper's cart: prices come from the catalog, never from the client.
+    let token = sign_in(shop, "shopper@example.com", "a shopper's long passphrase").await;
+    let (status, _) = send(
+        shop,
+        reqwest::Method::PUT,
+        "/api/v1/admin/stock/KIT-0001",
+        &token,
+        Some(json!({"quantity": 1})),
+    )
+    .await;
+    assert_eq!(status, 403, "shoppers do not set stock");
+    let (status, cart) = send(
+        shop,
+        reqwest::Method::PUT,
+        &format!("/api/v1/cart/items/{id}"),
+        &token,
+        Some(json!({ "quantity": 2, "unit_price": { "amount": 1, "currency": "USD" } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{cart}");
+    let second_id = second["id"].as_str().unwrap();
+    send(
+        shop,
+        reqwest::Method::PUT,
+        &format!("/api/v1/cart/items/{second_id}"),
+        &token,
+        Some(json!({ "quantity": 1 })),
+    )
+    .await;
+    let (status, cart) = send(shop, reqwest::Method::GET, "/api/v1/cart", &token, None).await;
+    assert_eq!(status, 200, "{cart}");
+    let price = |p: &Value| p["price"]["amount"].as_i64().unwrap();
+    assert_eq!(cart["items"][0]["unit_price"], first["price"], "{cart}");
+    assert_eq!(cart["items"][0]["line_total"]["amount"], 2 * price(&first));
+    assert_eq!(
+        cart["total"]["amount"],
+        2 * price(&first) + price(&second),
+        "{cart}"
+    );
+
+    // Someone else's cart is their own; nobody's without a token.
+    let other = sign_in(shop, "other@example.com", "another long passphrase").await;
+    let (_, theirs) = send(shop, reqwest::Method::GET, "/api/v1/cart", &other, None).await;
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(shop.get("/api/v1/cart").await.status(), 401);
+
+    let (status, _) = send(shop, reqwest::Method::DELETE, "/api/v1/cart", &token, None).await;
+    assert_eq!(status, 204);
+    let (_, cart) = send(shop, reqwest::Method::GET, "/api/v1/cart", &token, None).await;
+    assert_eq!(cart["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shopping_works_alike_in_both_topologies() {
+    for topology in ["up", "monolith"] {
+        let mut shop = Shop::start_with_env(topology, &[], &ADMIN_ENV).await;
+        shops_and_manages_stock(&shop).await;
+        let (status, _) = shop.stop();
+        assert!(status.success(), "{topology}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_product_page_outlives_a_stopped_inventory() {
+    let shop = Shop::start_with_env("up", &[], &ADMIN_ENV).await;
+    let page: Value = shop
+        .get("/api/v1/products?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(20), "availability is known", || async {
+        details(&shop, &id).await["availability"].is_object()
+    })
+    .await;
+    let processes = shop.processes().await;
+    let inventory = processes
+        .iter()
+        .find(|p| p["service"] == "inventory")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+
+    // Stopped, not killed: it hangs rather than refuses, the harder case for the page.
+    signal(inventory, Signal::SIGSTOP);
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let page = details(&shop, &id).await;
+        assert_eq!(page["degraded"], json!(["availability"]), "{page}");
+        assert!(page["availability"].is_null());
+        assert_eq!(page["product"]["id"], id.as_str());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    signal(inventory, Signal::SIGCONT);
+    eventually(
+        Duration::from_secs(20),
+        "availability comes back",
+        || async { details(&shop, &id).await["degraded"] == json!([]) },
+    )
+    .await;
+}
