@@ -95,11 +95,9 @@ pub(super) async fn refunds_create(
     let mut payment = match state.store.payment(order_id).await? {
         Some(payment) => payment,
         None => match state.store.tombstone(order_id, Timestamp::now()).await? {
-            Claim::New(_) => {
-                sweep_processor(&state, order_id).await?;
+            Claim::New(tombstone) => {
                 tracing::info!(order = %order_id, service = %caller.service, "order cancelled before any charge");
-                count_refund("nothing_to_refund");
-                return Ok(Json(RefundResult::nothing(order_id)));
+                tombstone
             }
             Claim::Existing(payment) => payment,
         },
@@ -109,6 +107,10 @@ pub(super) async fn refunds_create(
         match payment.status {
             PaymentStatus::Pending => payment = settle(&state, payment).await?,
             PaymentStatus::Cancelled | PaymentStatus::Declined => {
+                if payment.status == PaymentStatus::Cancelled {
+                    // Again on every repeat: a sweep that failed half-way is finished by the next.
+                    sweep_processor(&state, order_id).await?;
+                }
                 count_refund("nothing_to_refund");
                 return Ok(Json(RefundResult::nothing(order_id)));
             }
@@ -182,7 +184,7 @@ async fn settle(state: &AppState, payment: Payment) -> Result<Payment, ApiError>
         .ok_or_else(|| corrupt(order_id))?)
 }
 
-/// After a tombstone: refunds a charge the processor holds for the order although payments has
+/// For a cancelled order: refunds a charge the processor holds for the order although payments has
 /// no record of it (an attempt whose processor call failed ambiguously, then was forgotten).
 async fn sweep_processor(state: &AppState, order_id: Uuid) -> Result<(), ApiError> {
     let key = order_id.to_string();
