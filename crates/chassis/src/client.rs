@@ -379,3 +379,123 @@ mod tests {
         assert!(error.to_string().starts_with("neighbour is unavailable"));
     }
 }
+
+/// How a service gets service tokens from identity (`[<service>.service_token]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceTokenConfig {
+    /// This service's client id at identity (its name).
+    pub client_id: String,
+    /// Its client secret (identity's `services.<id>.secret`).
+    pub client_secret: crate::Secret,
+    /// Where identity answers, and how long to wait for it.
+    pub identity: ClientConfig,
+}
+
+/// Service tokens for calling other services' internal endpoints: fetched from identity with the
+/// service's credentials, one per audience, reused until a minute before they expire.
+#[derive(Debug, Clone)]
+pub struct ServiceTokens {
+    identity: ServiceClient,
+    client_id: String,
+    client_secret: crate::Secret,
+    cache: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, CachedToken>>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    token: String,
+    renew_at: tokio::time::Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl ServiceTokens {
+    /// Tokens from `identity` (over HTTP or in-process) for `config`'s client.
+    pub fn new(identity: ServiceClient, config: &ServiceTokenConfig) -> Self {
+        Self {
+            identity,
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            cache: std::sync::Arc::default(),
+        }
+    }
+
+    /// A token for calling `audience` (a service name), from cache when still fresh.
+    pub async fn token(&self, audience: &str) -> Result<String, ClientError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.get(audience)
+            && tokio::time::Instant::now() < cached.renew_at
+        {
+            return Ok(cached.token.clone());
+        }
+        let body = serde_json::json!({
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.expose(),
+            "audience": audience,
+        });
+        let answer: TokenAnswer = self
+            .identity
+            .send(Method::POST, "/v1/auth/service-token", None, &body)
+            .await?;
+        // Renewed a minute early (or halfway, for short-lived tokens) so no call carries one
+        // that expires on the way.
+        let lifetime = Duration::from_secs(answer.expires_in);
+        let margin = Duration::from_secs(60).min(lifetime / 2);
+        cache.insert(
+            audience.to_owned(),
+            CachedToken {
+                token: answer.access_token.clone(),
+                renew_at: tokio::time::Instant::now() + lifetime - margin,
+            },
+        );
+        Ok(answer.access_token)
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn tokens_are_fetched_once_per_audience_and_renewed_before_expiry() {
+        tokio::time::pause();
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        let identity = Router::new().route(
+            "/v1/auth/service-token",
+            axum::routing::post(move |crate::Json(body): crate::Json<serde_json::Value>| {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert_eq!(body["client_id"], "orders");
+                    assert_eq!(body["client_secret"], "s3cret");
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("{}-{n}", body["audience"].as_str().unwrap()),
+                        "token_type": "Bearer",
+                        "expires_in": 300,
+                    }))
+                }
+            }),
+        );
+        let config = ServiceTokenConfig {
+            client_id: "orders".into(),
+            client_secret: crate::Secret::new("s3cret"),
+            identity: ClientConfig::default(),
+        };
+        let tokens = ServiceTokens::new(
+            ServiceClient::in_process("identity", identity, Duration::from_secs(1)),
+            &config,
+        );
+        assert_eq!(tokens.token("inventory").await.unwrap(), "inventory-0");
+        assert_eq!(tokens.token("inventory").await.unwrap(), "inventory-0");
+        assert_eq!(tokens.token("payments").await.unwrap(), "payments-1");
+        tokio::time::advance(Duration::from_secs(241)).await;
+        assert_eq!(tokens.token("inventory").await.unwrap(), "inventory-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}
