@@ -1,0 +1,3 @@
+//! The orders service binary (to come).
+
+fn main() {}

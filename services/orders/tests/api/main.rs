@@ -1,0 +1,1 @@
+//! Orders integration tests (to come).
