@@ -152,6 +152,16 @@ async fn build(
             inventory.health.drain_on(shutdown);
             Ok(inventory.router)
         }
+        Service::Payments => {
+            let mut config = souk_payments::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            config.auth.jwks_url = jwks_url;
+            let payments = souk_payments::build(&config)
+                .await
+                .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            payments.health.drain_on(shutdown);
+            Ok(payments.router)
+        }
         Service::Cart => {
             let mut config = souk_cart::load_config(env).map_err(|e| e.to_string())?;
             config.store.url = souk_chassis::Secret::new(database);

@@ -16,6 +16,8 @@ pub(crate) enum Target {
     Inventory,
     /// One cart per shopper.
     Cart,
+    /// Cards, payments per order, refunds.
+    Payments,
     /// The API gateway.
     Gateway {
         /// Its TOML configuration (see services/gateway/examples/gateway.toml).
@@ -31,6 +33,7 @@ pub(crate) fn run(target: Target) -> ExitCode {
         Target::Catalog => services::serve(Service::Catalog),
         Target::Inventory => services::serve(Service::Inventory),
         Target::Cart => services::serve(Service::Cart),
+        Target::Payments => services::serve(Service::Payments),
         Target::Gateway { config } => serve_gateway(config),
     }
 }

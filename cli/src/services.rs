@@ -14,6 +14,8 @@ pub(crate) enum Service {
     Inventory,
     /// One cart per shopper.
     Cart,
+    /// Cards (as tokens), one payment per order, refunds, the simulated processor.
+    Payments,
 }
 
 /// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
@@ -49,17 +51,28 @@ const CART_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         shared: false,
     });
 
+/// Card testing (trying stolen numbers one after another) is cut off per user and per address.
+const CARD_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 60,
+        client_burst: 20,
+        user_per_minute: 20,
+        user_burst: 10,
+        shared: false,
+    });
+
 use souk_gateway::config::Policy::{Admin, Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
 impl Service {
     /// Every service, in start order.
-    pub(crate) const ALL: [Service; 4] = [
+    pub(crate) const ALL: [Service; 5] = [
         Service::Identity,
         Service::Catalog,
         Service::Inventory,
         Service::Cart,
+        Service::Payments,
     ];
 
     /// Its name: config section, database file, log prefix, upstream name.
@@ -69,6 +82,7 @@ impl Service {
             Self::Catalog => "catalog",
             Self::Inventory => "inventory",
             Self::Cart => "cart",
+            Self::Payments => "payments",
         }
     }
 
@@ -158,6 +172,14 @@ impl Service {
                 policy: User,
                 rate_limit: CART_LIMIT,
             }],
+            Self::Payments => &[PublicRoute {
+                name: "payment-methods",
+                prefix: "/api/v1/payment-methods",
+                methods: Some(&["GET", "HEAD", "POST"]),
+                rewrite: "/v1/payment-methods",
+                policy: User,
+                rate_limit: CARD_LIMIT,
+            }],
         }
     }
 
@@ -215,5 +237,10 @@ pub(crate) fn serve(service: Service) -> std::process::ExitCode {
         Service::Cart => souk_chassis::server::run_main(souk_cart::NAME, |env| async move {
             souk_cart::serve_from_env(&env).await
         }),
+        Service::Payments => {
+            souk_chassis::server::run_main(souk_payments::NAME, |env| async move {
+                souk_payments::serve_from_env(&env).await
+            })
+        }
     }
 }

@@ -146,6 +146,68 @@ pub async fn shops_and_manages_stock(shop: &Shop) {
     assert_eq!(theirs["items"], json!([]));
     assert_eq!(shop.get("/api/v1/cart").await.status(), 401);
 
+    // A card becomes a token: only its brand and last four digits come back.
+    let card = json!({ "card_number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc": "123" });
+    let (status, method) = send(
+        shop,
+        reqwest::Method::POST,
+        "/api/v1/payment-methods",
+        &token,
+        Some(card),
+    )
+    .await;
+    assert_eq!(status, 201, "{method}");
+    assert_eq!(
+        (method["brand"].as_str(), method["last4"].as_str()),
+        (Some("visa"), Some("4242"))
+    );
+    assert!(!method.to_string().contains("42424242"), "{method}");
+    let bad = json!({ "card_number": "4242424242424241", "exp_month": 12, "exp_year": 2031, "cvc": "123" });
+    let (status, _) = send(
+        shop,
+        reqwest::Method::POST,
+        "/api/v1/payment-methods",
+        &token,
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 422, "a non-Luhn number is refused when registered");
+    let path = format!("/api/v1/payment-methods/{}", method["id"].as_str().unwrap());
+    assert_eq!(
+        send(shop, reqwest::Method::GET, &path, &token, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(shop, reqwest::Method::GET, &path, &other, None)
+            .await
+            .0,
+        404,
+        "not another's"
+    );
+
+    // The merged public document describes the new paths, the aggregate with its parts' schemas.
+    let document: Value = shop.get("/api/openapi.json").await.json().await.unwrap();
+    for path in [
+        "/api/v1/cart",
+        "/api/v1/cart/items/{product_id}",
+        "/api/v1/admin/stock/{sku}",
+        "/api/v1/payment-methods",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is documented");
+    }
+    let details = &document["paths"]["/api/v1/products/{id}/details"]["get"];
+    let schema = &details["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        schema["properties"]["product"]["$ref"], "#/components/schemas/Product",
+        "{details}"
+    );
+    assert!(
+        schema["properties"]["availability"]["oneOf"].is_array(),
+        "{details}"
+    );
+
     let (status, _) = send(shop, reqwest::Method::DELETE, "/api/v1/cart", &token, None).await;
     assert_eq!(status, 204);
     let (_, cart) = send(shop, reqwest::Method::GET, "/api/v1/cart", &token, None).await;

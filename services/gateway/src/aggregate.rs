@@ -155,7 +155,24 @@ pub struct Part {
     pub route: Arc<Route>,
 }
 
+impl Part {
+    /// Its upstream path, `{id}` included.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the aggregate fails when this part does.
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+}
+
 impl Aggregate {
+    /// The path clients call, `{id}` included.
+    pub fn path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+
     /// Builds `config`'s aggregate; `faults_of` gives the faults a route of that name had.
     pub(crate) fn new(
         config: &AggregateConfig,

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 
+use crate::aggregate::Aggregate;
 use crate::config::OpenApiConfig;
 use crate::proxy::InProcess;
 use crate::table::Table;
@@ -153,6 +154,9 @@ impl Merger {
             tags.extend(doc["tags"].as_array().into_iter().flatten().cloned());
         }
         paths.retain(|_, operations| operations.as_object().is_some_and(|o| !o.is_empty()));
+        for aggregate in &table.aggregates {
+            paths.insert(aggregate.path(), aggregate_operation(aggregate, documents));
+        }
         json!({
             "openapi": "3.1.0",
             "info": { "title": self.config.title, "version": env!("CARGO_PKG_VERSION"), "description": "The shop's public API, through the gateway." },
@@ -164,4 +168,73 @@ impl Merger {
             "tags": tags,
         })
     }
+}
+
+/// An aggregate's `get`: each part's schema taken from its upstream's own document (the 200 answer
+/// of the operation at the part's path), `null` allowed for optional parts.
+fn aggregate_operation(aggregate: &Aggregate, documents: &[(&str, Value)]) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    let mut optional = Vec::new();
+    for part in &aggregate.parts {
+        let schema = documents
+            .iter()
+            .filter(|(upstream, _)| *upstream == &*part.route.upstream.name)
+            .find_map(|(_, doc)| answer_schema(doc, part.path()))
+            .unwrap_or_else(|| json!({}));
+        let schema = match part.is_required() {
+            true => schema,
+            false => {
+                optional.push(part.name.clone());
+                json!({ "oneOf": [schema, { "type": "null" }] })
+            }
+        };
+        properties.insert(part.name.clone(), schema);
+        required.push(part.name.clone());
+    }
+    properties.insert(
+        "degraded".into(),
+        json!({ "type": "array", "items": { "type": "string", "enum": optional },
+                "description": "The parts that failed or were late; they are null." }),
+    );
+    required.push("degraded".into());
+    let path = aggregate.path();
+    let parameters: Vec<Value> = path
+        .contains("{id}")
+        .then(|| json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }))
+        .into_iter()
+        .collect();
+    let problem = |description: &str| {
+        json!({ "description": description,
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+    };
+    json!({ "get": {
+        "tags": ["aggregates"],
+        "operationId": aggregate.name.to_string(),
+        "summary": format!("Aggregated by the gateway from {} parts fetched in parallel", aggregate.parts.len()),
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": "Every part; optional ones that failed are null and listed in degraded",
+                     "content": { "application/json": { "schema": {
+                        "type": "object", "required": required, "properties": properties } } } },
+            "404": problem("A required part does not exist"),
+            "504": problem("A required part did not answer in time"),
+        }
+    } })
+}
+
+/// The 200 JSON schema of the GET at `path` in `doc`, path parameters matched by position.
+fn answer_schema(doc: &Value, path: &str) -> Option<Value> {
+    let same_shape = |template: &str| {
+        let (a, b) = (template.split('/'), path.split('/'));
+        a.clone().count() == b.clone().count()
+            && a.zip(b)
+                .all(|(x, y)| x == y || (x.starts_with('{') && y.starts_with('{')))
+    };
+    let (_, operations) = doc["paths"]
+        .as_object()?
+        .iter()
+        .find(|(t, _)| same_shape(t))?;
+    let schema = &operations["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    (!schema.is_null()).then(|| schema.clone())
 }
