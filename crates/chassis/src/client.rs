@@ -155,6 +155,17 @@ impl ServiceClient {
         &self.service
     }
 
+    /// The whole-call deadline.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// This client with another whole-call deadline (for a long-poll, say).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// GET `path` (with its query) and read the JSON answer.
     pub async fn get<T: DeserializeOwned>(
         &self,

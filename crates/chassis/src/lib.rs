@@ -9,6 +9,7 @@
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`server`]: serving with graceful shutdown;
 //! - [`db`]: SQLite/PostgreSQL pools and embedded migrations;
+//! - [`events`]: the outbox, its feed and NATS relay, and consumers with inbox and dead letters;
 //! - [`pagination`]: the `limit`/`cursor` list convention;
 //! - `test_util` (feature `test-util`): the integration-test harness.
 
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod http;

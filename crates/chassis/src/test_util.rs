@@ -3,6 +3,7 @@
 //! SQLite tests always run, each in a fresh temporary folder. PostgreSQL tests run when
 //! `SOUK_TEST_POSTGRES_URL` is set, each in a fresh database that is dropped afterwards; without the
 //! variable they print that they were skipped, and with it set but the server down they fail.
+//! NATS tests follow the same rule with `SOUK_TEST_NATS_URL` ([`test_nats`]).
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -18,6 +19,9 @@ use crate::server::{Shutdown, ShutdownTrigger, serve};
 
 /// The variable naming the PostgreSQL server for backend tests.
 pub const POSTGRES_URL_VAR: &str = "SOUK_TEST_POSTGRES_URL";
+
+/// The variable naming the NATS server (with JetStream) for backend tests.
+pub const NATS_URL_VAR: &str = "SOUK_TEST_NATS_URL";
 
 /// Which database engine a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,46 @@ impl Drop for TestDatabase {
             eprintln!("warning: a test database could not be dropped");
         }
     }
+}
+
+/// Settings for the NATS server named by `SOUK_TEST_NATS_URL`, or `None` (with a note on
+/// stderr) when it is not set. Tests share the server: give streams and consumers unique names
+/// and delete them afterwards.
+///
+/// # Panics
+/// When the variable is set but the server does not answer or has no JetStream.
+pub async fn test_nats() -> Option<crate::events::NatsConfig> {
+    let Ok(url) = std::env::var(NATS_URL_VAR) else {
+        eprintln!(
+            "skipped: {NATS_URL_VAR} is not set, so the NATS variant of this test did not run"
+        );
+        return None;
+    };
+    let client = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url.as_str()))
+        .await
+        .map_err(|_| "no answer within 5 s".to_owned())
+        .and_then(|connected| connected.map_err(|e| e.to_string()));
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => panic!("{NATS_URL_VAR} is set but NATS does not answer: {err}"),
+    };
+    // A raw request: the client's typed account info does not parse older servers' answers.
+    let info = client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|reply| {
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).map_err(|e| e.to_string())
+        });
+    match info {
+        Ok(info) if info.get("error").is_none() => {}
+        Ok(info) => panic!(
+            "{NATS_URL_VAR} is set but JetStream refuses: {}",
+            info["error"]
+        ),
+        Err(err) => panic!("{NATS_URL_VAR} is set but that NATS server has no JetStream: {err}"),
+    }
+    Some(crate::events::NatsConfig::with_url(url))
 }
 
 /// A router served on a random loopback port until dropped.

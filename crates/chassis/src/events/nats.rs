@@ -1,0 +1,150 @@
+//! NATS JetStream plumbing shared by the relay and consumers: settings, connection, names.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+
+/// Where NATS is and how long to wait for it (`[<service>.events.nats]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The server, `nats://host:4222` (credentials may be given as `nats://user:pass@host`; the
+    /// URL is never logged).
+    pub url: String,
+    /// How long connecting may take before it counts as failed (and is retried).
+    pub connect_timeout_ms: u64,
+    /// How long to wait for JetStream to answer a request or acknowledge a publish.
+    pub request_timeout_ms: u64,
+    /// JetStream's de-duplication window for a stream the chassis creates: a message id seen
+    /// within it is stored once, however often it is published.
+    pub duplicate_window_secs: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 5_000,
+            duplicate_window_secs: 120,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// A config for `url` with the other settings at their defaults.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Connects to NATS once (the client then reconnects on its own) and opens JetStream.
+pub(crate) async fn connect(
+    config: &NatsConfig,
+    client_name: &str,
+) -> Result<jetstream::Context, String> {
+    let client = async_nats::ConnectOptions::new()
+        .name(client_name)
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
+        .connect(config.url.as_str())
+        .await
+        .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+    let mut context = jetstream::new(client);
+    context.set_timeout(Duration::from_millis(config.request_timeout_ms));
+    Ok(context)
+}
+
+/// The producer's stream, created with the chassis' settings if it does not exist.
+pub(crate) async fn ensure_stream(
+    context: &jetstream::Context,
+    config: &NatsConfig,
+    service: &str,
+) -> Result<jetstream::stream::Stream, String> {
+    let stream = jetstream::stream::Config {
+        name: stream_name(service),
+        subjects: vec![format!("souk.{}.>", token(service))],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+        ..Default::default()
+    };
+    context.get_or_create_stream(stream).await.map_err(|e| {
+        format!(
+            "cannot open the JetStream stream {}: {e}",
+            stream_name(service)
+        )
+    })
+}
+
+/// `SOUK_<SERVICE>`: the stream holding `service`'s events.
+pub fn stream_name(service: &str) -> String {
+    format!("SOUK_{}", token(service).to_ascii_uppercase())
+}
+
+/// The subject an event of `type_` from `service` is published on: `souk.<service>.<type>`, or
+/// the type itself when it already starts with `souk.<service>.` (as souk's types do).
+pub fn subject(service: &str, type_: &str) -> String {
+    let prefix = format!("souk.{}.", token(service));
+    let tail: String = type_
+        .strip_prefix(&prefix)
+        .unwrap_or(type_)
+        .split('.')
+        .map(token)
+        .collect::<Vec<_>>()
+        .join(".");
+    format!("{prefix}{tail}")
+}
+
+/// A durable consumer's name: NATS allows no dots in it, so `inventory.orders` becomes
+/// `inventory_orders`.
+pub(crate) fn durable_name(consumer: &str) -> String {
+    token(consumer)
+}
+
+/// One subject token or stream-name part: what NATS refuses (`.`, `*`, `>`, whitespace, and
+/// anything unusual) becomes `_`; an empty token becomes `_`.
+fn token(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "_".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_what_nats_accepts() {
+        assert_eq!(stream_name("orders"), "SOUK_ORDERS");
+        assert_eq!(
+            subject("orders", "souk.orders.order_confirmed.v1"),
+            "souk.orders.order_confirmed.v1"
+        );
+        assert_eq!(subject("orders", "refunded"), "souk.orders.refunded");
+        assert_eq!(subject("orders", "a b.*.>"), "souk.orders.a_b._._");
+        assert_eq!(durable_name("inventory.orders"), "inventory_orders");
+    }
+
+    #[test]
+    fn config_has_defaults_and_refuses_unknown_keys() {
+        let config: NatsConfig = serde_json::from_str(r#"{"url": "nats://n:4222"}"#).unwrap();
+        assert_eq!(config, NatsConfig::with_url("nats://n:4222"));
+        assert!(serde_json::from_str::<NatsConfig>(r#"{"urll": "x"}"#).is_err());
+    }
+}
