@@ -1,7 +1,245 @@
 //! souk's orders service: orders, their lines, and the checkout saga that turns a cart into a
 //! confirmed order — or gives back everything it took and cancels it.
 //!
-//! This first step holds the domain only: the saga as a pure state machine, pricing from the
-//! catalog's answers, money, addresses and idempotency keys.
+//! `POST /v1/orders` prices the caller's cart from the catalog and stores a `pending` order with
+//! its saga and its `order_placed` event in one transaction. The saga then reserves the stock in
+//! inventory, charges the card in payments and confirms; when a step is refused, or keeps
+//! failing past the order's deadline, it releases the reservation, refunds, and cancels. Every
+//! step is persisted before and after its remote call and every call is idempotent, so a crash
+//! anywhere is resumed by whichever instance claims the saga next.
+//!
+//! Orders owns its database (SQLite or PostgreSQL). It calls the cart, the catalog, inventory,
+//! payments and identity (service tokens), and never reads their data any other way.
 
+/// Runs the same code on whichever pool the database is.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            souk_chassis::Database::Sqlite($pool) => $body,
+            souk_chassis::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub mod checkout;
+pub mod clients;
+pub mod config;
 pub mod domain;
+pub mod events;
+pub mod lifeline;
+mod metrics;
+mod purge;
+pub mod routes;
+pub mod saga;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use souk_chassis::client::{ServiceClient, ServiceTokens};
+use souk_chassis::config::ConfigError;
+use souk_chassis::db::DbError;
+use souk_chassis::events::{Outbox, Transport};
+use souk_chassis::{Env, Health, Shutdown};
+use tokio::net::TcpListener;
+
+pub use config::{Config, SagaConfig};
+pub use routes::{ApiDoc, AppState};
+use saga::{SagaParts, SagaRunner};
+use store::Store;
+
+/// The service's name: its config section, its log and metrics label, its service audience.
+pub const NAME: &str = "orders";
+
+/// Why orders could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Configuration was read but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Reads orders' config: defaults < `SOUK_CONFIG` file < `SOUK_ORDERS__*` variables.
+pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
+    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
+}
+
+/// The services orders calls, as clients: over HTTP ([`Neighbours::http`]) or, in the monolith,
+/// on their routers in this process (`ServiceClient::in_process`).
+#[derive(Debug, Clone)]
+pub struct Neighbours {
+    /// The cart (`GET /v1/cart`, with the caller's token).
+    pub cart: ServiceClient,
+    /// The catalog (`GET /v1/products?ids=…`).
+    pub catalog: ServiceClient,
+    /// Inventory (`/v1/reservations…`, with service tokens).
+    pub inventory: ServiceClient,
+    /// Payments (`/v1/payment-methods/{id}` with the caller's token, `/v1/payments…` with
+    /// service tokens).
+    pub payments: ServiceClient,
+    /// Identity (`POST /v1/auth/service-token`).
+    pub identity: ServiceClient,
+}
+
+impl Neighbours {
+    /// Every neighbour over HTTP at the URLs `config` names.
+    pub fn http(config: &Config) -> Self {
+        Self {
+            cart: ServiceClient::http("cart", &config.cart),
+            catalog: ServiceClient::http("catalog", &config.catalog),
+            inventory: ServiceClient::http("inventory", &config.inventory),
+            payments: ServiceClient::http("payments", &config.payments),
+            identity: ServiceClient::http("identity", &config.service_token.identity),
+        }
+    }
+}
+
+/// Ready orders: its whole router (API, events feed, health, metrics, standard stack), its store,
+/// its outbox and its saga runner.
+///
+/// The saga runner and the key purge run in the background for as long as the router (or any
+/// other copy of its state) exists. With `events.transport = "nats"`, the relay needs a shutdown
+/// signal to flush on: call [`Orders::spawn_relay`] (which [`run`] does).
+#[derive(Debug, Clone)]
+pub struct Orders {
+    /// Everything orders serves.
+    pub router: Router,
+    /// Its store.
+    pub store: Store,
+    /// Its outbox (served at `GET /v1/events`).
+    pub outbox: Outbox,
+    /// Its saga runner.
+    pub saga: SagaRunner,
+    /// Its health, to mark it draining on shutdown.
+    pub health: Health,
+    events: souk_chassis::events::EventsConfig,
+}
+
+impl Orders {
+    /// Starts the outbox relay to NATS when the config asks for that transport (the feed needs
+    /// nothing); it flushes within the drain deadline at `shutdown`.
+    pub fn spawn_relay(&self, shutdown: &Shutdown) {
+        if self.events.transport == Transport::Nats {
+            self.outbox
+                .spawn_relay(self.events.nats.clone(), shutdown.clone());
+        }
+    }
+}
+
+/// Opens the store, starts the saga runner, and builds the router, calling every neighbour over
+/// HTTP at the URLs in `config`.
+pub async fn build(config: &Config) -> Result<Orders, StartError> {
+    build_with(config, Neighbours::http(config)).await
+}
+
+/// [`build`], calling the neighbours through `neighbours` — for the monolith, their routers in
+/// this process.
+pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Orders, StartError> {
+    config.validate().map_err(StartError::Invalid)?;
+    let store = Store::open(&config.database).await?;
+    let outbox = Outbox::new(store.database().clone(), NAME);
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    let lifeline = Arc::new(lifeline::Lifeline::new());
+    let saga = SagaRunner::new(SagaParts {
+        store: store.clone(),
+        inventory: clients::Inventory::new(neighbours.inventory),
+        payments: clients::Payments::new(neighbours.payments.clone()),
+        tokens: ServiceTokens::new(neighbours.identity, &config.service_token),
+        outbox: outbox.clone(),
+        config: config.saga.clone(),
+    });
+    saga.spawn(lifeline.alive());
+    purge::spawn(store.clone(), config.idempotency_keep(), lifeline.alive());
+    let checkout = checkout::Checkout::new(
+        clients::Cart::new(neighbours.cart),
+        clients::Catalog::new(neighbours.catalog),
+        clients::Payments::new(neighbours.payments),
+    );
+    let api = routes::app(AppState {
+        store: store.clone(),
+        auth: auth.clone(),
+        checkout,
+        saga: saga.clone(),
+        outbox: outbox.clone(),
+        settings: Arc::new(routes::Settings {
+            deadline: config.saga.deadline(),
+            // An attempt is cut off after one request timeout; twice that, it is surely dead.
+            key_lock: std::time::Duration::from_millis(config.http.request_timeout_ms)
+                .saturating_mul(2),
+            public_prefix: config.public_prefix.clone(),
+        }),
+        lifeline,
+    })
+    .merge(outbox.feed_router_with_auth(auth));
+    let health = Health::new().with_check(store.database().clone());
+    let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
+    Ok(Orders {
+        router,
+        store,
+        outbox,
+        saga,
+        health,
+        events: config.events.clone(),
+    })
+}
+
+/// Serves orders on `listener` until `shutdown`.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let Orders {
+        router,
+        store,
+        health,
+        ..
+    } = {
+        let orders = build(config).await?;
+        orders.spawn_relay(&shutdown);
+        orders
+    };
+    health.drain_on(&shutdown);
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, engine = store.database().engine(), "orders listening");
+    // The router is the last holder of the state: serving ends, the background work stops.
+    souk_chassis::serve(listener, router, shutdown)
+        .await
+        .map_err(StartError::Serve)?;
+    store.database().close().await;
+    Ok(())
+}
+
+/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
+pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
+    let config = load_config(env)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
+    run(&config, listener, shutdown).await
+}

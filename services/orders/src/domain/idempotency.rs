@@ -49,7 +49,14 @@ mod tests {
     fn keys_are_visible_ascii_of_bounded_length() {
         assert!(IdempotencyKey::parse(b"order-2026-11-30/1").is_ok());
         assert!(IdempotencyKey::parse(&[b'k'; 255]).is_ok());
-        for bad in [&b""[..], &[b'k'; 256], b"a b", b"tab\t", "é".as_bytes(), b"\x7f"] {
+        for bad in [
+            &b""[..],
+            &[b'k'; 256],
+            b"a b",
+            b"tab\t",
+            "é".as_bytes(),
+            b"\x7f",
+        ] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
     }

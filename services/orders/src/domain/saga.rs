@@ -125,7 +125,10 @@ impl Step {
 
     /// Whether a refund follows (stored beside the name).
     pub fn refund(self) -> bool {
-        matches!(self, Self::Release { refund: true, .. } | Self::Refund { .. })
+        matches!(
+            self,
+            Self::Release { refund: true, .. } | Self::Refund { .. }
+        )
     }
 
     /// A step from its stored parts; `None` if they do not fit together.
@@ -239,11 +242,36 @@ mod tests {
     #[test]
     fn each_refusal_has_its_reason_and_compensation() {
         let cases = [
-            (Step::Reserve, Outcome::OutOfStock, CancelReason::OutOfStock, false),
-            (Step::Reserve, Outcome::ReservationRefused, CancelReason::Timeout, false),
-            (Step::Charge, Outcome::Declined, CancelReason::PaymentDeclined, true),
-            (Step::Charge, Outcome::ChargeRefused, CancelReason::PaymentFailed, true),
-            (Step::Charge, Outcome::OrderCancelled, CancelReason::Timeout, true),
+            (
+                Step::Reserve,
+                Outcome::OutOfStock,
+                CancelReason::OutOfStock,
+                false,
+            ),
+            (
+                Step::Reserve,
+                Outcome::ReservationRefused,
+                CancelReason::Timeout,
+                false,
+            ),
+            (
+                Step::Charge,
+                Outcome::Declined,
+                CancelReason::PaymentDeclined,
+                true,
+            ),
+            (
+                Step::Charge,
+                Outcome::ChargeRefused,
+                CancelReason::PaymentFailed,
+                true,
+            ),
+            (
+                Step::Charge,
+                Outcome::OrderCancelled,
+                CancelReason::Timeout,
+                true,
+            ),
         ];
         for (step, outcome, reason, refund) in cases {
             assert_eq!(next(step, outcome, false), Step::Release { reason, refund });
@@ -257,28 +285,52 @@ mod tests {
         assert_eq!(next(Step::Charge, down, false), Step::Charge);
         assert_eq!(
             next(Step::Reserve, down, true),
-            Step::Release { reason: REASON, refund: false }
+            Step::Release {
+                reason: REASON,
+                refund: false
+            }
         );
         assert_eq!(
             next(Step::Charge, Outcome::Failed(Failure::Busy), true),
-            Step::Release { reason: REASON, refund: true }
+            Step::Release {
+                reason: REASON,
+                refund: true
+            }
         );
         assert_eq!(
             next(Step::Charge, Outcome::Failed(Failure::Processor), true),
-            Step::Release { reason: CancelReason::PaymentFailed, refund: true }
+            Step::Release {
+                reason: CancelReason::PaymentFailed,
+                refund: true
+            }
         );
     }
 
     #[test]
     fn compensation_ignores_the_deadline_and_ends_cancelled() {
-        let release = Step::Release { reason: REASON, refund: true };
-        assert_eq!(next(release, Outcome::Failed(Failure::Unavailable), true), release);
+        let release = Step::Release {
+            reason: REASON,
+            refund: true,
+        };
+        assert_eq!(
+            next(release, Outcome::Failed(Failure::Unavailable), true),
+            release
+        );
         let refund = next(release, Outcome::Released, true);
         assert_eq!(refund, Step::Refund { reason: REASON });
         assert_eq!(next(refund, Outcome::Failed(Failure::Busy), true), refund);
-        assert_eq!(next(refund, Outcome::Refunded, true), Step::Cancelled(REASON));
-        let release_only = Step::Release { reason: REASON, refund: false };
-        assert_eq!(next(release_only, Outcome::Released, false), Step::Cancelled(REASON));
+        assert_eq!(
+            next(refund, Outcome::Refunded, true),
+            Step::Cancelled(REASON)
+        );
+        let release_only = Step::Release {
+            reason: REASON,
+            refund: false,
+        };
+        assert_eq!(
+            next(release_only, Outcome::Released, false),
+            Step::Cancelled(REASON)
+        );
     }
 
     #[test]

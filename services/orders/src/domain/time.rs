@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn durations_between_instants_never_go_negative() {
         let t = Timestamp::from_millis(1000);
-        assert_eq!(t.until(t.plus(Duration::from_millis(250))), Duration::from_millis(250));
+        assert_eq!(
+            t.until(t.plus(Duration::from_millis(250))),
+            Duration::from_millis(250)
+        );
         assert_eq!(t.until(t.minus(Duration::from_secs(1))), Duration::ZERO);
     }
 }

@@ -1,0 +1,188 @@
+//! Inventory's internal reservation endpoints, called by the saga with a service token:
+//! `POST /v1/reservations` (hold every line or none, idempotent on the order id) and
+//! `POST /v1/reservations/{order_id}/release` (give the units back, or leave a tombstone).
+
+use http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use souk_chassis::client::{ClientError, ServiceClient};
+use uuid::Uuid;
+
+use super::{Attempt, is_passing, problem_slug};
+use crate::domain::{Failure, Order, Outcome};
+
+#[derive(Debug, Serialize)]
+struct ReserveBody {
+    order_id: Uuid,
+    lines: Vec<LineBody>,
+}
+
+#[derive(Debug, Serialize)]
+struct LineBody {
+    product_id: Uuid,
+    quantity: i64,
+}
+
+/// A reservation, as far as orders reads it.
+#[derive(Debug, Deserialize)]
+struct Reservation {
+    state: String,
+}
+
+/// Inventory. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    client: ServiceClient,
+}
+
+impl Inventory {
+    /// Calls inventory through `client`.
+    pub fn new(client: ServiceClient) -> Self {
+        Self { client }
+    }
+
+    /// Holds every line of `order`, with service token `token`.
+    pub async fn reserve(&self, token: &str, order: &Order) -> Attempt {
+        let body = ReserveBody {
+            order_id: order.id,
+            lines: order
+                .lines
+                .iter()
+                .map(|l| LineBody {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        let answer = self
+            .client
+            .send(Method::POST, "/v1/reservations", Some(token), &body)
+            .await;
+        reserve_attempt(answer)
+    }
+
+    /// Gives `order_id`'s units back (or records that it must never hold any).
+    pub async fn release(&self, token: &str, order_id: Uuid) -> Attempt {
+        let path = format!("/v1/reservations/{order_id}/release");
+        let answer = self
+            .client
+            .send::<_, Reservation>(Method::POST, &path, Some(token), &serde_json::json!({}))
+            .await;
+        release_attempt(answer)
+    }
+}
+
+fn reserve_attempt(answer: Result<Reservation, ClientError>) -> Attempt {
+    match answer {
+        Ok(r) if matches!(r.state.as_str(), "held" | "committed") => {
+            Attempt::new(Outcome::Reserved, format!("reservation {}", r.state))
+        }
+        Ok(r) => Attempt::new(
+            Outcome::ReservationRefused,
+            format!("the reservation is {} already", r.state),
+        ),
+        Err(ClientError::Status { status, body, .. }) => {
+            let slug = problem_slug(&body).unwrap_or_default();
+            let note = format!("inventory answered {status} {slug}");
+            match (status, slug) {
+                (StatusCode::CONFLICT, "out-of-stock") => Attempt::new(Outcome::OutOfStock, note),
+                // Released or expired before (a tombstone), or lines it will never take:
+                // inventory will not hold for this order.
+                (StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY, _) => {
+                    Attempt::new(Outcome::ReservationRefused, note)
+                }
+                _ => {
+                    if !is_passing(status) {
+                        tracing::warn!(%status, slug, "inventory answered what the saga does not expect; retrying");
+                    }
+                    Attempt::new(Outcome::Failed(Failure::Unavailable), note)
+                }
+            }
+        }
+        Err(err) => Attempt::failed(&err),
+    }
+}
+
+fn release_attempt(answer: Result<Reservation, ClientError>) -> Attempt {
+    match answer {
+        Ok(r) => Attempt::new(Outcome::Released, format!("reservation {}", r.state)),
+        Err(ClientError::Status { status, body, .. })
+            if status == StatusCode::CONFLICT
+                && problem_slug(&body) == Some("reservation-state") =>
+        {
+            // Committed: only a confirmed order's reservation is, and a confirmed order is never
+            // compensated. Nothing to give back, and retrying would never end.
+            tracing::error!(%body, "a reservation being released is committed; leaving it");
+            Attempt::new(Outcome::Released, "the reservation was committed")
+        }
+        Err(err) => Attempt::failed(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, slug: &str) -> Result<Reservation, ClientError> {
+        Err(ClientError::Status {
+            service: "inventory".into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            body: serde_json::json!({"type": format!("urn:souk:problem:{slug}"), "status": code}),
+        })
+    }
+
+    fn state(state: &str) -> Result<Reservation, ClientError> {
+        Ok(Reservation {
+            state: state.into(),
+        })
+    }
+
+    #[test]
+    fn reservation_answers_are_classified() {
+        let cases = [
+            (state("held"), Outcome::Reserved),
+            (state("released"), Outcome::ReservationRefused),
+            (state("expired"), Outcome::ReservationRefused),
+            (status(409, "out-of-stock"), Outcome::OutOfStock),
+            (
+                status(409, "reservation-conflict"),
+                Outcome::ReservationRefused,
+            ),
+            (
+                status(429, "too-many"),
+                Outcome::Failed(Failure::Unavailable),
+            ),
+            (
+                status(401, "unauthorized"),
+                Outcome::Failed(Failure::Unavailable),
+            ),
+        ];
+        for (answer, outcome) in cases {
+            assert_eq!(reserve_attempt(answer).outcome, outcome);
+        }
+        let down = Err(ClientError::Unavailable {
+            service: "inventory".into(),
+            reason: "refused".into(),
+        });
+        assert_eq!(
+            reserve_attempt(down).outcome,
+            Outcome::Failed(Failure::Unavailable)
+        );
+    }
+
+    #[test]
+    fn releases_end_unless_inventory_cannot_answer() {
+        assert_eq!(
+            release_attempt(state("released")).outcome,
+            Outcome::Released
+        );
+        assert_eq!(release_attempt(state("expired")).outcome, Outcome::Released);
+        assert_eq!(
+            release_attempt(status(409, "reservation-state")).outcome,
+            Outcome::Released
+        );
+        assert_eq!(
+            release_attempt(status(403, "forbidden")).outcome,
+            Outcome::Failed(Failure::Unavailable)
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The saga runner: claims unfinished sagas under a lease and advances them, one remote call at a
+//! time, by the rules of [`crate::domain::saga`].
+//!
+//! - **Claiming.** A loop looks for due, unleased sagas at start, whenever an order is placed
+//!   here, and every `recovery_interval_ms` — which is also how sagas left behind by a crashed
+//!   instance (their lease lapsed) are resumed. A claim is one conditional `UPDATE` that sets a
+//!   fresh owner id and `lease_until`, so among several instances on one database exactly one gets
+//!   each saga.
+//! - **Advancing.** Before each remote call the owner renews its lease (longer than any call can
+//!   take, which config validation checks); after it, the next step or the failed attempt is
+//!   written, each write conditional on still owning the saga. An owner that lost its lease
+//!   changes nothing and stops; since every step is idempotent at the service it calls, a call
+//!   made twice across a takeover does no harm.
+//! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
+//!   the lease while it waits; reserving and charging give up at the order's deadline and
+//!   compensate; compensation retries until it succeeds.
+//! - **Ending.** Confirming or cancelling is one transaction: the order's status, the saga's end
+//!   and the event in the outbox.
+
+use std::sync::Arc;
+
+use souk_chassis::client::ServiceTokens;
+use souk_chassis::events::Outbox;
+use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::clients::{Attempt, Inventory, Payments};
+use crate::config::SagaConfig;
+use crate::domain::saga::{backoff, next};
+use crate::domain::{Failure, Order, Outcome, Step, Timestamp};
+use crate::lifeline::Alive;
+use crate::store::{SagaRow, Store, StoreError};
+use crate::{events, metrics};
+
+/// Advances checkout sagas. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SagaRunner {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    inventory: Inventory,
+    payments: Payments,
+    tokens: ServiceTokens,
+    outbox: Outbox,
+    config: SagaConfig,
+    wake: Notify,
+    slots: Arc<Semaphore>,
+}
+
+/// The services and settings a runner works with.
+#[derive(Debug)]
+pub struct SagaParts {
+    /// Orders' store.
+    pub store: Store,
+    /// Inventory, for reserving and releasing.
+    pub inventory: Inventory,
+    /// Payments, for charging and refunding.
+    pub payments: Payments,
+    /// Service tokens for both.
+    pub tokens: ServiceTokens,
+    /// The outbox, woken when an order ends.
+    pub outbox: Outbox,
+    /// Timing.
+    pub config: SagaConfig,
+}
+
+impl SagaRunner {
+    /// A runner; nothing runs until [`SagaRunner::spawn`].
+    pub fn new(parts: SagaParts) -> Self {
+        let slots = Arc::new(Semaphore::new(parts.config.concurrency));
+        Self {
+            inner: Arc::new(Inner {
+                store: parts.store,
+                inventory: parts.inventory,
+                payments: parts.payments,
+                tokens: parts.tokens,
+                outbox: parts.outbox,
+                config: parts.config,
+                wake: Notify::new(),
+                slots,
+            }),
+        }
+    }
+
+    /// Looks for due sagas now (an order was just placed) instead of at the next interval.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Starts the claiming loop; it and every saga task stop when `alive` says the service is
+    /// gone.
+    pub fn spawn(&self, alive: Alive) {
+        let runner = self.clone();
+        tokio::spawn(async move { runner.run(alive).await });
+    }
+
+    async fn run(self, mut alive: Alive) {
+        let interval = self.inner.config.recovery_interval();
+        loop {
+            self.start_due(&alive).await;
+            tokio::select! {
+                () = alive.gone() => return,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// Claims as many due sagas as there are free slots, and starts a task for each.
+    async fn start_due(&self, alive: &Alive) {
+        let inner = &self.inner;
+        let free = inner.slots.available_permits();
+        if free == 0 {
+            return;
+        }
+        let now = Timestamp::now();
+        let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        let due = match inner.store.due_sagas(now, limit).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "cannot look for due sagas; will retry");
+                return;
+            }
+        };
+        for order_id in due {
+            let Ok(slot) = Arc::clone(&inner.slots).try_acquire_owned() else {
+                return;
+            };
+            let owner = Uuid::now_v7().to_string();
+            let lease_until = now.plus(inner.config.lease());
+            match inner
+                .store
+                .claim_saga(order_id, &owner, now, lease_until)
+                .await
+            {
+                Ok(Some(saga)) => {
+                    let (runner, alive) = (self.clone(), alive.clone());
+                    let span = tracing::info_span!("saga", order = %order_id);
+                    tokio::spawn(
+                        async move {
+                            let _slot = slot;
+                            runner.drive(saga, owner, alive).await;
+                        }
+                        .instrument(span),
+                    );
+                }
+                Ok(None) => {} // another instance claimed it first
+                Err(err) => {
+                    tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "cannot claim a saga; will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Advances one claimed saga until it ends, loses its lease, or the service goes away.
+    async fn drive(&self, saga: SagaRow, owner: String, mut alive: Alive) {
+        let result = tokio::select! {
+            result = self.advance(&saga, &owner) => result,
+            () = alive.gone() => Ok(()),
+        };
+        if let Err(err) = result {
+            // The lease lapses and the saga is claimed again, here or elsewhere.
+            tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "saga interrupted by a storage failure; it resumes when its lease lapses");
+        }
+    }
+
+    async fn advance(&self, saga: &SagaRow, owner: &str) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let id = saga.order_id;
+        let Some(order) = inner.store.order(id).await? else {
+            return Err(StoreError::Corrupt {
+                column: "sagas.order_id",
+                reason: format!("saga of a missing order {id}"),
+            });
+        };
+        let lease = inner.config.lease();
+        let (mut step, mut attempts) = (saga.step, saga.attempts);
+        while !step.is_final() {
+            if !inner
+                .store
+                .renew_lease(id, owner, Timestamp::now().plus(lease))
+                .await?
+            {
+                tracing::info!(
+                    step = step.name(),
+                    "lost the saga's lease; another instance has it"
+                );
+                return Ok(());
+            }
+            let attempt = self.call(step, &order).await;
+            let now = Timestamp::now();
+            let after = next(step, attempt.outcome, now >= saga.deadline_at);
+            if after == step {
+                let next_at = self.retry_at(step, attempts, now, saga.deadline_at);
+                attempts = attempts.saturating_add(1);
+                let kept = inner
+                    .store
+                    .retry_step(
+                        id,
+                        owner,
+                        step,
+                        attempts,
+                        next_at,
+                        next_at.plus(lease),
+                        &attempt.note,
+                        now,
+                    )
+                    .await?;
+                if !kept {
+                    return Ok(());
+                }
+                metrics::retry(step.name());
+                tracing::warn!(step = step.name(), attempts, note = %attempt.note, "saga step failed; will retry");
+                tokio::time::sleep(now.until(next_at)).await;
+                continue;
+            }
+            if after.is_final() {
+                return self.finish(&order, owner, step, after, now).await;
+            }
+            if !inner
+                .store
+                .advance(id, owner, step, after, now, now.plus(lease))
+                .await?
+            {
+                return Ok(());
+            }
+            tracing::info!(from = step.name(), to = after.name(), note = %attempt.note, "saga step done");
+            (step, attempts) = (after, 0);
+        }
+        Ok(())
+    }
+
+    /// When to try `step` again after its `attempts`th failure: backoff with jitter, but a
+    /// forward step no later than its deadline (where it fails over to compensation).
+    fn retry_at(
+        &self,
+        step: Step,
+        attempts: u32,
+        now: Timestamp,
+        deadline: Timestamp,
+    ) -> Timestamp {
+        let config = &self.inner.config;
+        let delay = backoff(
+            attempts,
+            std::time::Duration::from_millis(config.retry_base_ms),
+            std::time::Duration::from_millis(config.retry_max_ms),
+            fastrand::f64(),
+        );
+        let at = now.plus(delay);
+        if step.is_forward() && at > deadline {
+            deadline.max(now)
+        } else {
+            at
+        }
+    }
+
+    /// Makes `step`'s remote call for `order`.
+    async fn call(&self, step: Step, order: &Order) -> Attempt {
+        let inner = &self.inner;
+        let audience = match step {
+            Step::Reserve | Step::Release { .. } => "inventory",
+            Step::Charge | Step::Refund { .. } => "payments",
+            Step::Confirmed | Step::Cancelled(_) => {
+                return Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended");
+            }
+        };
+        if step == Step::Charge && order.total.amount == 0 {
+            return Attempt::new(Outcome::Captured, "nothing to charge");
+        }
+        let token = match inner.tokens.token(audience).await {
+            Ok(token) => token,
+            Err(err) => return Attempt::failed(&err),
+        };
+        match step {
+            Step::Reserve => inner.inventory.reserve(&token, order).await,
+            Step::Release { .. } => inner.inventory.release(&token, order.id).await,
+            Step::Charge => inner.payments.charge(&token, order).await,
+            _ => inner.payments.refund(&token, order.id).await,
+        }
+    }
+
+    /// Ends the saga at `to`, with the order's status and its event, in one transaction.
+    async fn finish(
+        &self,
+        order: &Order,
+        owner: &str,
+        from: Step,
+        to: Step,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let event = match to {
+            Step::Cancelled(reason) => events::cancelled(order, reason, now),
+            _ => events::confirmed(order, now),
+        };
+        if !inner
+            .store
+            .finish_saga(order.id, owner, from, to, now, &event)
+            .await?
+        {
+            return Ok(());
+        }
+        inner.outbox.notify();
+        match to {
+            Step::Cancelled(reason) => {
+                metrics::cancelled(reason);
+                tracing::info!(reason = reason.as_str(), "order cancelled");
+            }
+            _ => {
+                metrics::confirmed();
+                tracing::info!("order confirmed");
+            }
+        }
+        Ok(())
+    }
+}

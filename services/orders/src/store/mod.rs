@@ -1,0 +1,128 @@
+//! Orders' storage, on SQLite or PostgreSQL: one schema and one set of SQL for both (text ids,
+//! Unix milliseconds), run on whichever pool is configured. The engines differ only in how a
+//! writing transaction begins, how the outbox is appended to, and which errors mean contention
+//! (`sqlite.rs`, `postgres.rs`).
+//!
+//! - `orders.rs`: placing an order (order, lines, saga, `order_placed` event and the idempotency
+//!   key's answer in one transaction), reading and listing them;
+//! - `sagas.rs`: claiming sagas under a lease, and every step change, each conditional on the
+//!   lease (the confirm and cancel steps with their events, in one transaction);
+//! - `keys.rs`: idempotency keys.
+
+mod keys;
+mod orders;
+mod postgres;
+mod sagas;
+mod sqlite;
+
+use souk_chassis::Database;
+use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
+
+pub use keys::{KeyClaim, KeyDone, StoredAnswer};
+pub use orders::{NewOrder, Placed};
+pub use sagas::SagaRow;
+
+/// Orders' migrations for both engines, embedded in the binary: its own schema, then the
+/// chassis' outbox table.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[
+        (
+            1,
+            "orders",
+            include_str!("../../migrations/0001_orders.sql"),
+        ),
+        OUTBOX_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        (
+            1,
+            "orders",
+            include_str!("../../migrations/0001_orders.sql"),
+        ),
+        OUTBOX_MIGRATION_POSTGRES,
+    ],
+};
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A stored value is not one this service writes.
+    #[error("stored {column} is invalid: {reason}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the database is unreachable or contended (SQLite busy past its timeout, a
+    /// PostgreSQL deadlock): worth a 503 and a retry, not a 500.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(err) => {
+                souk_chassis::db::is_unavailable(err)
+                    || sqlite::is_busy(err)
+                    || postgres::is_retryable(err)
+            }
+            Self::Corrupt { .. } => false,
+        }
+    }
+
+    fn corrupt(column: &'static str, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            column,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$append`, the
+/// engine's outbox append. The body commits; a transaction dropped without commit rolls back.
+macro_rules! in_write_tx {
+    ($db:expr, |$tx:ident, $append:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite(pool) => {
+                let mut $tx = super::sqlite::begin_write(pool).await?;
+                let $append = souk_chassis::events::append_sqlite;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut $tx = super::postgres::begin_write(pool).await?;
+                let $append = souk_chassis::events::append_postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use in_write_tx;
+
+/// Orders' store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Connects to the configured database and brings its schema up to date.
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
+        let db = Database::connect(config).await?;
+        db.migrate(&MIGRATIONS).await?;
+        Ok(Self { db })
+    }
+
+    /// The underlying pool (readiness checks, the outbox).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Reads a UUID stored as text.
+fn uuid(column: &'static str, text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text).map_err(|e| StoreError::corrupt(column, e.to_string()))
+}
