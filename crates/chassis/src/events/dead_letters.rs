@@ -4,6 +4,8 @@
 //! `GET /v1/admin/dead-letters?consumer=&limit=&cursor=` lists them (`{items, next_cursor}`);
 //! `POST /v1/admin/dead-letters/{id}/replay` (202) asks the consumer to hand the event to its
 //! handler again on its next turn (within a few seconds). Both want an administrator's token.
+//! They are internal, like the feed: every consuming service has the same paths, so the gateway
+//! routes none of them; an operator calls the service's own address.
 //! A replayed event that is handled leaves the list; one that fails again is parked anew.
 
 use axum::Router;

@@ -105,7 +105,8 @@
 //! [`HandleError::Retry`] retries the same event with backoff (100 ms doubling to 30 s) up to
 //! [`Consumer::max_attempts`] calls (10), then parks it; [`HandleError::Poison`] parks it at
 //! once. Parked events are [`DeadLetter`]s: list them with [`dead_letters`], replay one with
-//! [`replay_dead_letter`], or mount [`dead_letters_router`] for administrators.
+//! [`replay_dead_letter`], or mount [`dead_letters_router`] for administrators (internal, like
+//! the feed: the gateway does not route it).
 //!
 //! # Metrics
 //!
@@ -126,6 +127,7 @@ mod consumer;
 mod dead_letters;
 mod event;
 mod feed;
+mod handler;
 mod nats;
 mod outbox;
 mod pull;
@@ -135,9 +137,10 @@ mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use consumer::{Consumer, HandleError, Handler, Source};
+pub use consumer::{Consumer, Source};
 pub use dead_letters::{DeadLetter, dead_letters, dead_letters_router, replay_dead_letter};
 pub use event::Event;
+pub use handler::{HandleError, Handler};
 pub use nats::{NatsConfig, stream_name, subject};
 pub use outbox::{Outbox, append_postgres, append_sqlite};
 pub use schema::{

@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 
-use super::consumer::{Consumer, Handler, Outcome, backoff, sleep_or_shutdown};
+use super::consumer::{Consumer, Outcome, backoff, sleep_or_shutdown};
 use super::feed::FeedPage;
+use super::handler::Handler;
 use super::nats::{self, NatsConfig};
 use super::store;
 use crate::client::ServiceClient;
@@ -15,12 +16,16 @@ use crate::server::Shutdown;
 
 /// Events asked for per feed request.
 const FEED_PAGE: u32 = 100;
-/// How long JetStream waits for an acknowledgement before redelivering. Kept short so a
-/// restarted consumer soon gets back an event its predecessor died holding; handlers that take
-/// longer are kept alive by progress acknowledgements.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long JetStream waits for an acknowledgement before redelivering. Kept short so that a
+/// restarted consumer soon gets back an event its predecessor died holding (only one may be
+/// unacknowledged at a time); handlers that take longer are kept alive by progress
+/// acknowledgements.
+const ACK_WAIT: Duration = Duration::from_secs(10);
 /// How often a handler still at work tells JetStream so.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+/// How long one pull request waits for a message: a request left behind by a stopped consumer
+/// is soon gone.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// How often a NATS consumer waiting for messages looks for replayed dead letters.
 const REPLAY_CHECK: Duration = Duration::from_secs(1);
 
@@ -152,15 +157,16 @@ async fn nats_session<H: Handler>(
     let mut messages = pull
         .stream()
         .max_messages_per_batch(1)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
+        .heartbeat(PULL_EXPIRES / 2)
+        .expires(PULL_EXPIRES)
         .messages()
         .await
         .map_err(|e| format!("cannot pull from {durable}: {e}"))?;
     let mut replay_check = tokio::time::interval(REPLAY_CHECK);
     loop {
         tokio::select! {
-            () = shutdown.wait() => return Ok(()),
+            biased;
+            () = shutdown.wait() => break,
             _ = replay_check.tick() => {
                 consumer.replay_pending(handler, shutdown).await.map_err(|e| db_error(&e))?;
             }
@@ -171,12 +177,17 @@ async fn nats_session<H: Handler>(
                     None => return Err(format!("the message stream of {durable} ended")),
                 };
                 if handle_message(consumer, handler, &message, shutdown).await? == Outcome::Interrupted {
-                    return Ok(());
+                    break;
                 }
                 *failures = 0;
             }
         }
     }
+    // Withdraw the pending pull request before going, so that JetStream does not hand the next
+    // event to a consumer that is no longer there (it would wait out the ack deadline).
+    drop(messages);
+    let _ = tokio::time::timeout(Duration::from_secs(2), context.client().drain()).await;
+    Ok(())
 }
 
 /// Processes one JetStream message, keeping it alive meanwhile, then acknowledges it.
