@@ -57,19 +57,19 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Op
     let mut config = Config {
         database: db.config.clone(),
         auth: issuer.auth_config("orders"),
-        cart: neighbour(1000),
-        catalog: neighbour(1000),
-        inventory: neighbour(1000),
-        payments: neighbour(1000),
+        cart: neighbour(2000),
+        catalog: neighbour(2000),
+        inventory: neighbour(2000),
+        payments: neighbour(2000),
         ..Config::default()
     };
     config.service_token.client_secret = Secret::new(SECRET);
-    config.service_token.identity = neighbour(500);
+    config.service_token.identity = neighbour(1000);
     config.saga.deadline_secs = 20;
     config.saga.retry_base_ms = 10;
     config.saga.retry_max_ms = 100;
     config.saga.recovery_interval_ms = 100;
-    config.saga.lease_ms = 2000;
+    config.saga.lease_ms = 4000;
     tweak(&mut config);
     let mut app = TestApp {
         instance: None,

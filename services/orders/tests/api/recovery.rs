@@ -21,6 +21,9 @@ souk_chassis::backend_tests! { spawn;
         }
         app.crash().await;
         app.fakes.world().hang_after_capture = false;
+        // Past the dead instance's call timeout: had it lived on, it would have charged again.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(app.fakes.calls("charge", &id.to_string()), 1, "the crashed instance stopped");
 
         app.instance = Some(app.start().await);
         let order = app.settled(&shopper, id).await;
