@@ -145,22 +145,35 @@ impl Consumer {
         shutdown: &Shutdown,
     ) -> Result<Outcome, sqlx::Error> {
         let labels = [("consumer", self.name.clone())];
+        let key = self.offset_key();
+        let offset = position.map(|position| store::Offset {
+            key: &key,
+            position,
+        });
         if store::handled(&self.db, &self.name, &event.id).await? {
-            store::advance(&self.db, &self.name, position).await?;
+            store::advance(&self.db, offset).await?;
             metrics::counter!("events_skipped_total", &labels).increment(1);
             tracing::debug!(consumer = %self.name, event_id = %event.id, "already handled; skipped");
             return Ok(Outcome::Done);
         }
         match self.attempt(handler, event, shutdown).await {
             Attempt::Handled => {
-                store::record_handled(&self.db, &self.name, &event.id, position).await?;
+                store::record_handled(&self.db, &self.name, &event.id, offset).await?;
                 Ok(Outcome::Done)
             }
             Attempt::Failed { reason, attempts } => {
-                store::park(&self.db, &self.name, event, &reason, attempts, position).await?;
+                store::park(&self.db, &self.name, event, &reason, attempts, offset).await?;
                 Ok(Outcome::Done)
             }
             Attempt::Interrupted => Ok(Outcome::Interrupted),
+        }
+    }
+
+    /// The key its offset is kept under (see [`store::Offset`]).
+    pub(super) fn offset_key(&self) -> String {
+        match self.source {
+            Source::Feed(_) => self.name.clone(),
+            Source::Nats(_) => format!("{}@nats", self.name),
         }
     }
 

@@ -48,6 +48,16 @@ pub async fn inbox_record_postgres(
     Ok(done.rows_affected() == 1)
 }
 
+/// How far a consumer has read, under the key of its transport: the consumer's name for the
+/// feed (outbox sequence numbers), `<name>@nats` for NATS (stream sequence numbers, kept for
+/// operators: JetStream's durable consumer is what resumes). The two never mix, so switching
+/// transports re-reads from the feed offset, and the inbox skips what was handled.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Offset<'a> {
+    pub(super) key: &'a str,
+    pub(super) position: i64,
+}
+
 /// Whether `consumer`'s inbox has `event_id`.
 pub(super) async fn handled(
     db: &Database,
@@ -73,18 +83,14 @@ pub(super) async fn offset(db: &Database, consumer: &str) -> Result<Option<i64>,
     Ok(position.and_then(|p| p.parse().ok()))
 }
 
-/// Moves `consumer`'s offset to `position` (if given and further on).
-pub(super) async fn advance(
-    db: &Database,
-    consumer: &str,
-    position: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    let Some(position) = position else {
+/// Moves an offset forward (if given and further on).
+pub(super) async fn advance(db: &Database, offset: Option<Offset<'_>>) -> Result<(), sqlx::Error> {
+    let Some(offset) = offset else {
         return Ok(());
     };
     on_pool!(db, |pool| sqlx::query(ADVANCE)
-        .bind(consumer)
-        .bind(position.to_string())
+        .bind(offset.key)
+        .bind(offset.position.to_string())
         .execute(pool)
         .await?
         .rows_affected());
@@ -97,7 +103,7 @@ pub(super) async fn record_handled(
     db: &Database,
     consumer: &str,
     event_id: &str,
-    position: Option<i64>,
+    offset: Option<Offset<'_>>,
 ) -> Result<(), sqlx::Error> {
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -107,10 +113,10 @@ pub(super) async fn record_handled(
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        if let Some(position) = position {
+        if let Some(offset) = offset {
             sqlx::query(ADVANCE)
-                .bind(consumer)
-                .bind(position.to_string())
+                .bind(offset.key)
+                .bind(offset.position.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -126,7 +132,7 @@ pub(super) async fn park(
     event: &Event,
     error: &str,
     attempts: u32,
-    position: Option<i64>,
+    offset: Option<Offset<'_>>,
 ) -> Result<(), sqlx::Error> {
     let insert = "INSERT INTO event_dead_letters \
                   (id, consumer, event_id, event, error, attempts, parked_ms) \
@@ -144,10 +150,10 @@ pub(super) async fn park(
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        if let Some(position) = position {
+        if let Some(offset) = offset {
             sqlx::query(ADVANCE)
-                .bind(consumer)
-                .bind(position.to_string())
+                .bind(offset.key)
+                .bind(offset.position.to_string())
                 .execute(&mut *tx)
                 .await?;
         }

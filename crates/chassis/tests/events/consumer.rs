@@ -178,6 +178,17 @@ async fn a_nats_consumer_handles_each_event_once_in_order_despite_redelivery() {
     stop(relay_trigger, relay).await;
     assert_eq!(handler.calls(), 8);
     assert_eq!(effects(&fx.db, &consumer).await, sent);
+    // Its offset is the stream's sequence (nine messages: one copy), kept apart from a feed offset.
+    let offsets: Vec<(String, String)> = match &fx.db {
+        souk_chassis::Database::Sqlite(pool) => {
+            sqlx::query_as("SELECT consumer, position FROM event_offsets")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+        souk_chassis::Database::Postgres(_) => unreachable!("this test runs on SQLite"),
+    };
+    assert_eq!(offsets, [(format!("{consumer}@nats"), "9".to_owned())]);
     context
         .delete_stream(souk_chassis::events::stream_name(&service))
         .await
