@@ -92,12 +92,20 @@
 //! }
 //! ```
 //!
+//! (Record first: on SQLite that takes the write lock at once, so a second instance waits
+//! there instead of failing at commit.)
+//!
 //! 3. Start a [`Consumer`], named `<consumer>.<producer>`:
 //!
 //! ```text
-//! let orders = ServiceClient::http("orders", &config.orders);   // the producer, for the feed
+//! // The producer itself (its own address, or its router in the monolith): the gateway does
+//! // not route /v1/events. Its timeout is extended by the long-poll (5 s by default).
+//! let orders = ServiceClient::http("orders", &config.orders_feed);
 //! Consumer::new("inventory.orders", "orders", Source::from_config(&config.events, orders), db)
-//!     .with_bearer(move || tokens.service_token("orders"))       // when the feed wants one
+//!     .with_bearer(move || {                                     // when the feed wants a token
+//!         let tokens = tokens.clone();
+//!         async move { tokens.for_service("orders").await.ok() }
+//!     })
 //!     .spawn(OrderEvents { store }, shutdown.clone());
 //! ```
 //!
