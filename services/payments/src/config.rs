@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use souk_chassis::auth::AuthConfig;
+use souk_chassis::events::EventsConfig;
 use souk_chassis::{DatabaseConfig, HttpConfig};
 
 use crate::processor::ProcessorConfig;
@@ -23,6 +24,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How the simulated card processor behaves (`SOUK_PAYMENTS__PROCESSOR__*`).
     pub processor: ProcessorConfig,
+    /// How events leave the outbox (`SOUK_PAYMENTS__EVENTS__*`): the feed, or a relay to NATS.
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -36,6 +39,7 @@ impl Default for Config {
                 ..AuthConfig::default()
             },
             processor: ProcessorConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -64,6 +68,10 @@ mod tests {
         assert_eq!(config.auth.service_audience, "payments");
         assert_eq!(config.database.url.expose(), "sqlite://.souk/payments.db");
         assert_eq!(config.processor, ProcessorConfig::default());
+        assert_eq!(
+            config.events.transport,
+            souk_chassis::events::Transport::Feed
+        );
         assert!(config.validate().is_ok());
     }
 

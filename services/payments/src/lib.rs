@@ -4,7 +4,8 @@
 //! Payments is the only service that ever sees a card number. It hands the number to the
 //! processor's vault at once and keeps the brand, the last four digits, the expiry and the token;
 //! every other service sees a payment method id. It owns its database (SQLite or PostgreSQL) and
-//! calls no other service.
+//! calls no other service. What it records — a capture, a decline, a refund — it also announces
+//! as an event (see [`events`]), written to its outbox in the same transaction.
 
 /// Runs the same code on whichever pool the database is.
 macro_rules! on_pool {
@@ -18,6 +19,7 @@ macro_rules! on_pool {
 
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod processor;
 pub mod routes;
 pub mod store;
@@ -27,6 +29,7 @@ use std::time::Duration;
 use axum::Router;
 use souk_chassis::config::ConfigError;
 use souk_chassis::db::DbError;
+use souk_chassis::events::{EventsConfig, Outbox, Transport};
 use souk_chassis::{Env, Health, Shutdown};
 use tokio::net::TcpListener;
 
@@ -69,38 +72,61 @@ pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
     souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
 }
 
-/// Ready payments: its whole router (API, health, metrics, standard stack), its store and the
-/// simulated processor behind it.
+/// Ready payments: its whole router (API, events feed, health, metrics, standard stack), its
+/// store, its outbox and the simulated processor behind it.
+///
+/// With `events.transport = "nats"`, the relay needs a shutdown signal to flush on: call
+/// [`Payments::spawn_relay`] (which [`run`] does).
 #[derive(Debug, Clone)]
 pub struct Payments {
     /// Everything payments serves.
     pub router: Router,
     /// Its store.
     pub store: Store,
+    /// Its outbox (served at `GET /v1/events`).
+    pub outbox: Outbox,
     /// The simulated card processor it charges through.
     pub processor: Processor,
     /// Its health, to mark it draining on shutdown.
     pub health: Health,
+    events: EventsConfig,
+}
+
+impl Payments {
+    /// Starts the outbox relay to NATS when the config asks for that transport (the feed needs
+    /// nothing); it flushes within the drain deadline at `shutdown`.
+    pub fn spawn_relay(&self, shutdown: &Shutdown) {
+        if self.events.transport == Transport::Nats {
+            self.outbox
+                .spawn_relay(self.events.nats.clone(), shutdown.clone());
+        }
+    }
 }
 
 /// Opens the store and builds the router.
 pub async fn build(config: &Config) -> Result<Payments, StartError> {
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
+    let outbox = Outbox::new(store.database().clone(), NAME);
     let processor = Processor::new(store.database().clone(), &config.processor);
     let health = Health::new().with_check(store.database().clone());
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
     let api = routes::app(AppState {
         store: store.clone(),
         processor: processor.clone(),
-        auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
+        auth: auth.clone(),
+        outbox: outbox.clone(),
         pending_lease: pending_lease(config),
-    });
+    })
+    .merge(outbox.feed_router_with_auth(auth));
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
     Ok(Payments {
         router,
         store,
+        outbox,
         processor,
         health,
+        events: config.events.clone(),
     })
 }
 
@@ -119,6 +145,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
     let payments = build(config).await?;
+    payments.spawn_relay(&shutdown);
     payments.health.drain_on(&shutdown);
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

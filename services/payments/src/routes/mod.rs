@@ -1,7 +1,8 @@
 //! Payments' HTTP API: one file per resource, handlers named `<resource>_<verb>`.
 //!
 //! `/v1/payment-methods` is public (a user's own cards, with their access token); `/v1/payments…`
-//! is internal (orders' checkout saga, with a service token addressed to payments).
+//! is internal (orders' checkout saga, with a service token addressed to payments), and so is
+//! `/v1/events`, the outbox feed that [`crate::build`] merges in (consumers' service tokens).
 
 mod methods;
 mod openapi;
@@ -19,6 +20,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use souk_chassis::Problem;
 use souk_chassis::auth::{AuthVerifier, ServiceCaller};
+use souk_chassis::events::Outbox;
 
 pub use openapi::ApiDoc;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub processor: Processor,
     /// Verifies users' and services' tokens.
     pub auth: AuthVerifier,
+    /// The outbox the store appends events to; woken after each commit that appended one.
+    pub outbox: Outbox,
     /// How long a pending charge belongs to the attempt that started it; after that another
     /// attempt may take it over (see `routes/payments.rs`).
     pub pending_lease: Duration,
@@ -45,7 +49,7 @@ impl souk_chassis::auth::HasAuth for AppState {
     }
 }
 
-/// Payments' routes, without the standard stack (see [`crate::build`]).
+/// Payments' routes, without the outbox feed and the standard stack (see [`crate::build`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route(

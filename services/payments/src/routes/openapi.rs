@@ -11,7 +11,7 @@ use crate::domain::{Brand, DeclineCode, Money, PaymentStatus};
 /// Payments' API description. `services/payments/openapi.json` is this, committed.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "souk payments", description = "Payment methods (card tokens), payments per order and refunds, through a simulated card processor. Payment methods are public through the gateway (/api/v1/payment-methods, user tokens); payments and refunds are internal, for services with a service token (orders' checkout saga)."),
+    info(title = "souk payments", description = "Payment methods (card tokens), payments per order and refunds, through a simulated card processor. Payment methods are public through the gateway (/api/v1/payment-methods, user tokens); payments and refunds are internal, for services with a service token (orders' checkout saga). The outbox feed GET /v1/events (payment_captured, payment_declined, payment_refunded) is internal too: service tokens for payments only."),
     paths(
         super::methods::payment_methods_create, super::methods::payment_methods_list, super::methods::payment_methods_get,
         super::payments::payments_create, super::payments::payments_get,

@@ -301,6 +301,7 @@ async fn charge(
             Timestamp::now(),
         )
         .await?;
+    state.outbox.notify();
     let payment = state
         .store
         .payment(order_id)

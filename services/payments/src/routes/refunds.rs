@@ -151,7 +151,9 @@ async fn refund(state: &AppState, payment: &Payment) -> Result<Refund, ApiError>
         processor_refund_id: at_processor.id,
         created_at: now,
     };
-    Ok(state.store.record_refund(&refund).await?)
+    let refund = state.store.record_refund(&refund, &request.user_id).await?;
+    state.outbox.notify();
+    Ok(refund)
 }
 
 /// Settles a pending payment whose attempt was abandoned: what the processor holds under the
@@ -172,6 +174,7 @@ async fn settle(state: &AppState, payment: Payment) -> Result<Payment, ApiError>
                 .store
                 .finish(order_id, now, &charge.id, charge.outcome, now)
                 .await?;
+            state.outbox.notify();
         }
         None => {
             state.store.cancel_pending(order_id, now).await?;

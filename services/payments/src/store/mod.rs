@@ -7,6 +7,10 @@
 //! Every later change of a pending row names the attempt that owns it (`attempt_at`, the lease),
 //! so an attempt that lost its lease changes nothing.
 //!
+//! Recording an outcome — a capture, a decline, a refund — appends its event (`crate::events`)
+//! to the chassis' outbox in the same transaction, so an event exists exactly when its change
+//! was committed.
+//!
 //! The simulated processor's tables live in the same database but are not this module's: only
 //! `crate::processor` touches them.
 
@@ -15,6 +19,7 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -22,25 +27,32 @@ use crate::domain::{
     Brand, ChargeOutcome, ChargeRequest, Currency, DeclineCode, Expiry, Money, Payment,
     PaymentMethod, PaymentStatus, Refund, Timestamp,
 };
+use crate::events;
 
-/// One schema for both engines: payments' own tables, then the simulated processor's.
-const SCHEMA: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "payments",
-        include_str!("../../migrations/0001_payments.sql"),
-    ),
-    (
-        2,
-        "processor",
-        include_str!("../../migrations/0002_processor.sql"),
-    ),
-];
+/// Payments' own tables, then the simulated processor's: one schema for both engines.
+macro_rules! schema {
+    ($outbox:expr) => {
+        &[
+            (
+                1,
+                "payments",
+                include_str!("../../migrations/0001_payments.sql"),
+            ),
+            (
+                2,
+                "processor",
+                include_str!("../../migrations/0002_processor.sql"),
+            ),
+            $outbox,
+        ]
+    };
+}
 
-/// Payments' migrations for both engines, embedded in the binary.
+/// Payments' migrations for both engines, embedded in the binary: its schema, then the chassis'
+/// outbox table (which differs per engine).
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
+    sqlite: schema!(OUTBOX_MIGRATION_SQLITE),
+    postgres: schema!(OUTBOX_MIGRATION_POSTGRES),
 };
 
 /// A failed storage operation.
@@ -81,17 +93,19 @@ pub enum Claim {
     Existing(Payment),
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way. The body commits; a
-/// transaction dropped without commit rolls back.
+/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$append`, the
+/// engine's outbox append. The body commits; a transaction dropped without commit rolls back.
 macro_rules! in_write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {
+    ($db:expr, |$tx:ident, $append:ident| $body:expr) => {
         match $db {
             Database::Sqlite(pool) => {
                 let mut $tx = sqlite::begin_write(pool).await?;
+                let $append = souk_chassis::events::append_sqlite;
                 $body
             }
             Database::Postgres(pool) => {
                 let mut $tx = postgres::begin_write(pool).await?;
+                let $append = souk_chassis::events::append_postgres;
                 $body
             }
         }
@@ -228,8 +242,9 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// Records the processor's answer for the attempt that began at `lease`; `false` (and no
-    /// change) when that attempt no longer owns the payment.
+    /// Records the processor's answer for the attempt that began at `lease`, and its event
+    /// (`payment_captured` or `payment_declined`) in the same transaction; `false` (no change, no
+    /// event) when that attempt no longer owns the payment.
     pub async fn finish(
         &self,
         order_id: Uuid,
@@ -244,17 +259,44 @@ impl Store {
         };
         let sql = "UPDATE payments SET status = $3, decline_code = $4, processor_charge_id = $5, captured_at = $6 \
                    WHERE order_id = $1 AND status = 'pending' AND attempt_at = $2";
-        let moved = on_pool!(&self.db, |pool| sqlx::query(sql)
-            .bind(order_id.to_string())
-            .bind(lease.millis())
-            .bind(status.as_str())
-            .bind(code)
-            .bind(charge_id)
-            .bind(captured_at)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(moved == 1)
+        in_write_tx!(&self.db, |tx, append| {
+            let moved = sqlx::query(sql)
+                .bind(order_id.to_string())
+                .bind(lease.millis())
+                .bind(status.as_str())
+                .bind(code)
+                .bind(charge_id)
+                .bind(captured_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved != 1 {
+                return Ok(false);
+            }
+            let row = sqlx::query("SELECT * FROM payments WHERE order_id = $1")
+                .bind(order_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let payment = payment_from_row(&row)?;
+            let request = payment
+                .request
+                .as_ref()
+                .ok_or_else(|| corrupt("payments.user_id", "a charged payment has no request"))?;
+            let row = sqlx::query("SELECT * FROM payment_methods WHERE id = $1")
+                .bind(request.payment_method_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let method = method_from_row(&row)?;
+            let event = match outcome {
+                ChargeOutcome::Captured => events::captured(&payment, request, &method, now),
+                ChargeOutcome::Declined(code) => {
+                    events::declined(&payment, request, &method, code, now)
+                }
+            };
+            append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Forgets the pending payment of the attempt that began at `lease`: the processor took no
@@ -309,12 +351,17 @@ impl Store {
         })
     }
 
-    /// Records `refund` of a captured payment and marks the payment refunded, in one
-    /// transaction. A payment has one refund: when it has one already, that one is returned.
-    pub async fn record_refund(&self, refund: &Refund) -> Result<Refund, StoreError> {
+    /// Records `refund` of a captured payment (asked for by `user_id`), marks the payment
+    /// refunded and appends `payment_refunded`, in one transaction. A payment has one refund:
+    /// when it has one already, that one is returned and nothing more is recorded.
+    pub async fn record_refund(
+        &self,
+        refund: &Refund,
+        user_id: &str,
+    ) -> Result<Refund, StoreError> {
         let order_id = refund.order_id.to_string();
-        in_write_tx!(&self.db, |tx| {
-            sqlx::query(sql::INSERT_REFUND)
+        in_write_tx!(&self.db, |tx, append| {
+            let inserted = sqlx::query(sql::INSERT_REFUND)
                 .bind(refund.id.to_string())
                 .bind(refund.payment_id.to_string())
                 .bind(&order_id)
@@ -323,16 +370,20 @@ impl Store {
                 .bind(&refund.processor_refund_id)
                 .bind(refund.created_at.millis())
                 .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 1 {
+                sqlx::query(
+                    "UPDATE payments SET status = 'refunded', refunded_at = $2 \
+                     WHERE order_id = $1 AND status = 'captured'",
+                )
+                .bind(&order_id)
+                .bind(refund.created_at.millis())
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "UPDATE payments SET status = 'refunded', refunded_at = $2 \
-                 WHERE order_id = $1 AND status = 'captured'",
-            )
-            .bind(&order_id)
-            .bind(refund.created_at.millis())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+                append(&mut tx, &events::refunded(refund, user_id)).await?;
+                tx.commit().await?;
+            }
         });
         self.refund_of(refund.order_id)
             .await?

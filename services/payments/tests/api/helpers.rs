@@ -167,6 +167,46 @@ impl TestApp {
         .await
     }
 
+    /// Every event in the outbox feed, in order, read as a consumer would (history's service
+    /// token for payments).
+    pub async fn events(&self) -> Vec<Value> {
+        let token = self.issuer.service_token("history", "payments");
+        let (status, page) = self
+            .send(
+                Method::GET,
+                "/v1/events?after=0&limit=500",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["events"]
+            .as_array()
+            .expect("a page of events")
+            .iter()
+            .map(|item| item["event"].clone())
+            .collect()
+    }
+
+    /// The events about `order`, in order.
+    pub async fn events_of(&self, order: Uuid) -> Vec<Value> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e["subject"] == order.to_string())
+            .collect()
+    }
+
+    /// Renames a table (and back), so that writing to it fails: for proving that a failed
+    /// transaction leaves nothing behind.
+    pub async fn rename_table(&self, from: &str, to: &str) {
+        let sql = sqlx::AssertSqlSafe(format!("ALTER TABLE {from} RENAME TO {to}"));
+        match self.database() {
+            Database::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            Database::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+        }
+    }
+
     /// The database behind the service.
     pub fn database(&self) -> &Database {
         self.payments.store.database()

@@ -11,6 +11,7 @@ mod chaos;
 mod charges;
 mod concurrency;
 mod config;
+mod events;
 mod helpers;
 mod logs;
 mod methods;
