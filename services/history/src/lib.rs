@@ -1,0 +1,244 @@
+//! souk's history service: the purchase history read model.
+//!
+//! History is a projection: every purchase it shows is built from events — orders' `order_placed`,
+//! `order_confirmed` and `order_cancelled`, payments' `payment_captured` and `payment_refunded` —
+//! and it calls no service to answer a request. Two consumers (`history.orders`,
+//! `history.payments`) read those events at least once, in each producer's order, from the
+//! producers' feeds or from NATS, and merge each into the purchase in the transaction that
+//! records it in their inbox; the two producers' events may arrive in any order relative to each
+//! other and end in the same row. `GET /v1/history` shows the caller their own purchases.
+//!
+//! History owns its database (SQLite or PostgreSQL). It calls identity only for the service
+//! tokens the producers' feeds want.
+
+/// Runs the same code on whichever pool the database is.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            souk_chassis::Database::Sqlite($pool) => $body,
+            souk_chassis::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub mod config;
+pub mod domain;
+pub mod projection;
+pub mod routes;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use souk_chassis::client::{ServiceClient, ServiceTokens};
+use souk_chassis::config::ConfigError;
+use souk_chassis::db::DbError;
+use souk_chassis::server::ShutdownTrigger;
+use souk_chassis::{Env, Health, Shutdown};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, ConsumerConfig};
+pub use routes::{ApiDoc, AppState};
+use store::Store;
+
+/// The service's name: its config section, its log and metrics label, its consumers' prefix.
+pub const NAME: &str = "history";
+
+/// Why history could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Configuration was read but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Reads history's config: defaults < `SOUK_CONFIG` file < `SOUK_HISTORY__*` variables.
+pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
+    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
+}
+
+/// The services history hears from, as clients: over HTTP ([`Producers::http`]) or, in the
+/// monolith, on their routers in this process (`ServiceClient::in_process`).
+///
+/// A client's service name names the producer: its consumer is `history.<name>`, its feed is
+/// read through the client with a service token for audience `<name>`, and with NATS its
+/// stream is `SOUK_<NAME>`. Name them `orders` and `payments`.
+#[derive(Debug, Clone)]
+pub struct Producers {
+    /// Orders (`GET /v1/events`: `order_placed`, `order_confirmed`, `order_cancelled`).
+    pub orders: ServiceClient,
+    /// Payments (`GET /v1/events`: `payment_captured`, `payment_refunded`).
+    pub payments: ServiceClient,
+    /// Identity (`POST /v1/auth/service-token`), for the feeds' service tokens.
+    pub identity: ServiceClient,
+}
+
+impl Producers {
+    /// Every producer over HTTP at the URLs `config` names.
+    pub fn http(config: &Config) -> Self {
+        Self {
+            orders: ServiceClient::http("orders", &config.orders),
+            payments: ServiceClient::http("payments", &config.payments),
+            identity: ServiceClient::http("identity", &config.service_token.identity),
+        }
+    }
+}
+
+/// Starts shutdown of what it was made for when dropped: the consumers [`build`] starts stop
+/// once the last copy of its router is gone.
+#[derive(Debug)]
+pub struct StopOnDrop(ShutdownTrigger);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+/// Ready history: its whole router (API, dead letters, health, metrics, standard stack), its
+/// store, and its running consumers.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Everything history serves.
+    pub router: Router,
+    /// Its store.
+    pub store: Store,
+    /// Its health, to mark it draining on shutdown.
+    pub health: Health,
+    consumers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl History {
+    /// Waits for the consumers to stop (they do once shutdown begins, after the event in hand).
+    pub async fn stopped(&self) {
+        let consumers = std::mem::take(
+            &mut *self
+                .consumers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for consumer in consumers {
+            if let Err(err) = consumer.await {
+                tracing::warn!(%err, "an event consumer ended abnormally");
+            }
+        }
+    }
+}
+
+/// Opens the store, starts the consumers of the producers `config` names (over HTTP) and builds
+/// the router. The consumers run for as long as the router (or a copy of it) exists.
+pub async fn build(config: &Config) -> Result<History, StartError> {
+    let (trigger, shutdown) = Shutdown::manual(config.http.drain_timeout());
+    let lifeline = Arc::new(StopOnDrop(trigger));
+    assemble(config, Producers::http(config), &shutdown, Some(lifeline)).await
+}
+
+/// [`build`], hearing from the producers through `producers` — for the monolith, their routers
+/// in this process — with consumers that run until `shutdown`.
+pub async fn build_with(
+    config: &Config,
+    producers: Producers,
+    shutdown: &Shutdown,
+) -> Result<History, StartError> {
+    assemble(config, producers, shutdown, None).await
+}
+
+async fn assemble(
+    config: &Config,
+    producers: Producers,
+    shutdown: &Shutdown,
+    lifeline: Option<Arc<StopOnDrop>>,
+) -> Result<History, StartError> {
+    config.validate().map_err(StartError::Invalid)?;
+    let store = Store::open(&config.database).await?;
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    let tokens = ServiceTokens::new(producers.identity, &config.service_token);
+    let consumers = [producers.orders, producers.payments]
+        .iter()
+        .map(|producer| {
+            projection::spawn(
+                &store,
+                producer,
+                &tokens,
+                &config.events,
+                &config.consumers,
+                shutdown,
+            )
+        })
+        .collect();
+    let api = routes::app(AppState {
+        store: store.clone(),
+        auth: auth.clone(),
+        lifeline,
+    })
+    .merge(souk_chassis::events::dead_letters_router(
+        store.database().clone(),
+        auth,
+    ));
+    let health = Health::new().with_check(store.database().clone());
+    let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
+    Ok(History {
+        router,
+        store,
+        health,
+        consumers: Arc::new(Mutex::new(consumers)),
+    })
+}
+
+/// Serves history on `listener` until `shutdown`.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let history = build_with(config, Producers::http(config), &shutdown).await?;
+    history.health.drain_on(&shutdown);
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, engine = history.store.database().engine(), "history listening");
+    souk_chassis::serve(listener, history.router.clone(), shutdown.clone())
+        .await
+        .map_err(StartError::Serve)?;
+    if tokio::time::timeout(shutdown.drain_deadline(), history.stopped())
+        .await
+        .is_err()
+    {
+        tracing::warn!("event consumers did not stop within the drain deadline");
+    }
+    history.store.database().close().await;
+    Ok(())
+}
+
+/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
+pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
+    let config = load_config(env)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
+    run(&config, listener, shutdown).await
+}
