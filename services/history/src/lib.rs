@@ -128,7 +128,9 @@ pub struct History {
 }
 
 impl History {
-    /// Waits for the consumers to stop (they do once shutdown begins, after the event in hand).
+    /// Waits for the consumers to stop: they do once shutdown begins, after the event in hand.
+    /// (For a [`build`] history that is when every copy of its router is gone: await this only
+    /// for one made by [`build_with`], after triggering its shutdown.)
     pub async fn stopped(&self) {
         let consumers = std::mem::take(
             &mut *self
