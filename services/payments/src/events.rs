@@ -176,6 +176,9 @@ mod tests {
         assert_eq!(event.data["payment_id"], payment.id.to_string());
         assert_eq!(event.data["user_id"], "u1");
         assert_eq!(event.data["refunded_at"], "1970-01-01T00:00:02.000Z");
-        assert!(!event.data.to_string().contains("re_1"), "the processor's ids stay here");
+        assert!(
+            !event.data.to_string().contains("re_1"),
+            "the processor's ids stay here"
+        );
     }
 }
