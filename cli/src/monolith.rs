@@ -27,8 +27,11 @@ async fn monolith(options: Options) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let shutdown = Shutdown::on_os_signals(Duration::from_secs(10));
     let databases = up::databases(&options).await?;
+    let cart_events = up::cart_events_database(&options).await?;
+    let secrets = up::service_secrets()?;
     let env = Env::from_process();
     let mut routers = souk_gateway::InProcess::new();
+    let mut consumers = Vec::new();
     // In start order, so a service's neighbours are built before it and it calls their routers.
     for service in Service::ALL {
         let url = databases.get(&service).cloned().unwrap_or_default();
@@ -38,9 +41,17 @@ async fn monolith(options: Options) -> Result<(), String> {
             built: &routers,
             shutdown: &shutdown,
             options: &options,
+            secrets: &secrets,
+            cart_events: &cart_events,
         };
-        let router = build(service, url, &context).await?;
-        routers.insert(service.name().to_owned(), router);
+        let built = build(service, url, &context).await?;
+        routers.insert(service.name().to_owned(), built.router);
+        consumers.extend(built.consumer);
+    }
+    // Consumers read producers built after them (orders calls inventory, whose consumer reads
+    // orders' events): they start once every router exists.
+    for consumer in consumers {
+        consumer.start(&routers, &shutdown).await?;
     }
 
     let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
@@ -97,15 +108,65 @@ struct Context<'a> {
     built: &'a souk_gateway::InProcess,
     shutdown: &'a Shutdown,
     options: &'a Options,
+    /// Each calling service's secret at identity.
+    secrets: &'a BTreeMap<Service, String>,
+    /// Where the cart keeps its event bookkeeping.
+    cart_events: &'a str,
+}
+
+/// A service built, and the event consumer it runs once its producers exist.
+struct Built {
+    router: axum::Router,
+    consumer: Option<Consumer>,
+}
+
+impl From<axum::Router> for Built {
+    fn from(router: axum::Router) -> Self {
+        Self {
+            router,
+            consumer: None,
+        }
+    }
+}
+
+/// An event consumer to start when every router exists.
+enum Consumer {
+    Inventory(Box<souk_inventory::Inventory>, Box<souk_inventory::Config>),
+    Cart(Box<souk_cart::Cart>, Box<souk_cart::Config>),
+}
+
+impl Consumer {
+    /// Starts it on the in-process orders (its producer) and identity (its tokens).
+    async fn start(
+        self,
+        routers: &souk_gateway::InProcess,
+        shutdown: &Shutdown,
+    ) -> Result<(), String> {
+        let client = |name: &str| {
+            routers
+                .get(name)
+                .cloned()
+                .map(|router| ServiceClient::in_process(name, router, Duration::from_secs(30)))
+                .ok_or_else(|| format!("{name} was not built"))
+        };
+        let (orders, identity) = (client("orders")?, client("identity")?);
+        match self {
+            Self::Inventory(inventory, config) => {
+                inventory.consume_order_events(&config, orders, identity, shutdown.clone());
+            }
+            Self::Cart(cart, config) => {
+                cart.consume_order_events(&config, orders, identity, shutdown.clone())
+                    .await
+                    .map_err(|e| format!("cart: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Builds `service`'s router on `database`, as its own process would, calling its neighbours'
 /// routers in this process.
-async fn build(
-    service: Service,
-    database: String,
-    context: &Context<'_>,
-) -> Result<axum::Router, String> {
+async fn build(service: Service, database: String, context: &Context<'_>) -> Result<Built, String> {
     let Context {
         env,
         listen,
@@ -121,15 +182,33 @@ async fn build(
             .map(|router| ServiceClient::in_process(name, router, config.timeout()))
             .ok_or_else(|| format!("{} is built before {name}", service.name()))
     };
+    let secret = |service: Service| {
+        context
+            .secrets
+            .get(&service)
+            .map(|s| souk_chassis::Secret::new(s.clone()))
+            .ok_or_else(|| format!("no service secret for {}", service.name()))
+    };
     match service {
         Service::Identity => {
             let mut config = souk_identity::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
+            for (caller, secret) in context.secrets {
+                let client = souk_identity::config::ServiceClient {
+                    secret: souk_chassis::Secret::new(secret.clone()),
+                    audiences: caller
+                        .token_audiences()
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
+                };
+                config.services.insert(caller.name().to_owned(), client);
+            }
             let identity = souk_identity::build(config, souk_identity::AdminAccount::from_env(env))
                 .await
                 .map_err(|e| format!("identity: {}", souk_chassis::problem::ErrorChain(&e)))?;
             identity.health.drain_on(shutdown);
-            Ok(identity.router)
+            Ok(identity.router.into())
         }
         Service::Catalog => {
             let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
@@ -139,18 +218,22 @@ async fn build(
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
             catalog.health.drain_on(shutdown);
-            Ok(catalog.router)
+            Ok(catalog.router.into())
         }
         Service::Inventory => {
             let mut config = souk_inventory::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
             config.auth.jwks_url = jwks_url;
+            config.service_token.client_secret = secret(Service::Inventory)?;
             let catalog = neighbour("catalog", &config.catalog)?;
             let inventory = souk_inventory::build_with(&config, catalog)
                 .await
                 .map_err(|e| format!("inventory: {}", souk_chassis::problem::ErrorChain(&e)))?;
             inventory.health.drain_on(shutdown);
-            Ok(inventory.router)
+            Ok(Built {
+                router: inventory.router.clone(),
+                consumer: Some(Consumer::Inventory(Box::new(inventory), Box::new(config))),
+            })
         }
         Service::Payments => {
             let mut config = souk_payments::load_config(env).map_err(|e| e.to_string())?;
@@ -160,7 +243,7 @@ async fn build(
                 .await
                 .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;
             payments.health.drain_on(shutdown);
-            Ok(payments.router)
+            Ok(payments.router.into())
         }
         Service::Cart => {
             let mut config = souk_cart::load_config(env).map_err(|e| e.to_string())?;
@@ -169,12 +252,52 @@ async fn build(
                 config.store.key_prefix = prefix;
             }
             config.auth.jwks_url = jwks_url;
+            config.events_database = souk_chassis::DatabaseConfig::with_url(context.cart_events);
+            config.service_token.client_secret = secret(Service::Cart)?;
             let catalog = neighbour("catalog", &config.catalog)?;
             let cart = souk_cart::build_with(&config, catalog)
                 .await
                 .map_err(|e| format!("cart: {}", souk_chassis::problem::ErrorChain(&e)))?;
             cart.health.drain_on(shutdown);
-            Ok(cart.router)
+            Ok(Built {
+                router: cart.router.clone(),
+                consumer: Some(Consumer::Cart(Box::new(cart), Box::new(config))),
+            })
+        }
+        Service::Orders => {
+            let mut config = souk_orders::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            config.auth.jwks_url = jwks_url;
+            config.service_token.client_secret = secret(Service::Orders)?;
+            let neighbours = souk_orders::Neighbours {
+                cart: neighbour("cart", &config.cart)?,
+                catalog: neighbour("catalog", &config.catalog)?,
+                inventory: neighbour("inventory", &config.inventory)?,
+                payments: neighbour("payments", &config.payments)?,
+                identity: neighbour("identity", &config.service_token.identity)?,
+            };
+            let orders = souk_orders::build_with(&config, neighbours)
+                .await
+                .map_err(|e| format!("orders: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            orders.spawn_relay(shutdown);
+            orders.health.drain_on(shutdown);
+            Ok(orders.router.into())
+        }
+        Service::History => {
+            let mut config = souk_history::load_config(env).map_err(|e| e.to_string())?;
+            config.database = souk_chassis::DatabaseConfig::with_url(database);
+            config.auth.jwks_url = jwks_url;
+            config.service_token.client_secret = secret(Service::History)?;
+            let producers = souk_history::Producers {
+                orders: neighbour("orders", &config.orders)?,
+                payments: neighbour("payments", &config.payments)?,
+                identity: neighbour("identity", &config.service_token.identity)?,
+            };
+            let history = souk_history::build_with(&config, producers, shutdown)
+                .await
+                .map_err(|e| format!("history: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            history.health.drain_on(shutdown);
+            Ok(history.router.into())
         }
     }
 }

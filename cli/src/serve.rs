@@ -18,6 +18,10 @@ pub(crate) enum Target {
     Cart,
     /// Cards, payments per order, refunds.
     Payments,
+    /// Checkout: orders and their saga.
+    Orders,
+    /// Purchase history.
+    History,
     /// The API gateway.
     Gateway {
         /// Its TOML configuration (see services/gateway/examples/gateway.toml).
@@ -34,6 +38,8 @@ pub(crate) fn run(target: Target) -> ExitCode {
         Target::Inventory => services::serve(Service::Inventory),
         Target::Cart => services::serve(Service::Cart),
         Target::Payments => services::serve(Service::Payments),
+        Target::Orders => services::serve(Service::Orders),
+        Target::History => services::serve(Service::History),
         Target::Gateway { config } => serve_gateway(config),
     }
 }

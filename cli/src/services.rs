@@ -16,6 +16,10 @@ pub(crate) enum Service {
     Cart,
     /// Cards (as tokens), one payment per order, refunds, the simulated processor.
     Payments,
+    /// Checkout: orders and the saga that reserves, charges and confirms them.
+    Orders,
+    /// Purchase history, projected from orders' and payments' events.
+    History,
 }
 
 /// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
@@ -61,18 +65,30 @@ const CARD_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         shared: false,
     });
 
+/// Checkouts per user: generous for a person, a wall for a script.
+const ORDER_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 0,
+        client_burst: 0,
+        user_per_minute: 600,
+        user_burst: 60,
+        shared: false,
+    });
+
 use souk_gateway::config::Policy::{Admin, Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
 impl Service {
     /// Every service, in start order.
-    pub(crate) const ALL: [Service; 5] = [
+    pub(crate) const ALL: [Service; 7] = [
         Service::Identity,
         Service::Catalog,
         Service::Inventory,
         Service::Cart,
         Service::Payments,
+        Service::Orders,
+        Service::History,
     ];
 
     /// Its name: config section, database file, log prefix, upstream name.
@@ -83,6 +99,8 @@ impl Service {
             Self::Inventory => "inventory",
             Self::Cart => "cart",
             Self::Payments => "payments",
+            Self::Orders => "orders",
+            Self::History => "history",
         }
     }
 
@@ -180,6 +198,22 @@ impl Service {
                 policy: User,
                 rate_limit: CARD_LIMIT,
             }],
+            Self::Orders => &[PublicRoute {
+                name: "orders",
+                prefix: "/api/v1/orders",
+                methods: Some(&["GET", "HEAD", "POST"]),
+                rewrite: "/v1/orders",
+                policy: User,
+                rate_limit: ORDER_LIMIT,
+            }],
+            Self::History => &[PublicRoute {
+                name: "history",
+                prefix: "/api/v1/history",
+                methods: READ,
+                rewrite: "/v1/history",
+                policy: User,
+                rate_limit: None,
+            }],
         }
     }
 
@@ -193,14 +227,43 @@ impl Service {
         !matches!(self, Self::Identity)
     }
 
-    /// Whether it calls the catalog (and so needs to be told where it is).
-    pub(crate) fn calls_catalog(self) -> bool {
-        matches!(self, Self::Inventory | Self::Cart)
+    /// The neighbours it calls on their public API, through the gateway (which balances over the
+    /// healthy instances): each is the config key of a `ClientConfig`.
+    pub(crate) fn public_neighbours(self) -> &'static [&'static str] {
+        match self {
+            Self::Inventory | Self::Cart => &["catalog"],
+            Self::Orders => &["cart", "catalog"],
+            _ => &[],
+        }
     }
 
-    /// The variable that sets where it reaches the catalog.
-    pub(crate) fn catalog_var(self) -> String {
-        format!("SOUK_{}__CATALOG__URL", self.name().to_ascii_uppercase())
+    /// The neighbours it calls on internal endpoints (or whose event feed it reads), directly:
+    /// `(config key, service)`.
+    pub(crate) fn internal_neighbours(self) -> &'static [(&'static str, Service)] {
+        match self {
+            Self::Inventory | Self::Cart => &[("orders", Self::Orders)],
+            Self::Orders => &[("inventory", Self::Inventory), ("payments", Self::Payments)],
+            Self::History => &[("orders", Self::Orders), ("payments", Self::Payments)],
+            _ => &[],
+        }
+    }
+
+    /// The services whose internal endpoints it calls with service tokens: identity lets it ask
+    /// for tokens addressed to them.
+    pub(crate) fn token_audiences(self) -> Vec<&'static str> {
+        self.internal_neighbours()
+            .iter()
+            .map(|(_, service)| service.name())
+            .collect()
+    }
+
+    /// The variable that sets `key` of its config (`SOUK_ORDERS__CART__URL`).
+    pub(crate) fn var(self, key: &str) -> String {
+        format!(
+            "SOUK_{}__{}",
+            self.name().to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        )
     }
 
     /// The variable that sets where it fetches the JWKS.
@@ -242,5 +305,11 @@ pub(crate) fn serve(service: Service) -> std::process::ExitCode {
                 souk_payments::serve_from_env(&env).await
             })
         }
+        Service::Orders => souk_chassis::server::run_main(souk_orders::NAME, |env| async move {
+            souk_orders::serve_from_env(&env).await
+        }),
+        Service::History => souk_chassis::server::run_main(souk_history::NAME, |env| async move {
+            souk_history::serve_from_env(&env).await
+        }),
     }
 }

@@ -49,6 +49,13 @@ pub(crate) struct Shop {
     options: Options,
     /// Database URL per service.
     databases: BTreeMap<Service, String>,
+    /// Where the first instance of each service listens, chosen before any starts: services
+    /// that call each other are told these addresses (and restarts keep them).
+    primary: BTreeMap<Service, SocketAddr>,
+    /// Each calling service's secret at identity, made up for this run.
+    secrets: BTreeMap<Service, String>,
+    /// Where the cart keeps its event bookkeeping.
+    cart_events: String,
     instances: Mutex<BTreeMap<Service, Vec<Arc<Supervised>>>>,
     gateway: Mutex<Option<Arc<Supervised>>>,
     gateway_addr: SocketAddr,
@@ -108,7 +115,16 @@ async fn up(options: Options) -> Result<(), String> {
     let started = Instant::now();
     let gateway_addr = preflight(&options)?;
     let databases = databases(&options).await?;
+    let cart_events = cart_events_database(&options).await?;
+    let primary = Service::ALL
+        .iter()
+        .map(|s| Ok((*s, SocketAddr::from(([127, 0, 0, 1], free_port()?)))))
+        .collect::<Result<_, String>>()?;
+    let secrets = service_secrets()?;
     let shop = Arc::new(Shop {
+        primary,
+        secrets,
+        cart_events,
         admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         gateway_addr,
         databases,
@@ -198,21 +214,18 @@ impl Shop {
     }
 
     fn instance_spec(&self, service: Service, index: usize) -> Result<Spec, String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let addr = match (index, self.primary.get(&service)) {
+            (1, Some(addr)) => *addr,
+            _ => SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        };
         let label = format!("{}.{index}", service.name());
         let mut env = vec![(service.listen_var(), addr.to_string())];
+        env.extend(self.neighbour_env(service));
         if let Some(url) = self.databases.get(&service) {
             env.push((service.database_var(), url.clone()));
         }
         if let Some(prefix) = cart_key_prefix(&self.options).filter(|_| service == Service::Cart) {
             env.push(("SOUK_CART__STORE__KEY_PREFIX".to_owned(), prefix));
-        }
-        if service.calls_catalog() {
-            // Through the gateway: it balances over the catalog instances that are healthy now.
-            env.push((
-                service.catalog_var(),
-                format!("http://{}/api", self.gateway_addr),
-            ));
         }
         if service.verifies_tokens() {
             // Through the gateway: one stable address, whichever identity instances run.
@@ -230,6 +243,50 @@ impl Shop {
             label,
             stop_deadline: STOP_DEADLINE,
         })
+    }
+
+    /// Where `service` finds the services it calls, and the credentials it calls them with.
+    fn neighbour_env(&self, service: Service) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for key in service.public_neighbours() {
+            // Through the gateway: it balances over the instances that are healthy now.
+            let url = format!("http://{}/api", self.gateway_addr);
+            env.push((service.var(&format!("{key}__url")), url));
+        }
+        for (key, neighbour) in service.internal_neighbours() {
+            // Internal endpoints and event feeds are not on the gateway: the first instance.
+            if let Some(addr) = self.primary.get(neighbour) {
+                env.push((
+                    service.var(&format!("{key}__url")),
+                    format!("http://{addr}"),
+                ));
+            }
+        }
+        if let (Some(secret), Some(identity)) = (
+            self.secrets.get(&service),
+            self.primary.get(&Service::Identity),
+        ) {
+            env.push((service.var("service_token__client_secret"), secret.clone()));
+            env.push((
+                service.var("service_token__identity__url"),
+                format!("http://{identity}"),
+            ));
+        }
+        if service == Service::Identity {
+            for (caller, secret) in &self.secrets {
+                let section = format!("services__{}", caller.name());
+                env.push((service.var(&format!("{section}__secret")), secret.clone()));
+                let audiences = caller.token_audiences().join(",");
+                env.push((service.var(&format!("{section}__audiences")), audiences));
+            }
+        }
+        if service == Service::Cart {
+            env.push((
+                service.var("events_database__url"),
+                self.cart_events.clone(),
+            ));
+        }
+        env
     }
 
     async fn start_gateway(&self) -> Result<(), String> {
@@ -462,6 +519,50 @@ pub(crate) fn server_prefix() -> String {
 /// The cart's Redis key prefix on the servers backend.
 pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
     (options.backend == Backend::Postgres).then(|| format!("{}cart:", server_prefix()))
+}
+
+/// A secret for every service that calls internal endpoints, made up for this run: identity is
+/// told them, and each service its own.
+pub(crate) fn service_secrets() -> Result<BTreeMap<Service, String>, String> {
+    use std::io::Read;
+    let mut random = std::fs::File::open("/dev/urandom")
+        .map_err(|e| format!("cannot read random bytes for service secrets: {e}"))?;
+    Service::ALL
+        .iter()
+        .filter(|s| !s.token_audiences().is_empty())
+        .map(|service| {
+            let mut bytes = [0u8; 24];
+            random
+                .read_exact(&mut bytes)
+                .map_err(|e| format!("cannot read random bytes for service secrets: {e}"))?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            Ok((*service, hex))
+        })
+        .collect()
+}
+
+/// Where the cart keeps its event bookkeeping: beside its SQLite store, or a PostgreSQL database
+/// of its own on the servers backend (its carts are in Redis).
+pub(crate) async fn cart_events_database(options: &Options) -> Result<String, String> {
+    match options.backend {
+        Backend::Embedded => {
+            let dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
+            Ok(format!("sqlite://{}/cart-events.db", dir.display()))
+        }
+        Backend::Postgres => {
+            let server = std::env::var("SOUK_POSTGRES_URL")
+                .map_err(|_| "--backend postgres needs SOUK_POSTGRES_URL".to_owned())?;
+            let name = format!("{}cart", server_prefix());
+            souk_chassis::db::create_database_if_missing(&server, &name)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot prepare the cart's events database on SOUK_POSTGRES_URL: {}",
+                        souk_chassis::problem::ErrorChain(&e)
+                    )
+                })
+        }
+    }
 }
 
 /// A loopback port free right now (the process that gets it binds it moments later).

@@ -118,6 +118,15 @@ impl Shop {
             .unwrap()
     }
 
+    /// The gateway's view of one upstream.
+    pub async fn upstream(&self, name: &str) -> Value {
+        self.upstreams()
+            .await
+            .into_iter()
+            .find(|u| u["name"] == name)
+            .unwrap_or_else(|| panic!("no upstream {name}"))
+    }
+
     /// SIGTERM, then waits for `souk up` to exit; returns its exit status and how long it took.
     pub fn stop(&mut self) -> (std::process::ExitStatus, Duration) {
         let mut child = self.child.take().unwrap();

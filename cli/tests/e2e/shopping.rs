@@ -268,3 +268,159 @@ async fn the_product_page_outlives_a_stopped_inventory() {
     )
     .await;
 }
+
+/// Registers `card_number` for `token`'s user; its payment method id.
+async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
+    let body =
+        json!({ "card_number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123" });
+    let (status, method) = send(
+        shop,
+        reqwest::Method::POST,
+        "/api/v1/payment-methods",
+        token,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{method}");
+    method["id"].as_str().unwrap().to_owned()
+}
+
+/// Places an order for `token`'s cart; its id (after checking a replay answers the same).
+async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) -> String {
+    let body = json!({
+        "payment_method_id": payment_method,
+        "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" }
+    });
+    let post = || {
+        shop.client
+            .post(format!("http://{}/api/v1/orders", shop.gateway))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let placed = post().await.unwrap();
+    assert_eq!(placed.status(), 202);
+    let location = placed.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = placed.json().await.unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/orders/{id}"));
+    assert_eq!(order["status"], "pending");
+    let replayed: Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(replayed["id"], id.as_str(), "the same key places one order");
+    id
+}
+
+/// Waits for order `id` to leave `pending`; the order.
+async fn settled(shop: &Shop, token: &str, id: &str) -> Value {
+    let path = format!("/api/v1/orders/{id}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, order) = send(shop, reqwest::Method::GET, &path, token, None).await;
+        assert_eq!(status, 200, "{order}");
+        if order["status"] != "pending" {
+            return order;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order {id} still pending: {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn available(shop: &Shop, id: &str) -> i64 {
+    details(shop, id).await["availability"]["quantity"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A shopper checks out: the order is confirmed, the stock is sold, the cart empties; a
+/// declined card cancels the next order and gives its stock back.
+async fn checks_out(shop: &Shop) {
+    let page: Value = shop
+        .get("/api/v1/products?limit=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let product = page["items"][2].clone();
+    let id = product["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(20), "availability is known", || async {
+        details(shop, &id).await["availability"].is_object()
+    })
+    .await;
+    let before = available(shop, &id).await;
+    assert!(before >= 2, "demo stock for {id}: {before}");
+
+    let token = sign_in(shop, "buyer@example.com", "a buyer's long passphrase").await;
+    let item = format!("/api/v1/cart/items/{id}");
+    send(
+        shop,
+        reqwest::Method::PUT,
+        &item,
+        &token,
+        Some(json!({ "quantity": 2 })),
+    )
+    .await;
+    let good = card(shop, &token, "4242424242424242").await;
+    let order_id = place_order(shop, &token, &good, "checkout-1").await;
+    let order = settled(shop, &token, &order_id).await;
+    assert_eq!(order["status"], "confirmed", "{order}");
+    assert_eq!(
+        order["total"]["amount"],
+        2 * product["price"]["amount"].as_i64().unwrap()
+    );
+    assert_eq!(order["lines"][0]["name"], product["name"]);
+    eventually(Duration::from_secs(10), "the cart empties", || async {
+        send(shop, reqwest::Method::GET, "/api/v1/cart", &token, None)
+            .await
+            .1["items"]
+            == json!([])
+    })
+    .await;
+    assert_eq!(available(shop, &id).await, before - 2, "two units sold");
+    let (status, list) = send(shop, reqwest::Method::GET, "/api/v1/orders", &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"][0]["id"], order_id.as_str());
+    let stranger = sign_in(shop, "stranger@example.com", "a stranger's passphrase").await;
+    let (status, _) = send(
+        shop,
+        reqwest::Method::GET,
+        &format!("/api/v1/orders/{order_id}"),
+        &stranger,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "another's order does not exist for them");
+
+    send(
+        shop,
+        reqwest::Method::PUT,
+        &item,
+        &token,
+        Some(json!({ "quantity": 1 })),
+    )
+    .await;
+    let declined = card(shop, &token, "4000000000000002").await;
+    let order_id = place_order(shop, &token, &declined, "checkout-2").await;
+    let order = settled(shop, &token, &order_id).await;
+    assert_eq!(order["status"], "cancelled", "{order}");
+    assert_eq!(order["cancel_reason"], "payment_declined");
+    eventually(
+        Duration::from_secs(10),
+        "the held unit goes back on sale",
+        || async { available(shop, &id).await == before - 2 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_works_alike_in_both_topologies() {
+    for topology in ["up", "monolith"] {
+        let mut shop = Shop::start(topology, &[]).await;
+        checks_out(&shop).await;
+        let (status, _) = shop.stop();
+        assert!(status.success(), "{topology}");
+    }
+}

@@ -120,7 +120,7 @@ async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap() as u32)
         .collect();
-    assert_eq!(pids.len(), 3, "identity, catalog and the gateway");
+    assert_eq!(pids.len(), 8, "seven services and the gateway");
     assert!(pids.iter().all(|&pid| alive(pid)));
     assert!(
         std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),
@@ -176,7 +176,7 @@ async fn a_killed_instance_is_restarted_while_the_gateway_keeps_serving() {
         Duration::from_secs(15),
         "the restarted instance is healthy again",
         || async {
-            shop.upstreams().await[0]["endpoints"]
+            shop.upstream("catalog").await["endpoints"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -219,7 +219,7 @@ async fn scaling_spreads_requests_over_the_instances_without_failures() {
         );
     };
     scale("3");
-    let endpoints = shop.upstreams().await[0]["endpoints"]
+    let endpoints = shop.upstream("catalog").await["endpoints"]
         .as_array()
         .unwrap()
         .len();
@@ -227,7 +227,7 @@ async fn scaling_spreads_requests_over_the_instances_without_failures() {
     for _ in 0..60 {
         assert_eq!(shop.get("/api/v1/products?limit=1").await.status(), 200);
     }
-    let requests: Vec<u64> = shop.upstreams().await[0]["endpoints"]
+    let requests: Vec<u64> = shop.upstream("catalog").await["endpoints"]
         .as_array()
         .unwrap()
         .iter()
@@ -239,7 +239,7 @@ async fn scaling_spreads_requests_over_the_instances_without_failures() {
     );
     scale("1");
     assert_eq!(
-        shop.upstreams().await[0]["endpoints"]
+        shop.upstream("catalog").await["endpoints"]
             .as_array()
             .unwrap()
             .len(),

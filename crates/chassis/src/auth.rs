@@ -20,6 +20,10 @@ use crate::problem::Problem;
 
 /// Least time between two fetches caused by unknown key ids.
 const MIN_REFETCH: Duration = Duration::from_secs(5);
+/// Least time between two fetches while no key is known at all (identity not up yet): short,
+/// and waited out rather than refused, so a service started before identity serves as soon as
+/// identity answers.
+const MIN_REFETCH_WITHOUT_KEYS: Duration = Duration::from_millis(250);
 /// Keys are fetched again this often anyway.
 const MAX_AGE: Duration = Duration::from_secs(300);
 
@@ -215,16 +219,24 @@ impl AuthVerifier {
     }
 
     /// Fetches the key set unless another fetch happened in the last 5 s (or is under way).
+    /// While no key is known at all (identity was not up when last asked), it waits out a short
+    /// pause (250 ms) and asks again instead of refusing the caller at once.
     async fn fetch_throttled(&self) {
         let _one_at_a_time = self.refetch.lock().await;
-        let recent = self
-            .keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .fetched
-            .is_some_and(|at| at.elapsed() < MIN_REFETCH);
-        if recent {
-            return;
+        let (fetched, empty) = {
+            let keys = self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (keys.fetched, keys.by_kid.is_empty())
+        };
+        if let Some(at) = fetched {
+            let since = at.elapsed();
+            if empty {
+                tokio::time::sleep(MIN_REFETCH_WITHOUT_KEYS.saturating_sub(since)).await;
+            } else if since < MIN_REFETCH {
+                return;
+            }
         }
         match self.fetch().await {
             Ok(by_kid) => {

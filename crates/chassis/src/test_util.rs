@@ -301,18 +301,109 @@ impl TestIssuer {
     }
 
     /// A token with any subject, role and audience (for negative tests).
-    #[allow(clippy::expect_used)]
     pub fn token(&self, sub: &str, role: &str, audience: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let claims = serde_json::json!({
-            "iss": "souk-identity", "aud": audience, "sub": sub, "role": role,
-            "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::now_v7().to_string()
-        });
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("test-key".into());
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("a signed token")
+        sign(&self.key, sub, role, audience)
+    }
+
+    /// Identity's service-token endpoint as a router, handing out this issuer's tokens for
+    /// `service` (any audience asked for): give it to a consumer with
+    /// `ServiceClient::in_process("identity", router, timeout)`.
+    pub fn identity_router(&self, service: &str) -> Router {
+        #[derive(serde::Deserialize)]
+        struct Asked {
+            audience: String,
+        }
+        let issuer = self.key.clone();
+        let service = service.to_owned();
+        Router::new().route(
+            "/v1/auth/service-token",
+            axum::routing::post(move |crate::Json(asked): crate::Json<Asked>| {
+                let token = sign(
+                    &issuer,
+                    &format!("service:{service}"),
+                    "service",
+                    &asked.audience,
+                );
+                async move {
+                    crate::Json(serde_json::json!({
+                        "access_token": token, "token_type": "Bearer", "expires_in": 300
+                    }))
+                }
+            }),
+        )
+    }
+}
+
+/// A token signed with `key`, valid for ten minutes.
+#[allow(clippy::expect_used)]
+fn sign(key: &jsonwebtoken::EncodingKey, sub: &str, role: &str, audience: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let claims = serde_json::json!({
+        "iss": "souk-identity", "aud": audience, "sub": sub, "role": role,
+        "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::now_v7().to_string()
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("test-key".into());
+    jsonwebtoken::encode(&header, &claims, key).expect("a signed token")
+}
+
+/// A producer's event feed for consumer tests: a real outbox on a temporary SQLite database,
+/// served as `GET /v1/events` on a random port, so the wire format is the real one.
+#[derive(Debug)]
+pub struct TestFeed {
+    /// Where the feed is served (give it to the consumer as the producer's URL).
+    pub server: TestServer,
+    /// The outbox behind it.
+    pub outbox: crate::events::Outbox,
+    db: crate::Database,
+    _database: TestDatabase,
+}
+
+impl TestFeed {
+    /// An empty feed of `service`'s events.
+    #[allow(clippy::expect_used)]
+    pub async fn start(service: &str) -> Self {
+        let database = TestDatabase::create(Backend::Sqlite)
+            .await
+            .expect("SQLite always works");
+        let db = crate::Database::connect(&database.config)
+            .await
+            .expect("a temporary SQLite database");
+        db.migrate(&crate::db::Migrations {
+            sqlite: &[crate::events::OUTBOX_MIGRATION_SQLITE],
+            postgres: &[crate::events::OUTBOX_MIGRATION_POSTGRES],
+        })
+        .await
+        .expect("the outbox table");
+        let outbox = crate::events::Outbox::new(db.clone(), service);
+        let server = TestServer::spawn(outbox.feed_router()).await;
+        Self {
+            server,
+            outbox,
+            db,
+            _database: database,
+        }
+    }
+
+    /// Appends `event` (committed at once) and wakes the readers.
+    #[allow(clippy::expect_used)]
+    pub async fn emit(&self, event: &crate::events::Event) {
+        let crate::Database::Sqlite(pool) = &self.db else {
+            unreachable!("a TestFeed is always on SQLite")
+        };
+        let mut tx = pool.begin().await.expect("a transaction");
+        crate::events::append_sqlite(&mut tx, event)
+            .await
+            .expect("the event is appended");
+        tx.commit().await.expect("the event is committed");
+        self.outbox.notify();
+    }
+
+    /// A client config pointing at the feed.
+    pub fn client_config(&self) -> crate::client::ClientConfig {
+        crate::client::ClientConfig::with_url(self.server.url(""))
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use souk_chassis::auth::AuthConfig;
-use souk_chassis::client::ClientConfig;
+use souk_chassis::client::{ClientConfig, ServiceTokenConfig};
+use souk_chassis::events::EventsConfig;
 use souk_chassis::{DatabaseConfig, HttpConfig, Secret};
 
 /// Everything the cart can be told.
@@ -28,6 +29,16 @@ pub struct Config {
     /// Days after its last change that a cart is forgotten (`SOUK_CART__ABANDONED_AFTER_DAYS`):
     /// a TTL on Redis, a periodic purge on SQLite.
     pub abandoned_after_days: u32,
+    /// How orders' events arrive: their feed (default) or NATS (`SOUK_CART__EVENTS__*`).
+    pub events: EventsConfig,
+    /// Where the cart keeps its event bookkeeping (offset, inbox, dead letters): SQL, whichever
+    /// store holds the carts (`SOUK_CART__EVENTS_DATABASE__URL`, SQLite or PostgreSQL).
+    pub events_database: DatabaseConfig,
+    /// Where orders serves its event feed (`SOUK_CART__ORDERS__URL`).
+    pub orders: ClientConfig,
+    /// The cart's credentials at identity, for the service token orders' feed asks for
+    /// (`SOUK_CART__SERVICE_TOKEN__CLIENT_SECRET`, …).
+    pub service_token: ServiceTokenConfig,
 }
 
 impl Default for Config {
@@ -43,6 +54,14 @@ impl Default for Config {
             catalog: ClientConfig::default(),
             price_cache_ms: 5_000,
             abandoned_after_days: 30,
+            events: EventsConfig::default(),
+            events_database: DatabaseConfig::with_url("sqlite://.souk/cart-events.db"),
+            orders: ClientConfig::with_url("http://127.0.0.1:8105"),
+            service_token: ServiceTokenConfig {
+                client_id: crate::NAME.into(),
+                identity: ClientConfig::with_url("http://127.0.0.1:8102"),
+                ..ServiceTokenConfig::default()
+            },
         }
     }
 }

@@ -7,14 +7,16 @@
 pub mod clients;
 pub mod config;
 pub mod domain;
+pub mod order_events;
 pub mod routes;
 pub mod store;
 
 use std::time::Duration;
 
 use axum::Router;
-use souk_chassis::client::ServiceClient;
+use souk_chassis::client::{ServiceClient, ServiceTokens};
 use souk_chassis::config::ConfigError;
+use souk_chassis::events::{Consumer, Source};
 use souk_chassis::{Env, Health, Shutdown};
 use tokio::net::TcpListener;
 
@@ -45,6 +47,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
+    /// The event bookkeeping database could not be opened or migrated.
+    #[error("cannot open the events database")]
+    EventsDatabase(#[from] souk_chassis::db::DbError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -73,6 +78,31 @@ pub struct Cart {
     pub store: Store,
     /// Its health, to mark it draining on shutdown.
     pub health: Health,
+}
+
+impl Cart {
+    /// Starts consuming orders' events until `shutdown`: a confirmed order's products leave the
+    /// buyer's cart. `orders` serves the feed (or NATS carries the events, per `config.events`);
+    /// `identity` issues the service token the feed asks for. The event bookkeeping lives in
+    /// `config.events_database`.
+    pub async fn consume_order_events(
+        &self,
+        config: &Config,
+        orders: ServiceClient,
+        identity: ServiceClient,
+        shutdown: Shutdown,
+    ) -> Result<tokio::task::JoinHandle<()>, StartError> {
+        let db = souk_chassis::Database::connect(&config.events_database).await?;
+        db.migrate(&store::EVENTS_MIGRATIONS).await?;
+        let tokens = ServiceTokens::new(identity, &config.service_token);
+        let source = Source::from_config(&config.events, orders);
+        Ok(Consumer::new(order_events::CONSUMER, "orders", source, db)
+            .with_bearer(move || {
+                let tokens = tokens.clone();
+                async move { tokens.token("orders").await.ok() }
+            })
+            .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown))
+    }
 }
 
 /// Opens the store and builds the router, calling the catalog over HTTP at `config.catalog.url`.
@@ -114,6 +144,13 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
     let cart = build(config).await?;
+    cart.consume_order_events(
+        config,
+        ServiceClient::http("orders", &config.orders),
+        ServiceClient::http("identity", &config.service_token.identity),
+        shutdown.clone(),
+    )
+    .await?;
     cart.health.drain_on(&shutdown);
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use souk_chassis::auth::AuthConfig;
-use souk_chassis::client::ClientConfig;
+use souk_chassis::client::{ClientConfig, ServiceTokenConfig};
+use souk_chassis::events::EventsConfig;
 use souk_chassis::{DatabaseConfig, HttpConfig};
 
 /// Everything inventory can be told.
@@ -35,6 +36,13 @@ pub struct Config {
     /// How often new products are fetched from the catalog; 0 turns the background sync off
     /// (`SOUK_INVENTORY__CATALOG_SYNC_SECS`).
     pub catalog_sync_secs: u64,
+    /// How orders' events arrive: their feed (default) or NATS (`SOUK_INVENTORY__EVENTS__*`).
+    pub events: EventsConfig,
+    /// Where orders serves its event feed (`SOUK_INVENTORY__ORDERS__URL`).
+    pub orders: ClientConfig,
+    /// Inventory's credentials at identity, for the service token orders' feed asks for
+    /// (`SOUK_INVENTORY__SERVICE_TOKEN__CLIENT_SECRET`, …).
+    pub service_token: ServiceTokenConfig,
 }
 
 impl Config {
@@ -59,6 +67,13 @@ impl Default for Config {
             expiry_interval_ms: 1000,
             catalog: ClientConfig::default(),
             catalog_sync_secs: 30,
+            events: EventsConfig::default(),
+            orders: ClientConfig::with_url("http://127.0.0.1:8105"),
+            service_token: ServiceTokenConfig {
+                client_id: crate::NAME.into(),
+                identity: ClientConfig::with_url("http://127.0.0.1:8102"),
+                ..ServiceTokenConfig::default()
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod expiry;
+pub mod order_events;
 pub mod routes;
 pub mod store;
 pub mod sync;
@@ -17,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use souk_chassis::client::ServiceClient;
+use souk_chassis::client::{ServiceClient, ServiceTokens};
 use souk_chassis::config::ConfigError;
 use souk_chassis::db::DbError;
+use souk_chassis::events::{Consumer, Source};
 use souk_chassis::{Env, Health, Shutdown};
 use tokio::net::TcpListener;
 
@@ -82,6 +84,31 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Starts consuming orders' events until `shutdown`: a confirmed order's reservation becomes
+    /// a sale, a cancelled one's goes back on sale. `orders` serves the feed (or NATS carries the
+    /// events, per `config.events`); `identity` issues the service token the feed asks for.
+    pub fn consume_order_events(
+        &self,
+        config: &Config,
+        orders: ServiceClient,
+        identity: ServiceClient,
+        shutdown: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let tokens = ServiceTokens::new(identity, &config.service_token);
+        let source = Source::from_config(&config.events, orders);
+        Consumer::new(
+            order_events::CONSUMER,
+            "orders",
+            source,
+            self.store.database().clone(),
+        )
+        .with_bearer(move || {
+            let tokens = tokens.clone();
+            async move { tokens.token("orders").await.ok() }
+        })
+        .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown)
+    }
+
     /// Syncs products from the catalog now (the background loop does it every
     /// `catalog_sync_secs`).
     pub async fn sync_catalog(&self) -> Result<SyncReport, SyncError> {
@@ -145,12 +172,19 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
+    let inventory = build(config).await?;
+    inventory.consume_order_events(
+        config,
+        ServiceClient::http("orders", &config.orders),
+        ServiceClient::http("identity", &config.service_token.identity),
+        shutdown.clone(),
+    );
     let Inventory {
         router,
         store,
         health,
         ..
-    } = build(config).await?;
+    } = inventory;
     health.drain_on(&shutdown);
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

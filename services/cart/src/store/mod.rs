@@ -30,6 +30,12 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &[],
 };
 
+/// The event bookkeeping's tables (the cart consumes orders' events), on either SQL engine.
+pub const EVENTS_MIGRATIONS: Migrations = Migrations {
+    sqlite: &[souk_chassis::events::INBOX_MIGRATION_SQLITE],
+    postgres: &[souk_chassis::events::INBOX_MIGRATION_POSTGRES],
+};
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -62,6 +62,8 @@ pub struct TestApp {
     pub catalog: FakeCatalog,
     pub issuer: TestIssuer,
     pub store: Store,
+    /// The cart itself, to start its consumers.
+    pub cart: souk_cart::Cart,
     pub backend: Backend,
     /// A user's id and token; most tests act as this user.
     pub user_id: String,
@@ -97,13 +99,14 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Op
     let cart = souk_cart::build(&config).await.expect("the cart starts");
     let user_id = Uuid::now_v7().to_string();
     Some(TestApp {
-        server: TestServer::spawn(cart.router).await,
+        server: TestServer::spawn(cart.router.clone()).await,
         token: issuer.user_token(&user_id, "user"),
         user_id,
         catalog,
         _catalog_server: catalog_server,
         issuer,
-        store: cart.store,
+        store: cart.store.clone(),
+        cart,
         backend,
         _store: test_store,
     })

@@ -12,5 +12,6 @@ mod bad_input;
 mod cart;
 mod limits;
 mod openapi;
+mod order_events;
 mod pricing;
 mod store;

@@ -20,17 +20,17 @@ use uuid::Uuid;
 
 use crate::domain::{Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp};
 
-/// One schema, written once: it uses nothing that differs between the engines.
-const SCHEMA: &[(i64, &str, &str)] = &[(
+/// Inventory's own schema, written once: it uses nothing that differs between the engines.
+const SCHEMA: (i64, &str, &str) = (
     1,
     "inventory",
     include_str!("../../migrations/0001_inventory.sql"),
-)];
+);
 
-/// Inventory's migrations for both engines.
+/// Inventory's migrations for both engines: its schema, and the inbox of the events it consumes.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
+    sqlite: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_SQLITE],
+    postgres: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_POSTGRES],
 };
 
 /// How often a transaction the database refused for contention (SQLite busy past its timeout, a

@@ -12,6 +12,7 @@ mod expiry;
 mod helpers;
 mod openapi;
 mod operations;
+mod order_events;
 mod properties;
 mod reservations;
 mod sync;
