@@ -11,6 +11,7 @@ mod config;
 mod fakes;
 mod helpers;
 mod idempotency;
+mod idempotency_race;
 mod openapi;
 mod orders;
 mod recovery;
