@@ -15,3 +15,4 @@ mod openapi;
 mod paging;
 mod poison;
 mod projection;
+mod redelivery;
