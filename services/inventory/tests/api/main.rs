@@ -14,5 +14,6 @@ mod openapi;
 mod operations;
 mod order_events;
 mod properties;
+mod redelivery;
 mod reservations;
 mod sync;
