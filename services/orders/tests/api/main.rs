@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod bad_input;
+mod bus_outage;
 mod checkout;
 mod config;
 mod fakes;
