@@ -8,6 +8,7 @@
 //! - [`problem`] and [`extract`]: RFC 9457 errors and extractors that answer in that format;
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`server`]: serving with graceful shutdown;
+//! - [`crash`]: named crash points that tests arm to kill a process at a chosen moment;
 //! - [`db`]: SQLite/PostgreSQL pools and embedded migrations;
 //! - [`events`]: the outbox, its feed and NATS relay, and consumers with inbox and dead letters;
 //! - [`pagination`]: the `limit`/`cursor` list convention;
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod crash;
 pub mod db;
 pub mod events;
 pub mod extract;
