@@ -50,6 +50,7 @@ impl Handler for OrderEvents {
             true => self.store.commit(order.order_id, now).await,
             false => self.store.release(order.order_id, now).await,
         };
+        souk_chassis::crash::point("inventory.after-event-effect-before-inbox");
         match outcome {
             Ok(_) => Ok(()),
             Err(TransitionError::Store(StoreError::Database(err))) => Err(err.into()),

@@ -193,6 +193,7 @@ impl SagaRunner {
                 return Ok(());
             }
             let attempt = self.call(step, &order).await;
+            souk_chassis::crash::point(crash_point_after(step));
             let now = Timestamp::now();
             let after = next(step, attempt.outcome, now >= saga.deadline_at);
             if after == step {
@@ -305,6 +306,7 @@ impl SagaRunner {
         {
             return Ok(());
         }
+        souk_chassis::crash::point("orders.after-commit-before-publish");
         inner.outbox.notify();
         match to {
             Step::Cancelled(reason) => {
@@ -317,5 +319,17 @@ impl SagaRunner {
             }
         }
         Ok(())
+    }
+}
+
+/// The crash point (`souk_chassis::crash`) just after `step`'s remote call answered and before
+/// the saga writes what came of it: the moment a crash leaves the other service ahead of orders.
+fn crash_point_after(step: Step) -> &'static str {
+    match step {
+        Step::Reserve => "orders.after-reserve-before-persist",
+        Step::Charge => "orders.after-charge-before-confirm",
+        Step::Release { .. } => "orders.after-release-before-persist",
+        Step::Refund { .. } => "orders.after-refund-before-persist",
+        Step::Confirmed | Step::Cancelled(_) => "orders.after-final-step",
     }
 }

@@ -121,6 +121,7 @@ async fn publish(
         .map_err(|e| format!("cannot publish event {}: {e}", event.id))?
         .await
         .map_err(|e| format!("JetStream did not acknowledge event {}: {e}", event.id))?;
+    crate::crash::point("relay.after-publish-before-mark");
     let Some(seq) = event.seq else {
         return Err(format!("event {} was read without its position", event.id));
     };

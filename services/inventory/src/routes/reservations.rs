@@ -121,6 +121,7 @@ pub(super) async fn reservations_create(
         .await
     {
         Ok(reserved) if reserved.created => {
+            souk_chassis::crash::point("inventory.after-commit-before-answer");
             tracing::info!(order = %body.order_id, service = %caller.service, lines = lines.as_slice().len(), "stock reserved");
             let location = format!("/v1/reservations/{}", body.order_id);
             let mut response = (

@@ -349,6 +349,7 @@ async fn place(
     if placed == Placed::KeyLost {
         return Err(ApiError::Transient(in_progress()));
     }
+    souk_chassis::crash::point("orders.after-place-before-answer");
     state.outbox.notify();
     state.saga.wake();
     metrics::placed();

@@ -291,6 +291,7 @@ async fn charge(
             return Err(err.into());
         }
     };
+    souk_chassis::crash::point("payments.after-charge-before-record");
     state
         .store
         .finish(

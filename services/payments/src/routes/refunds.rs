@@ -143,6 +143,7 @@ async fn refund(state: &AppState, payment: &Payment) -> Result<Refund, ApiError>
         .processor
         .refund(&order_id.to_string(), charge_id, now)
         .await?;
+    souk_chassis::crash::point("payments.after-refund-before-record");
     let refund = Refund {
         id: Uuid::now_v7(),
         payment_id: payment.id,
