@@ -50,7 +50,17 @@ impl Shop {
 
     /// Like [`Shop::start`], with extra environment for `souk`.
     pub async fn start_with_env(topology: &str, extra: &[&str], env: &[(&str, &str)]) -> Shop {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), topology, extra, env).await
+    }
+
+    /// Like [`Shop::start_with_env`], on a data dir made beforehand (so `env` may name paths in
+    /// it). `souk up` passes its whole environment on to the processes it starts.
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        topology: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Shop {
         let port = free_port();
         let child = souk()
             .args([
