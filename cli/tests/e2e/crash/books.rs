@@ -752,7 +752,8 @@ mod checks {
 
     #[test]
     fn each_kind_of_damage_is_reported_under_its_invariant() {
-        let cases: [(&str, usize, fn(&mut Books)); 8] = [
+        type Damage = fn(&mut Books);
+        let cases: [(&str, usize, Damage); 8] = [
             ("pending order", ENDS, |b| {
                 b.orders.get_mut("ok").unwrap().status = "pending".into()
             }),
