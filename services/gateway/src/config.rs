@@ -500,15 +500,13 @@ impl GatewayConfig {
             }
         }
         crate::aggregate::validate(self)?;
-        let guarded = self
-            .routes
-            .iter()
-            .map(|r| (r.policy, "routes", r.name.as_str()));
-        let guarded = guarded.chain(
-            self.aggregates
-                .iter()
-                .map(|a| (a.policy, "aggregates", a.name.as_str())),
-        );
+        let routes = self.routes.iter().map(|r| (r.policy, "routes"));
+        let aggregates = self.aggregates.iter().map(|a| (a.policy, "aggregates"));
+        // Each list's own index: `routes[2].policy`, `aggregates[0].policy`.
+        let guarded = routes
+            .enumerate()
+            .chain(aggregates.enumerate())
+            .map(|(i, (policy, kind))| (policy, kind, i));
         match &self.auth {
             Some(auth) if !self.upstreams.contains_key(&auth.jwks_upstream) => {
                 return Err(invalid(
@@ -520,9 +518,9 @@ impl GatewayConfig {
                 return Err(invalid("auth.jwks_path", "must start with /"));
             }
             None => {
-                if let Some((_, kind, name)) = guarded.into_iter().find(|g| g.0 != Policy::Public) {
+                if let Some((_, kind, i)) = guarded.into_iter().find(|g| g.0 != Policy::Public) {
                     return Err(invalid(
-                        format!("{kind}.{name}.policy"),
+                        format!("{kind}[{i}].policy"),
                         "a user or admin route needs an [auth] section",
                     ));
                 }
