@@ -88,8 +88,9 @@ impl Consumer {
         self
     }
 
-    /// The wait after the first failure, doubling up to `max` (default 100 ms to 30 s). Also
-    /// paces reconnecting to an unreachable producer or NATS.
+    /// The wait after a handler's first failure, doubling up to `max` (default 100 ms to 30 s).
+    /// Reconnecting to an unreachable producer or NATS follows it too, but never waits more than
+    /// 2 s.
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
         self.first_backoff = first;
         self.max_backoff = max.max(first);
@@ -255,6 +256,11 @@ enum Attempt {
     Failed { reason: String, attempts: u32 },
     Interrupted,
 }
+
+/// The longest wait before reconnecting to an unreachable producer or NATS. Short, unlike a
+/// handler's retries: a refused connection costs the other side nothing, and once it is back the
+/// backlog should flow within seconds, not after a backoff that grew during the outage.
+pub(super) const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// `first` doubled for each failure after the first, at most `max`.
 pub(super) fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {

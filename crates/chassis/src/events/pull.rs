@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 
-use super::consumer::{Consumer, Outcome, backoff, sleep_or_shutdown};
+use super::consumer::{Consumer, Outcome, RECONNECT_MAX, backoff, sleep_or_shutdown};
 use super::feed::FeedPage;
 use super::handler::Handler;
 use super::nats::{self, NatsConfig};
@@ -47,7 +47,11 @@ pub(super) async fn run_feed<H: Handler>(
             Ok(()) => failures = 0,
             Err(reason) => {
                 failures += 1;
-                let wait = backoff(consumer.first_backoff, consumer.max_backoff, failures);
+                let wait = backoff(
+                    consumer.first_backoff,
+                    consumer.max_backoff.min(RECONNECT_MAX),
+                    failures,
+                );
                 tracing::warn!(consumer = %consumer.name, %reason, failures, "reading the event feed failed; retrying");
                 if !sleep_or_shutdown(wait, shutdown).await {
                     break;
@@ -120,7 +124,11 @@ pub(super) async fn run_nats<H: Handler>(
             break;
         };
         failures += 1;
-        let wait = backoff(consumer.first_backoff, consumer.max_backoff, failures);
+        let wait = backoff(
+            consumer.first_backoff,
+            consumer.max_backoff.min(RECONNECT_MAX),
+            failures,
+        );
         tracing::warn!(consumer = %consumer.name, %reason, failures, "consuming from NATS failed; retrying");
         if !sleep_or_shutdown(wait, shutdown).await {
             break;

@@ -5,7 +5,8 @@
 //! published only once JetStream has acknowledged it. A crash between the two re-publishes the
 //! event on restart, and JetStream's de-duplication window drops the copy. Rows go one at a time,
 //! each acknowledged before the next is sent, so the stream holds them in outbox order. While
-//! NATS is away the relay retries with backoff (100 ms doubling to 30 s); at shutdown it
+//! NATS is away the relay retries with backoff (100 ms doubling to 2 s, so a backlog flows
+//! within seconds of NATS coming back); at shutdown it
 //! publishes what is left, within the drain deadline.
 //!
 //! Several instances of one producer may each run a relay: they publish the same rows in the
@@ -16,7 +17,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use tokio::time::Instant;
 
-use super::consumer::{backoff, sleep_or_shutdown};
+use super::consumer::{RECONNECT_MAX, backoff, sleep_or_shutdown};
 use super::event::Event;
 use super::nats::{self, NatsConfig};
 use super::outbox::Outbox;
@@ -40,11 +41,7 @@ async fn run(outbox: Outbox, config: NatsConfig, shutdown: Shutdown) {
             break;
         };
         failures += 1;
-        let wait = backoff(
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-            failures,
-        );
+        let wait = backoff(Duration::from_millis(100), RECONNECT_MAX, failures);
         tracing::warn!(service = %outbox.service(), %reason, failures, "outbox relay failed; retrying");
         if !sleep_or_shutdown(wait, &shutdown).await {
             break;

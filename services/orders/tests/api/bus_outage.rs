@@ -34,11 +34,9 @@ use crate::helpers::{TestApp, spawn_with};
 const OUTAGE: Duration = Duration::from_secs(30);
 /// How often an order is placed while it is down.
 const ORDER_EVERY: Duration = Duration::from_secs(1);
-/// How long the backlog may take to arrive once the bus is back: the chassis relay retries
-/// NATS with backoff doubling from 100 ms up to 30 s and nothing wakes it sooner, so after a
-/// 30 s outage its next try may come anywhere up to ~26 s after the bus returns (measured: 0.7 s
-/// or 24 s, depending on where the backoff stands at that moment). The bound allows for that.
-const DRAIN_PATIENCE: Duration = Duration::from_secs(40);
+/// How long the backlog may take to arrive once the bus is back: the chassis relay retries NATS
+/// at most 2 s apart, and reconnecting plus publishing the backlog takes about a second more.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(8);
 /// How long to keep watching for a late duplicate once everything arrived.
 const SETTLE: Duration = Duration::from_secs(2);
 
