@@ -35,25 +35,36 @@ pub async fn send(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Registers (if new) and logs in `email`; its access token. Sign-in is rate-limited per address
+/// at the gateway, and every test shopper comes from one: a 429 is waited out, as a client would.
 pub async fn sign_in(shop: &Shop, email: &str, password: &str) -> String {
-    let url = |path: &str| format!("http://{}{path}", shop.gateway);
-    shop.client
-        .post(url("/api/v1/auth/register"))
-        .json(&json!({ "email": email, "password": password, "name": "Shopper" }))
-        .send()
-        .await
-        .unwrap();
-    let tokens: Value = shop
-        .client
-        .post(url("/api/v1/auth/login"))
-        .json(&json!({ "email": email, "password": password }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let register = json!({ "email": email, "password": password, "name": "Shopper" });
+    auth_call(shop, "/api/v1/auth/register", &register).await;
+    let login = json!({ "email": email, "password": password });
+    let tokens = auth_call(shop, "/api/v1/auth/login", &login).await;
     tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn auth_call(shop: &Shop, path: &str, body: &Value) -> Value {
+    for _ in 0..20 {
+        let response = shop
+            .client
+            .post(format!("http://{}{path}", shop.gateway))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 429 {
+            return response.json().await.unwrap_or(Value::Null);
+        }
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    panic!("{path} kept answering 429");
 }
 
 async fn details(shop: &Shop, id: &str) -> Value {
@@ -337,7 +348,7 @@ async fn available(shop: &Shop, id: &str) -> i64 {
 
 /// A shopper checks out: the order is confirmed, the stock is sold, the cart empties; a
 /// declined card cancels the next order and gives its stock back.
-async fn checks_out(shop: &Shop) {
+pub async fn checks_out(shop: &Shop) {
     let page: Value = shop
         .get("/api/v1/products?limit=3")
         .await

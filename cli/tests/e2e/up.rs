@@ -296,6 +296,7 @@ async fn the_shop_runs_on_postgres_and_redis_with_a_database_per_service() {
     .await;
     answers_the_public_api_without_sqlite(&shop).await;
     crate::shopping::shops_and_manages_stock(&shop).await;
+    crate::shopping::checks_out(&shop).await;
     // A cart left behind, to find in Redis.
     let token =
         crate::shopping::sign_in(&shop, "left@example.com", "a long enough passphrase").await;
@@ -312,7 +313,14 @@ async fn the_shop_runs_on_postgres_and_redis_with_a_database_per_service() {
     let body = Some(serde_json::json!({ "quantity": 1 }));
     let (status, _) = crate::shopping::send(&shop, reqwest::Method::PUT, &path, &token, body).await;
     assert_eq!(status, 200);
-    for service in ["catalog", "inventory", "cart"] {
+    for service in [
+        "catalog",
+        "inventory",
+        "cart",
+        "orders",
+        "payments",
+        "history",
+    ] {
         assert!(
             !shop.data_dir.path().join(format!("{service}.db")).exists(),
             "no SQLite file for {service} on the servers backend"
@@ -320,7 +328,15 @@ async fn the_shop_runs_on_postgres_and_redis_with_a_database_per_service() {
     }
     let (status, _) = shop.stop();
     assert!(status.success());
-    for service in ["identity", "catalog", "inventory"] {
+    for service in [
+        "identity",
+        "catalog",
+        "inventory",
+        "cart",
+        "payments",
+        "orders",
+        "history",
+    ] {
         let dropped = std::process::Command::new("psql")
             .arg(&server)
             .args([
