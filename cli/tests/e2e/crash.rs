@@ -42,12 +42,13 @@ const STOCK: [i64; 8] = [250, 250, 200, 200, 150, 150, 100, 3];
 /// outlives the order's deadline (20 s here), so that order is compensated and refunded — which
 /// is how `payments.after-refund-before-record` gets its hit (shoppers pay their first two
 /// orders with the good card, so the third charge is a capture).
-const NAMED_POINTS: [&str; 9] = [
+const NAMED_POINTS: [&str; 10] = [
     "orders.after-place-before-answer@3",
     "orders.after-reserve-before-persist@4",
     "orders.after-charge-before-confirm@5",
     "orders.after-commit-before-publish@6",
     "orders.after-release-before-persist@2",
+    "orders.after-refund-before-persist@1",
     "inventory.after-commit-before-answer@4",
     "inventory.after-event-effect-before-inbox@3",
     "payments.after-charge-before-record@3",
@@ -55,6 +56,8 @@ const NAMED_POINTS: [&str; 9] = [
 ];
 /// How long the named run's load may take to reach every point.
 const NAMED_WITHIN: Duration = Duration::from_secs(100);
+/// How long the named run's load goes on once every point has fired and every process is back.
+const AFTER_CRASHES: Duration = Duration::from_secs(15);
 /// How long accepted orders may take to end once the load stops.
 const DRAIN_FOR: Duration = Duration::from_secs(90);
 /// How long the consumers may take to catch up after that.
@@ -146,6 +149,8 @@ async fn crashes_at_named_points_break_no_invariant() {
     }
     let crashing = started.elapsed();
     all_back(&shop).await;
+    // Recovery under load: the shoppers go on a while against the restarted processes.
+    tokio::time::sleep(AFTER_CRASHES).await;
     let outcome = run.finish(&mut shop, load).await;
 
     println!(
@@ -352,6 +357,14 @@ impl Run {
             carts_not_emptied: &carts_not_emptied,
         };
         let violations = books::check(&books, &known);
+        if violations.iter().any(|v| !v.is_empty()) || !tally.retired.is_empty() {
+            // Kept for a post-mortem: every database, and every process's log under logs/.
+            let dir = std::mem::replace(&mut shop.data_dir, tempfile::tempdir().unwrap());
+            println!(
+                "  the shop's data and logs are kept in {}",
+                dir.keep().display()
+            );
+        }
         Outcome {
             tally,
             books,
