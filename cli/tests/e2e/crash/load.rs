@@ -15,8 +15,8 @@ const PLACE_FOR: Duration = Duration::from_secs(45);
 /// How long a shopper waits for its order to end before it stops shopping.
 const SETTLE_FOR: Duration = Duration::from_secs(60);
 /// How long a shopper waits for a confirmed order's products to leave its cart. The cart reads
-/// orders' events from the first orders instance; when that one is killed again and again, the
-/// consumer's backoff (up to 30 s) adds to the outages, and a cart can lag by half a minute.
+/// orders' events from the first orders instance; when that one is killed again and again (the
+/// supervisor waits up to 10 s before each restart), a cart can lag by half a minute.
 const CART_FOR: Duration = Duration::from_secs(60);
 /// How long setting up (cards, cart lines) may be refused for want of a service.
 const SETUP_FOR: Duration = Duration::from_secs(30);
