@@ -60,7 +60,11 @@ admin = sign_in(args.admin_email, args.admin_password)
 status, page = call(gw, "GET", "/api/v1/products?limit=20")
 products = page["items"]
 for product in products:  # enough stock that nothing sells out during the run
-    status, _ = call(gw, "PUT", f"/api/v1/admin/stock/{product['sku']}", {"quantity": 1_000_000}, admin)
+    for _ in range(300):  # inventory learns new products from the catalog a moment after start
+        status, _ = call(gw, "PUT", f"/api/v1/admin/stock/{product['sku']}", {"quantity": 1_000_000}, admin)
+        if status != 404:
+            break
+        time.sleep(0.1)
     assert status == 200, status
 
 lock = threading.Lock()
@@ -91,13 +95,13 @@ def shopper(n):
             status, order = call(c, "GET", f"/api/v1/orders/{order['id']}", token=token)
             if order["status"] != "pending":
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
         confirmed_at = time.monotonic()
         while order["status"] == "confirmed":
             status, purchase = call(c, "GET", f"/api/v1/history/{order['id']}", token=token)
             if status == 200 and purchase["status"] == "confirmed":
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
         with lock:
             outcomes[order["status"]] = outcomes.get(order["status"], 0) + 1
             if order["status"] == "confirmed":
@@ -108,7 +112,7 @@ def shopper(n):
             status, cart = call(c, "GET", "/api/v1/cart", token=token)
             if not cart["items"]:
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
 
 
 started = time.monotonic()

@@ -182,14 +182,25 @@ impl Service {
                     rate_limit: None,
                 },
             ],
-            Self::Cart => &[PublicRoute {
-                name: "cart",
-                prefix: "/api/v1/cart",
-                methods: Some(&["GET", "HEAD", "PUT", "DELETE"]),
-                rewrite: "/v1/cart",
-                policy: User,
-                rate_limit: CART_LIMIT,
-            }],
+            // Reading is cheap and pages poll it; changes are what a script would hammer.
+            Self::Cart => &[
+                PublicRoute {
+                    name: "cart",
+                    prefix: "/api/v1/cart",
+                    methods: READ,
+                    rewrite: "/v1/cart",
+                    policy: User,
+                    rate_limit: None,
+                },
+                PublicRoute {
+                    name: "cart-changes",
+                    prefix: "/api/v1/cart",
+                    methods: Some(&["PUT", "DELETE"]),
+                    rewrite: "/v1/cart",
+                    policy: User,
+                    rate_limit: CART_LIMIT,
+                },
+            ],
             Self::Payments => &[PublicRoute {
                 name: "payment-methods",
                 prefix: "/api/v1/payment-methods",
@@ -198,14 +209,25 @@ impl Service {
                 policy: User,
                 rate_limit: CARD_LIMIT,
             }],
-            Self::Orders => &[PublicRoute {
-                name: "orders",
-                prefix: "/api/v1/orders",
-                methods: Some(&["GET", "HEAD", "POST"]),
-                rewrite: "/v1/orders",
-                policy: User,
-                rate_limit: ORDER_LIMIT,
-            }],
+            // An order page polls its order until it settles: reads are not limited, checkouts are.
+            Self::Orders => &[
+                PublicRoute {
+                    name: "orders",
+                    prefix: "/api/v1/orders",
+                    methods: READ,
+                    rewrite: "/v1/orders",
+                    policy: User,
+                    rate_limit: None,
+                },
+                PublicRoute {
+                    name: "place-order",
+                    prefix: "/api/v1/orders",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/orders",
+                    policy: User,
+                    rate_limit: ORDER_LIMIT,
+                },
+            ],
             Self::History => &[PublicRoute {
                 name: "history",
                 prefix: "/api/v1/history",
