@@ -83,6 +83,7 @@ async fn monolith(options: Options) -> Result<(), String> {
         std::process::id()
     );
     println!();
+    println!("  shop:          http://{}/", running.addr);
     println!("  shop API:      http://{}/api/v1/products", running.addr);
     println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
     println!("  service map:   http://{}/map", running.admin_addr);
@@ -299,6 +300,16 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
                 .map_err(|e| format!("history: {}", souk_chassis::problem::ErrorChain(&e)))?;
             history.health.drain_on(shutdown);
             Ok(history.router.into())
+        }
+        Service::Storefront => {
+            // A client of the public API like any other: over loopback HTTP to the gateway,
+            // which calls the services' routers in this process.
+            let mut config = souk_storefront::load_config(env).map_err(|e| e.to_string())?;
+            config.gateway.url = format!("http://{listen}");
+            let storefront = souk_storefront::build(&config)
+                .map_err(|e| format!("storefront: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            storefront.health.drain_on(shutdown);
+            Ok(storefront.router.into())
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) enum Target {
     Orders,
     /// Purchase history.
     History,
+    /// The web shop.
+    Storefront,
     /// The API gateway.
     Gateway {
         /// Its TOML configuration (see services/gateway/examples/gateway.toml).
@@ -40,6 +42,7 @@ pub(crate) fn run(target: Target) -> ExitCode {
         Target::Payments => services::serve(Service::Payments),
         Target::Orders => services::serve(Service::Orders),
         Target::History => services::serve(Service::History),
+        Target::Storefront => services::serve(Service::Storefront),
         Target::Gateway { config } => serve_gateway(config),
     }
 }

@@ -20,6 +20,8 @@ pub(crate) enum Service {
     Orders,
     /// Purchase history, projected from orders' and payments' events.
     History,
+    /// The web shop: server-rendered pages, a client of the gateway's public API.
+    Storefront,
 }
 
 /// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
@@ -81,7 +83,7 @@ const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
 
 impl Service {
     /// Every service, in start order.
-    pub(crate) const ALL: [Service; 7] = [
+    pub(crate) const ALL: [Service; 8] = [
         Service::Identity,
         Service::Catalog,
         Service::Inventory,
@@ -89,6 +91,7 @@ impl Service {
         Service::Payments,
         Service::Orders,
         Service::History,
+        Service::Storefront,
     ];
 
     /// Its name: config section, database file, log prefix, upstream name.
@@ -101,6 +104,7 @@ impl Service {
             Self::Payments => "payments",
             Self::Orders => "orders",
             Self::History => "history",
+            Self::Storefront => "storefront",
         }
     }
 
@@ -236,6 +240,16 @@ impl Service {
                 policy: User,
                 rate_limit: None,
             }],
+            // Every path no `/api` route takes (the shortest prefix matches last). The pages ask
+            // for sign-in themselves: the storefront calls the API with the shopper's token.
+            Self::Storefront => &[PublicRoute {
+                name: "storefront",
+                prefix: "/",
+                methods: None,
+                rewrite: "/",
+                policy: Public,
+                rate_limit: None,
+            }],
         }
     }
 
@@ -246,7 +260,17 @@ impl Service {
 
     /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
     pub(crate) fn verifies_tokens(self) -> bool {
-        !matches!(self, Self::Identity)
+        !matches!(self, Self::Identity | Self::Storefront)
+    }
+
+    /// Whether it keeps data (and so gets a database); the storefront owns none.
+    pub(crate) fn has_database(self) -> bool {
+        !matches!(self, Self::Storefront)
+    }
+
+    /// Whether it publishes an OpenAPI document for the gateway's merged one.
+    pub(crate) fn has_openapi(self) -> bool {
+        !matches!(self, Self::Storefront)
     }
 
     /// The neighbours it calls on their public API, through the gateway (which balances over the
@@ -333,5 +357,10 @@ pub(crate) fn serve(service: Service) -> std::process::ExitCode {
         Service::History => souk_chassis::server::run_main(souk_history::NAME, |env| async move {
             souk_history::serve_from_env(&env).await
         }),
+        Service::Storefront => {
+            souk_chassis::server::run_main(souk_storefront::NAME, |env| async move {
+                souk_storefront::serve_from_env(&env).await
+            })
+        }
     }
 }

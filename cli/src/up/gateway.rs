@@ -81,7 +81,11 @@ pub(crate) fn config(
         openapi: Some(OpenApiConfig {
             path: "/api/openapi.json".to_owned(),
             title: "souk".to_owned(),
-            upstreams: endpoints.keys().map(|s| s.name().to_owned()).collect(),
+            upstreams: endpoints
+                .keys()
+                .filter(|s| s.has_openapi())
+                .map(|s| s.name().to_owned())
+                .collect(),
             document_path: "/openapi.json".to_owned(),
         }),
         aggregates: product_details(endpoints).into_iter().collect(),

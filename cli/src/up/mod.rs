@@ -286,6 +286,13 @@ impl Shop {
                 self.cart_events.clone(),
             ));
         }
+        if service == Service::Storefront {
+            // The public API, exactly as any client reaches it.
+            env.push((
+                service.var("gateway__url"),
+                format!("http://{}", self.gateway_addr),
+            ));
+        }
         env
     }
 
@@ -439,6 +446,7 @@ async fn print_table(shop: &Shop, took: Duration) {
         );
     }
     println!();
+    println!("  shop:          http://{}/", shop.gateway_addr);
     println!(
         "  shop API:      http://{}/api/v1/products",
         shop.gateway_addr
@@ -449,7 +457,6 @@ async fn print_table(shop: &Shop, took: Duration) {
     );
     println!("  service map:   http://{}/map", shop.admin_addr);
     println!("  gateway admin: http://{}/upstreams", shop.admin_addr);
-    println!("  storefront:    not built yet");
     println!("  data:          {}", shop.options.data_dir.display());
     println!();
     println!("  `souk status` shows health, `souk scale catalog=2` scales; Ctrl-C stops the shop.");
@@ -479,7 +486,7 @@ pub(crate) fn prepare_data_dir(dir: &Path) -> Result<(), String> {
 /// PostgreSQL server named by `SOUK_POSTGRES_URL` (created when missing).
 pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, String> {
     let mut urls = BTreeMap::new();
-    for service in Service::ALL {
+    for service in Service::ALL.into_iter().filter(|s| s.has_database()) {
         let url = match options.backend {
             Backend::Embedded => {
                 let dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;

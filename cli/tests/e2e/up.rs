@@ -120,7 +120,7 @@ async fn the_shop_answers_through_the_gateway_and_stops_leaving_no_process() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap() as u32)
         .collect();
-    assert_eq!(pids.len(), 8, "seven services and the gateway");
+    assert_eq!(pids.len(), 9, "eight services and the gateway");
     assert!(pids.iter().all(|&pid| alive(pid)));
     assert!(
         std::fs::metadata(shop.data_dir.path().join("catalog.db")).is_ok(),

@@ -189,7 +189,8 @@ impl std::fmt::Display for ErrorChain<'_> {
 /// Responses that axum and tower-http make on their own (404 for an unknown path, 405 with
 /// `Allow`, timeouts, 413 from the body limit, plain-text extractor rejections) keep their status
 /// and headers but take our format. A client error's short plain-text explanation becomes `detail`;
-/// a server error's text is dropped, as it may describe internals.
+/// a server error's text is dropped, as it may describe internals. HTML error pages (the
+/// storefront's, for people) are kept as they are.
 pub async fn problemize(response: Response) -> Response {
     let status = response.status();
     let content_type = response
@@ -197,8 +198,10 @@ pub async fn problemize(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // An HTML page is a deliberate error page for people (the storefront's): kept as it is.
     if !(status.is_client_error() || status.is_server_error())
         || content_type.starts_with(CONTENT_TYPE)
+        || content_type.starts_with("text/html")
     {
         return response;
     }

@@ -73,8 +73,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = shutdown.clone();
     #[allow(clippy::disallowed_methods)] // This is the wrapper the lint points to.
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(async move { graceful.wait().await });
+    // Handlers may read the peer's address (`ConnectInfo<SocketAddr>`), e.g. to know whether a
+    // request came through a trusted proxy.
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { graceful.wait().await });
     let deadline = async {
         shutdown.wait().await;
         tokio::time::sleep(shutdown.drain_deadline()).await;

@@ -1,0 +1,318 @@
+//! The storefront in a real browser: headless Chromium driven over WebDriver (fantoccini and
+//! chromedriver) against the whole shop from the built `souk` binary.
+//!
+//! These run when `SOUK_TEST_CHROMEDRIVER` names the chromedriver binary (Debian's
+//! `chromium-driver` installs `/usr/bin/chromedriver`); without it they say they were skipped.
+//! Screenshots of the main pages are kept under `<target dir>/souk-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::helpers::{Shop, free_port, signal};
+
+const CHROMEDRIVER_VAR: &str = "SOUK_TEST_CHROMEDRIVER";
+/// How long a page may take to show what the test waits for (a saga, the history projection).
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A chromedriver this test started, killed (by its pid) when dropped, and its browser profile.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The chromedriver binary, or `None` (with a note why the tests are skipped).
+fn chromedriver(test: &str) -> Option<String> {
+    match std::env::var(CHROMEDRIVER_VAR) {
+        Ok(path) if !path.is_empty() => Some(path),
+        _ => {
+            eprintln!(
+                "skipped {test}: {CHROMEDRIVER_VAR} is not set (set it to a chromedriver binary, e.g. /usr/bin/chromedriver from Debian's chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+/// Starts chromedriver on a free port and opens a headless Chromium session on it.
+async fn browser(chromedriver: &str) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{CHROMEDRIVER_VAR}={chromedriver} cannot start: {e}"));
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        port,
+        _profile: profile,
+    };
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1400",
+        &format!("--user-data-dir={}", driver._profile.path().display()),
+    ];
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".into(), json!("chrome"));
+    capabilities.insert("goog:chromeOptions".into(), json!({ "args": args }));
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => return (driver, client),
+            // chromedriver takes a moment to listen.
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("no WebDriver session from {chromedriver}: {err}"),
+        }
+    }
+}
+
+/// Where screenshots are kept: `<target dir>/souk-screenshots/`.
+fn screenshots() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(&tmp).join("souk-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let path = screenshots().join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// Waits until the page (reloaded by itself or by `reload`) contains `text`.
+async fn wait_for_text(browser: &Client, text: &str, reload: bool) -> String {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let source = browser.source().await.unwrap();
+        if source.contains(text) {
+            return source;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {text:?}; last:\n{source}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if reload {
+            browser.refresh().await.unwrap();
+        }
+    }
+}
+
+async fn fill(browser: &Client, id: &str, value: &str) {
+    let field = browser.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Searches for `words`, opens the first result, waits until it is in stock, adds it to the cart.
+async fn search_and_add(browser: &Client, words: &str) -> String {
+    fill(browser, "q", words).await;
+    click(browser, "form.search button").await;
+    wait_for_text(browser, "Results for", false).await;
+    let first = browser.find(Locator::Css(".grid .card a")).await.unwrap();
+    let name = first.text().await.unwrap();
+    first.click().await.unwrap();
+    wait_for_text(browser, "In stock", true).await;
+    click(browser, "form.add button").await;
+    wait_for_text(browser, "Your cart", false).await;
+    name
+}
+
+/// Fills the checkout form with `card` and places the order; the order page's URL.
+async fn check_out(browser: &Client, card: &str) -> String {
+    browser.goto(&current_origin(browser).await).await.unwrap();
+    click(browser, "a[href='/checkout']").await;
+    wait_for_text(browser, "Shipping address", false).await;
+    fill(browser, "name", "Ada Lovelace").await;
+    fill(browser, "line1", "12 St James's Square").await;
+    fill(browser, "city", "London").await;
+    fill(browser, "postal_code", "SW1Y 4JH").await;
+    fill(browser, "card_number", card).await;
+    fill(browser, "exp_month", "12").await;
+    fill(browser, "exp_year", "2031").await;
+    fill(browser, "cvc", "123").await;
+    click(browser, "form[action='/checkout'] button[type=submit]").await;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let url = browser.current_url().await.unwrap();
+        if url.path().starts_with("/orders/") {
+            return url.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkout never reached an order page: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The cart page of the shop the browser is on.
+async fn current_origin(browser: &Client) -> String {
+    let url = browser.current_url().await.unwrap();
+    format!("{}/cart", url.origin().ascii_serialization())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_signs_up_buys_two_products_sees_the_order_confirmed_and_a_declined_card_cancelled()
+ {
+    let Some(chromedriver) = chromedriver("the storefront's browser tests") else {
+        return;
+    };
+    let shop = Shop::up(&[]).await;
+    let (_driver, browser) = browser(&chromedriver).await;
+    let home = format!("http://{}/", shop.gateway);
+
+    browser.goto(&home).await.unwrap();
+    wait_for_text(&browser, "Featured products", false).await;
+    screenshot(&browser, "home").await;
+
+    // Sign up: the account is made and the shopper is signed in.
+    click(&browser, "a[href='/signup']").await;
+    fill(&browser, "name", "Ada Lovelace").await;
+    fill(&browser, "email", "ada@example.com").await;
+    fill(&browser, "password", "analytical engine notes").await;
+    click(&browser, "form[action='/signup'] button[type=submit]").await;
+    wait_for_text(&browser, "Sign out", false).await;
+
+    // Two products, found by searching.
+    let first = search_and_add(&browser, "skillet").await;
+    browser
+        .goto(&format!("{home}products?q=headphones"))
+        .await
+        .unwrap();
+    screenshot(&browser, "list").await;
+    let second = search_and_add(&browser, "headphones").await;
+    browser
+        .goto(&format!("{home}products?q=skillet"))
+        .await
+        .unwrap();
+    click(&browser, ".grid .card a").await;
+    wait_for_text(&browser, "In stock", true).await;
+    screenshot(&browser, "product").await;
+
+    // The cart holds both; a quantity changes.
+    browser.goto(&format!("{home}cart")).await.unwrap();
+    let cart = wait_for_text(&browser, &second, false).await;
+    assert!(cart.contains(&first), "{cart}");
+    let quantity = browser
+        .find(Locator::Css("form.qty input[name=quantity]"))
+        .await
+        .unwrap();
+    quantity.clear().await.unwrap();
+    quantity.send_keys("2").await.unwrap();
+    click(&browser, "form.qty button").await;
+    wait_for_text(&browser, "value=\"2\"", false).await;
+    screenshot(&browser, "cart").await;
+
+    // Checkout with the success card: the order page follows it to confirmed by itself.
+    click(&browser, "a[href='/checkout']").await;
+    wait_for_text(&browser, "4000 0000 0000 0002", false).await;
+    screenshot(&browser, "checkout").await;
+    let order = check_out(&browser, "4242 4242 4242 4242").await;
+    assert!(order.contains("/orders/"), "{order}");
+    wait_for_text(&browser, "Order confirmed", false).await;
+    screenshot(&browser, "order").await;
+
+    // It shows in the purchase history (a projection, so it may take a moment).
+    let order_id = order.rsplit('/').next().unwrap().to_owned();
+    browser.goto(&format!("{home}orders")).await.unwrap();
+    wait_for_text(&browser, &order_id, true).await;
+    wait_for_text(&browser, "badge confirmed", true).await;
+    screenshot(&browser, "history").await;
+
+    // The declined card: the order page shows the cancellation.
+    search_and_add(&browser, "skillet").await;
+    check_out(&browser, "4000000000000002").await;
+    let cancelled = wait_for_text(&browser, "Order cancelled", false).await;
+    assert!(cancelled.contains("declined"), "{cancelled}");
+    screenshot(&browser, "order-declined").await;
+
+    // A page that does not exist is a page, not a bare error.
+    browser.goto(&format!("{home}no-such-page")).await.unwrap();
+    wait_for_text(&browser, "Page not found", false).await;
+    screenshot(&browser, "error-404").await;
+
+    // Signing out ends the session: the cart asks to sign in, and comes back afterwards.
+    click(&browser, "form[action='/signout'] button").await;
+    browser.goto(&format!("{home}cart")).await.unwrap();
+    wait_for_text(&browser, "Sign in</h1>", false).await;
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.path(), "/signin");
+    assert_eq!(url.query(), Some("next=%2Fcart"));
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_inventory_killed_the_product_page_still_renders_with_availability_unknown() {
+    let Some(chromedriver) = chromedriver("the storefront's browser tests") else {
+        return;
+    };
+    let shop = Shop::up(&[]).await;
+    let (_driver, browser) = browser(&chromedriver).await;
+    let home = format!("http://{}/", shop.gateway);
+    browser
+        .goto(&format!("{home}products?q=tent"))
+        .await
+        .unwrap();
+    click(&browser, ".grid .card a").await;
+    wait_for_text(&browser, "In stock", true).await;
+    let product = browser.current_url().await.unwrap().to_string();
+
+    let processes = shop.processes().await;
+    let inventory = processes
+        .iter()
+        .find(|p| p["service"] == "inventory")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    signal(inventory, Signal::SIGKILL);
+    browser.goto(&product).await.unwrap();
+    let page = wait_for_text(&browser, "Availability unknown", false).await;
+    assert!(
+        page.contains("Add to cart"),
+        "the rest of the page is there"
+    );
+    screenshot(&browser, "product-inventory-down").await;
+    browser.close().await.unwrap();
+}

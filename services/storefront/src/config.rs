@@ -1,0 +1,105 @@
+//! The storefront's configuration: section `[storefront]` of the shared file, `SOUK_STOREFRONT__*`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+use souk_chassis::client::ClientConfig;
+use souk_chassis::{HttpConfig, Secret};
+
+/// Everything the storefront can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`SOUK_STOREFRONT__LISTEN`).
+    pub listen: SocketAddr,
+    /// HTTP limits and timeouts (`SOUK_STOREFRONT__HTTP__*`).
+    pub http: HttpConfig,
+    /// The gateway's base URL, without `/api` (`SOUK_STOREFRONT__GATEWAY__URL`), and the deadline
+    /// of one call to it (`SOUK_STOREFRONT__GATEWAY__TIMEOUT_MS`).
+    pub gateway: ClientConfig,
+    /// The key that signs CSRF tokens (`SOUK_STOREFRONT__CSRF_SECRET`). Empty: a random key made
+    /// at start, which is right for one instance; several instances must share one.
+    pub csrf_secret: Secret,
+    /// Whether cookies carry `Secure` (set it when shoppers reach the shop over HTTPS).
+    pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` names the shopper (the gateway in front of the storefront).
+    /// Anyone else is the shopper themself.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Products per page of the product list (1–100).
+    pub page_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8108)),
+            http: HttpConfig::default(),
+            gateway: ClientConfig {
+                url: "http://127.0.0.1:8080".into(),
+                timeout_ms: 5000,
+            },
+            csrf_secret: Secret::default(),
+            secure_cookies: false,
+            trusted_proxies: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            page_size: 12,
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: a message naming the key, or `Ok`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.page_size) {
+            return Err("storefront.page_size must be 1 to 100".into());
+        }
+        if !(self.gateway.url.starts_with("http://") || self.gateway.url.starts_with("https://")) {
+            return Err("storefront.gateway.url must be an http:// or https:// URL".into());
+        }
+        if self.gateway.timeout_ms == 0 {
+            return Err("storefront.gateway.timeout_ms must be at least 1".into());
+        }
+        let secret = self.csrf_secret.expose();
+        if !secret.is_empty() && secret.len() < 32 {
+            return Err("storefront.csrf_secret must be at least 32 characters (or empty)".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.listen.port(), 8108);
+        assert_eq!(config.gateway.url, "http://127.0.0.1:8080");
+        assert_eq!(
+            config.trusted_proxies,
+            vec![
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn nonsense_is_refused_naming_the_key() {
+        type Tweak = fn(&mut Config);
+        let cases: [(Tweak, &str); 3] = [
+            (|c| c.page_size = 0, "page_size"),
+            (|c| c.gateway.url = "ftp://x".into(), "gateway.url"),
+            (|c| c.csrf_secret = Secret::new("short"), "csrf_secret"),
+        ];
+        for (tweak, key) in cases {
+            let mut config = Config::default();
+            tweak(&mut config);
+            assert!(config.validate().unwrap_err().contains(key));
+        }
+    }
+}
