@@ -3,7 +3,10 @@
 # upstream (souk-bench-upstream, a fixed 100-byte JSON answer), and the upstream alone. A
 # benchmark, not a test: run it on a quiet machine and read the report.
 #
-#   bench/gateway.sh [--duration 10s] [--rounds 3] [--report FILE]
+#   bench/gateway.sh [--duration 10s] [--rounds 3] [--report FILE] [--gateway-threads 1]
+#
+# Each proxy gets one thread, as the reference figures were taken (nginx with one worker,
+# HAProxy with nbthread 1); --gateway-threads 0 gives souk-gateway one per core instead.
 #
 # Every target is measured with `wrk -t1 -cC -dD --latency` at 64 and 256 connections; the
 # targets take turns within each round (direct, souk-gateway, nginx, haproxy) so that a noisy
@@ -18,14 +21,15 @@
 # bench/results/gateway-DATE.md).
 set -euo pipefail
 
-duration=10s rounds=3 report=""
+duration=10s rounds=3 report="" gateway_threads=1
 connections=(64 256)
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
-    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE)" >&2; exit 2 ;;
+    --gateway-threads) gateway_threads=$2; shift 2 ;;
+    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE, --gateway-threads 1)" >&2; exit 2 ;;
   esac
 done
 
@@ -140,7 +144,7 @@ if [ "$gateway" = yes ]; then
 [server]
 listen = "127.0.0.1:$gateway_port"
 admin_listen = "127.0.0.1:$admin_port"
-threads = 0          # one per core
+threads = $gateway_threads  # 1 by default, like nginx's one worker and haproxy's one thread
 access_log = true
 
 [[routes]]
@@ -308,6 +312,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "- commit $commit; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(haproxy -v | head -n1 | cut -d' ' -f1,3)"
   echo "- wrk -t1 -d$duration --latency, $rounds round(s) interleaved (${targets[*]}), medians over rounds"
   echo "- upstream: souk-bench-upstream, 1 thread, 100-byte JSON body; CPU µs/req is the proxy's own (utime+stime of all its processes)"
+  echo "- proxies: souk-gateway threads = $gateway_threads (0 = one per core), nginx worker_processes 1, haproxy nbthread 1; souk-gateway with routing, metrics, access log to a file and health checks on"
   [ -z "$gateway_note" ] || echo "- $gateway_note"
   for warning in "${warnings[@]}"; do echo "- warning: $warning"; done
   echo
