@@ -179,7 +179,7 @@ impl Setup {
             return Err(format!("registering {email}: {status} {answer}"));
         }
         let token = self.sign_in(&client, &email, password).await?;
-        let card = json!({ "card_number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123" });
+        let card = json!({ "card_number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123" });
         let (status, answer) = call(
             &client,
             &self.base,

@@ -7,6 +7,7 @@
 
 mod authz;
 mod bad_input;
+mod bench;
 mod crash;
 mod helpers;
 mod shopping;
