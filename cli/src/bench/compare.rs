@@ -230,7 +230,7 @@ async fn measure(shop: &Started, load: &Load) -> Result<Round, String> {
 
 /// The shop's processes (and this one, the load generator), labelled.
 async fn processes(shop: &Started) -> Result<Vec<(String, u32)>, String> {
-    let mut out = vec![("load generator".to_owned(), std::process::id())];
+    let mut out = vec![(procstat::GENERATOR.to_owned(), std::process::id())];
     let Some(control) = shop.state.control else {
         out.push(("monolith".to_owned(), shop.state.pid));
         return Ok(out);
@@ -475,7 +475,7 @@ fn markdown(c: &Comparison) -> String {
 }
 
 fn points_table(out: &mut String, points: &[Point]) {
-    out.push_str("| topology | rate/s | achieved/s | targets | errors | p50 / p99 ms per endpoint | CPU % total (load generator) | RSS MiB total |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| topology | rate/s | achieved/s | targets | errors | p50 / p99 ms per endpoint | CPU % of a core: shop (load generator) | RSS MiB: shop |\n|---|---|---|---|---|---|---|---|\n");
     for p in points {
         let latencies: Vec<String> = p
             .p99_ms
@@ -491,7 +491,10 @@ fn points_table(out: &mut String, points: &[Point]) {
             cpu_percent: 0.0,
             rss_mib: 0.0,
         });
-        let generator = p.usage.get("load generator").map_or(0.0, |u| u.cpu_percent);
+        let generator = p
+            .usage
+            .get(procstat::GENERATOR)
+            .map_or(0.0, |u| u.cpu_percent);
         out.push_str(&format!(
             "| {} | {} | {:.1} | {} | {:.2} % | {} | {:.0} ({:.0}) | {:.0} |\n",
             p.topology,
@@ -502,10 +505,10 @@ fn points_table(out: &mut String, points: &[Point]) {
             latencies.join(", "),
             total.cpu_percent,
             generator,
-            total.rss_mib - p.usage.get("load generator").map_or(0.0, |u| u.rss_mib),
+            total.rss_mib,
         ));
     }
-    out.push_str("\nPer process (median CPU % of one core, RSS MiB), at the highest rate:\n\n");
+    out.push_str("\nPer process (median CPU % of one core, RSS MiB; `total` is the shop's), at the highest rate:\n\n");
     let Some(top) = points.iter().map(|p| p.rate).max_by(f64::total_cmp) else {
         return;
     };

@@ -9,6 +9,9 @@ use serde::Serialize;
 /// in common use.
 const TICKS_PER_SECOND: u64 = 100;
 
+/// The label of this process, the load generator: listed, not counted in the shop's total.
+pub(crate) const GENERATOR: &str = "load generator";
+
 /// A process's CPU time so far.
 fn cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -51,8 +54,9 @@ pub(crate) struct Usage {
     pub(crate) rss_mib: f64,
 }
 
-/// Per process (and `total`): CPU between the snapshots over `wall`, and memory now. A process
-/// restarted in between (another pid) is left out.
+/// Per process, and `total` of those but the load generator (this process): CPU between the
+/// snapshots over `wall`, and memory now. A process restarted in between (another pid) is left
+/// out.
 pub(crate) fn usage(
     before: &Snapshot,
     after: &Snapshot,
@@ -67,8 +71,10 @@ pub(crate) fn usage(
         let cpu_percent =
             end.saturating_sub(*start).as_secs_f64() / wall.as_secs_f64().max(0.001) * 100.0;
         let rss = rss_mib(*pid).unwrap_or(0.0);
-        cpu_total += cpu_percent;
-        rss_total += rss;
+        if label != GENERATOR {
+            cpu_total += cpu_percent;
+            rss_total += rss;
+        }
         out.insert(
             label.clone(),
             Usage {
@@ -104,5 +110,15 @@ mod tests {
         let usage = usage(&before, &after, Duration::from_secs(1));
         assert!(usage["me"].rss_mib > 1.0, "{usage:?}");
         assert_eq!(usage["total"], usage["me"]);
+        let both = [("me".to_owned(), me), (GENERATOR.to_owned(), me)];
+        let usage = super::usage(
+            &Snapshot::take(&both),
+            &Snapshot::take(&both),
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            usage["total"].rss_mib, usage["me"].rss_mib,
+            "the generator is not the shop"
+        );
     }
 }
