@@ -129,6 +129,8 @@ pub(crate) struct BlastRadius {
     /// Endpoints the fault touched (errors, or a p99 more than doubled and 50 ms slower).
     pub(crate) touched: Vec<String>,
     pub(crate) untouched: Vec<String>,
+    /// Endpoints with no request while the fault lasted: nothing can be said of them.
+    pub(crate) unexercised: Vec<String>,
     /// From the end of the fault to the last error seen (0 when none came after it).
     pub(crate) recovered_after_s: f64,
     /// Orders accepted while the fault lasted, and how they ended.
@@ -149,7 +151,12 @@ pub(crate) struct Windows {
 
 pub(crate) async fn chaos(args: &ChaosArgs) -> Result<BlastRadius, String> {
     let fault = Fault::parse(args)?;
-    let lasting = args.lasting.unwrap_or(Duration::from_secs(10));
+    // A bare kill lasts until the supervisor has restarted the service: a second or so.
+    let lasting = match (&fault, args.lasting) {
+        (_, Some(lasting)) => lasting,
+        (Fault::Kill { .. }, None) => Duration::from_secs(1),
+        (_, None) => Duration::from_secs(10),
+    };
     if args.load.duration < args.at + lasting + Duration::from_secs(2) {
         return Err(format!(
             "--duration must leave at least 2 s after the fault: at least {} s here",
@@ -187,7 +194,7 @@ pub(crate) async fn chaos(args: &ChaosArgs) -> Result<BlastRadius, String> {
         ))
     };
     let windows = windows(&samples, from, until);
-    let (touched, untouched) = split_touched(&windows);
+    let (touched, untouched, unexercised) = split_touched(&windows);
     let last_error = samples
         .iter()
         .filter(|s| s.outcome.error_kind().is_some() && s.at >= until)
@@ -211,6 +218,7 @@ pub(crate) async fn chaos(args: &ChaosArgs) -> Result<BlastRadius, String> {
         endpoints: windows,
         touched,
         untouched,
+        unexercised,
         recovered_after_s: last_error.map_or(0.0, |e| e.saturating_sub(until).as_secs_f64()),
         accepted_during: during.len(),
         ended: ended_during,
@@ -252,10 +260,15 @@ fn windows(
 /// Touched: any error while the fault lasted, or a p99 during it more than twice and 50 ms above
 /// both before and after (on a busy machine a whole run's p99 drifts; the fault's own mark is
 /// what stands out from both sides of it).
-fn split_touched(windows: &BTreeMap<String, Windows>) -> (Vec<String>, Vec<String>) {
+fn split_touched(windows: &BTreeMap<String, Windows>) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut touched = Vec::new();
     let mut untouched = Vec::new();
+    let mut unexercised = Vec::new();
     for (name, w) in windows {
+        if w.during.requests == 0 {
+            unexercised.push(name.clone());
+            continue;
+        }
         let errors = !w.during.errors.is_empty();
         let slower =
             w.during.p99_ms > 2.0 * w.before.p99_ms && w.during.p99_ms > w.before.p99_ms + 50.0;
@@ -265,7 +278,7 @@ fn split_touched(windows: &BTreeMap<String, Windows>) -> (Vec<String>, Vec<Strin
             untouched.push(name.clone());
         }
     }
-    (touched, untouched)
+    (touched, untouched, unexercised)
 }
 
 /// Reads every accepted order until it has ended (for at most 90 s in all); id → last status.
@@ -530,6 +543,12 @@ impl BlastRadius {
             list(&self.touched),
             list(&self.untouched)
         ));
+        if !self.unexercised.is_empty() {
+            out.push_str(&format!(
+                "Not sent while it lasted (nothing to say): {}.  \n",
+                self.unexercised.join(", ")
+            ));
+        }
         out.push_str(&format!(
             "Recovered {:.1} s after the fault ended (the last error).  \n",
             self.recovered_after_s

@@ -200,8 +200,8 @@ impl Shop {
         let Some(id) = answer.as_ref().and_then(|a| a["id"].as_str()) else {
             return;
         };
-        let follow = self.orders.accepted(id, user, placed - self.start);
-        if follow && i.is_multiple_of(self.follow_every.max(1)) {
+        self.orders.accepted(id, user, placed - self.start);
+        if i.is_multiple_of(self.follow_every.max(1)) {
             let (this, id, token) = (Arc::clone(self), id.to_owned(), user.token.clone());
             let task = tokio::spawn(async move { this.follow(&id, &token, placed).await });
             if let Ok(mut followers) = self.followers.lock() {

@@ -46,17 +46,15 @@ pub(crate) struct Orders {
 }
 
 impl Orders {
-    /// Notes an accepted order; whether it may be followed.
-    pub(crate) fn accepted(&self, id: &str, user: &User, at: Duration) -> bool {
-        let Ok(mut all) = self.accepted.lock() else {
-            return false;
-        };
-        all.push(Accepted {
-            id: id.to_owned(),
-            token: user.token.clone(),
-            at,
-        });
-        true
+    /// Notes an accepted order.
+    pub(crate) fn accepted(&self, id: &str, user: &User, at: Duration) {
+        if let Ok(mut all) = self.accepted.lock() {
+            all.push(Accepted {
+                id: id.to_owned(),
+                token: user.token.clone(),
+                at,
+            });
+        }
     }
 
     pub(crate) fn all(&self) -> Vec<Accepted> {
