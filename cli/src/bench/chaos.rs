@@ -518,6 +518,9 @@ impl BlastRadius {
     /// Writes chaos.json, blast-radius.md and the run's report into `dir`.
     pub(crate) fn write(&self, dir: &std::path::Path) -> Result<(), String> {
         self.run.write(dir)?;
+        let fault = Some((self.fault_from_s, self.fault_until_s));
+        let plot = dir.join("latency-over-time.svg");
+        super::plots::latency_over_time(&self.run.timeline, fault, &plot)?;
         let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("chaos.json"), json).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("blast-radius.md"), self.markdown()).map_err(|e| e.to_string())

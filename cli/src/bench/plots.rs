@@ -30,9 +30,10 @@ fn failed(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("cannot draw {what} into {}: {e}", path.display())
 }
 
-/// p99 per second of each endpoint (log scale).
+/// p99 per second of each endpoint (log scale), with a fault's window (seconds) shaded.
 pub(crate) fn latency_over_time(
     timeline: &BTreeMap<String, Vec<Second>>,
+    fault: Option<(f64, f64)>,
     path: &Path,
 ) -> Result<(), String> {
     let seconds = timeline.values().map(Vec::len).max().unwrap_or(1).max(1) as f64;
@@ -58,6 +59,21 @@ pub(crate) fn latency_over_time(
         .y_desc("p99 ms")
         .draw()
         .map_err(|e| failed("latency over time", path, e))?;
+    if let Some((from, until)) = fault {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(from, 0.1), (until, top)],
+                RGBColor(214, 39, 40).mix(0.12).filled(),
+            )))
+            .map_err(|e| failed("latency over time", path, e))?
+            .label("fault")
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x, y - 5), (x + 20, y + 5)],
+                    RGBColor(214, 39, 40).mix(0.3).filled(),
+                )
+            });
+    }
     for (index, (endpoint, series)) in timeline.iter().enumerate() {
         let points = series
             .iter()

@@ -161,7 +161,7 @@ impl Report {
         let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         let file = dir.join("results.json");
         std::fs::write(&file, json).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        super::plots::latency_over_time(&self.timeline, &dir.join("latency-over-time.svg"))?;
+        super::plots::latency_over_time(&self.timeline, None, &dir.join("latency-over-time.svg"))?;
         super::plots::distribution(&self.distribution, &dir.join("latency-distribution.svg"))?;
         super::plots::throughput(
             &self.throughput,
