@@ -304,7 +304,7 @@ impl Point {
         let (errors, requests) = rounds
             .iter()
             .flat_map(|r| r.endpoints.iter())
-            .filter(|(e, _)| report::target_ms(e).is_some())
+            .filter(|(e, _)| report::target_ms(e).is_some() && *e != "reads (all)")
             .fold((0, 0), |(e, n), (_, s)| {
                 (e + s.errors.values().sum::<u64>(), n + s.requests)
             });
