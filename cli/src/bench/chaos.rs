@@ -177,7 +177,16 @@ pub(crate) async fn chaos(args: &ChaosArgs) -> Result<BlastRadius, String> {
         let lasting = args.lasting;
         tokio::spawn(async move { injector.inject(start, at, lasting).await })
     };
-    let (run, shop) = fixture.measure(&load, start, true).await?;
+    let measured = tokio::select! {
+        measured = fixture.measure(&load, start, true) => measured,
+        _ = tokio::signal::ctrl_c() => {
+            // Never leave a shop held down, paused or slowed behind us.
+            fault_task.abort();
+            injector.lift().await;
+            return Err("interrupted: the fault is lifted".to_owned());
+        }
+    };
+    let (run, shop) = measured?;
     let (from, until) = fault_task
         .await
         .map_err(|e| format!("the fault task failed: {e}"))??;
@@ -420,6 +429,24 @@ impl Injector {
             }
         }
         Ok((from, start.elapsed()))
+    }
+
+    /// Undoes the fault, whatever point it had reached (each step is harmless when not needed).
+    async fn lift(&self) {
+        let service = self.fault.service().to_owned();
+        match &self.fault {
+            Fault::Kill { .. } => {
+                let _ = self.hold(&service, false).await;
+            }
+            Fault::Pause { .. } => {
+                if let Ok(pids) = self.pids(&service).await {
+                    signal(&pids, Signal::SIGCONT);
+                }
+            }
+            Fault::Delay { .. } | Fault::Abort { .. } => {
+                let _ = self.gateway_fault(&service, None).await;
+            }
+        }
     }
 
     fn control(&self) -> Result<std::net::SocketAddr, String> {
