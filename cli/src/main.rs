@@ -1,5 +1,6 @@
 //! `souk`: the command at the top of the house. It runs the shop's services; none of them know it.
 
+mod bench;
 mod monolith;
 mod serve;
 mod services;
@@ -70,6 +71,11 @@ enum Command {
         #[arg(long, default_value = ".souk")]
         data_dir: PathBuf,
     },
+    /// Load a running shop at a fixed arrival rate and report latency per endpoint (or, with
+    /// --compare, start both topologies and compare them).
+    Bench(Box<bench::BenchArgs>),
+    /// Break a service of a running `souk up` during a bench run and report the blast radius.
+    Chaos(Box<bench::chaos::ChaosArgs>),
     /// Run one service (what `souk up` spawns, and what each service's own binary does).
     Serve {
         #[command(subcommand)]
@@ -113,6 +119,8 @@ fn main() -> ExitCode {
             quiet,
         } => monolith::run(monolith::options(data_dir, port, backend, quiet)),
         Command::Status { data_dir } => status::status(&data_dir),
+        Command::Bench(args) => bench::run(*args),
+        Command::Chaos(args) => bench::chaos::run(*args),
         Command::Scale { target, data_dir } => match parse_count(&target) {
             Ok((service, count)) => status::scale(&data_dir, service.name(), count),
             Err(message) => {

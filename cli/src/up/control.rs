@@ -1,7 +1,9 @@
 //! The supervisor's control API on a loopback port, for `souk scale` (and anything else that
 //! wants to see the processes).
 //!
-//! `GET /processes`; `PUT /services/{name}/instances` `{"count": 2}`.
+//! `GET /processes`; `PUT /services/{name}/instances` `{"count": 2}`;
+//! `PUT /services/{name}/hold` `{"held": true}` keeps the service's processes down once they exit
+//! (`souk chaos --kill S --for D`), `{"held": false}` restarts them at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub(crate) async fn serve(shop: Arc<Shop>, shutdown: Shutdown) -> Result<SocketA
     let api = Router::new()
         .route("/processes", get(processes_list))
         .route("/services/{name}/instances", put(instances_put))
+        .route("/services/{name}/hold", put(hold_put))
         .with_state(shop);
     let router = souk_chassis::http::stack(api, &souk_chassis::HttpConfig::default());
     tokio::spawn(souk_chassis::serve(listener, router, shutdown));
@@ -73,4 +76,36 @@ async fn instances_put(
         .await
         .map(Json)
         .map_err(|message| Problem::validation(vec![FieldError::new("count", message)]))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hold {
+    held: bool,
+}
+
+/// Holds (or releases) every process of a service; the labels of the processes held.
+async fn hold_put(
+    State(shop): State<Arc<Shop>>,
+    Path(name): Path<String>,
+    Json(hold): Json<Hold>,
+) -> Result<Json<Vec<String>>, Problem> {
+    let processes: Vec<_> = shop
+        .processes()
+        .await
+        .into_iter()
+        .filter(|(service, _)| *service == name)
+        .collect();
+    if processes.is_empty() {
+        return Err(Problem::not_found(format!("no service named {name:?}")));
+    }
+    for (_, process) in &processes {
+        process.hold(hold.held);
+    }
+    Ok(Json(
+        processes
+            .iter()
+            .map(|(_, p)| p.spec.label.clone())
+            .collect(),
+    ))
 }

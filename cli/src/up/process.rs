@@ -53,6 +53,8 @@ pub(crate) struct Supervised {
     pid: AtomicU32,
     restarts: AtomicU32,
     stop: watch::Sender<bool>,
+    /// While set, an exited process is not restarted (a chaos run keeps a killed service down).
+    held: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -65,6 +67,7 @@ impl Supervised {
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
             stop,
+            held: watch::channel(false).0,
             task: tokio::sync::Mutex::new(None),
         });
         let task = tokio::spawn(keep_running(Arc::clone(&this), stopped));
@@ -82,6 +85,11 @@ impl Supervised {
     /// How often it was restarted.
     pub(crate) fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Holds it down (an exit is not followed by a restart) or lets it be restarted at once.
+    pub(crate) fn hold(&self, held: bool) {
+        self.held.send_replace(held);
     }
 
     /// Stops it for good: SIGTERM, then SIGKILL after the deadline. Returns when it is gone.
@@ -126,6 +134,16 @@ async fn keep_running(this: Arc<Supervised>, mut stopped: watch::Receiver<bool>)
             describe(status),
             backoff.as_millis()
         );
+        let mut held = this.held.subscribe();
+        if *held.borrow() {
+            // Kept down on purpose: restarted as soon as the hold is lifted, with no backoff.
+            tokio::select! {
+                () = until_released(&mut held) => {}
+                () = until_stopped(&mut stopped) => return,
+            }
+            this.restarts.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = until_stopped(&mut stopped) => return,
@@ -138,6 +156,11 @@ async fn keep_running(this: Arc<Supervised>, mut stopped: watch::Receiver<bool>)
 /// Resolves once a stop is asked for (the guard `wait_for` returns is not `Send`, so drop it here).
 async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await.map(drop);
+}
+
+/// Resolves once the hold is lifted.
+async fn until_released(held: &mut watch::Receiver<bool>) {
+    let _ = held.wait_for(|held| !*held).await.map(drop);
 }
 
 fn spawn(spec: &Spec) -> std::io::Result<Child> {

@@ -7,6 +7,7 @@
 
 mod authz;
 mod bad_input;
+mod bench;
 mod browser;
 mod crash;
 mod helpers;

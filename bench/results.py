@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Writes RESULTS.md (to stdout) from the reports bench/results.sh left in OUT: the targets of
+issue 9 held against the measured figures, then the comparison and the blast radii as measured.
+
+usage: results.py OUT STARTED COMMIT
+"""
+import json, pathlib, platform, sys
+
+out, started, commit = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+rel = "bench/results/latest"
+cmp = json.loads((out / "compare/compare.json").read_text())
+kill = json.loads((out / "chaos-kill-payments/chaos.json").read_text())
+delay = json.loads((out / "chaos-delay-inventory/chaos.json").read_text())
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+
+
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def errors(blast, endpoints, windows=("during", "after")):
+    return sum(sum(blast["endpoints"].get(e, {}).get(w, {}).get("errors", {}).values())
+               for e in endpoints for w in windows)
+
+
+mono, micro = cmp["at_target"].get("monolith"), cmp["at_target"].get("microservices")
+ratio = cmp.get("ratio")
+shop_endpoints = ["browse", "search", "product", "add_to_cart", "view_cart"]
+kill_errors = errors(kill, shop_endpoints)
+ended = kill["ended"]
+all_confirmed = kill["accepted_during"] > 0 and ended.get("confirmed", 0) == kill["accepted_during"]
+product = delay["endpoints"].get("product", {}).get("during", {})
+invariants_ok = all(
+    isinstance(b["invariants"], dict) and all(not c["violations"] for c in b["invariants"].get("Ok", [{"violations": ["?"]}]))
+    for b in (kill, delay))
+fmt = lambda r: f"{r:g}/s" if r else "none of the rates tried"
+
+print(f"""# Results: what the architecture costs and buys, measured
+
+Measured by `bench/results.sh` (one command: it builds `souk` in release mode, runs
+`souk bench --compare` and two `souk chaos` runs, and writes this file from their reports in
+[`{rel}/`]({rel}/)). Run started {started}, commit `{commit}`.
+
+**Machine:** {cmp['machine']['cores']} cores ({model}), {platform.system()} {platform.release()}.
+It is shared: other builds ran while this was measured, so absolute figures are pessimistic and
+noisy; the interleaved rounds put that noise on both topologies alike.
+- before: {(out / 'busy-before.txt').read_text().strip()}
+- after the comparison: {(out / 'busy-after-compare.txt').read_text().strip()}
+- at the end: {(out / 'busy-after.txt').read_text().strip()}
+
+The load generator runs on the same two cores as the shop (its CPU share is in the tables).
+
+## The targets
+
+| target | measured | |
+|---|---|---|
+| mixed scenario at the highest rate with p99 < 50 ms (reads, cart) and < 250 ms (checkout acceptance), both topologies | monolith {fmt(mono)}, microservices {fmt(micro)} (rates tried: {', '.join(f'{p["rate"]:g}' for p in cmp['points'] if p['topology'] == 'monolith')}; medians of {cmp['rounds']} rounds of {cmp['duration_s']:g} s) | {verdict(bool(mono) and bool(micro))} |
+| microservices' throughput at that p99 ≥ 60 % of the monolith's | {f"{ratio * 100:.0f} %" if ratio else "no ratio (a topology met the targets at none of the rates)"} | {verdict(bool(ratio) and ratio >= 0.6)} |
+| payments killed for 10 s: 0 errors on browse, search and cart | {kill_errors} errors on {', '.join(shop_endpoints)} during and after the fault | {verdict(kill_errors == 0)} |
+| … and every order accepted meanwhile confirmed after recovery | {kill['accepted_during']} orders accepted during the fault; ended: {json.dumps(ended)}; checkout errors during it: {json.dumps(kill['endpoints'].get('checkout', {}).get('during', {}).get('errors', {}))} | {verdict(all_confirmed)} |
+| inventory slowed by 2 s: product pages p99 < 300 ms | p99 {product.get('p99_ms', 0):.1f} ms during the delay ({product.get('requests', 0)} pages, errors {json.dumps(product.get('errors', {}))}) | {verdict(product.get('p99_ms', 1e9) < 300 and not product.get('errors'))} |
+| the saga's invariants after both chaos runs | every accepted order ended, one capture per confirmed order, stock conserved | {verdict(invariants_ok)} |
+""")
+print((out / "compare/compare.md").read_text())
+print(f"![worst p99 of reads by rate]({rel}/compare/p99-by-rate.svg)\n")
+for name, title in (("chaos-kill-payments", "Payments killed for 10 s (mixed, 100/s)"),
+                    ("chaos-delay-inventory", "Inventory slowed by 2 s (browse, 50/s)")):
+    print(f"# {title}\n")
+    print((out / name / "blast-radius.md").read_text().replace("## Blast radius", "## Blast radius", 1))
+    print(f"Plots: [latency over time]({rel}/{name}/latency-over-time.svg), "
+          f"[latency distribution]({rel}/{name}/latency-distribution.svg), "
+          f"[throughput]({rel}/{name}/throughput.svg).\n")

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every figure of RESULTS.md, measured again on this machine with a release build of `souk`:
+#   1. souk bench --compare: monolith vs microservices on the mixed scenario at a ladder of
+#      rates (interleaved rounds, medians), then catalog at 1, 2, 3 instances;
+#   2. souk chaos on a fresh `souk up`: payments killed for 10 s, inventory slowed by 2 s.
+# Writes the reports under bench/results/latest/ and rewrites RESULTS.md from them.
+#
+#   bench/results.sh [--rates 50,100,200,400,800] [--rounds 3] [--duration 8s]
+set -euo pipefail
+rates=50,100,200,400,800 rounds=3 duration=8s
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rates) rates=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+cargo build --release -q -p souk --manifest-path "$root/Cargo.toml"
+work=$(mktemp -d)
+# A copy: a rebuild while this runs must not pull the binary from under the supervisor.
+cp "$target/release/souk" "$work/souk"
+souk="$work/souk"
+out="$root/bench/results/latest"
+rm -rf "$out" && mkdir -p "$out"
+export SOUK_ADMIN_EMAIL=bench-admin@example.com SOUK_ADMIN_PASSWORD="a long bench admin passphrase"
+export SOUK_LOG=warn
+shop=
+cleanup() {
+  [ -n "$shop" ] && kill -TERM "$shop" 2>/dev/null && wait "$shop" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+busy() { # load average, and the other processes using the CPU at this moment
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes: $(ps -eo pcpu,comm --sort=-pcpu --no-headers | awk '$1 > 5 {printf "%s %s%%, ", $2, $1}' | head -c 300)"
+}
+echo "$(busy)" > "$out/busy-before.txt"
+started=$(date -u +%FT%TZ)
+
+"$souk" bench --compare --scenario mixed --rates "$rates" --rounds "$rounds" --duration "$duration" \
+  --users 20 --report "$out/compare" | tee "$out/compare.log"
+echo "$(busy)" > "$out/busy-after-compare.txt"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$souk" up --quiet --data-dir "$work/up" --port "$port" >"$work/up.log" 2>&1 &
+shop=$!
+for _ in $(seq 600); do [ -f "$work/up/souk.json" ] && break; sleep 0.1; done
+"$souk" chaos --kill payments --at 10s --for 10s --duration 30s --scenario mixed --rate 100 \
+  --users 20 --data-dir "$work/up" --report "$out/chaos-kill-payments" | tee "$out/chaos-kill-payments.log"
+"$souk" chaos --delay inventory=2000 --at 10s --for 10s --duration 30s --scenario browse --rate 50 \
+  --users 5 --data-dir "$work/up" --report "$out/chaos-delay-inventory" | tee "$out/chaos-delay-inventory.log"
+echo "$(busy)" > "$out/busy-after.txt"
+
+python3 "$root/bench/results.py" "$out" "$started" "$(git -C "$root" rev-parse --short HEAD)" > "$root/RESULTS.md"
+echo "wrote $root/RESULTS.md"
