@@ -273,6 +273,16 @@ async fn a_shopper_signs_up_buys_two_products_sees_the_order_confirmed_and_a_dec
     wait_for_text(&browser, "Page not found", false).await;
     screenshot(&browser, "error-404").await;
 
+    // The same shop on a phone-sized screen.
+    browser.set_window_size(390, 844).await.unwrap();
+    browser.goto(&home).await.unwrap();
+    wait_for_text(&browser, "Featured products", false).await;
+    screenshot(&browser, "home-phone").await;
+    browser.goto(&format!("{home}cart")).await.unwrap();
+    wait_for_text(&browser, "Your cart", false).await;
+    screenshot(&browser, "cart-phone").await;
+    browser.set_window_size(1280, 1400).await.unwrap();
+
     // Signing out ends the session: the cart asks to sign in, and comes back afterwards.
     click(&browser, "form[action='/signout'] button").await;
     browser.goto(&format!("{home}cart")).await.unwrap();
