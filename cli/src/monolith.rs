@@ -86,6 +86,7 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("  shop:          http://{}/", running.addr);
     println!("  shop API:      http://{}/api/v1/products", running.addr);
     println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
+    println!("  service map:   http://{}/map", running.admin_addr);
     println!("  gateway admin: http://{}/upstreams", running.admin_addr);
     println!("  data:          {}", options.data_dir.display());
     println!();

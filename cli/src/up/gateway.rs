@@ -66,6 +66,12 @@ pub(crate) fn config(
             listen,
             admin_listen: admin,
             access_log,
+            // Everything in a laptop shop calls from loopback, the storefront among them: it
+            // forwards for the shopper, so per-client limits apply to shoppers, not to it.
+            trusted_proxies: vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
+                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
             ..ServerConfig::default()
         },
         routes,

@@ -455,6 +455,7 @@ async fn print_table(shop: &Shop, took: Duration) {
         "  OpenAPI:       http://{}/api/openapi.json",
         shop.gateway_addr
     );
+    println!("  service map:   http://{}/map", shop.admin_addr);
     println!("  gateway admin: http://{}/upstreams", shop.admin_addr);
     println!("  data:          {}", shop.options.data_dir.display());
     println!();

@@ -30,6 +30,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod time;
 
 pub use config::{Env, Secret};
 pub use db::{Database, DatabaseConfig};

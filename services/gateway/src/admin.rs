@@ -3,7 +3,8 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `GET /upstreams` | every upstream: endpoints with health, ejection, in-flight; breaker state |
+//! | `GET /map` | the service map: a live page of every upstream and instance (polls `/upstreams`) |
+//! | `GET /upstreams` | every upstream: endpoints with health, ejection, in-flight; breaker state; answers given |
 //! | `PUT /upstreams/{name}/endpoints` `{"endpoints": ["127.0.0.1:8101"]}` | replace an upstream's endpoints |
 //! | `GET /config` | the configuration in force, as JSON |
 //! | `PUT /config` (TOML body) | validate and apply a new configuration |
@@ -41,6 +42,7 @@ pub struct Admin {
 /// The admin routes (the caller wraps them in the chassis stack).
 pub fn router(admin: Admin) -> Router {
     Router::new()
+        .route("/map", get(map_page))
         .route("/upstreams", get(upstreams_list))
         .route("/upstreams/{name}/endpoints", put(endpoints_put))
         .route("/config", get(config_get).put(config_put))
@@ -81,6 +83,10 @@ struct UpstreamView {
     in_flight: usize,
     max_in_flight: usize,
     breaker: crate::upstream::BreakerState,
+    /// Answers clients got through this upstream's routes, since the gateway started.
+    answered: u64,
+    /// Of those, the 5xx ones.
+    failed: u64,
     endpoints: Vec<EndpointView>,
 }
 
@@ -110,6 +116,8 @@ async fn upstreams_list(State(admin): State<Admin>) -> Json<Vec<UpstreamView>> {
                 in_flight: u.in_flight(),
                 max_in_flight: u.config.max_in_flight,
                 breaker: u.breaker.state(),
+                answered: u.traffic.answered.load(Ordering::Relaxed),
+                failed: u.traffic.failed.load(Ordering::Relaxed),
                 endpoints: u
                     .endpoints()
                     .iter()
@@ -132,6 +140,18 @@ async fn upstreams_list(State(admin): State<Admin>) -> Json<Vec<UpstreamView>> {
         })
         .collect();
     Json(views)
+}
+
+/// The service map: one self-contained page (its style and script inline, nothing fetched from
+/// elsewhere) that polls `/upstreams` every second.
+async fn map_page() -> impl IntoResponse {
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+        include_str!("../assets/map.html"),
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,6 +110,12 @@ pub struct ServerConfig {
     /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed, as networks (`"10.42.0.0/16"`, the
+    /// storefront's pods): a request from one of them is rate-limited and logged as the nearest
+    /// address in that header that is not itself trusted. Empty (the default): no peer is
+    /// believed, and a client-sent `X-Forwarded-For` is replaced by the peer's address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +129,7 @@ impl Default for ServerConfig {
             timeout_ms: 15_000,
             drain_timeout_ms: 10_000,
             redis_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -3,10 +3,13 @@
 //! On the way in: hop-by-hop headers (and any the client named in `Connection`) are removed,
 //! client-sent internal headers (`x-souk-*`) are stripped so a client cannot claim an identity the
 //! gateway did not give it, the forwarding headers are set from what the gateway saw (it is the
-//! edge, so the client's own `X-Forwarded-*` are not trusted), and every request leaves with a
-//! request id and a W3C `traceparent`. On the way out: hop-by-hop headers are removed.
+//! edge, so the client's own `X-Forwarded-*` are not trusted — unless the peer is a trusted proxy,
+//! see [`forwarded_client`]), and every request leaves with a request id and a W3C `traceparent`.
+//! On the way out: hop-by-hop headers are removed.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -85,6 +88,49 @@ pub fn prepare_request(headers: &mut HeaderMap, client: &HeaderValue) -> HeaderV
 pub fn client_ip(client: &SocketAddr) -> HeaderValue {
     HeaderValue::try_from(client.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The client that a request from a trusted proxy (the storefront, say) speaks for, and the
+/// `X-Forwarded-For` chain to send on. `None` when the peer is not trusted or forwarded for
+/// nobody: the peer is then the client.
+///
+/// The chain is read right to left, as each proxy appends the address it saw; the first address
+/// that is not itself a trusted proxy is the client. Whatever stands left of it was written by
+/// that client and proves nothing, so it is dropped from the chain sent on.
+pub fn forwarded_client(
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    trusted: &[IpNet],
+) -> Option<(SocketAddr, HeaderValue)> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer.ip()) {
+        return None;
+    }
+    let mut chain = Vec::new();
+    for value in headers.get_all(X_FORWARDED_FOR) {
+        let text = value.to_str().ok()?;
+        chain.extend(text.split(',').map(str::trim).filter(|hop| !hop.is_empty()));
+    }
+    let mut client = None;
+    for (at, hop) in chain.iter().enumerate().rev() {
+        let Some(ip) = parse_hop(hop) else { break };
+        client = Some((at, ip));
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    let (at, client) = client?;
+    let mut sent_on: Vec<String> = chain[at..].iter().map(|hop| (*hop).to_owned()).collect();
+    sent_on.push(peer.ip().to_string());
+    let value = HeaderValue::try_from(sent_on.join(", ")).ok()?;
+    Some((SocketAddr::new(client, 0), value))
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port (`[::1]:80`, `1.2.3.4:80`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
 /// Removes every `x-souk-*` header.
@@ -179,6 +225,64 @@ mod tests {
 
     fn client() -> HeaderValue {
         client_ip(&"203.0.113.7:5555".parse().unwrap())
+    }
+
+    fn nets(text: &[&str]) -> Vec<IpNet> {
+        text.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn forwarded(xff: &[&str], peer: &str, trusted: &[&str]) -> Option<(String, String)> {
+        let headers = map(&xff
+            .iter()
+            .map(|v| ("x-forwarded-for", *v))
+            .collect::<Vec<_>>());
+        forwarded_client(&headers, peer.parse().unwrap(), &nets(trusted))
+            .map(|(client, chain)| (client.ip().to_string(), chain.to_str().unwrap().to_owned()))
+    }
+
+    #[test]
+    fn a_trusted_proxy_speaks_for_the_nearest_untrusted_address() {
+        let trusted = ["10.0.0.0/8"];
+        assert_eq!(
+            forwarded(&["203.0.113.7"], "10.1.2.3:999", &trusted),
+            Some(("203.0.113.7".into(), "203.0.113.7, 10.1.2.3".into()))
+        );
+        // A client cannot hide behind addresses it wrote itself: only the hop the trusted
+        // proxy appended counts, and the rest is dropped.
+        assert_eq!(
+            forwarded(
+                &["1.1.1.1, 198.51.100.9", "10.9.9.9"],
+                "10.1.2.3:1",
+                &trusted
+            ),
+            Some((
+                "198.51.100.9".into(),
+                "198.51.100.9, 10.9.9.9, 10.1.2.3".into()
+            ))
+        );
+        assert_eq!(
+            forwarded(&["[2001:db8::1]:443"], "10.1.2.3:1", &trusted).map(|f| f.0),
+            Some("2001:db8::1".into())
+        );
+    }
+
+    #[test]
+    fn untrusted_peers_and_garbage_are_not_believed() {
+        assert_eq!(
+            forwarded(&["203.0.113.7"], "192.0.2.1:1", &["10.0.0.0/8"]),
+            None
+        );
+        assert_eq!(forwarded(&["203.0.113.7"], "10.1.2.3:1", &[]), None);
+        assert_eq!(forwarded(&[], "10.1.2.3:1", &["10.0.0.0/8"]), None);
+        assert_eq!(
+            forwarded(&["not-an-address"], "10.1.2.3:1", &["10.0.0.0/8"]),
+            None
+        );
+        // Garbage left of a good hop stops the walk at the good hop.
+        assert_eq!(
+            forwarded(&["junk, 203.0.113.7"], "10.1.2.3:1", &["10.0.0.0/8"]).map(|f| f.0),
+            Some("203.0.113.7".into())
+        );
     }
 
     #[test]

@@ -102,6 +102,15 @@ impl Proxy {
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let table = self.shared.table.load_full();
+        let forwarded = headers::forwarded_client(
+            request.headers(),
+            client,
+            &table.config.server.trusted_proxies,
+        );
+        let (client, client_ip) = match &forwarded {
+            Some((forwarded_for, chain)) => (*forwarded_for, chain),
+            None => (client, client_ip),
+        };
         let method = request.method().clone();
         if let Some(merger) = table
             .openapi
@@ -402,9 +411,22 @@ impl Proxy {
             .clone()
     }
 
-    /// Forwards to the route's upstream. Returns the response, the endpoint that answered last
-    /// and the number of attempts.
+    /// Forwards to the route's upstream and counts the answer in its traffic. Returns the
+    /// response, the endpoint that answered last and the number of attempts.
     async fn forward(
+        &self,
+        route: &Arc<Route>,
+        parts: Parts,
+        body: ClientBody,
+        request_id: &HeaderValue,
+    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
+        let answer = self.try_forward(route, parts, body, request_id).await;
+        route.upstream.traffic.record(answer.0.status());
+        answer
+    }
+
+    /// [`Self::forward`] without the counting.
+    async fn try_forward(
         &self,
         route: &Arc<Route>,
         parts: Parts,

@@ -99,31 +99,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// RFC 3339 in UTC with milliseconds (`2026-11-30T13:22:41.123Z`).
 pub(crate) fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01), after Howard Hinnant's
-/// `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    crate::time::Timestamp::from_millis(ms).to_rfc3339()
 }
 
 #[cfg(test)]
@@ -173,12 +149,5 @@ mod tests {
         );
         assert_eq!(event.data_as::<Mine>().unwrap().order_id, "o1");
         assert!(event.data_as::<Vec<u8>>().is_err());
-    }
-
-    #[test]
-    fn instants_format_as_rfc_3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_764_508_961_123), "2025-11-30T13:22:41.123Z");
     }
 }

@@ -7,7 +7,7 @@ mod endpoint;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -41,7 +41,30 @@ pub struct Upstream {
     pub clock: Clock,
     /// When `dns` is next re-resolved (clock ms).
     pub next_dns_ms: std::sync::atomic::AtomicU64,
+    /// What clients were answered, kept across reloads.
+    pub traffic: Arc<Traffic>,
     metrics: UpstreamMetrics,
+}
+
+/// The answers clients got from an upstream through the gateway, whatever made them (the
+/// upstream, a refusal by its breaker or concurrency limit, an injected fault): the service map
+/// turns these counts into request and error rates.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Answers given.
+    pub answered: AtomicU64,
+    /// Of those, the 5xx ones.
+    pub failed: AtomicU64,
+}
+
+impl Traffic {
+    /// Counts one answer.
+    pub fn record(&self, status: http::StatusCode) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        if status.is_server_error() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Why no endpoint was picked.
@@ -70,6 +93,7 @@ impl Upstream {
             faults: previous.map(|p| p.faults.clone()).unwrap_or_default(),
             metrics: UpstreamMetrics::new(name),
             next_dns_ms: std::sync::atomic::AtomicU64::new(0),
+            traffic: previous.map(|p| Arc::clone(&p.traffic)).unwrap_or_default(),
             clock,
             config,
         };

@@ -182,3 +182,51 @@ async fn hop_by_hop_headers_from_the_upstream_do_not_reach_the_client() {
     assert_eq!(headers["x-normal"], "yes");
     assert_eq!(headers["x-request-id"], "client-7", "the gateway's id wins");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_limited_and_forwarded_as_the_clients_it_speaks_for() {
+    let stub = Stub::start("echo").await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\n\
+         access_log = false\ntrusted_proxies = [\"127.0.0.1/32\"]\n{}",
+        r#"
+        [[routes]]
+        name = "login"
+        prefix = "/"
+        upstream = "echo"
+        [routes.rate_limit]
+        client_per_minute = 60
+        client_burst = 2
+        [upstreams.echo]
+        endpoints = ENDPOINTS
+        "#
+        .replace("ENDPOINTS", &toml_list(&[stub.addr]))
+    );
+    let gateway = TestGateway::start_with(&toml);
+    let as_shopper = |shopper: &'static str| {
+        gateway
+            .client
+            .get(gateway.url("/login"))
+            .header("x-forwarded-for", shopper)
+            .send()
+    };
+
+    let response = as_shopper("203.0.113.7").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(
+        echo["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1",
+        "the chain names the shopper, then the proxy: {echo}"
+    );
+    assert_eq!(as_shopper("203.0.113.7").await.unwrap().status(), 200);
+    assert_eq!(
+        as_shopper("203.0.113.7").await.unwrap().status(),
+        429,
+        "one shopper's bucket is spent"
+    );
+    assert_eq!(
+        as_shopper("198.51.100.2").await.unwrap().status(),
+        200,
+        "another shopper behind the same proxy has a bucket of its own"
+    );
+}

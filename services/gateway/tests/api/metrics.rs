@@ -66,3 +66,48 @@ async fn requests_and_retries_are_counted_per_route() {
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_map_is_served_and_its_counts_follow_the_answers() {
+    let stub = Stub::start("mapped").await;
+    let gateway = TestGateway::start(&format!(
+        r#"
+        [[routes]]
+        name = "mapped"
+        prefix = "/"
+        upstream = "mapped"
+        [upstreams.mapped]
+        endpoints = {}
+        [upstreams.mapped.retry]
+        max_retries = 0
+        "#,
+        toml_list(&[stub.addr])
+    ));
+    let page = gateway
+        .client
+        .get(gateway.admin_url("/map"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("service map") && html.contains("fetch(\"upstreams\""));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page fetches nothing from another host"
+    );
+
+    stub.then(Reply::status(500));
+    assert_eq!(gateway.get_status("/a").await, 500);
+    assert_eq!(gateway.get_status("/b").await, 200);
+    assert_eq!(gateway.get_status("/c").await, 200);
+    let upstream = gateway.upstream("mapped").await;
+    assert_eq!(upstream["answered"], 3, "{upstream}");
+    assert_eq!(upstream["failed"], 1, "{upstream}");
+}

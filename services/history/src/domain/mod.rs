@@ -1,7 +1,7 @@
 //! History's domain: the purchase it shows, the facts events bring, and instants.
 
 mod purchase;
-mod time;
 
 pub use purchase::{Card, Fact, Line, Money, OrderFact, Purchase, Stage, Status};
-pub use time::Instant;
+/// History calls the chassis's timestamp an instant: the moment something happened to an order.
+pub use souk_chassis::time::Timestamp as Instant;

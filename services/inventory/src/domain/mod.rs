@@ -1,12 +1,11 @@
 //! Inventory's domain: reservation lines and states, and instants as clients see them.
 
 mod reservation;
-mod time;
 
 pub use reservation::{
     Line, Lines, LinesError, MAX_LINE_QUANTITY, MAX_LINES, Reservation, ReservationState, Step,
 };
-pub use time::Timestamp;
+pub use souk_chassis::time::Timestamp;
 
 /// Most units an administrator may put on sale for one product.
 pub const MAX_STOCK: i64 = 1_000_000;

@@ -5,7 +5,6 @@ pub mod idempotency;
 pub mod money;
 pub mod order;
 pub mod saga;
-pub mod time;
 
 pub use address::ShippingAddress;
 pub use idempotency::{IdempotencyKey, fingerprint};
@@ -14,4 +13,4 @@ pub use order::{
     CancelReason, CartLine, CatalogProduct, Order, OrderLine, OrderStatus, Priced, PricingError,
 };
 pub use saga::{Failure, Outcome, Step};
-pub use time::Timestamp;
+pub use souk_chassis::time::Timestamp;

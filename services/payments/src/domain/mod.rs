@@ -3,9 +3,8 @@
 mod card;
 mod money;
 mod payment;
-mod time;
 
 pub use card::{Brand, CardNumber, Cvc, Expiry, PaymentMethod};
 pub use money::{Currency, Money};
 pub use payment::{ChargeOutcome, ChargeRequest, DeclineCode, Payment, PaymentStatus, Refund};
-pub use time::Timestamp;
+pub use souk_chassis::time::Timestamp;

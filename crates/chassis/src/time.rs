@@ -1,13 +1,26 @@
-//! Instants as milliseconds since the Unix epoch: read from events as RFC 3339 (any offset),
-//! stored as integers on both engines, shown to clients as RFC 3339 UTC with milliseconds.
+//! Instants as milliseconds since the Unix epoch, the shop's one way to hold a time: stored as
+//! integers on both engines (SQLite and PostgreSQL sort and compare them alike), shown to clients
+//! and written into events as RFC 3339 UTC with milliseconds (`2026-11-30T13:22:41.123Z`), and
+//! read back from RFC 3339 with any offset.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
 
 /// An instant, in milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Instant(i64);
+pub struct Timestamp(i64);
 
-impl Instant {
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        Self(i64::try_from(millis).unwrap_or(i64::MAX))
+    }
+
     /// The instant `millis` after the epoch.
     pub const fn from_millis(millis: i64) -> Self {
         Self(millis)
@@ -16,6 +29,29 @@ impl Instant {
     /// Milliseconds since the epoch, as stored.
     pub fn millis(self) -> i64 {
         self.0
+    }
+
+    /// This instant plus `duration` (saturating).
+    pub fn plus(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(millis))
+    }
+
+    /// This instant minus `duration` (saturating).
+    pub fn minus(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(millis))
+    }
+
+    /// How long from this instant until `later` (zero if `later` is not later).
+    pub fn until(self, later: Self) -> Duration {
+        Duration::from_millis(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+    }
+
+    /// The UTC calendar year and month (1..=12) this instant falls in.
+    pub fn year_month(self) -> (i64, i64) {
+        let (year, month, _) = civil_from_days(self.0.div_euclid(86_400_000));
+        (year, month)
     }
 
     /// Reads an RFC 3339 date-time (`2026-11-30T13:22:41.123Z`, `…+02:00`); digits of a second
@@ -42,14 +78,14 @@ impl Instant {
     }
 }
 
-impl Serialize for Instant {
+impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_rfc3339())
     }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, or `None`.
-fn parse_rfc3339(text: &[u8]) -> Option<Instant> {
+fn parse_rfc3339(text: &[u8]) -> Option<Timestamp> {
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = text.get(range)?;
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
@@ -104,7 +140,7 @@ fn parse_rfc3339(text: &[u8]) -> Option<Instant> {
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59)
             - offset_minutes * 60;
     let millis = seconds * 1000 + if second == 60 { 999 } else { millis };
-    Some(Instant(millis))
+    Some(Timestamp(millis))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -149,28 +185,33 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use proptest::prelude::*;
 
     #[test]
     fn instants_read_and_show_as_rfc_3339() {
-        let at = Instant::parse("2025-11-30T13:22:41.123Z").unwrap();
+        let at = Timestamp::parse("2025-11-30T13:22:41.123Z").unwrap();
         assert_eq!(at.millis(), 1_764_508_961_123);
         assert_eq!(at.to_rfc3339(), "2025-11-30T13:22:41.123Z");
-        assert_eq!(Instant::parse("1970-01-01T00:00:00Z").unwrap().millis(), 0);
         assert_eq!(
-            Instant::parse("2000-02-29T02:00:00.5+02:00")
+            Timestamp::parse("1970-01-01T00:00:00Z").unwrap().millis(),
+            0
+        );
+        assert_eq!(
+            Timestamp::parse("2000-02-29T02:00:00.5+02:00")
                 .unwrap()
                 .to_rfc3339(),
             "2000-02-29T00:00:00.500Z"
         );
         assert_eq!(
-            Instant::parse("1999-12-31t23:30:00.123456789-00:45")
+            Timestamp::parse("1999-12-31t23:30:00.123456789-00:45")
                 .unwrap()
                 .to_rfc3339(),
             "2000-01-01T00:15:00.123Z"
         );
         assert_eq!(
-            serde_json::to_value(Instant::from_millis(0)).unwrap(),
+            serde_json::to_value(Timestamp::from_millis(0)).unwrap(),
             "1970-01-01T00:00:00.000Z"
         );
     }
@@ -192,17 +233,48 @@ mod tests {
             "+025-11-30T13:22:41Z",
             "２025-11-30T13:22:41Z",
         ] {
-            assert!(Instant::parse(bad).is_err(), "{bad}");
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
         let long = "x".repeat(1000);
-        assert!(Instant::parse(&long).unwrap_err().len() < 100);
+        assert!(Timestamp::parse(&long).unwrap_err().len() < 100);
     }
 
     proptest! {
         #[test]
         fn what_is_shown_reads_back(millis in -62_135_596_800_000i64..253_402_300_799_999) {
-            let at = Instant::from_millis(millis);
-            prop_assert_eq!(Instant::parse(&at.to_rfc3339()).unwrap(), at);
+            let at = Timestamp::from_millis(millis);
+            prop_assert_eq!(Timestamp::parse(&at.to_rfc3339()).unwrap(), at);
         }
+    }
+
+    #[test]
+    fn durations_between_instants_never_go_negative() {
+        let t = Timestamp::from_millis(1000);
+        assert_eq!(
+            t.until(t.plus(Duration::from_millis(250))),
+            Duration::from_millis(250)
+        );
+        assert_eq!(t.until(t.minus(Duration::from_secs(1))), Duration::ZERO);
+    }
+
+    #[test]
+    fn months_turn_at_midnight_utc() {
+        // 2026-01-31T23:59:59.999Z, then the first instant of February.
+        let last = Timestamp::from_millis(1_769_903_999_999);
+        assert_eq!(last.year_month(), (2026, 1));
+        assert_eq!(last.plus(Duration::from_millis(1)).year_month(), (2026, 2));
+        assert_eq!(Timestamp::from_millis(0).year_month(), (1970, 1));
+    }
+
+    #[test]
+    fn adding_saturates() {
+        let t = Timestamp::from_millis(i64::MAX - 1).plus(Duration::from_secs(5));
+        assert_eq!(t.millis(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_millis(1000)
+                .plus(Duration::from_millis(500))
+                .millis(),
+            1500
+        );
     }
 }
