@@ -169,6 +169,18 @@ fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
             }),
         )
         .route(
+            "/api/v1/auth/register",
+            post(|| async {
+                let problem = json!({"type": "urn:souk:problem:validation", "title": "Invalid input",
+                    "status": 422, "errors": [{"field": "password", "message": "is one of the most common passwords"}]});
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    [("content-type", "application/problem+json")],
+                    problem.to_string(),
+                )
+            }),
+        )
+        .route(
             "/api/v1/auth/refresh",
             post(|body: String| async move {
                 if body.contains("\"r1\"") {

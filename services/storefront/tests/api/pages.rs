@@ -101,3 +101,67 @@ async fn unknown_paths_get_the_404_page_and_unknown_api_paths_problem_json() {
     assert_eq!(api.status(), 404);
     assert_eq!(api.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn invalid_forms_come_back_as_422_with_each_fields_error_beside_it() {
+    let shop = Shop::start().await;
+    let (cookie, token) = shop.csrf().await;
+    // The gateway's field errors (a weak password), shown on the sign-up form.
+    let signup = shop
+        .post(
+            "/signup",
+            &cookie,
+            &[
+                ("csrf", &token),
+                ("name", "Ada"),
+                ("email", "ada@example.com"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(signup.status(), 422);
+    let html = signup.text().await.unwrap();
+    assert!(
+        html.contains("is one of the most common passwords"),
+        "{html}"
+    );
+    assert!(html.contains(r#"aria-describedby="password-error""#));
+    assert!(
+        html.contains(r#"value="ada@example.com""#),
+        "what was typed is kept"
+    );
+    // The storefront's own checks on the checkout form; the card number is never echoed.
+    let signed_in = format!("{cookie}; souk_at=good");
+    let checkout = shop
+        .post(
+            "/checkout",
+            &signed_in,
+            &[
+                ("csrf", &token),
+                ("key", "01930000-0000-7000-8000-0000000000aa"),
+                ("name", "Ada"),
+                ("line1", ""),
+                ("city", "London"),
+                ("postal_code", "N1"),
+                ("country", "GB"),
+                ("card_number", "4242 4242 4242 424x"),
+                ("exp_month", "13"),
+                ("exp_year", "2031"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(checkout.status(), 422);
+    let html = checkout.text().await.unwrap();
+    for field in ["line1", "card_number", "exp_month"] {
+        assert!(
+            html.contains(&format!(r#"id="{field}-error""#)),
+            "{field}: {html}"
+        );
+    }
+    assert!(
+        !html.contains("424x"),
+        "the card number is not written back"
+    );
+    assert!(html.contains(r#"value="London""#));
+}
