@@ -102,6 +102,11 @@ impl Shopper {
         }
     }
 
+    /// This browser's CSRF nonce: a per-browser name for things remembered between requests.
+    pub fn browser_id(&self) -> &str {
+        &self.nonce
+    }
+
     /// What every page's frame shows.
     pub fn chrome(&self) -> Chrome {
         Chrome {

@@ -24,6 +24,10 @@ pub struct Seen {
     pub forwarded_for: Vec<String>,
     /// `Authorization` of every call.
     pub authorization: Vec<String>,
+    /// Cards registered.
+    pub cards: usize,
+    /// Orders placed: `Idempotency-Key` and body.
+    pub orders: Vec<(String, String)>,
 }
 
 /// A storefront in front of a fake gateway.
@@ -130,8 +134,38 @@ fn product(id: &str, name: &str) -> Value {
     })
 }
 
+/// The order every checkout places.
+pub const ORDER: &str = "01930000-0000-7000-8000-0000000000bb";
+
 fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
+    let cards = Arc::clone(&seen);
+    let orders = Arc::clone(&seen);
     Router::new()
+        .route(
+            "/api/v1/payment-methods",
+            post(move || async move {
+                let n = {
+                    let mut seen = cards.lock().unwrap();
+                    seen.cards += 1;
+                    seen.cards
+                };
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"id": format!("pm-{n}"), "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031})),
+                )
+            }),
+        )
+        .route(
+            "/api/v1/orders",
+            post(move |headers: http::HeaderMap, body: String| async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                orders.lock().unwrap().orders.push((key, body));
+                (StatusCode::ACCEPTED, Json(json!({"id": ORDER, "status": "pending"})))
+            }),
+        )
         .route(
             "/api/v1/categories",
             get(|| async {
