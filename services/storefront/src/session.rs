@@ -102,6 +102,11 @@ impl Shopper {
         }
     }
 
+    /// This browser's CSRF nonce: a per-browser name for things remembered between requests.
+    pub fn browser_id(&self) -> &str {
+        &self.nonce
+    }
+
     /// What every page's frame shows.
     pub fn chrome(&self) -> Chrome {
         Chrome {
@@ -181,12 +186,7 @@ impl Shopper {
             Ok(response) => response,
             Err(PageError::SignIn) => {
                 self.sign_out();
-                let location = format!(
-                    "/signin?next={}",
-                    serde_urlencoded::to_string([("", &self.return_to)])
-                        .unwrap_or_default()
-                        .trim_start_matches('=')
-                );
+                let location = format!("/signin?next={}", crate::pages::encode(&self.return_to));
                 crate::pages::see_other(&location)
             }
             Err(error) => error.page(self.chrome()),
@@ -244,25 +244,33 @@ pub fn safe_return_path(path: &str) -> String {
     }
 }
 
-/// The shopper's address: the last `X-Forwarded-For` entry when the request came through a
-/// trusted proxy (or in-process from the gateway, with no peer at all), else the peer's.
+/// The shopper's address. From a trusted proxy (the gateway), or in-process with no peer at all,
+/// it is read from `X-Forwarded-For` as the gateway reads it: right to left, the first address
+/// that is not itself a trusted proxy (the leftmost when all are). Anyone else is the shopper.
 pub fn client_ip(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let forwarded = headers
+    if let Some(peer) = peer
+        && !trusted.contains(&peer.ip())
+    {
+        return Some(peer.ip());
+    }
+    let chain: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .next_back()
-        .and_then(|v| v.trim().parse::<IpAddr>().ok());
-    match peer {
-        None => forwarded,
-        Some(peer) if trusted.contains(&peer.ip()) => forwarded.or(Some(peer.ip())),
-        Some(peer) => Some(peer.ip()),
-    }
+        .map_while(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect();
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(chain.first())
+        .copied()
+        .or(peer.map(|p| p.ip()))
 }
 
 /// A cookie's value from the request.
@@ -311,13 +319,14 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-forwarded-for",
-            HeaderValue::from_static("1.2.3.4, 203.0.113.9"),
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 127.0.0.1"),
         );
         let from = |ip: &str| Some(SocketAddr::new(ip.parse().unwrap(), 5000));
         let shopper: IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(
             client_ip(from("127.0.0.1"), &headers, &trusted),
-            Some(shopper)
+            Some(shopper),
+            "the nearest untrusted hop; what the shopper wrote left of it proves nothing"
         );
         assert_eq!(client_ip(None, &headers, &trusted), Some(shopper));
         assert_eq!(
@@ -327,6 +336,13 @@ mod tests {
         assert_eq!(
             client_ip(from("127.0.0.1"), &HeaderMap::new(), &trusted),
             Some("127.0.0.1".parse().unwrap())
+        );
+        let mut local = HeaderMap::new();
+        local.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+        assert_eq!(
+            client_ip(from("127.0.0.1"), &local, &trusted),
+            Some("127.0.0.1".parse().unwrap()),
+            "a shopper on this machine"
         );
     }
 

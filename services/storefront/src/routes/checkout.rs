@@ -141,11 +141,13 @@ async fn payment_method(
     key: &str,
     card: &NewCard,
 ) -> Result<String, Rejection> {
+    // Per browser as well as per key: a key seen in another browser names nothing here.
+    let remembered = format!("{}:{key}", shopper.browser_id());
     let cell = app
         .cards
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .cell(key);
+        .cell(&remembered);
     let gateway = app.gateway.clone();
     let registered = cell
         .get_or_try_init(|| async {

@@ -24,6 +24,10 @@ pub struct Seen {
     pub forwarded_for: Vec<String>,
     /// `Authorization` of every call.
     pub authorization: Vec<String>,
+    /// Cards registered.
+    pub cards: usize,
+    /// Orders placed: `Idempotency-Key` and body.
+    pub orders: Vec<(String, String)>,
 }
 
 /// A storefront in front of a fake gateway.
@@ -130,8 +134,38 @@ fn product(id: &str, name: &str) -> Value {
     })
 }
 
+/// The order every checkout places.
+pub const ORDER: &str = "01930000-0000-7000-8000-0000000000bb";
+
 fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
+    let cards = Arc::clone(&seen);
+    let orders = Arc::clone(&seen);
     Router::new()
+        .route(
+            "/api/v1/payment-methods",
+            post(move || async move {
+                let n = {
+                    let mut seen = cards.lock().unwrap();
+                    seen.cards += 1;
+                    seen.cards
+                };
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"id": format!("pm-{n}"), "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031})),
+                )
+            }),
+        )
+        .route(
+            "/api/v1/orders",
+            post(move |headers: http::HeaderMap, body: String| async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                orders.lock().unwrap().orders.push((key, body));
+                (StatusCode::ACCEPTED, Json(json!({"id": ORDER, "status": "pending"})))
+            }),
+        )
         .route(
             "/api/v1/categories",
             get(|| async {
@@ -166,6 +200,18 @@ fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
             "/api/v1/auth/login",
             post(|| async {
                 Json(json!({"access_token": "good", "refresh_token": "r1", "token_type": "Bearer", "expires_in": 900}))
+            }),
+        )
+        .route(
+            "/api/v1/auth/register",
+            post(|| async {
+                let problem = json!({"type": "urn:souk:problem:validation", "title": "Invalid input",
+                    "status": 422, "errors": [{"field": "password", "message": "is one of the most common passwords"}]});
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    [("content-type", "application/problem+json")],
+                    problem.to_string(),
+                )
             }),
         )
         .route(

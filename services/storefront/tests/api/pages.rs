@@ -1,6 +1,6 @@
 //! Pages as a shopper sees them: content, degraded parts, error pages.
 
-use crate::helpers::{DEGRADED, STOCKED, Shop};
+use crate::helpers::{DEGRADED, ORDER, STOCKED, Shop};
 
 #[tokio::test]
 async fn the_home_page_shows_categories_and_products_in_html_with_its_own_stylesheet() {
@@ -100,4 +100,124 @@ async fn unknown_paths_get_the_404_page_and_unknown_api_paths_problem_json() {
     let api = shop.get("/api/v1/nothing", "").await;
     assert_eq!(api.status(), 404);
     assert_eq!(api.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn invalid_forms_come_back_as_422_with_each_fields_error_beside_it() {
+    let shop = Shop::start().await;
+    let (cookie, token) = shop.csrf().await;
+    // The gateway's field errors (a weak password), shown on the sign-up form.
+    let signup = shop
+        .post(
+            "/signup",
+            &cookie,
+            &[
+                ("csrf", &token),
+                ("name", "Ada"),
+                ("email", "ada@example.com"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(signup.status(), 422);
+    let html = signup.text().await.unwrap();
+    assert!(
+        html.contains("is one of the most common passwords"),
+        "{html}"
+    );
+    assert!(html.contains(r#"aria-describedby="password-error""#));
+    assert!(
+        html.contains(r#"value="ada@example.com""#),
+        "what was typed is kept"
+    );
+    // The storefront's own checks on the checkout form; the card number is never echoed.
+    let signed_in = format!("{cookie}; souk_at=good");
+    let checkout = shop
+        .post(
+            "/checkout",
+            &signed_in,
+            &[
+                ("csrf", &token),
+                ("key", "01930000-0000-7000-8000-0000000000aa"),
+                ("name", "Ada"),
+                ("line1", ""),
+                ("city", "London"),
+                ("postal_code", "N1"),
+                ("country", "GB"),
+                ("card_number", "4242 4242 4242 424x"),
+                ("exp_month", "13"),
+                ("exp_year", "2031"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(checkout.status(), 422);
+    let html = checkout.text().await.unwrap();
+    for field in ["line1", "card_number", "exp_month"] {
+        assert!(
+            html.contains(&format!(r#"id="{field}-error""#)),
+            "{field}: {html}"
+        );
+    }
+    assert!(
+        !html.contains("424x"),
+        "the card number is not written back"
+    );
+    assert!(html.contains(r#"value="London""#));
+}
+
+#[tokio::test]
+async fn a_checkout_form_sent_twice_registers_one_card_and_places_one_order() {
+    let shop = Shop::start().await;
+    let (cookie, token) = shop.csrf().await;
+    let signed_in = format!("{cookie}; souk_at=good");
+    let form = shop
+        .get("/checkout", &signed_in)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("4000 0000 0000 0002"),
+        "the test cards are listed"
+    );
+    let marker = r#"name="key" value=""#;
+    let key = form[form.find(marker).unwrap() + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let fields = [
+        ("csrf", token.as_str()),
+        ("key", key.as_str()),
+        ("name", "Ada"),
+        ("line1", "1 Main St"),
+        ("city", "London"),
+        ("postal_code", "N1"),
+        ("country", "GB"),
+        ("card_number", "4242 4242 4242 4242"),
+        ("exp_month", "12"),
+        ("exp_year", "2031"),
+        ("cvc", "123"),
+    ];
+    for _ in 0..2 {
+        let placed = shop.post("/checkout", &signed_in, &fields).await;
+        assert_eq!(placed.status(), 303);
+        assert_eq!(
+            placed.headers()["location"],
+            format!("/orders/{ORDER}").as_str()
+        );
+    }
+    let seen = shop.seen.lock().unwrap();
+    assert_eq!(seen.cards, 1, "one card for one form");
+    assert_eq!(seen.orders.len(), 2);
+    assert_eq!(
+        seen.orders[0], seen.orders[1],
+        "the same key and body: one order"
+    );
+    assert_eq!(seen.orders[0].0, key);
+    assert!(
+        !seen.orders[0].1.contains("4242"),
+        "only payments sees the card number"
+    );
 }
