@@ -54,6 +54,9 @@ pub(crate) struct Shop {
     primary: BTreeMap<Service, SocketAddr>,
     /// Each calling service's secret at identity, made up for this run.
     secrets: BTreeMap<Service, String>,
+    /// The key every storefront instance signs its forms' CSRF tokens with, made up for this
+    /// run, so that a form rendered by one instance is accepted by another.
+    csrf_secret: String,
     /// Where the cart keeps its event bookkeeping.
     cart_events: String,
     instances: Mutex<BTreeMap<Service, Vec<Arc<Supervised>>>>,
@@ -124,6 +127,7 @@ async fn up(options: Options) -> Result<(), String> {
     let shop = Arc::new(Shop {
         primary,
         secrets,
+        csrf_secret: random_hex()?,
         cart_events,
         admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         gateway_addr,
@@ -292,6 +296,7 @@ impl Shop {
                 service.var("gateway__url"),
                 format!("http://{}", self.gateway_addr),
             ));
+            env.push((service.var("csrf_secret"), self.csrf_secret.clone()));
         }
         env
     }
@@ -532,21 +537,21 @@ pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
 /// A secret for every service that calls internal endpoints, made up for this run: identity is
 /// told them, and each service its own.
 pub(crate) fn service_secrets() -> Result<BTreeMap<Service, String>, String> {
-    use std::io::Read;
-    let mut random = std::fs::File::open("/dev/urandom")
-        .map_err(|e| format!("cannot read random bytes for service secrets: {e}"))?;
     Service::ALL
         .iter()
         .filter(|s| !s.token_audiences().is_empty())
-        .map(|service| {
-            let mut bytes = [0u8; 24];
-            random
-                .read_exact(&mut bytes)
-                .map_err(|e| format!("cannot read random bytes for service secrets: {e}"))?;
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            Ok((*service, hex))
-        })
+        .map(|service| Ok((*service, random_hex()?)))
         .collect()
+}
+
+/// 24 random bytes as 48 hex digits: a secret made up for one run.
+pub(crate) fn random_hex() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read random bytes for a secret: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Where the cart keeps its event bookkeeping: beside its SQLite store, or a PostgreSQL database

@@ -294,7 +294,7 @@ async fn a_shopper_signs_up_buys_two_products_sees_the_order_confirmed_and_a_dec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_inventory_killed_the_product_page_still_renders_with_availability_unknown() {
+async fn with_inventory_killed_the_product_page_still_renders_and_the_service_map_shows_it_down() {
     let Some(chromedriver) = chromedriver("the storefront's browser tests") else {
         return;
     };
@@ -309,34 +309,60 @@ async fn with_inventory_killed_the_product_page_still_renders_with_availability_
     wait_for_text(&browser, "In stock", true).await;
     let product = browser.current_url().await.unwrap().to_string();
 
-    // The supervisor restarts a killed process within a second or so: if the page was loaded
-    // after inventory came back, kill it again (the page must show the outage while it lasts).
-    let mut page = String::new();
-    for _ in 0..5 {
-        let processes = shop.processes().await;
-        let inventory = processes
-            .iter()
-            .find(|p| p["service"] == "inventory")
-            .unwrap()["pid"]
-            .as_u64()
-            .unwrap() as u32;
-        signal(inventory, Signal::SIGKILL);
-        browser.goto(&product).await.unwrap();
-        page = browser.source().await.unwrap();
-        if page.contains("Availability unknown") {
-            break;
-        }
+    // The map, before: every service is a box, inventory among them, up.
+    let map = format!("http://{}/map", shop.admin);
+    browser.goto(&map).await.unwrap();
+    wait_for_css(&browser, "[data-service=inventory][data-status=up]").await;
+    let boxes = browser
+        .find_all(Locator::Css("#services .box"))
+        .await
+        .unwrap();
+    assert_eq!(boxes.len(), 8, "a box per service behind the gateway");
+
+    // Killed and kept down (the supervisor would restart it within a second otherwise).
+    shop.hold("inventory", true).await;
+    let killed = Instant::now();
+    signal(shop.pid_of("inventory").await, Signal::SIGKILL);
+    wait_for_css(&browser, "[data-service=inventory][data-status=down]").await;
+    let seen = killed.elapsed();
+    assert!(
+        seen < Duration::from_secs(5),
+        "the map showed inventory down only after {seen:?}"
+    );
+    eprintln!(
+        "the service map showed inventory down {} ms after the kill",
+        seen.as_millis()
+    );
+    for untouched in ["catalog", "cart", "orders"] {
+        let css = format!("[data-service={untouched}][data-status=up]");
         assert!(
-            page.contains("In stock"),
-            "neither known nor unknown:\n{page}"
+            browser.find(Locator::Css(&css)).await.is_ok(),
+            "{untouched} should still be up"
         );
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    assert!(page.contains("Availability unknown"), "{page}");
+    screenshot(&browser, "service-map-inventory-down").await;
+
+    // The product page still renders, without availability.
+    browser.goto(&product).await.unwrap();
+    let page = wait_for_text(&browser, "Availability unknown", false).await;
     assert!(
         page.contains("Add to cart"),
         "the rest of the page is there"
     );
     screenshot(&browser, "product-inventory-down").await;
+
+    // Let go: inventory comes back, and the map says so.
+    shop.hold("inventory", false).await;
+    browser.goto(&map).await.unwrap();
+    wait_for_css(&browser, "[data-service=inventory][data-status=up]").await;
     browser.close().await.unwrap();
+}
+
+/// Waits until the page has an element matching `css`.
+async fn wait_for_css(browser: &Client, css: &str) {
+    let deadline = Instant::now() + SETTLE;
+    while browser.find(Locator::Css(css)).await.is_err() {
+        assert!(Instant::now() < deadline, "the page never showed {css}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

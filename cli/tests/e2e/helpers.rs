@@ -115,6 +115,29 @@ impl Shop {
             .unwrap()
     }
 
+    /// The pid of `service`'s first process.
+    pub async fn pid_of(&self, service: &str) -> u32 {
+        let processes = self.processes().await;
+        let process = processes
+            .iter()
+            .find(|p| p["service"] == service)
+            .unwrap_or_else(|| panic!("no process of {service}"));
+        u32::try_from(process["pid"].as_u64().unwrap()).unwrap()
+    }
+
+    /// Keeps `service` down once its processes exit (`held`), or lets them restart.
+    pub async fn hold(&self, service: &str, held: bool) {
+        let url = format!("http://{}/services/{service}/hold", self.control.unwrap());
+        let response = self
+            .client
+            .put(url)
+            .json(&serde_json::json!({ "held": held }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+
     /// The gateway's view of its upstreams.
     pub async fn upstreams(&self) -> Vec<Value> {
         let url = format!("http://{}/upstreams", self.admin);

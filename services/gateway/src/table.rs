@@ -136,11 +136,19 @@ impl Table {
     /// The route for `method` and `path`.
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
         let mut allowed = Vec::new();
+        // The longest prefix that matched the path owns it: when its routes do not take this
+        // method, that is a 405, never a fall through to a shorter prefix (a catch-all `/`
+        // route, say, must not answer `POST` on an `/api` path it knows nothing of).
+        let mut owner: Option<usize> = None;
         for route in self
             .routes
             .iter()
             .filter(|r| prefix_matches(&r.prefix, path))
         {
+            if owner.is_some_and(|len| route.prefix.len() < len) {
+                break;
+            }
+            owner = Some(route.prefix.len());
             match &route.methods {
                 None => return Match::Found(route),
                 Some(methods) if methods.contains(method) => return Match::Found(route),
@@ -321,8 +329,8 @@ mod tests {
         assert_eq!(found(&t, Method::PUT, "/api/v1/admin/stock/1"), "admin");
         assert_eq!(
             found(&t, Method::GET, "/api/v1/admin/stock/1"),
-            "all",
-            "falls through to the catch-all"
+            "MethodNotAllowed([PUT, DELETE])",
+            "the longest prefix owns the path: no fall through to the catch-all"
         );
     }
 
