@@ -57,8 +57,9 @@ pub(crate) fn check(url: &str, timeout: Duration) -> Result<u16, String> {
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("cannot set timeouts: {e}"))?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: souk-healthcheck\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: souk-healthcheck\r\nConnection: close\r\n\r\n"
+    );
     stream
         .write_all(request.as_bytes())
         .map_err(|e| format!("cannot send the request: {e}"))?;
