@@ -1,0 +1,808 @@
+//! The deployment files (deploy/) checked against the workspace, without a cluster or an engine.
+//!
+//! - The Dockerfile has one stage per service in `services/*` (and no other), its SERVICE list
+//!   names the same services, each stage's version label is its package's version, and each
+//!   package builds the binary the stage copies; the runtime is non-root with a HEALTHCHECK.
+//! - deploy/compose.yaml names every service with a health check, hardening and healthy
+//!   dependencies; the PostgreSQL init script creates a database for exactly the SQL services.
+//! - Both gateway configurations parse with the gateway's own parser and route to every service.
+//! - `kubectl kustomize` renders every overlay; every rendered object is parsed and held to the
+//!   rules of docs/deploy.md: probes, requests and limits, securityContext, labels, drain-matched
+//!   grace, a NetworkPolicy, Services and an image per service; HPA and PDB per service in prod.
+//! - deploy/docker/healthcheck.rs (the image's HEALTHCHECK) is compiled here and run on a socket.
+//!
+//! Each rule is a function from parsed files to messages, also run on small broken inputs so
+//! every check is shown able to fail.
+
+// Test helpers outside #[test] functions: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[allow(dead_code)] // Its `main` is the image's entry point, not ours.
+#[path = "../../../deploy/docker/healthcheck.rs"]
+mod healthcheck;
+
+/// How long a service may take to finish in-flight requests after SIGTERM
+/// (`http.drain_timeout_ms`, crates/chassis/src/http.rs; the gateway's `server.drain_timeout_ms`).
+const DRAIN_SECS: i64 = 10;
+
+/// A service of the workspace: a package under `services/<name>`.
+#[derive(Debug, Clone)]
+struct Service {
+    name: String,
+    version: String,
+    /// Whether it keeps data in SQL (depends on sqlx), so needs a PostgreSQL database.
+    sql: bool,
+    bins: Vec<String>,
+}
+
+fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+fn read(relative: &str) -> String {
+    let path = workspace_root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The `services/*` packages, from `cargo metadata`: the list every deploy file must match.
+fn workspace_services() -> Vec<Service> {
+    let root = workspace_root();
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(&root)
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let mut services: Vec<Service> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|package| {
+            let manifest = Path::new(package["manifest_path"].as_str()?);
+            let relative = manifest.strip_prefix(&root).ok()?;
+            let mut parts = relative
+                .components()
+                .map(|c| c.as_os_str().to_str().unwrap_or_default());
+            if parts.next()? != "services" {
+                return None;
+            }
+            let strs = |v: &Value, key: &str| -> Vec<String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x[key].as_str().map(str::to_owned))
+                    .collect()
+            };
+            let bins = package["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                })
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect();
+            Some(Service {
+                name: parts.next()?.to_owned(),
+                version: package["version"].as_str()?.to_owned(),
+                sql: strs(&package["dependencies"], "name")
+                    .iter()
+                    .any(|d| d == "sqlx"),
+                bins,
+            })
+        })
+        .collect();
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        services.len() >= 8,
+        "cargo metadata lists only {services:?} under services/"
+    );
+    services
+}
+
+fn names(services: &[Service]) -> BTreeSet<String> {
+    services.iter().map(|s| s.name.clone()).collect()
+}
+
+/// Every document of a YAML stream, as JSON values.
+fn yaml_documents(text: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("invalid YAML: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn compare(what: &str, found: &BTreeSet<String>, wanted: &BTreeSet<String>, out: &mut Vec<String>) {
+    let missing: Vec<_> = wanted.difference(found).collect();
+    let extra: Vec<_> = found.difference(wanted).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        out.push(format!(
+            "{what}: missing {missing:?}, not a workspace service {extra:?}"
+        ));
+    }
+}
+
+// --- Dockerfile ---------------------------------------------------------------------------
+
+/// The per-service stages: `FROM runtime AS <name>`, with the lines up to the next FROM.
+fn dockerfile_stages(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut stages = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in joined_lines(text) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"FROM") {
+            current = match words.as_slice() {
+                ["FROM", "runtime", "AS", name] => Some((*name).to_owned()),
+                _ => None,
+            };
+            if let Some(name) = &current {
+                stages.insert(name.clone(), Vec::new());
+            }
+        } else if let Some(name) = &current {
+            stages
+                .entry(name.clone())
+                .or_insert_with(Vec::new)
+                .push(line);
+        }
+    }
+    stages
+}
+
+/// Dockerfile lines with `\` continuations joined and comments dropped.
+fn joined_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => pending.push_str(part),
+            None => {
+                pending.push_str(line);
+                if !pending.trim().is_empty() {
+                    lines.push(pending.trim().to_owned());
+                }
+                pending.clear();
+            }
+        }
+    }
+    lines
+}
+
+fn dockerfile_violations(text: &str, services: &[Service]) -> Vec<String> {
+    let mut out = Vec::new();
+    let stages = dockerfile_stages(text);
+    compare(
+        "Dockerfile per-service stages",
+        &stages.keys().cloned().collect(),
+        &names(services),
+        &mut out,
+    );
+    // The SERVICE check in the build stage: `identity|catalog|…) ;;`.
+    let listed: BTreeSet<String> = joined_lines(text)
+        .iter()
+        .find(|l| l.starts_with("RUN case \"${SERVICE}\""))
+        .and_then(|l| l.split(" in ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .map(|l| l.split('|').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
+    compare(
+        "Dockerfile SERVICE list",
+        &listed,
+        &names(services),
+        &mut out,
+    );
+    for service in services {
+        let Some(lines) = stages.get(&service.name) else {
+            continue;
+        };
+        let body = lines.join("\n");
+        let binary = format!("souk-{}", service.name);
+        for wanted in [
+            format!("org.opencontainers.image.version=\"{}\"", service.version),
+            format!("org.opencontainers.image.title=\"{binary}\""),
+            format!("COPY --from=build /out/{binary} /usr/local/bin/{binary}"),
+            format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]"),
+            "SOUK_HEALTHCHECK_URL=http://127.0.0.1:".to_owned(),
+            "EXPOSE ".to_owned(),
+        ] {
+            if !body.contains(&wanted) {
+                out.push(format!("Dockerfile stage {}: no `{wanted}`", service.name));
+            }
+        }
+        if !service.bins.contains(&binary) {
+            out.push(format!(
+                "package souk-{} has no binary {binary} for its image",
+                service.name
+            ));
+        }
+    }
+    let all = joined_lines(text);
+    let position = |prefix: &str| all.iter().position(|l| l.starts_with(prefix));
+    for wanted in [
+        "USER 65532:65532",
+        "HEALTHCHECK ",
+        "FROM ${SERVICE} AS final",
+        "VOLUME ",
+    ] {
+        if position(wanted).is_none() {
+            out.push(format!("Dockerfile: no `{wanted}` line"));
+        }
+    }
+    // Dependencies build from the planner's skeleton before the real sources arrive.
+    let deps = all
+        .iter()
+        .position(|l| l.starts_with("COPY --from=planner"));
+    let sources = all.iter().rposition(|l| l == "COPY . .");
+    let deps_build = deps.and_then(|d| {
+        all.iter()
+            .skip(d)
+            .position(|l| l.contains("cargo build"))
+            .map(|i| i + d)
+    });
+    if !matches!((deps_build, sources), (Some(b), Some(s)) if b < s) {
+        out.push(
+            "Dockerfile: dependencies are not built in a layer of their own before `COPY . .`"
+                .into(),
+        );
+    }
+    out
+}
+
+#[test]
+fn the_dockerfile_has_a_stage_per_workspace_service() {
+    let services = workspace_services();
+    let violations = dockerfile_violations(&read("deploy/docker/Dockerfile"), &services);
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_dockerfile_check_notices_a_missing_stage_and_a_stale_version() {
+    let services = workspace_services();
+    let text = read("deploy/docker/Dockerfile");
+    let first = &services[0];
+    let stale = text.replace(
+        &format!(
+            "title=\"souk-{}\" org.opencontainers.image.version=\"{}\"",
+            first.name, first.version
+        ),
+        &format!(
+            "title=\"souk-{}\" org.opencontainers.image.version=\"0.0.0-stale\"",
+            first.name
+        ),
+    );
+    let found = dockerfile_violations(&stale, &services);
+    assert!(
+        found.iter().any(|v| v.contains("image.version")),
+        "{found:?}"
+    );
+    let fewer: Vec<Service> = services.iter().skip(1).cloned().collect();
+    let found = dockerfile_violations(&text, &fewer);
+    assert!(
+        found.iter().any(|v| v.contains("not a workspace service")),
+        "{found:?}"
+    );
+}
+
+// --- Compose and PostgreSQL -----------------------------------------------------------------
+
+fn compose_violations(compose: &Value, init_script: &str, services: &[Service]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(defined) = compose["services"].as_object() else {
+        return vec!["compose.yaml has no services".into()];
+    };
+    let backends: BTreeSet<String> = ["postgres", "redis", "nats"].map(str::to_owned).into();
+    let found: BTreeSet<String> = defined
+        .keys()
+        .filter(|k| !backends.contains(*k))
+        .cloned()
+        .collect();
+    compare("compose.yaml services", &found, &names(services), &mut out);
+    for backend in &backends {
+        if defined
+            .get(backend)
+            .and_then(|b| b.get("healthcheck"))
+            .is_none()
+        {
+            out.push(format!(
+                "compose.yaml: {backend} is missing or has no healthcheck"
+            ));
+        }
+    }
+    for (name, service) in defined.iter().filter(|(k, _)| !backends.contains(*k)) {
+        let at = |what: &str| format!("compose.yaml {name}: {what}");
+        if service
+            .pointer("/build/args/SERVICE")
+            .and_then(Value::as_str)
+            != Some(name)
+        {
+            out.push(at("build.args.SERVICE is not its name"));
+        }
+        let check = service
+            .pointer("/healthcheck/test")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        if !check.contains("/healthz") {
+            out.push(at("no healthcheck on /healthz"));
+        }
+        if service["read_only"] != json!(true) || service["cap_drop"] != json!(["ALL"]) {
+            out.push(at("not read_only with cap_drop ALL"));
+        }
+        for (dependency, condition) in service["depends_on"].as_object().into_iter().flatten() {
+            if condition["condition"] != "service_healthy" {
+                out.push(at(&format!(
+                    "depends on {dependency} without condition service_healthy"
+                )));
+            }
+        }
+    }
+    let gateway_ports = compose
+        .pointer("/services/gateway/ports")
+        .map(Value::to_string)
+        .unwrap_or_default();
+    if !gateway_ports.contains("8080:8080") {
+        out.push("compose.yaml: the gateway does not publish localhost:8080".into());
+    }
+    // The init script's SERVICES="…" line: exactly the services that keep data in SQL.
+    let listed: BTreeSet<String> = init_script
+        .lines()
+        .find_map(|l| l.strip_prefix("SERVICES=\""))
+        .map(|l| {
+            l.trim_end_matches('"')
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let sql: BTreeSet<String> = services
+        .iter()
+        .filter(|s| s.sql)
+        .map(|s| s.name.clone())
+        .collect();
+    compare(
+        "deploy/postgres/init-databases.sh databases",
+        &listed,
+        &sql,
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn compose_names_every_service_on_healthy_backends() {
+    let services = workspace_services();
+    let compose = yaml_documents(&read("deploy/compose.yaml")).remove(0);
+    let violations = compose_violations(
+        &compose,
+        &read("deploy/postgres/init-databases.sh"),
+        &services,
+    );
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn the_compose_check_notices_a_missing_service_and_an_unhealthy_dependency() {
+    let services = workspace_services();
+    let mut compose = yaml_documents(&read("deploy/compose.yaml")).remove(0);
+    let catalog = compose["services"]
+        .as_object_mut()
+        .and_then(|s| s.remove("catalog"));
+    assert!(catalog.is_some());
+    compose["services"]["orders"]["depends_on"]["cart"]["condition"] = json!("service_started");
+    let found = compose_violations(&compose, "SERVICES=\"identity\"", &services);
+    for wanted in [
+        "missing [\"catalog\"]",
+        "service_healthy",
+        "init-databases.sh",
+    ] {
+        assert!(
+            found.iter().any(|v| v.contains(wanted)),
+            "no {wanted:?} in {found:?}"
+        );
+    }
+}
+
+// --- The gateway's routes -------------------------------------------------------------------
+
+/// The upstreams a gateway configuration must have (every service but the gateway), found by
+/// DNS; `dns_host` gives the host expected for a service.
+fn gateway_config_violations(
+    text: &str,
+    services: &[Service],
+    dns_host: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let config = match souk_gateway::config::GatewayConfig::parse(text) {
+        Ok(config) => config,
+        Err(err) => return vec![format!("the gateway refuses it: {err}")],
+    };
+    let mut out = Vec::new();
+    let upstreams: BTreeSet<String> = config.upstreams.keys().cloned().collect();
+    let wanted: BTreeSet<String> = names(services)
+        .into_iter()
+        .filter(|s| s != "gateway")
+        .collect();
+    compare("gateway upstreams", &upstreams, &wanted, &mut out);
+    for (name, upstream) in &config.upstreams {
+        let host = dns_host(name);
+        if !upstream
+            .dns
+            .as_deref()
+            .is_some_and(|dns| dns.starts_with(&format!("{host}:")))
+        {
+            out.push(format!(
+                "upstream {name}: dns is {:?}, wanted {host}:<port>",
+                upstream.dns
+            ));
+        }
+        if !config.routes.iter().any(|r| &r.upstream == name) {
+            out.push(format!("upstream {name}: no route uses it"));
+        }
+    }
+    if config.server.drain_timeout_ms != (DRAIN_SECS * 1000) as u64 {
+        out.push(format!(
+            "server.drain_timeout_ms is {}, the manifests assume {DRAIN_SECS} s",
+            config.server.drain_timeout_ms
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_gateway_configurations_route_every_service_through_dns() {
+    let services = workspace_services();
+    let mut violations = gateway_config_violations(
+        &read("deploy/compose/gateway.toml"),
+        &services,
+        str::to_owned,
+    );
+    violations.extend(gateway_config_violations(
+        &read("deploy/k8s/base/gateway.toml"),
+        &services,
+        |s| format!("{s}-headless"),
+    ));
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    let broken = read("deploy/k8s/base/gateway.toml")
+        .replace("upstream = \"catalog\"", "upstream = \"catlog\"");
+    assert!(!gateway_config_violations(&broken, &services, |s| format!("{s}-headless")).is_empty());
+}
+
+// --- Kubernetes -------------------------------------------------------------------------------
+
+/// `kubectl kustomize <overlay>`, parsed.
+fn render(overlay: &str) -> Vec<Value> {
+    let dir = workspace_root().join("deploy/k8s/overlays").join(overlay);
+    let output = match Command::new("kubectl").arg("kustomize").arg(&dir).output() {
+        Ok(output) => output,
+        Err(err) => panic!(
+            "cannot run kubectl ({err}): the deploy checks render the Kubernetes overlays with \
+             `kubectl kustomize`. Install it (Debian: `apt-get install kubernetes-client`; .ci/run does)"
+        ),
+    };
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    yaml_documents(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn objects<'a>(rendered: &'a [Value], kind: &str) -> BTreeMap<String, &'a Value> {
+    rendered
+        .iter()
+        .filter(|o| o["kind"] == kind)
+        .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?.to_owned(), o)))
+        .collect()
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The rules every overlay keeps, one message per broken rule.
+fn manifest_violations(rendered: &[Value], services: &[Service]) -> Vec<String> {
+    let mut out = Vec::new();
+    let deployments = objects(rendered, "Deployment");
+    let services_k8s = objects(rendered, "Service");
+    let policies = objects(rendered, "NetworkPolicy");
+    compare(
+        "Deployments",
+        &deployments.keys().cloned().collect(),
+        &names(services),
+        &mut out,
+    );
+    if !objects(rendered, "Secret").is_empty() {
+        out.push("a Secret is rendered: secrets are referenced, never committed".into());
+    }
+    let mut images = BTreeSet::new();
+    for service in services {
+        let name = &service.name;
+        let Some(deployment) = deployments.get(name) else {
+            continue;
+        };
+        let at = |what: &str| format!("Deployment {name}: {what}");
+        for (key, wanted) in [
+            ("app.kubernetes.io/name", name.as_str()),
+            ("app.kubernetes.io/part-of", "souk"),
+            ("app.kubernetes.io/version", service.version.as_str()),
+        ] {
+            for place in ["/metadata/labels", "/spec/template/metadata/labels"] {
+                if str_at(deployment, &format!("{place}/{}", key.replace('/', "~1"))) != wanted {
+                    out.push(at(&format!("{place} lacks {key}: {wanted}")));
+                }
+            }
+        }
+        let pod = &deployment["spec"]["template"]["spec"];
+        if pod.pointer("/securityContext/runAsNonRoot") != Some(&json!(true))
+            || str_at(pod, "/securityContext/seccompProfile/type") != "RuntimeDefault"
+        {
+            out.push(at(
+                "pod securityContext lacks runAsNonRoot or seccomp RuntimeDefault",
+            ));
+        }
+        let containers = pod["containers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if containers.len() != 1 {
+            out.push(at("wants exactly one container"));
+            continue;
+        }
+        let container = &containers[0];
+        let image = str_at(container, "/image");
+        let repository = image
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        if repository != format!("souk-{name}") || !images.insert(image.to_owned()) {
+            out.push(at(&format!("image {image:?} is not its own souk-{name}")));
+        }
+        for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
+            if str_at(container, &format!("/{probe}/httpGet/path")) != path {
+                out.push(at(&format!("no {probe} on {path}")));
+            }
+        }
+        for quantity in [
+            "requests/cpu",
+            "requests/memory",
+            "limits/cpu",
+            "limits/memory",
+        ] {
+            if container
+                .pointer(&format!("/resources/{quantity}"))
+                .is_none()
+            {
+                out.push(at(&format!("no resources.{quantity}")));
+            }
+        }
+        let security = &container["securityContext"];
+        if security["allowPrivilegeEscalation"] != json!(false)
+            || security["readOnlyRootFilesystem"] != json!(true)
+            || security.pointer("/capabilities/drop") != Some(&json!(["ALL"]))
+        {
+            out.push(at("container securityContext must forbid escalation, mount the root read-only and drop ALL"));
+        }
+        let pre_stop = container
+            .pointer("/lifecycle/preStop/sleep/seconds")
+            .and_then(Value::as_i64);
+        let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+        match pre_stop {
+            Some(pre_stop) if grace >= pre_stop + DRAIN_SECS => {}
+            _ => out.push(at(&format!(
+                "terminationGracePeriodSeconds {grace} must cover a preStop sleep ({pre_stop:?}) plus the {DRAIN_SECS} s drain"
+            ))),
+        }
+        if !services_k8s.contains_key(name) {
+            out.push(format!("no Service {name}"));
+        }
+        if name != "gateway"
+            && services_k8s
+                .get(&format!("{name}-headless"))
+                .map(|s| str_at(s, "/spec/clusterIP"))
+                != Some("None")
+        {
+            out.push(format!(
+                "no headless Service {name}-headless for the gateway's DNS discovery"
+            ));
+        }
+        let guarded = policies.values().any(|p| {
+            str_at(p, "/spec/podSelector/matchLabels/app.kubernetes.io~1name") == name
+                && (name == "gateway"
+                    || p["spec"]["ingress"]
+                        .as_array()
+                        .is_some_and(|rules| rules.iter().all(|r| r.get("from").is_some())))
+        });
+        if !guarded {
+            out.push(format!("no NetworkPolicy admitting only {name}'s callers"));
+        }
+    }
+    if !objects(rendered, "ConfigMap")
+        .keys()
+        .any(|k| k.starts_with("gateway-config"))
+    {
+        out.push("no gateway-config ConfigMap".into());
+    }
+    out
+}
+
+/// Per overlay: dev runs one replica of each and no autoscaler; prod scales each service on its
+/// own HPA and protects it with a PDB.
+fn overlay_violations(overlay: &str, rendered: &[Value], services: &[Service]) -> Vec<String> {
+    let mut out = Vec::new();
+    let deployments = objects(rendered, "Deployment");
+    let hpas = objects(rendered, "HorizontalPodAutoscaler");
+    let pdbs = objects(rendered, "PodDisruptionBudget");
+    for service in services {
+        let name = &service.name;
+        let replicas = deployments
+            .get(name)
+            .and_then(|d| d.pointer("/spec/replicas"))
+            .and_then(Value::as_i64);
+        match overlay {
+            "dev" if replicas != Some(1) => {
+                out.push(format!("dev: {name} has {replicas:?} replicas, wants 1"))
+            }
+            "prod" => {
+                if replicas.unwrap_or(0) < 2 {
+                    out.push(format!(
+                        "prod: {name} has {replicas:?} replicas, wants 2 or more"
+                    ));
+                }
+                let target = hpas
+                    .get(name)
+                    .map(|h| str_at(h, "/spec/scaleTargetRef/name"));
+                if target != Some(name.as_str())
+                    || hpas[name]["spec"]["metrics"]
+                        .as_array()
+                        .is_none_or(Vec::is_empty)
+                {
+                    out.push(format!(
+                        "prod: no HorizontalPodAutoscaler with a metric for {name}"
+                    ));
+                }
+                let selects = pdbs
+                    .get(name)
+                    .map(|p| str_at(p, "/spec/selector/matchLabels/app.kubernetes.io~1name"));
+                if selects != Some(name.as_str()) {
+                    out.push(format!("prod: no PodDisruptionBudget for {name}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if overlay == "dev" && !hpas.is_empty() {
+        out.push("dev: no autoscaler wanted".into());
+    }
+    out
+}
+
+#[test]
+fn every_overlay_renders_and_keeps_the_rules() {
+    let services = workspace_services();
+    for overlay in ["dev", "prod"] {
+        let rendered = render(overlay);
+        let mut violations = manifest_violations(&rendered, &services);
+        violations.extend(overlay_violations(overlay, &rendered, &services));
+        let config = objects(&rendered, "ConfigMap")
+            .into_iter()
+            .find(|(k, _)| k.starts_with("gateway-config"))
+            .map(|(_, c)| str_at(c, "/data/gateway.toml").to_owned())
+            .unwrap_or_default();
+        violations.extend(gateway_config_violations(&config, &services, |s| {
+            format!("{s}-headless")
+        }));
+        assert!(
+            violations.is_empty(),
+            "overlay {overlay}:\n{}",
+            violations.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_manifest_checks_notice_what_breaks_the_rules() {
+    let services = workspace_services();
+    let mut rendered = render("prod");
+    let catalog = rendered
+        .iter_mut()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "catalog")
+        .expect("a catalog Deployment");
+    let container = &mut catalog["spec"]["template"]["spec"]["containers"][0];
+    container["readinessProbe"] = Value::Null;
+    container["resources"]["limits"] = json!({});
+    container["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    catalog["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(5);
+    rendered
+        .retain(|o| !(o["kind"] == "HorizontalPodAutoscaler" && o["metadata"]["name"] == "cart"));
+    rendered.retain(|o| !(o["kind"] == "NetworkPolicy" && o["metadata"]["name"] == "orders"));
+    rendered.push(json!({"kind": "Secret", "metadata": {"name": "souk-catalog"}}));
+    let mut found = manifest_violations(&rendered, &services);
+    found.extend(overlay_violations("prod", &rendered, &services));
+    for wanted in [
+        "no readinessProbe",
+        "no resources.limits/cpu",
+        "read-only",
+        "terminationGracePeriodSeconds 5",
+        "HorizontalPodAutoscaler with a metric for cart",
+        "NetworkPolicy admitting only orders",
+        "a Secret is rendered",
+    ] {
+        assert!(
+            found.iter().any(|v| v.contains(wanted)),
+            "no {wanted:?} in:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_prerequisites_parse() {
+    for file in [
+        "deploy/k8s/prerequisites/postgres.yaml",
+        "deploy/k8s/prerequisites/nats-values.yaml",
+        "deploy/k8s/prerequisites/redis-values.yaml",
+    ] {
+        assert!(!yaml_documents(&read(file)).is_empty(), "{file} is empty");
+    }
+}
+
+// --- The image's HEALTHCHECK ------------------------------------------------------------------
+
+/// A one-shot HTTP server on port 0 answering `status`; returns its /healthz URL.
+fn answer_once(status: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+#[test]
+fn the_healthcheck_passes_a_2xx_and_reports_anything_else() {
+    let timeout = std::time::Duration::from_secs(2);
+    assert_eq!(healthcheck::check(&answer_once("200 OK"), timeout), Ok(200));
+    assert_eq!(
+        healthcheck::check(&answer_once("503 Service Unavailable"), timeout),
+        Ok(503)
+    );
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        listener.local_addr().expect("local addr")
+    };
+    assert!(healthcheck::check(&format!("http://{closed}/healthz"), timeout).is_err());
+    assert!(healthcheck::check("https://127.0.0.1:1/healthz", timeout).is_err());
+    assert!(healthcheck::parse_status(b"SSH-2.0-OpenSSH").is_err());
+}
