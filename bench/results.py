@@ -61,6 +61,20 @@ The load generator runs on the same two cores as the shop (its CPU share is in t
 | inventory slowed by 2 s: product pages p99 < 300 ms | p99 {product.get('p99_ms', 0):.1f} ms during the delay ({product.get('requests', 0)} pages, errors {json.dumps(product.get('errors', {}))}) | {verdict(product.get('p99_ms', 1e9) < 300 and not product.get('errors'))} |
 | the saga's invariants after both chaos runs | every accepted order ended, one capture per confirmed order, stock conserved | {verdict(invariants_ok)} |
 """)
+checkout = kill["endpoints"].get("checkout", {})
+refused = sum(checkout.get("during", {}).get("errors", {}).values())
+refused_after = sum(checkout.get("after", {}).get("errors", {}).values())
+print(f"""What the table does not say by itself:
+- The throughput at target is the highest rate *tried* that met the targets; both topologies are
+  only known to lie between it and the next rate tried, so the ratio is as coarse as the ladder
+  (`bench/results.sh --rates …` refines it).
+- While payments was down, {refused} of {checkout.get('during', {}).get('requests', 0)} checkouts were
+  refused (5xx) rather than accepted, and {refused_after} more in the {kill['recovered_after_s']:.1f} s after it
+  came back: orders asks payments whether the payment method is the caller's before it accepts an
+  order, so a checkout needs payments up at the moment it is placed. Of the orders accepted
+  while it was down, {ended.get('confirmed', 0)} of {kill['accepted_during']} ended confirmed; the rest of the shop saw
+  {kill_errors} errors.
+""")
 print((out / "compare/compare.md").read_text())
 print(f"![worst p99 of reads by rate]({rel}/compare/p99-by-rate.svg)\n")
 for name, title in (("chaos-kill-payments", "Payments killed for 10 s (mixed, 100/s)"),

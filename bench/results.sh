@@ -5,14 +5,15 @@
 #   2. souk chaos on a fresh `souk up`: payments killed for 10 s, inventory slowed by 2 s.
 # Writes the reports under bench/results/latest/ and rewrites RESULTS.md from them.
 #
-#   bench/results.sh [--rates 50,100,200,400,800] [--rounds 3] [--duration 8s]
+#   bench/results.sh [--rates 50,100,200,400,800] [--rounds 3] [--duration 8s] [--catalog-instances 1,2,3]
 set -euo pipefail
-rates=50,100,200,400,800 rounds=3 duration=8s
+rates=50,100,200,400,800 rounds=3 duration=8s instances=1,2,3
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
+    --catalog-instances) instances=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +41,7 @@ echo "$(busy)" > "$out/busy-before.txt"
 started=$(date -u +%FT%TZ)
 
 "$souk" bench --compare --scenario mixed --rates "$rates" --rounds "$rounds" --duration "$duration" \
-  --users 20 --report "$out/compare" | tee "$out/compare.log"
+  --catalog-instances "$instances" --users 20 --report "$out/compare" | tee "$out/compare.log"
 echo "$(busy)" > "$out/busy-after-compare.txt"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
