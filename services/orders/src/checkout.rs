@@ -75,7 +75,19 @@ impl Checkout {
             self.payments.is_callers_method(bearer, payment_method_id),
         );
         let products = products.map_err(CheckoutError::Unavailable)?;
-        if !method.map_err(CheckoutError::Unavailable)? {
+        let owned = match method {
+            Ok(owned) => owned,
+            // Payments cannot say right now: take the order anyway rather than refuse checkout
+            // while payments is down. Nothing is lost by it: the charge step asks payments
+            // again, and a method that is not the caller's is refused there
+            // (`payment-method-not-owned`), which cancels the order unpaid.
+            Err(err @ ClientError::Unavailable { .. }) => {
+                tracing::info!(%err, "payment method unchecked: payments is unavailable; the charge will check it");
+                true
+            }
+            Err(err) => return Err(CheckoutError::Unavailable(err)),
+        };
+        if !owned {
             return Err(CheckoutError::PaymentMethodInvalid(payment_method_id));
         }
         price(&lines, &products).map_err(CheckoutError::Pricing)

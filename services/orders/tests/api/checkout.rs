@@ -129,9 +129,29 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.count("orders").await, 0);
     }
 
+    async fn with_payments_unable_to_check_the_method_the_order_is_taken_and_the_charge_decides(app) {
+        // Payments cannot answer whose card it is: checkout goes on rather than fail...
+        app.fakes.world().down.insert("methods");
+        let shopper = app.shopper(1);
+        let id = app.place_ok(&shopper).await;
+        assert_eq!(app.settled(&shopper, id).await["status"], "confirmed");
+        // ...and a card that is not the caller's is refused by the charge, never taken.
+        let thief = app.shopper(2);
+        let stranger = app.fakes.method("someone-else", Card::Good);
+        let (status, _, answer) = app
+            .place_on(&app.instance().server, &thief, None, &checkout_body(stranger))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        let id = answer["id"].as_str().unwrap().parse().unwrap();
+        let order = app.settled(&thief, id).await;
+        assert_eq!(order["status"], "cancelled", "{order}");
+        assert_eq!(order["cancel_reason"], "payment_failed", "{order}");
+        app.fakes.world().down.clear();
+    }
+
     async fn a_neighbour_down_at_step_1_is_a_503_and_nothing_is_stored(app) {
         let shopper = app.shopper(1);
-        for endpoint in ["cart", "catalog", "methods"] {
+        for endpoint in ["cart", "catalog"] {
             app.fakes.world().down.insert(endpoint);
             let (status, headers, problem) = app.place(&shopper, None).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{endpoint}: {problem}");
