@@ -15,7 +15,27 @@ use crate::up::{self, Backend, Options};
 
 /// Runs the shop as one process until Ctrl-C or SIGTERM.
 pub(crate) fn run(options: Options) -> std::process::ExitCode {
+    reexec_with_argon2_friendly_malloc();
     up::run_to_end("souk monolith", monolith(options))
+}
+
+/// Identity hashes passwords in this process, so it needs the malloc setting `souk up` gives its
+/// identity processes ([`up::ARGON2_FRIENDLY_MALLOC`]). glibc reads it only when a program
+/// starts: run this same command again, once, with it set. Should that fail, go on without it.
+fn reexec_with_argon2_friendly_malloc() {
+    use std::os::unix::process::CommandExt;
+    let (name, value) = up::ARGON2_FRIENDLY_MALLOC;
+    if std::env::var_os(name).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(name, value)
+        .exec();
+    eprintln!("souk monolith: cannot restart with {name}={value} ({err}); going on without it");
 }
 
 async fn monolith(options: Options) -> Result<(), String> {
