@@ -22,13 +22,22 @@ pid=
 cleanup() {
     if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     rm -rf "$data"
+    # This run's PostgreSQL databases and Redis keys (the shop keeps its data between runs).
+    if [[ -n ${SOUK_POSTGRES_URL:-} ]]; then
+        for db in $(psql "$SOUK_POSTGRES_URL" -Atc "select datname from pg_database where datname like '${SOUK_POSTGRES_DATABASE_PREFIX}%'"); do
+            psql "$SOUK_POSTGRES_URL" -qc "drop database \"$db\" with (force)" || true
+        done
+        redis-cli -u "${SOUK_REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "${SOUK_POSTGRES_DATABASE_PREFIX}*" |
+            xargs -r redis-cli -u "${SOUK_REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null || true
+    fi
 }
 trap cleanup EXIT
 
 backend=(--backend embedded)
 if [[ -n ${SOUK_POSTGRES_URL:-} ]]; then
     backend=(--backend postgres)
-    export SOUK_POSTGRES_DATABASE_PREFIX=${SOUK_POSTGRES_DATABASE_PREFIX:-soukrss_}
+    # Databases of this run only (dropped at the end): soukrss_<pid>_<service>.
+    export SOUK_POSTGRES_DATABASE_PREFIX="soukrss_$$_"
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -41,7 +50,10 @@ until curl -sf "$base/api/v1/categories" >/dev/null; do
 done
 # Inventory learns the products (and their demo stock) a few seconds after start.
 product=$(curl -sf "$base/api/v1/products?limit=1" | jq -r '.items[0].id')
-until curl -sf "$base/api/v1/availability/$product" | jq -e '.quantity > 0' >/dev/null 2>&1; do sleep 0.5; done
+for _ in $(seq 120); do
+    curl -sf "$base/api/v1/availability/$product" | jq -e '.quantity > 0' >/dev/null 2>&1 && break
+    sleep 0.5
+done
 
 # Each process of the shop: "<name> <pid>", the gateway and `souk serve <service>` children.
 processes() {
@@ -55,10 +67,12 @@ processes() {
     done
 }
 kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
+# CPU time used so far, in clock ticks (utime + stime; the fields after the command's parentheses).
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 sleep 10
-declare -A idle
-while read -r name child; do idle[$name]=$(kib "$child" VmRSS); done < <(processes)
+declare -A idle cpu
+while read -r name child; do idle[$name]=$(kib "$child" VmRSS); cpu[$name]=$(ticks "$child"); done < <(processes)
 
 # --- load -------------------------------------------------------------------------------
 shopper() {
@@ -102,7 +116,10 @@ took=$((SECONDS - started))
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); backend: ${backend[1]}"
 echo "load: ${took}s, $SHOPPERS shoppers checking out in a loop + wrk -c32 browsing"
 grep -E "Requests/sec|requests in" "$data/wrk.out" 2>/dev/null | sed 's/^/  wrk: /' || true
-printf '%-10s %10s %14s\n' service "idle MiB" "loaded MiB"
+printf '%-10s %10s %14s %14s\n' service "idle MiB" "loaded MiB" "load CPU (m)"
+hz=$(getconf CLK_TCK)
 while read -r name child; do
-    awk -v n="$name" -v i="${idle[$name]:-0}" -v h="$(kib "$child" VmHWM)" 'BEGIN { printf "%-10s %10.1f %14.1f\n", n, i / 1024, h / 1024 }'
+    awk -v n="$name" -v i="${idle[$name]:-0}" -v h="$(kib "$child" VmHWM)" -v c="$(( $(ticks "$child") - ${cpu[$name]:-0} ))" \
+        -v hz="$hz" -v s="$took" 'BEGIN { printf "%-10s %10.1f %14.1f %14.0f\n", n, i / 1024, h / 1024, c / hz / s * 1000 }'
 done < <(processes | sort)
+echo "loaded = peak RSS (VmHWM) after the load; load CPU = average millicores over the load"
