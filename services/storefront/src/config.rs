@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use souk_chassis::client::ClientConfig;
 use souk_chassis::{HttpConfig, Secret};
@@ -22,11 +23,44 @@ pub struct Config {
     pub csrf_secret: Secret,
     /// Whether cookies carry `Secure` (set it when shoppers reach the shop over HTTPS).
     pub secure_cookies: bool,
-    /// Peers whose `X-Forwarded-For` names the shopper (the gateway in front of the storefront).
-    /// Anyone else is the shopper themself.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers whose `X-Forwarded-For` names the shopper (the gateway in front of the storefront),
+    /// as networks (`10.42.0.0/16`) or addresses; from the environment as a comma-separated list
+    /// (`SOUK_STOREFRONT__TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`). Anyone else is the shopper.
+    #[serde(deserialize_with = "nets_list_or_commas")]
+    pub trusted_proxies: Vec<IpNet>,
     /// Products per page of the product list (1–100).
     pub page_size: u32,
+}
+
+/// A list of networks or addresses, or a string of them separated by commas (environment
+/// variables cannot hold lists). A bare address is a network of one.
+fn nets_list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Either::deserialize(deserializer)? {
+        Either::List(items) => items,
+        Either::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "trusted_proxies: {item:?} is not an address or a network"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl Default for Config {
@@ -41,8 +75,8 @@ impl Default for Config {
             csrf_secret: Secret::default(),
             secure_cookies: false,
             trusted_proxies: vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
             ],
             page_size: 12,
         }
@@ -74,6 +108,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trusted_proxies_come_as_networks_or_addresses_in_a_list_or_with_commas() {
+        let from = |value: serde_json::Value| {
+            serde_json::from_value::<Config>(serde_json::json!({ "trusted_proxies": value }))
+                .map(|c| c.trusted_proxies)
+        };
+        let nets = from(serde_json::json!("10.0.0.0/8, ::1")).unwrap();
+        assert_eq!(
+            nets,
+            vec![
+                "10.0.0.0/8".parse::<IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
+            ]
+        );
+        assert_eq!(from(serde_json::json!(["172.16.0.0/12"])).unwrap().len(), 1);
+        let err = from(serde_json::json!("10.0.0.0/8,the gateway")).unwrap_err();
+        assert!(err.to_string().contains("the gateway"), "{err}");
+    }
+
+    #[test]
     fn defaults_are_the_documented_ones() {
         let config = Config::default();
         assert_eq!(config.listen.port(), 8108);
@@ -81,8 +134,8 @@ mod tests {
         assert_eq!(
             config.trusted_proxies,
             vec![
-                "127.0.0.1".parse::<IpAddr>().unwrap(),
-                "::1".parse().unwrap()
+                "127.0.0.1/32".parse::<IpNet>().unwrap(),
+                "::1/128".parse().unwrap()
             ]
         );
         assert!(config.validate().is_ok());

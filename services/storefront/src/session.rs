@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, header};
+use ipnet::IpNet;
 
 use crate::csrf;
 use crate::gateway::{GatewayError, Tokens, Who};
@@ -250,10 +251,11 @@ pub fn safe_return_path(path: &str) -> String {
 pub fn client_ip(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
-    trusted: &[IpAddr],
+    trusted: &[IpNet],
 ) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if let Some(peer) = peer
-        && !trusted.contains(&peer.ip())
+        && !is_trusted(&peer.ip())
     {
         return Some(peer.ip());
     }
@@ -267,7 +269,7 @@ pub fn client_ip(
     chain
         .iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
+        .find(|ip| !is_trusted(ip))
         .or(chain.first())
         .copied()
         .or(peer.map(|p| p.ip()))
@@ -315,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_forwarded_address_counts_only_from_a_trusted_proxy() {
-        let trusted = ["127.0.0.1".parse().unwrap()];
+        let trusted = ["127.0.0.1/32".parse().unwrap()];
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-forwarded-for",

@@ -7,7 +7,6 @@ mod checkout;
 mod shop;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -40,7 +39,7 @@ pub struct App {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Whether cookies are `Secure`.
     pub secure_cookies: bool,
     /// Products per list page.
