@@ -40,8 +40,8 @@ const STOCK: [i64; 8] = [250, 250, 200, 200, 150, 150, 100, 3];
 /// The crash points armed in the named run, each firing once (`@N`: at its N-th hit in a
 /// process). `payments.after-charge-before-record` leaves a pending charge whose lease (30 s)
 /// outlives the order's deadline (20 s here), so that order is compensated and refunded — which
-/// is how `payments.after-refund-before-record` gets its hit (shoppers pay their first two
-/// orders with the good card, so the third charge is a capture).
+/// is how `payments.after-refund-before-record` gets its hit (shoppers pay with the good card
+/// until six orders are confirmed, so the third charge is a capture, never a decline).
 const NAMED_POINTS: [&str; 10] = [
     "orders.after-place-before-answer@3",
     "orders.after-reserve-before-persist@4",

@@ -117,6 +117,11 @@ pub struct Product {
     pub stock: i64,
 }
 
+/// Confirmed orders before any shopper pays with another card than the good one: more than the
+/// charges a crash point may be armed at (`payments.after-charge-before-record@3` must crash a
+/// capture, not a decline, for the refund after it to be reached).
+const WARM_UP: u32 = 6;
+
 /// The cards a shopper pays with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Card {
@@ -139,10 +144,11 @@ impl Card {
         }
     }
 
-    /// The good card for a shopper's first two orders (so the first charges of a run are
-    /// captures), then mostly good cards, some declined, a few failing.
-    fn pick(rng: &mut fastrand::Rng, round: u32) -> Self {
-        if round <= 2 {
+    /// The good card until [`WARM_UP`] orders of the run are confirmed (so the first charges of
+    /// a run are captures, whichever shopper makes them and however many orders run out of
+    /// stock before a charge), then mostly good cards, some declined, a few failing.
+    fn pick(rng: &mut fastrand::Rng, confirmed: u32) -> Self {
+        if confirmed < WARM_UP {
             return Card::Good;
         }
         match rng.u8(0..100) {
@@ -267,6 +273,8 @@ pub struct Tally {
     pub abandoned: u32,
     /// Shoppers who stopped before the end, and why.
     pub retired: Vec<String>,
+    /// Orders seen confirmed by their shoppers.
+    pub confirmed: u32,
     /// Each shopper's last order, if its last act was to see it confirmed (its cart untouched
     /// since).
     pub last_confirmed: BTreeMap<usize, Placed>,
@@ -331,7 +339,8 @@ impl Run {
             .last_confirmed
             .remove(&self.index);
         let lines = self.fill_cart(rng).await?;
-        let card = Card::pick(rng, round);
+        let confirmed = self.tally.lock().unwrap().confirmed;
+        let card = Card::pick(rng, confirmed);
         let key = format!("{}-{round}", self.shopper.name);
         let Some(id) = self.place(&key, card).await? else {
             return Ok(());
@@ -348,6 +357,7 @@ impl Run {
             return Ok(()); // the load stopped first: the drain waits for it
         };
         if status == "confirmed" {
+            self.tally.lock().unwrap().confirmed += 1;
             self.cart_emptied(&placed).await?;
             self.tally
                 .lock()
