@@ -588,9 +588,37 @@ pub(crate) async fn cart_events_database(options: &Options) -> Result<String, St
 }
 
 /// A loopback port free right now (the process that gets it binds it moments later).
+///
+/// Every address is chosen before anything starts, because the services are told each other's.
+/// A port from the kernel's ephemeral range (what binding port 0 gives) could be taken in that
+/// moment by any outgoing connection on the machine — and a busy laptop or test run makes
+/// thousands — so the port is drawn at random from below that range, where only listeners that
+/// name their port live, and checked by binding it. Where the range leaves no room below it, the
+/// kernel picks.
 pub(crate) fn free_port() -> Result<u16, String> {
+    let (low, high) = below_ephemeral_ports();
+    if low < high {
+        let mut rng = fastrand::Rng::new();
+        for _ in 0..64 {
+            let port = rng.u16(low..high);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// The ports `free_port` draws from: the half below the kernel's ephemeral range (Linux's
+/// default 32768–60999 gives 16384–32767), never a privileged one; the same when the range
+/// cannot be read.
+fn below_ephemeral_ports() -> (u16, u16) {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    ((first_ephemeral / 2).max(1024), first_ephemeral)
 }
