@@ -8,6 +8,11 @@
 # Each proxy gets one thread, as the issue's reference figures were taken (nginx with one worker,
 # HAProxy with nbthread 1); --gateway-threads 0 gives souk-gateway one per core instead.
 #
+# A fifth target, hyper-floor (souk-bench-floor), is the least a proxy built on hyper and tokio can
+# do — an upstream connection per client connection, headers passed as they came, no routing,
+# timeouts, metrics or logs — so the report can tell what souk-gateway's features cost from what
+# its stack costs.
+#
 # Every target is measured with `wrk -t1 -cC -dD --latency` at 64 and 256 connections; the
 # targets take turns within each round (direct, souk-gateway, nginx, haproxy) so that a noisy
 # moment hurts them alike, and the report gives medians over the rounds. For each proxy it also
@@ -98,8 +103,11 @@ wait_ready() { # name url log pid
 }
 
 clk_tck=$(getconf CLK_TCK)
-# utime+stime, in clock ticks, of the given processes and their children (nginx's workers).
+# utime+stime (or with --user, utime only), in clock ticks, of the given processes and their
+# children (nginx's workers).
 cpu_ticks() {
+  local fields='$12 + $13'
+  if [ "$1" = --user ]; then fields='$12'; shift; fi
   local pid all=()
   for pid in "$@"; do
     all+=("$pid")
@@ -107,7 +115,7 @@ cpu_ticks() {
   done
   # The command name in field 2 may hold spaces: count the fields after its closing parenthesis.
   for pid in "${all[@]}"; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
-    awk '{ sub(/^.*\) /, ""); total += $12 + $13 } END { print total + 0 }'
+    awk "{ sub(/^.*\\) /, \"\"); total += $fields } END { print total + 0 }"
 }
 
 upstream_connections() {
@@ -134,10 +142,17 @@ done
 [ -n "$upstream_port" ] || { echo "the upstream did not start:" >&2; cat "$work/upstream.log" >&2; exit 1; }
 wait_ready upstream "http://127.0.0.1:$upstream_port/readyz" "$work/upstream.log" "${pids[0]}"
 
-read -r gateway_port admin_port nginx_port haproxy_port <<<"$(free_ports 4)"
+read -r gateway_port admin_port nginx_port haproxy_port floor_port <<<"$(free_ports 5)"
 declare -A url proxy_pid
 targets=(direct)
 url[direct]=http://127.0.0.1:$upstream_port/
+
+"$target/release/souk-bench-floor" --listen "127.0.0.1:$floor_port" --upstream "127.0.0.1:$upstream_port" >"$work/floor.log" 2>&1 &
+pids+=($!)
+proxy_pid[hyper-floor]=$!
+url[hyper-floor]=http://127.0.0.1:$floor_port/
+wait_ready hyper-floor "${url[hyper-floor]}" "$work/floor.log" "${proxy_pid[hyper-floor]}"
+targets+=(hyper-floor)
 
 if [ "$gateway" = yes ]; then
   cat >"$work/gateway.toml" <<EOF
@@ -233,15 +248,15 @@ if awk -v l="${load_before%% *}" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 echo "targets: ${targets[*]}; wrk -t1 -d$duration --latency at ${connections[*]} connections, $rounds round(s), interleaved"
 
-declare -A rps p50 p99 cpu fresh
+declare -A rps p50 p99 cpu user fresh
 warnings=()
 measure() { # target connections
-  local name=$1 c=$2 key="$1 $2" out requests seconds ticks0 ticks1 conns0 conns1 pid=()
+  local name=$1 c=$2 key="$1 $2" out requests seconds ticks0 ticks1 user0 user1 conns0 conns1 pid=()
   [ "$name" = direct ] || pid=("${proxy_pid[$name]}")
   conns0=$(upstream_connections)
-  [ ${#pid[@]} -eq 0 ] || ticks0=$(cpu_ticks "${pid[@]}")
+  [ ${#pid[@]} -eq 0 ] || { ticks0=$(cpu_ticks "${pid[@]}"); user0=$(cpu_ticks --user "${pid[@]}"); }
   out=$(wrk -t1 -c"$c" -d"$duration" --latency "${url[$name]}")
-  [ ${#pid[@]} -eq 0 ] || ticks1=$(cpu_ticks "${pid[@]}")
+  [ ${#pid[@]} -eq 0 ] || { ticks1=$(cpu_ticks "${pid[@]}"); user1=$(cpu_ticks --user "${pid[@]}"); }
   conns1=$(upstream_connections)
 
   requests=$(awk '/ requests in / { print $1 }' <<<"$out")
@@ -255,6 +270,8 @@ measure() { # target connections
   p99[$key]+="$(awk '$1 == "99%" { print $2 }' <<<"$out" | to_ms) "
   [ ${#pid[@]} -eq 0 ] ||
     cpu[$key]+="$(awk -v t=$((ticks1 - ticks0)) -v hz="$clk_tck" -v n="$requests" 'BEGIN { print t / hz * 1e6 / n }') "
+  [ ${#pid[@]} -eq 0 ] ||
+    user[$key]+="$(awk -v t=$((user1 - user0)) -v hz="$clk_tck" -v n="$requests" 'BEGIN { print t / hz * 1e6 / n }') "
   # The /stats request after the run is itself one new connection.
   fresh[$key]+="$(awk -v d=$((conns1 - conns0 - 1)) -v s="$seconds" 'BEGIN { print d / s }') "
 
@@ -276,17 +293,18 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- report -------------------------------------------------------------------------------
 
 table() {
-  echo "| target | conns | req/s | p50 ms | p99 ms | CPU µs/req | new upstream conns/s |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| target | conns | req/s | p50 ms | p99 ms | CPU µs/req | of which user | new upstream conns/s |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   local c name key
   for c in "${connections[@]}"; do
     for name in "${targets[@]}"; do
       key="$name $c"
-      printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$c" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$c" \
         "$(median <<<"${rps[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.0f\n", $1 }')" \
         "$(median <<<"${p50[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
         "$(median <<<"${p99[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
         "$(median <<<"${cpu[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
+        "$(median <<<"${user[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
         "$(median <<<"${fresh[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')"
     done
   done
@@ -312,7 +330,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo "- commit $commit; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(haproxy -v | head -n1 | cut -d' ' -f1,3)"
   echo "- wrk -t1 -d$duration --latency, $rounds round(s) interleaved (${targets[*]}), medians over rounds"
   echo "- upstream: souk-bench-upstream, 1 thread, 100-byte JSON body; CPU µs/req is the proxy's own (utime+stime of all its processes)"
-  echo "- proxies: souk-gateway threads = $gateway_threads (0 = one per core), nginx worker_processes 1, haproxy nbthread 1; souk-gateway with routing, metrics, access log to a file and health checks on"
+  echo "- proxies: souk-gateway threads = $gateway_threads (0 = one per core), nginx worker_processes 1, haproxy nbthread 1; souk-gateway with routing, metrics, access log to a file and health checks on; hyper-floor = souk-bench-floor, the least a hyper proxy does (no features: its stack's cost)"
   [ -z "$gateway_note" ] || echo "- $gateway_note"
   for warning in "${warnings[@]}"; do echo "- warning: $warning"; done
   echo

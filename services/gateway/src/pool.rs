@@ -46,7 +46,9 @@ pub struct Target {
 /// A proxy thread's upstream connections.
 #[derive(Debug, Default)]
 pub struct Pool {
-    http1: Mutex<HashMap<SocketAddr, VecDeque<http1::SendRequest<RequestBody>>>>,
+    /// Per endpoint, in a list rather than a hash map: a thread talks to tens of endpoints at
+    /// most, and comparing a few addresses costs less than hashing one.
+    http1: Mutex<Vec<(SocketAddr, VecDeque<http1::SendRequest<RequestBody>>)>>,
     http2: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
 }
 
@@ -93,7 +95,7 @@ impl Pool {
             .http1
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let idle = pools.get_mut(&addr)?;
+        let (_, idle) = pools.iter_mut().find(|(at, _)| *at == addr)?;
         for _ in 0..idle.len() {
             let sender = idle.pop_front()?;
             if sender.is_closed() {
@@ -112,7 +114,14 @@ impl Pool {
             .http1
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let idle = pools.entry(target.addr).or_default();
+        let at = match pools.iter().position(|(at, _)| *at == target.addr) {
+            Some(at) => at,
+            None => {
+                pools.push((target.addr, VecDeque::new()));
+                pools.len() - 1
+            }
+        };
+        let idle = &mut pools[at].1;
         if idle.len() < target.max_connections {
             idle.push_back(sender);
         }
