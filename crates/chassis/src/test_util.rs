@@ -407,3 +407,149 @@ impl TestFeed {
         crate::client::ClientConfig::with_url(self.server.url(""))
     }
 }
+
+/// A producer's feed serving a fixed delivery schedule, for consumer tests of at-least-once
+/// delivery: the events of different orders interleaved at random (each order's own events in
+/// their order, the guarantee a producer gives) and about a third of them delivered again, once
+/// or twice, any time after the first. Served in the real feed's wire format
+/// (`GET /v1/events?after=&limit=&wait_ms=` → `{"events": [{"seq", "event"}], "next"}`), delivery
+/// `i` at `seq = i + 1`, in pages of uneven sizes so page boundaries fall anywhere.
+#[derive(Debug, Clone)]
+pub struct ReplayFeed {
+    /// Every delivery, in order (duplicates included).
+    pub deliveries: std::sync::Arc<Vec<crate::events::Event>>,
+    /// How many distinct events they carry.
+    pub distinct: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct ReplayQuery {
+    after: Option<usize>,
+    limit: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+impl ReplayFeed {
+    /// The schedule of `per_order` (each order's events in its producer's order), drawn from `rng`.
+    pub fn schedule(per_order: Vec<Vec<crate::events::Event>>, rng: &mut SeededRng) -> Self {
+        let mut queues: Vec<std::collections::VecDeque<crate::events::Event>> = per_order
+            .into_iter()
+            .filter(|events| !events.is_empty())
+            .map(std::collections::VecDeque::from)
+            .collect();
+        let mut deliveries = Vec::new();
+        while !queues.is_empty() {
+            let pick = rng.below(queues.len());
+            deliveries.extend(queues[pick].pop_front());
+            if queues[pick].is_empty() {
+                queues.swap_remove(pick);
+            }
+        }
+        let distinct = deliveries.len();
+        // From the back, so that inserting after `i` never moves an event not yet visited.
+        for i in (0..distinct).rev() {
+            if rng.below(3) == 0 {
+                for _ in 0..1 + rng.below(2) {
+                    let copy = deliveries[i].clone();
+                    let at = i + 1 + rng.below(deliveries.len() - i);
+                    deliveries.insert(at, copy);
+                }
+            }
+        }
+        Self {
+            deliveries: std::sync::Arc::new(deliveries),
+            distinct,
+        }
+    }
+
+    /// The feed's router (serve it, or call it in process).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/events", axum::routing::get(replay_page))
+            .with_state(std::sync::Arc::clone(&self.deliveries))
+    }
+}
+
+async fn replay_page(
+    axum::extract::State(deliveries): axum::extract::State<
+        std::sync::Arc<Vec<crate::events::Event>>,
+    >,
+    crate::Query(query): crate::Query<ReplayQuery>,
+) -> crate::Json<serde_json::Value> {
+    let after = query.after.unwrap_or(0);
+    if after >= deliveries.len() {
+        let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(100));
+        tokio::time::sleep(wait).await;
+        return crate::Json(serde_json::json!({"events": [], "next": after}));
+    }
+    let size = query.limit.unwrap_or(100).min(1 + after * 7919 % 41);
+    let end = (after + size).min(deliveries.len());
+    let events: Vec<serde_json::Value> = (after..end)
+        .map(|i| serde_json::json!({"seq": i + 1, "event": deliveries[i]}))
+        .collect();
+    crate::Json(serde_json::json!({"events": events, "next": end}))
+}
+
+/// SplitMix64: a small seeded generator, so every run of a test replays the same schedule.
+#[derive(Debug, Clone)]
+pub struct SeededRng(pub u64);
+
+impl SeededRng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        // The remainder is below `n`, so it fits a usize.
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Any UUID (of no particular version).
+    pub fn uuid(&mut self) -> uuid::Uuid {
+        uuid::Uuid::from_u64_pair(self.next_u64(), self.next_u64())
+    }
+}
+
+/// `consumer`'s stored feed position (0 before it has one).
+#[allow(clippy::expect_used)]
+pub async fn consumer_position(db: &crate::Database, consumer: &str) -> i64 {
+    let sql = "SELECT position FROM event_offsets WHERE consumer = $1";
+    let position: Option<String> = match db {
+        crate::Database::Sqlite(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(consumer)
+                .fetch_optional(pool)
+                .await
+        }
+        crate::Database::Postgres(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(consumer)
+                .fetch_optional(pool)
+                .await
+        }
+    }
+    .expect("the offsets table is readable");
+    position.map_or(0, |p| p.parse().expect("a numeric position"))
+}
+
+/// How many events `consumer` recorded as handled in its inbox.
+#[allow(clippy::expect_used)]
+pub async fn inbox_count(db: &crate::Database, consumer: &str) -> usize {
+    let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1";
+    let count: i64 = match db {
+        crate::Database::Sqlite(pool) => {
+            sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await
+        }
+        crate::Database::Postgres(pool) => {
+            sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await
+        }
+    }
+    .expect("the inbox table is readable");
+    usize::try_from(count).expect("a count is not negative")
+}

@@ -10,20 +10,17 @@
 //! first: at-least-once). History's two consumers read the two feeds independently, so orders'
 //! and payments' events also cross each other in every way.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use reqwest::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use souk_chassis::Shutdown;
 use souk_chassis::client::ServiceClient;
 use souk_chassis::events::{self, Event};
-use souk_chassis::test_util::{TestDatabase, TestIssuer, TestServer};
-use souk_chassis::{Database, Json, Query, Shutdown};
+use souk_chassis::test_util::{
+    ReplayFeed, SeededRng, TestDatabase, TestIssuer, TestServer, consumer_position, inbox_count,
+};
 use souk_history::{Config, ConsumerConfig, Producers};
 use uuid::Uuid;
 
@@ -41,7 +38,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 souk_chassis::backend_tests! { TestDatabase::create;
     async fn duplicated_and_reordered_delivery_still_projects_the_truth(db) {
         let started = Instant::now();
-        let mut rng = Rng(SEED);
+        let mut rng = SeededRng(SEED);
         let (orders_events, payments_events, truth) = generate(&mut rng);
         let orders = ReplayFeed::schedule(orders_events, &mut rng);
         let payments = ReplayFeed::schedule(payments_events, &mut rng);
@@ -71,7 +68,7 @@ souk_chassis::backend_tests! { TestDatabase::create;
         for (consumer, feed) in [("history.orders", &orders), ("history.payments", &payments)] {
             let end = i64::try_from(feed.deliveries.len()).unwrap();
             let waited = Instant::now();
-            while offset(database, consumer).await < end {
+            while consumer_position(database, consumer).await < end {
                 assert!(waited.elapsed() < PATIENCE, "{consumer} did not reach the end of its feed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -79,7 +76,7 @@ souk_chassis::backend_tests! { TestDatabase::create;
         for (consumer, feed) in [("history.orders", &orders), ("history.payments", &payments)] {
             let parked = events::dead_letters(database, consumer).await.unwrap();
             assert!(parked.is_empty(), "{consumer} parked {parked:?}");
-            assert_eq!(inbox(database, consumer).await, feed.distinct, "{consumer} handled each event once");
+            assert_eq!(inbox_count(database, consumer).await, feed.distinct, "{consumer} handled each event once");
         }
 
         // Each shopper's history, as they read it, against the truth.
@@ -121,38 +118,6 @@ souk_chassis::backend_tests! { TestDatabase::create;
         stop.trigger();
         tokio::time::timeout(PATIENCE, history.stopped()).await.expect("the consumers stop");
     }
-}
-
-/// A consumer's stored feed position (0 before it has one).
-async fn offset(db: &Database, consumer: &str) -> i64 {
-    let sql = "SELECT position FROM event_offsets WHERE consumer = $1";
-    let position: Option<String> = match db {
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(consumer)
-                .fetch_optional(pool)
-                .await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(consumer)
-                .fetch_optional(pool)
-                .await
-        }
-    }
-    .unwrap();
-    position.map_or(0, |p| p.parse().unwrap())
-}
-
-/// How many events `consumer` recorded as handled.
-async fn inbox(db: &Database, consumer: &str) -> usize {
-    let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1";
-    let count: i64 = match db {
-        Database::Sqlite(pool) => sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await,
-        Database::Postgres(pool) => sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await,
-    }
-    .unwrap();
-    usize::try_from(count).unwrap()
 }
 
 /// Every purchase the bearer of `token` sees, following the cursors.
@@ -200,7 +165,7 @@ enum Fate {
 
 /// Each order's events by producer (orders', payments'), in the order that producer published
 /// them, and the purchase each order must become.
-fn generate(rng: &mut Rng) -> (Vec<Vec<Event>>, Vec<Vec<Event>>, Vec<Truth>) {
+fn generate(rng: &mut SeededRng) -> (Vec<Vec<Event>>, Vec<Vec<Event>>, Vec<Truth>) {
     let fates = [
         Fate::Confirmed,
         Fate::Confirmed,
@@ -318,7 +283,7 @@ fn generate(rng: &mut Rng) -> (Vec<Vec<Event>>, Vec<Vec<Event>>, Vec<Truth>) {
 }
 
 /// One to three lines: as orders writes them, as history shows them, and their total.
-fn lines(rng: &mut Rng) -> (Value, Value, Value) {
+fn lines(rng: &mut SeededRng) -> (Value, Value, Value) {
     let usd = |amount: usize| json!({"amount": amount, "currency": "USD"});
     let (mut written, mut shown, mut total) = (Vec::new(), Vec::new(), 0);
     for i in 0..1 + rng.below(3) {
@@ -346,99 +311,4 @@ fn at(seconds: u64) -> String {
         s / 60 % 60,
         s % 60
     )
-}
-
-/// A producer's feed (`GET /v1/events?after=&limit=&wait_ms=` → `{"events": [{"seq", "event"}],
-/// "next"}`) serving a fixed delivery schedule: delivery `i` is at `seq = i + 1`.
-struct ReplayFeed {
-    deliveries: Arc<Vec<Event>>,
-    distinct: usize,
-}
-
-#[derive(Deserialize)]
-struct FeedQuery {
-    after: Option<usize>,
-    limit: Option<usize>,
-    wait_ms: Option<u64>,
-}
-
-impl ReplayFeed {
-    /// The deliveries of `per_order` (each order's events in its producer's order): orders
-    /// interleaved at random, each order's events in their order, and about a third of the
-    /// events sent again once or twice, anywhere after their first delivery.
-    fn schedule(per_order: Vec<Vec<Event>>, rng: &mut Rng) -> Self {
-        let mut queues: Vec<VecDeque<Event>> = per_order.into_iter().map(VecDeque::from).collect();
-        queues.retain(|q| !q.is_empty());
-        let mut deliveries = Vec::new();
-        while !queues.is_empty() {
-            let pick = rng.below(queues.len());
-            deliveries.push(queues[pick].pop_front().unwrap());
-            if queues[pick].is_empty() {
-                queues.swap_remove(pick);
-            }
-        }
-        let distinct = deliveries.len();
-        // From the back, so that inserting after `i` never moves an event not yet visited.
-        for i in (0..distinct).rev() {
-            if rng.below(3) == 0 {
-                for _ in 0..1 + rng.below(2) {
-                    let copy = deliveries[i].clone();
-                    let at = i + 1 + rng.below(deliveries.len() - i);
-                    deliveries.insert(at, copy);
-                }
-            }
-        }
-        Self {
-            deliveries: Arc::new(deliveries),
-            distinct,
-        }
-    }
-
-    fn router(&self) -> Router {
-        Router::new()
-            .route("/v1/events", get(feed_get))
-            .with_state(Arc::clone(&self.deliveries))
-    }
-}
-
-async fn feed_get(
-    State(deliveries): State<Arc<Vec<Event>>>,
-    Query(query): Query<FeedQuery>,
-) -> Json<Value> {
-    let after = query.after.unwrap_or(0);
-    if after >= deliveries.len() {
-        let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(100));
-        tokio::time::sleep(wait).await;
-        return Json(json!({"events": [], "next": after}));
-    }
-    // Pages of uneven sizes, so page boundaries fall anywhere in the schedule.
-    let size = query.limit.unwrap_or(100).min(1 + after * 7919 % 41);
-    let end = (after + size).min(deliveries.len());
-    let events: Vec<Value> = (after..end)
-        .map(|i| json!({"seq": i + 1, "event": deliveries[i]}))
-        .collect();
-    Json(json!({"events": events, "next": end}))
-}
-
-/// SplitMix64: a small seeded generator, so every run replays the same schedule.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Any UUID (history reads ids as UUIDs, whatever their version).
-    fn uuid(&mut self) -> Uuid {
-        Uuid::from_u64_pair(self.next(), self.next())
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
 }

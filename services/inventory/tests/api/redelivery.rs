@@ -9,19 +9,15 @@
 //! different orders' events interleaved at random while each order's keep their order, and a
 //! third of the events delivered two or three times, a copy anywhere after the first.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use reqwest::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use souk_chassis::Shutdown;
 use souk_chassis::client::ServiceClient;
 use souk_chassis::events::{self, Event};
-use souk_chassis::{Database, Json, Query, Shutdown};
+use souk_chassis::test_util::{ReplayFeed, SeededRng, consumer_position, inbox_count};
 use souk_inventory::domain::ReservationState;
 use uuid::Uuid;
 
@@ -55,7 +51,7 @@ enum Fate {
 souk_chassis::backend_tests! { spawn_unsynced;
     async fn duplicated_and_reordered_order_events_leave_stock_as_the_truth(app) {
         let started = Instant::now();
-        let mut rng = Rng(SEED);
+        let mut rng = SeededRng(SEED);
         let mut products = Vec::new();
         for _ in 0..PRODUCTS {
             products.push(app.new_product(RECEIVED).await);
@@ -121,13 +117,13 @@ souk_chassis::backend_tests! { spawn_unsynced;
         );
         let database = app.inventory.store.database();
         let end = i64::try_from(feed.deliveries.len()).unwrap();
-        while offset(database, "inventory.orders").await < end {
+        while consumer_position(database, "inventory.orders").await < end {
             assert!(started.elapsed() < PATIENCE, "the consumer did not reach the end of the feed");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let parked = events::dead_letters(database, "inventory.orders").await.unwrap();
         assert!(parked.is_empty(), "{parked:?}");
-        assert_eq!(inbox(database, "inventory.orders").await, feed.distinct, "each event handled once");
+        assert_eq!(inbox_count(database, "inventory.orders").await, feed.distinct, "each event handled once");
 
         let mut mismatches = Vec::new();
         for product in &products {
@@ -161,128 +157,5 @@ souk_chassis::backend_tests! { spawn_unsynced;
         app.assert_consistent().await;
         stop.trigger();
         tokio::time::timeout(PATIENCE, consumer).await.expect("the consumer stops").unwrap();
-    }
-}
-
-/// The consumer's stored feed position (0 before it has one).
-async fn offset(db: &Database, consumer: &str) -> i64 {
-    let sql = "SELECT position FROM event_offsets WHERE consumer = $1";
-    let position: Option<String> = match db {
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(consumer)
-                .fetch_optional(pool)
-                .await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_scalar(sql)
-                .bind(consumer)
-                .fetch_optional(pool)
-                .await
-        }
-    }
-    .unwrap();
-    position.map_or(0, |p| p.parse().unwrap())
-}
-
-/// How many events `consumer` recorded as handled.
-async fn inbox(db: &Database, consumer: &str) -> usize {
-    let sql = "SELECT COUNT(*) FROM event_inbox WHERE consumer = $1";
-    let count: i64 = match db {
-        Database::Sqlite(pool) => sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await,
-        Database::Postgres(pool) => sqlx::query_scalar(sql).bind(consumer).fetch_one(pool).await,
-    }
-    .unwrap();
-    usize::try_from(count).unwrap()
-}
-
-/// A producer's feed (`GET /v1/events?after=&limit=&wait_ms=` → `{"events": [{"seq", "event"}],
-/// "next"}`) serving a fixed delivery schedule: delivery `i` is at `seq = i + 1`. (History's
-/// tests have the same small transport: a test helper is not worth a shared crate.)
-struct ReplayFeed {
-    deliveries: Arc<Vec<Event>>,
-    distinct: usize,
-}
-
-#[derive(Deserialize)]
-struct FeedQuery {
-    after: Option<usize>,
-    limit: Option<usize>,
-    wait_ms: Option<u64>,
-}
-
-impl ReplayFeed {
-    /// The deliveries of `per_order` (each order's events in its producer's order): orders
-    /// interleaved at random, each order's events in their order, and about a third of the
-    /// events sent again once or twice, anywhere after their first delivery.
-    fn schedule(per_order: Vec<Vec<Event>>, rng: &mut Rng) -> Self {
-        let mut queues: Vec<VecDeque<Event>> = per_order.into_iter().map(VecDeque::from).collect();
-        queues.retain(|q| !q.is_empty());
-        let mut deliveries = Vec::new();
-        while !queues.is_empty() {
-            let pick = rng.below(queues.len());
-            deliveries.push(queues[pick].pop_front().unwrap());
-            if queues[pick].is_empty() {
-                queues.swap_remove(pick);
-            }
-        }
-        let distinct = deliveries.len();
-        // From the back, so that inserting after `i` never moves an event not yet visited.
-        for i in (0..distinct).rev() {
-            if rng.below(3) == 0 {
-                for _ in 0..1 + rng.below(2) {
-                    let copy = deliveries[i].clone();
-                    let at = i + 1 + rng.below(deliveries.len() - i);
-                    deliveries.insert(at, copy);
-                }
-            }
-        }
-        Self {
-            deliveries: Arc::new(deliveries),
-            distinct,
-        }
-    }
-
-    fn router(&self) -> Router {
-        Router::new()
-            .route("/v1/events", get(feed_get))
-            .with_state(Arc::clone(&self.deliveries))
-    }
-}
-
-async fn feed_get(
-    State(deliveries): State<Arc<Vec<Event>>>,
-    Query(query): Query<FeedQuery>,
-) -> Json<Value> {
-    let after = query.after.unwrap_or(0);
-    if after >= deliveries.len() {
-        let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(100));
-        tokio::time::sleep(wait).await;
-        return Json(json!({"events": [], "next": after}));
-    }
-    // Pages of uneven sizes, so page boundaries fall anywhere in the schedule.
-    let size = query.limit.unwrap_or(100).min(1 + after * 7919 % 41);
-    let end = (after + size).min(deliveries.len());
-    let events: Vec<Value> = (after..end)
-        .map(|i| json!({"seq": i + 1, "event": deliveries[i]}))
-        .collect();
-    Json(json!({"events": events, "next": end}))
-}
-
-/// SplitMix64: a small seeded generator, so every run replays the same schedule.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
     }
 }
