@@ -594,22 +594,35 @@ pub(crate) async fn cart_events_database(options: &Options) -> Result<String, St
 /// moment by any outgoing connection on the machine — and a busy laptop or test run makes
 /// thousands — so the port is drawn at random from below that range, where only listeners that
 /// name their port live, and checked by binding it. Where the range leaves no room below it, the
-/// kernel picks.
+/// kernel picks. A port is never handed out twice in one process, since none is bound yet when
+/// the next is chosen.
 pub(crate) fn free_port() -> Result<u16, String> {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (low, high) = below_ephemeral_ports();
     if low < high {
         let mut rng = fastrand::Rng::new();
         for _ in 0..64 {
             let port = rng.u16(low..high);
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
                 return Ok(port);
             }
         }
     }
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free loopback port: {e}"))
+    for _ in 0..64 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("cannot find a free loopback port: {e}"))?;
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err("cannot find a free loopback port not handed out already".to_owned())
 }
 
 /// The ports `free_port` draws from: the half below the kernel's ephemeral range (Linux's
@@ -621,4 +634,20 @@ fn below_ephemeral_ports() -> (u16, u16) {
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     ((first_ephemeral / 2).max(1024), first_ephemeral)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice_and_sit_below_the_ephemeral_range() {
+        let (low, high) = below_ephemeral_ports();
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+        if low < high {
+            assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?}");
+        }
+    }
 }
