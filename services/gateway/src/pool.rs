@@ -117,6 +117,9 @@ impl Pool {
         let at = match pools.iter().position(|(at, _)| *at == target.addr) {
             Some(at) => at,
             None => {
+                // Endpoints come and go (scaling, DNS): forget those with no connection left, so
+                // the list holds only live ones however long the gateway runs.
+                pools.retain(|(_, idle)| !idle.is_empty());
                 pools.push((target.addr, VecDeque::new()));
                 pools.len() - 1
             }
