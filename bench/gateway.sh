@@ -14,7 +14,7 @@
 # its stack costs.
 #
 # Every target is measured with `wrk -t1 -cC -dD --latency` at 64 and 256 connections; the
-# targets take turns within each round (direct, souk-gateway, nginx, haproxy) so that a noisy
+# targets take turns within each round (direct, hyper-floor, souk-gateway, nginx, haproxy) so that a noisy
 # moment hurts them alike, and the report gives medians over the rounds. For each proxy it also
 # gives the CPU time its processes spent per request (utime+stime from /proc, summed over the
 # master and workers) and how many new connections per second it opened to the upstream, read
