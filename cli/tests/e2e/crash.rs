@@ -42,10 +42,11 @@ const STOCK: [i64; 8] = [250, 250, 200, 200, 150, 150, 100, 3];
 /// outlives the order's deadline (20 s here), so that order is compensated and refunded — which
 /// is how `payments.after-refund-before-record` gets its hit (shoppers pay with the good card
 /// until six orders are confirmed, so the third charge is a capture, never a decline).
-const NAMED_POINTS: [&str; 10] = [
+const NAMED_POINTS: [&str; 11] = [
     "orders.after-place-before-answer@3",
     "orders.after-reserve-before-persist@4",
     "orders.after-charge-before-confirm@5",
+    "orders.after-stock-commit-before-confirm@3",
     "orders.after-commit-before-publish@6",
     "orders.after-release-before-persist@2",
     "orders.after-refund-before-persist@1",

@@ -13,7 +13,14 @@
 //!   made twice across a takeover does no harm.
 //! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
 //!   the lease while it waits; reserving and charging give up at the order's deadline and
-//!   compensate; compensation retries until it succeeds.
+//!   compensate; compensation and the commit retry until they are answered.
+//! - **The deadline** is checked before every forward call (reserve, charge), not only after
+//!   one: a saga resumed after its instance was down past the deadline compensates at once
+//!   instead of charging late.
+//! - **Committing.** After the capture the saga asks inventory to sell the held units, and waits
+//!   for its answer before confirming: no order is confirmed unless its stock is committed. If
+//!   the hold lapsed and the units were sold meanwhile, the order is refunded and cancelled
+//!   `out_of_stock`.
 //! - **Ending.** Confirming or cancelling is one transaction: the order's status, the saga's end
 //!   and the event in the outbox.
 
@@ -180,6 +187,8 @@ impl SagaRunner {
         };
         let lease = inner.config.lease();
         let (mut step, mut attempts) = (saga.step, saga.attempts);
+        // How the last forward call failed: what the deadline, once passed, gives up on.
+        let mut last_failure = Failure::Unavailable;
         while !step.is_final() {
             if !inner
                 .store
@@ -192,10 +201,27 @@ impl SagaRunner {
                 );
                 return Ok(());
             }
-            let attempt = self.call(step, &order).await;
-            souk_chassis::crash::point(crash_point_after(step));
+            let late = || {
+                Attempt::new(
+                    Outcome::Failed(last_failure),
+                    "the order's deadline passed before the call",
+                )
+            };
+            let attempt = if step.is_forward() && Timestamp::now() >= saga.deadline_at {
+                late()
+            } else {
+                let attempt = self.call(step, &order).await;
+                souk_chassis::crash::point(crash_point_after(step));
+                attempt
+            };
+            if let Some(hold_until) = attempt.hold_until {
+                self.check_hold(hold_until, saga.deadline_at);
+            }
             let now = Timestamp::now();
             let after = next(step, attempt.outcome, now >= saga.deadline_at);
+            if let Outcome::Failed(failure) = attempt.outcome {
+                last_failure = failure;
+            }
             if after == step {
                 let next_at = self.retry_at(step, attempts, now, saga.deadline_at);
                 attempts = attempts.saturating_add(1);
@@ -260,11 +286,26 @@ impl SagaRunner {
         }
     }
 
+    /// Inventory's hold must outlive the deadline plus a lease (the last forward call may start
+    /// just before the deadline and take up to a lease), or a capture may find it lapsed. The
+    /// commit keeps the stock right even then; this says loudly that the configuration is wrong.
+    fn check_hold(&self, hold_until: Timestamp, deadline: Timestamp) {
+        let needed = deadline.plus(self.inner.config.lease());
+        if hold_until < needed {
+            metrics::hold_too_short();
+            tracing::error!(
+                hold_until = %hold_until.to_rfc3339(),
+                needed = %needed.to_rfc3339(),
+                "inventory's hold lapses before the saga's deadline plus its lease: raise inventory's reservation_ttl_secs or lower orders' saga.deadline_secs"
+            );
+        }
+    }
+
     /// Makes `step`'s remote call for `order`.
     async fn call(&self, step: Step, order: &Order) -> Attempt {
         let inner = &self.inner;
         let audience = match step {
-            Step::Reserve | Step::Release { .. } => "inventory",
+            Step::Reserve | Step::Commit | Step::Release { .. } => "inventory",
             Step::Charge | Step::Refund { .. } => "payments",
             Step::Confirmed | Step::Cancelled(_) => {
                 return Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended");
@@ -279,6 +320,7 @@ impl SagaRunner {
         };
         match step {
             Step::Reserve => inner.inventory.reserve(&token, order).await,
+            Step::Commit => inner.inventory.commit(&token, order.id).await,
             Step::Release { .. } => inner.inventory.release(&token, order.id).await,
             Step::Charge => inner.payments.charge(&token, order).await,
             _ => inner.payments.refund(&token, order.id).await,
@@ -328,6 +370,7 @@ fn crash_point_after(step: Step) -> &'static str {
     match step {
         Step::Reserve => "orders.after-reserve-before-persist",
         Step::Charge => "orders.after-charge-before-confirm",
+        Step::Commit => "orders.after-stock-commit-before-confirm",
         Step::Release { .. } => "orders.after-release-before-persist",
         Step::Refund { .. } => "orders.after-refund-before-persist",
         Step::Confirmed | Step::Cancelled(_) => "orders.after-final-step",

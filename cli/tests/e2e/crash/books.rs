@@ -12,10 +12,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use super::load::{Placed, Product};
 
 /// The invariants, each with its own list of violations.
-pub const INVARIANTS: [&str; 6] = [
+pub const INVARIANTS: [&str; 7] = [
     "every accepted order ends confirmed or cancelled, once per key",
     "one capture per confirmed order, none kept for a cancelled one",
     "stock conserved, never negative, sold = confirmed lines, no hold left",
+    "no order confirmed unless its stock was committed before",
     "every event emitted once and its effect applied once by each consumer",
     "orders hold what the cart held; carts emptied of confirmed orders",
     "history has one purchase per order, with its status",
@@ -23,9 +24,10 @@ pub const INVARIANTS: [&str; 6] = [
 const ENDS: usize = 0;
 const MONEY: usize = 1;
 const STOCK: usize = 2;
-const EVENTS: usize = 3;
-const CART: usize = 4;
-const HISTORY: usize = 5;
+const COMMITTED: usize = 3;
+const EVENTS: usize = 4;
+const CART: usize = 5;
+const HISTORY: usize = 6;
 
 /// An order as orders stored it.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct OrderRow {
     pub status: String,
     pub cancel_reason: Option<String>,
     pub total: i64,
+    /// When it last changed: for an order that ended, when it ended (Unix ms).
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +97,8 @@ pub struct Books {
     pub stock: BTreeMap<String, StockRow>,
     /// Order → reservation state.
     pub reservations: BTreeMap<String, String>,
+    /// Order → when its reservation last changed state (Unix ms).
+    pub reservation_changed: BTreeMap<String, i64>,
     pub reservation_lines: BTreeMap<String, BTreeMap<String, i64>>,
     /// Consumer → the event ids in its inbox.
     pub inboxes: BTreeMap<String, BTreeSet<String>>,
@@ -137,17 +143,19 @@ impl Books {
     }
 
     async fn read_orders(&mut self, db: &SqlitePool) {
-        let rows: Vec<(String, String, String, Option<String>, i64)> =
-            sqlx::query_as("SELECT id, user_id, status, cancel_reason, total_amount FROM orders")
-                .fetch_all(db)
-                .await
-                .unwrap();
-        for (id, user_id, status, cancel_reason, total) in rows {
+        let rows: Vec<(String, String, String, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT id, user_id, status, cancel_reason, total_amount, updated_at FROM orders",
+        )
+        .fetch_all(db)
+        .await
+        .unwrap();
+        for (id, user_id, status, cancel_reason, total, updated_at) in rows {
             let row = OrderRow {
                 user_id,
                 status,
                 cancel_reason,
                 total,
+                updated_at,
             };
             self.orders.insert(id, row);
         }
@@ -229,11 +237,15 @@ impl Books {
             };
             self.stock.insert(product, row);
         }
-        let reservations: Vec<Row2> = sqlx::query_as("SELECT order_id, state FROM reservations")
-            .fetch_all(db)
-            .await
-            .unwrap();
-        self.reservations = reservations.into_iter().collect();
+        let reservations: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT order_id, state, updated_at FROM reservations")
+                .fetch_all(db)
+                .await
+                .unwrap();
+        for (order, state, updated_at) in reservations {
+            self.reservation_changed.insert(order.clone(), updated_at);
+            self.reservations.insert(order, state);
+        }
         let lines: Vec<(String, String, i64)> =
             sqlx::query_as("SELECT order_id, product_id, quantity FROM reservation_lines")
                 .fetch_all(db)
@@ -335,7 +347,7 @@ pub struct Known<'a> {
 }
 
 /// The violations found, per invariant (indexes into [`INVARIANTS`]).
-pub type Violations = [Vec<String>; 6];
+pub type Violations = [Vec<String>; 7];
 
 /// Checks every invariant.
 pub fn check(books: &Books, known: &Known<'_>) -> Violations {
@@ -343,6 +355,7 @@ pub fn check(books: &Books, known: &Known<'_>) -> Violations {
     ends(books, known, &mut v[ENDS]);
     money(books, &mut v[MONEY]);
     stock(books, known, &mut v[STOCK]);
+    committed(books, &mut v[COMMITTED]);
     events(books, &mut v[EVENTS]);
     cart(books, known, &mut v[CART]);
     history(books, &mut v[HISTORY]);
@@ -502,6 +515,25 @@ fn stock(books: &Books, known: &Known<'_>, v: &mut Vec<String>) {
     }
 }
 
+/// A confirmed order's reservation was committed, and no later than the order was confirmed:
+/// the saga's synchronous commit, not inventory's reading of `order_confirmed` afterwards.
+fn committed(books: &Books, v: &mut Vec<String>) {
+    for (id, order) in &books.orders {
+        if order.status != "confirmed" {
+            continue;
+        }
+        let state = books.reservations.get(id).map(String::as_str);
+        let changed = books.reservation_changed.get(id).copied();
+        match (state, changed) {
+            (Some("committed"), Some(at)) if at <= order.updated_at => {}
+            _ => v.push(format!(
+                "confirmed order {id} (at {}): reservation {state:?}, changed at {changed:?}",
+                order.updated_at
+            )),
+        }
+    }
+}
+
 fn events(books: &Books, v: &mut Vec<String>) {
     let count = |events: &[OutboxRow], subject: &str, kind: &str| {
         events
@@ -623,6 +655,7 @@ mod checks {
             status: status.into(),
             cancel_reason: reason.map(str::to_owned),
             total: 500,
+            updated_at: 2_000,
         }
     }
 
@@ -701,6 +734,8 @@ mod checks {
         );
         b.reservations.insert("ok".into(), "committed".into());
         b.reservations.insert("no".into(), "released".into());
+        b.reservation_changed.insert("ok".into(), 1_990);
+        b.reservation_changed.insert("no".into(), 1_990);
         b.reservation_lines.insert("ok".into(), line.clone());
         b.reservation_lines.insert("no".into(), line);
         let purchase = |stage, reason: Option<&str>, refunded| Purchase {
@@ -753,7 +788,7 @@ mod checks {
     #[test]
     fn each_kind_of_damage_is_reported_under_its_invariant() {
         type Damage = fn(&mut Books);
-        let cases: [(&str, usize, Damage); 8] = [
+        let cases: [(&str, usize, Damage); 9] = [
             ("pending order", ENDS, |b| {
                 b.orders.get_mut("ok").unwrap().status = "pending".into()
             }),
@@ -771,6 +806,9 @@ mod checks {
             }),
             ("hold left", STOCK, |b| {
                 b.reservations.insert("no".into(), "held".into());
+            }),
+            ("confirmed before its stock was committed", COMMITTED, |b| {
+                b.reservation_changed.insert("ok".into(), 2_500);
             }),
             ("an event never consumed", EVENTS, |b| {
                 b.inboxes.get_mut("inventory.orders").unwrap().remove("e3");

@@ -84,6 +84,9 @@ pub enum TransitionError {
     /// No reservation for that order.
     #[error("no such reservation")]
     NotFound,
+    /// The hold lapsed and these products no longer have its units: nothing was sold.
+    #[error("the hold lapsed and its units are gone")]
+    OutOfStock(Vec<Uuid>),
     /// The reservation reached a final state from which this step is refused: here it is.
     #[error("the reservation is {}", .0.state.as_str())]
     Conflict(Reservation),
@@ -102,6 +105,17 @@ impl From<sqlx::Error> for TransitionError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())
     }
+}
+
+/// What a commit does with a hold that lapsed (expired, or past its `expires_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapsed {
+    /// Sell its units anyway if they are still on sale: the checkout saga's synchronous commit,
+    /// after a capture that came late. Lacking units: [`TransitionError::OutOfStock`].
+    TakeAgain,
+    /// Refuse it ([`TransitionError::Conflict`]): recording a confirmation, which never sells
+    /// anything by itself.
+    Refuse,
 }
 
 /// A reservation as it now stands, and whether this call made it.
@@ -445,9 +459,10 @@ impl Store {
         })
     }
 
-    /// Gives a hold's units back (the order was cancelled). Released or expired already: no
-    /// change. An order never seen gets a `released` tombstone, so a late reservation for it is
-    /// refused. Committed: refused.
+    /// Gives a hold's units back (the order was cancelled). Released already: no change.
+    /// Expired: becomes `released` (its units went back already), so a late commit can never
+    /// take them again for a cancelled order. An order never seen gets a `released` tombstone,
+    /// so a late reservation for it is refused. Committed: refused.
     pub async fn release(
         &self,
         order_id: Uuid,
@@ -471,6 +486,12 @@ impl Store {
                 now
             );
             if !released {
+                // A lapsed hold: its units went back when it expired; releasing it is final.
+                sqlx::query(sql::EXPIRED_TO_RELEASED)
+                    .bind(order_id.to_string())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
                 let tombstone = sqlx::query(sql::INSERT_TOMBSTONE)
                     .bind(order_id.to_string())
                     .bind(now.millis())
@@ -480,7 +501,11 @@ impl Store {
                 if tombstone == 0 {
                     let existing = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
                     return match existing.state.release() {
-                        Step::AlreadyDone => Ok(existing),
+                        Step::AlreadyDone => {
+                            // Keeps a lapsed hold's move to `released`, made above.
+                            tx.commit().await?;
+                            Ok(existing)
+                        }
                         Step::Refused => Err(TransitionError::Conflict(existing)),
                         // A reservation was made between our two statements: start again.
                         Step::Apply => Err(StoreError::Contended.into()),
@@ -493,21 +518,25 @@ impl Store {
         })
     }
 
-    /// Turns a hold into a sale (the order was confirmed). Committed already: no change. Released
-    /// or expired — including a hold past its `expires_at` that the expiry loop has not reached
-    /// yet, which is expired here and now — refused. Unknown: not found.
+    /// Turns a hold into a sale (the order was confirmed). Committed already: no change.
+    /// Released: refused. Expired — including a hold past its `expires_at` that the expiry loop
+    /// has not reached yet, which is expired here and now — sold anyway from what is on sale
+    /// when `lapsed` says [`Lapsed::TakeAgain`] and every line's units are there (else
+    /// [`TransitionError::OutOfStock`], nothing sold), refused otherwise. Unknown: not found.
     pub async fn commit(
         &self,
         order_id: Uuid,
         now: Timestamp,
+        lapsed: Lapsed,
     ) -> Result<Reservation, TransitionError> {
-        retrying(|| self.try_commit(order_id, now)).await
+        retrying(|| self.try_commit(order_id, now, lapsed)).await
     }
 
     async fn try_commit(
         &self,
         order_id: Uuid,
         now: Timestamp,
+        lapsed: Lapsed,
     ) -> Result<Reservation, TransitionError> {
         in_write_tx!(&self.db, |tx| {
             let _lapsed = finish_hold!(
@@ -526,7 +555,44 @@ impl Store {
                 sql::SELL,
                 now
             );
-            let current = fetch_reservation!(tx, order_id).ok_or(TransitionError::NotFound)?;
+            let mut current = fetch_reservation!(tx, order_id).ok_or(TransitionError::NotFound)?;
+            if current.state == ReservationState::Expired && lapsed == Lapsed::TakeAgain {
+                let mut taken = Vec::new();
+                let mut lacking = Vec::new();
+                for line in current.lines.as_slice() {
+                    let sold = sqlx::query(sql::TAKE_AND_SELL)
+                        .bind(line.product_id.to_string())
+                        .bind(line.quantity)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if sold == 1 {
+                        taken.push(*line);
+                    } else {
+                        lacking.push(line.product_id);
+                    }
+                }
+                if !lacking.is_empty() {
+                    // Put back what was taken, keeping the expiry above: all lines or none.
+                    for line in &taken {
+                        sqlx::query(sql::UNSELL)
+                            .bind(line.product_id.to_string())
+                            .bind(line.quantity)
+                            .bind(now.millis())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    return Err(TransitionError::OutOfStock(lacking));
+                }
+                sqlx::query(sql::EXPIRED_TO_COMMITTED)
+                    .bind(order_id.to_string())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                current = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
+            }
             // Commit even when refusing: an expiry made above must stick.
             tx.commit().await?;
             match current.state.commit() {
@@ -707,6 +773,19 @@ mod sql {
 
     pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, updated_at = $3 \
          WHERE product_id = $1";
+
+    /// Sells units straight from what is on sale (a lapsed hold's commit), if they are there.
+    pub(super) const TAKE_AND_SELL: &str = "UPDATE stock SET available = available - $2, sold = sold + $2, updated_at = $3 \
+         WHERE product_id = $1 AND available >= $2";
+
+    pub(super) const UNSELL: &str = "UPDATE stock SET available = available + $2, sold = sold - $2, updated_at = $3 \
+         WHERE product_id = $1";
+
+    pub(super) const EXPIRED_TO_COMMITTED: &str = "UPDATE reservations SET state = 'committed', updated_at = $2 \
+         WHERE order_id = $1 AND state = 'expired'";
+
+    pub(super) const EXPIRED_TO_RELEASED: &str = "UPDATE reservations SET state = 'released', updated_at = $2 \
+         WHERE order_id = $1 AND state = 'expired'";
 
     pub(super) const HOLD_TO: &str = "UPDATE reservations SET state = $2, updated_at = $3 \
          WHERE order_id = $1 AND state = 'held'";

@@ -24,7 +24,8 @@ pub use orders::{NewOrder, Placed};
 pub use sagas::SagaRow;
 
 /// Orders' migrations for both engines, embedded in the binary: its own schema, then the
-/// chassis' outbox table.
+/// chassis' outbox table, then the saga's commit step (a rebuilt table on SQLite, whose CHECK
+/// constraints cannot change in place).
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         (
@@ -33,6 +34,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0001_orders.sql"),
         ),
         OUTBOX_MIGRATION_SQLITE,
+        (
+            2,
+            "saga commit step",
+            include_str!("../../migrations/0002_saga_commit.sqlite.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -41,6 +47,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0001_orders.sql"),
         ),
         OUTBOX_MIGRATION_POSTGRES,
+        (
+            2,
+            "saga commit step",
+            include_str!("../../migrations/0002_saga_commit.postgres.sql"),
+        ),
     ],
 };
 
