@@ -7,8 +7,10 @@
 //!   fresh owner id and `lease_until`, so among several instances on one database exactly one gets
 //!   each saga.
 //! - **Advancing.** Before each remote call the owner renews its lease (longer than any call can
-//!   take, which config validation checks); after it, the next step or the failed attempt is
-//!   written, each write conditional on still owning the saga. An owner that lost its lease
+//!   take, which config validation checks), and renews it again once it holds what the call
+//!   needs (a service token: fetched single-flight, so never waited for longer than one identity
+//!   call); after the call, the next step or the failed attempt is written, each write
+//!   conditional on still owning the saga. An owner that lost its lease
 //!   changes nothing and stops; since every step is idempotent at the service it calls, a call
 //!   made twice across a takeover does no harm.
 //! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
@@ -210,9 +212,32 @@ impl SagaRunner {
             let attempt = if step.is_forward() && Timestamp::now() >= saga.deadline_at {
                 late()
             } else {
-                let attempt = self.call(step, &order).await;
-                souk_chassis::crash::point(crash_point_after(step));
-                attempt
+                match self.prepare(step, &order).await {
+                    Prepared::Settled(attempt) => attempt,
+                    Prepared::Call(token) => {
+                        // What the step needs is in hand, however long that took: make sure
+                        // the saga is still this instance's (and renew it for the call), and
+                        // that the deadline has not passed meanwhile.
+                        if !inner
+                            .store
+                            .renew_lease(id, owner, Timestamp::now().plus(lease))
+                            .await?
+                        {
+                            tracing::info!(
+                                step = step.name(),
+                                "lost the saga's lease while getting ready; another instance has it"
+                            );
+                            return Ok(());
+                        }
+                        if step.is_forward() && Timestamp::now() >= saga.deadline_at {
+                            late()
+                        } else {
+                            let attempt = self.call(step, &order, &token).await;
+                            souk_chassis::crash::point(crash_point_after(step));
+                            attempt
+                        }
+                    }
+                }
             };
             if let Some(hold_until) = attempt.hold_until {
                 self.check_hold(hold_until, saga.deadline_at);
@@ -301,29 +326,40 @@ impl SagaRunner {
         }
     }
 
-    /// Makes `step`'s remote call for `order`.
-    async fn call(&self, step: Step, order: &Order) -> Attempt {
-        let inner = &self.inner;
+    /// What `step` needs before its remote call: a service token for the service it calls — or
+    /// its outcome already, when there is nothing to call.
+    async fn prepare(&self, step: Step, order: &Order) -> Prepared {
         let audience = match step {
             Step::Reserve | Step::Commit | Step::Release { .. } => "inventory",
             Step::Charge | Step::Refund { .. } => "payments",
             Step::Confirmed | Step::Cancelled(_) => {
-                return Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended");
+                return Prepared::Settled(Attempt::new(
+                    Outcome::Failed(Failure::Unavailable),
+                    "the saga has ended",
+                ));
             }
         };
         if step == Step::Charge && order.total.amount == 0 {
-            return Attempt::new(Outcome::Captured, "nothing to charge");
+            return Prepared::Settled(Attempt::new(Outcome::Captured, "nothing to charge"));
         }
-        let token = match inner.tokens.token(audience).await {
-            Ok(token) => token,
-            Err(err) => return Attempt::failed(&err),
-        };
+        match self.inner.tokens.token(audience).await {
+            Ok(token) => Prepared::Call(token),
+            Err(err) => Prepared::Settled(Attempt::failed(&err)),
+        }
+    }
+
+    /// Makes `step`'s remote call for `order` with service token `token`.
+    async fn call(&self, step: Step, order: &Order, token: &str) -> Attempt {
+        let inner = &self.inner;
         match step {
-            Step::Reserve => inner.inventory.reserve(&token, order).await,
-            Step::Commit => inner.inventory.commit(&token, order.id).await,
-            Step::Release { .. } => inner.inventory.release(&token, order.id).await,
-            Step::Charge => inner.payments.charge(&token, order).await,
-            _ => inner.payments.refund(&token, order.id).await,
+            Step::Reserve => inner.inventory.reserve(token, order).await,
+            Step::Commit => inner.inventory.commit(token, order.id).await,
+            Step::Release { .. } => inner.inventory.release(token, order.id).await,
+            Step::Charge => inner.payments.charge(token, order).await,
+            Step::Refund { .. } => inner.payments.refund(token, order.id).await,
+            Step::Confirmed | Step::Cancelled(_) => {
+                Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended")
+            }
         }
     }
 
@@ -362,6 +398,14 @@ impl SagaRunner {
         }
         Ok(())
     }
+}
+
+/// What a step needs before its call, or its outcome when it needs no call.
+enum Prepared {
+    /// Call, with this service token.
+    Call(String),
+    /// Settled without a call (nothing to charge; no token to be had).
+    Settled(Attempt),
 }
 
 /// The crash point (`souk_chassis::crash`) just after `step`'s remote call answered and before
