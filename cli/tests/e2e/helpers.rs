@@ -233,3 +233,117 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The variable that says NATS tests may run on this machine (the shared server's URL); the
+/// tests below start servers of their own and never touch that one.
+pub const NATS_URL_VAR: &str = "SOUK_TEST_NATS_URL";
+
+/// A NATS server with JetStream of a test's own: free loopback ports, its store in a temporary
+/// dir, stopped (SIGKILL, by its pid) and started again at will, killed when dropped.
+pub struct NatsServer {
+    pub port: u16,
+    monitor: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts one, or `None` (saying so) when `SOUK_TEST_NATS_URL` is not set; with it set,
+    /// failing to start `nats-server` fails the test.
+    pub async fn start_if_enabled(test: &str) -> Option<Self> {
+        if std::env::var_os(NATS_URL_VAR).is_none() {
+            eprintln!(
+                "skipped: {NATS_URL_VAR} is not set, so {test} (its own nats-server) did not run"
+            );
+            return None;
+        }
+        let mut server = Self {
+            port: free_port(),
+            monitor: free_port(),
+            store: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        assert_ne!(server.port, 4222, "never the shared server's port");
+        server.restart().await;
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.store.path().join("nats.log")
+    }
+
+    /// Starts the process (again: same ports, same store) and waits until JetStream is ready.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-m", &self.monitor.to_string(), "-js", "-sd"])
+            .arg(self.store.path().join("jetstream"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{NATS_URL_VAR} is set but nats-server cannot start: {e}"));
+        self.child = Some(child);
+        let started = Instant::now();
+        let health = format!(
+            "http://127.0.0.1:{}/healthz?js-enabled-only=true",
+            self.monitor
+        );
+        loop {
+            let ready = reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "nats-server exited ({status}): {}",
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server not ready within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process (SIGKILL, by its pid) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The environment that puts every producer and consumer of the shop on this server.
+    pub fn shop_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for service in ["ORDERS", "PAYMENTS", "INVENTORY", "CART", "HISTORY"] {
+            env.push((
+                format!("SOUK_{service}__EVENTS__TRANSPORT"),
+                "nats".to_owned(),
+            ));
+            env.push((format!("SOUK_{service}__EVENTS__NATS__URL"), self.url()));
+        }
+        env
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

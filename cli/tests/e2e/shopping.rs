@@ -281,7 +281,7 @@ async fn the_product_page_outlives_a_stopped_inventory() {
 }
 
 /// Registers `card_number` for `token`'s user; its payment method id.
-async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
+pub async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
     let body =
         json!({ "card_number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123" });
     let (status, method) = send(
@@ -297,7 +297,7 @@ async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
 }
 
 /// Places an order for `token`'s cart; its id (after checking a replay answers the same).
-async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) -> String {
+pub async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) -> String {
     let body = json!({
         "payment_method_id": payment_method,
         "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" }
@@ -323,7 +323,7 @@ async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) 
 }
 
 /// Waits for order `id` to leave `pending`; the order.
-async fn settled(shop: &Shop, token: &str, id: &str) -> Value {
+pub async fn settled(shop: &Shop, token: &str, id: &str) -> Value {
     let path = format!("/api/v1/orders/{id}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
