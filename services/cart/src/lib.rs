@@ -96,7 +96,13 @@ impl Cart {
         db.migrate(&store::EVENTS_MIGRATIONS).await?;
         let tokens = ServiceTokens::new(identity, &config.service_token);
         let source = Source::from_config(&config.events, orders);
+        let settings = &config.consumers;
         Ok(Consumer::new(order_events::CONSUMER, "orders", source, db)
+            .max_attempts(settings.max_attempts)
+            .backoff(
+                Duration::from_millis(settings.retry_base_ms),
+                Duration::from_millis(settings.retry_max_ms),
+            )
             .with_bearer(move || {
                 let tokens = tokens.clone();
                 async move { tokens.token("orders").await.ok() }

@@ -214,6 +214,8 @@ impl Consumer {
         let labels = [("consumer", self.name.clone())];
         let span = event_span(&self.name, event);
         let mut attempts = 0;
+        // Failures for want of infrastructure: they never count towards parking.
+        let mut outages: u32 = 0;
         loop {
             attempts += 1;
             let reason = match handler.handle(event).instrument(span.clone()).await {
@@ -222,6 +224,18 @@ impl Consumer {
                     return Attempt::Handled;
                 }
                 Err(HandleError::Poison(reason)) => reason,
+                Err(HandleError::Unavailable(reason)) => {
+                    outages = outages.saturating_add(1);
+                    attempts -= 1;
+                    metrics::counter!("events_retried_total", &labels).increment(1);
+                    metrics::counter!("events_unavailable_total", &labels).increment(1);
+                    let wait = backoff(self.first_backoff, self.max_backoff, outages);
+                    span.in_scope(|| tracing::warn!(%reason, outages, wait_ms = wait.as_millis() as u64, "event handler's infrastructure is unavailable; retrying, never parking"));
+                    if !sleep_or_shutdown(wait, shutdown).await {
+                        return Attempt::Interrupted;
+                    }
+                    continue;
+                }
                 Err(HandleError::Retry(reason)) if attempts >= self.max_attempts => {
                     format!("gave up after {attempts} attempts: {reason}")
                 }

@@ -112,14 +112,16 @@
 //! Events of one producer are handled one at a time in its order (so per-order order holds).
 //! [`HandleError::Retry`] retries the same event with backoff (100 ms doubling to 30 s) up to
 //! [`Consumer::max_attempts`] calls (10), then parks it; [`HandleError::Poison`] parks it at
-//! once. Parked events are [`DeadLetter`]s: list them with [`dead_letters`], replay one with
+//! once; [`HandleError::Unavailable`] (the handler's store is down; also a database that cannot
+//! be reached) retries with the same backoff for as long as it takes and never parks. Parked events are [`DeadLetter`]s: list them with [`dead_letters`], replay one with
 //! [`replay_dead_letter`], or mount [`dead_letters_router`] for administrators (internal, like
 //! the feed: the gateway does not route it).
 //!
 //! # Metrics
 //!
 //! `events_published_total{service}` (relay), and `events_handled_total`, `events_retried_total`,
-//! `events_parked_total`, `events_skipped_total` (already in the inbox) by `{consumer}`.
+//! `events_unavailable_total` (retries for want of infrastructure), `events_parked_total`,
+//! `events_skipped_total` (already in the inbox) by `{consumer}`.
 
 /// Runs the same code on whichever pool the database is.
 macro_rules! on_pool {

@@ -159,6 +159,20 @@ impl Store {
         }
     }
 
+    /// Removes `user`'s line for `product` unless it changed after `since` (Unix ms): what a
+    /// confirmed order bought leaves the cart, what the shopper put back after it stays.
+    pub async fn remove_unchanged_since(
+        &self,
+        user: &str,
+        product: Uuid,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.remove_unchanged_since(user, product, since).await,
+            Self::Redis(store) => store.remove_unchanged_since(user, product, since).await,
+        }
+    }
+
     /// Empties `user`'s cart.
     pub async fn clear(&self, user: &str) -> Result<(), StoreError> {
         match self {
