@@ -180,7 +180,7 @@ impl Service {
                 PublicRoute {
                     name: "admin-stock",
                     prefix: "/api/v1/admin/stock",
-                    methods: Some(&["PUT"]),
+                    methods: Some(&["GET", "HEAD", "PUT", "POST"]),
                     rewrite: "/v1/admin/stock",
                     policy: Admin,
                     rate_limit: None,

@@ -480,14 +480,26 @@ async fn stock_products(api: &Api, identity: &Api) -> Vec<Product> {
             sku: item["sku"].as_str().unwrap().to_owned(),
             stock,
         };
-        // Inventory learns products from the catalog a few seconds after start.
+        // Inventory learns products from the catalog a few seconds after start; the count is
+        // set from the version read.
         let path = format!("/api/v1/admin/stock/{}", product.sku);
         let body = json!({ "quantity": stock });
         let deadline = Instant::now() + BACK_WITHIN;
         loop {
-            let answer = api
-                .send(Method::PUT, &path, Some(&admin), None, Some(&body))
-                .await;
+            let answer = match api.send(Method::GET, &path, Some(&admin), None, None).await {
+                Ok((200, read)) => {
+                    let version = format!("\"{}\"", read["version"]);
+                    api.send_with(
+                        Method::PUT,
+                        &path,
+                        Some(&admin),
+                        &[("if-match", &version)],
+                        Some(&body),
+                    )
+                    .await
+                }
+                other => other,
+            };
             if matches!(answer, Ok((200, _))) {
                 break;
             }

@@ -18,7 +18,9 @@ use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp};
+use crate::domain::{
+    Adjustment, Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp,
+};
 
 /// Inventory's own schema, written once: it uses nothing that differs between the engines.
 const SCHEMA: (i64, &str, &str) = (
@@ -27,10 +29,26 @@ const SCHEMA: (i64, &str, &str) = (
     include_str!("../../migrations/0001_inventory.sql"),
 );
 
-/// Inventory's migrations for both engines: its schema, and the inbox of the events it consumes.
+/// Stock versions and administrators' adjustments (issue 16), the same on both engines.
+const VERSIONS: (i64, &str, &str) = (
+    2,
+    "stock versions and adjustments",
+    include_str!("../../migrations/0002_stock_versions.sql"),
+);
+
+/// Inventory's migrations for both engines: its schema, the inbox of the events it consumes, and
+/// stock versions.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_SQLITE],
-    postgres: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        SCHEMA,
+        souk_chassis::events::INBOX_MIGRATION_SQLITE,
+        VERSIONS,
+    ],
+    postgres: &[
+        SCHEMA,
+        souk_chassis::events::INBOX_MIGRATION_POSTGRES,
+        VERSIONS,
+    ],
 };
 
 /// How often a transaction the database refused for contention (SQLite busy past its timeout, a
@@ -105,6 +123,73 @@ impl From<sqlx::Error> for TransitionError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())
     }
+}
+
+/// What a conditional set of the units on sale came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Set: the stock now.
+    Set(Stock),
+    /// The stock changed since the version named: nothing set; the stock as it stands.
+    Stale(Stock),
+    /// No product has that SKU.
+    NotFound,
+}
+
+/// An adjustment made (or found again under its idempotency key), and the stock after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjusted {
+    /// The adjustment.
+    pub adjustment: Adjustment,
+    /// The product's stock now.
+    pub stock: Stock,
+    /// `true` when it was made before, under the same key (nothing changed now).
+    pub replayed: bool,
+}
+
+/// Why an adjustment was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustError {
+    /// No product has that SKU.
+    #[error("no such product")]
+    NotFound,
+    /// Writing off more units than are on sale (held and sold ones cannot be written off): the
+    /// stock as it stands.
+    #[error("not that many units on sale")]
+    Insufficient(Stock),
+    /// The idempotency key was used for another adjustment of this product.
+    #[error("the idempotency key was used for another adjustment")]
+    KeyReused,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AdjustError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl Transient for AdjustError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(err) if err.is_transient())
+    }
+}
+
+/// One adjustment to make.
+#[derive(Debug, Clone, Copy)]
+pub struct AdjustRequest<'a> {
+    /// The product's SKU.
+    pub sku: &'a str,
+    /// Units received (positive) or written off (negative).
+    pub delta: i64,
+    /// Why.
+    pub reason: &'a str,
+    /// Who (the administrator's account id).
+    pub actor: &'a str,
+    /// The request's `Idempotency-Key`, if any: a repeat answers the first adjustment.
+    pub key: Option<&'a str>,
 }
 
 /// What a commit does with a hold that lapsed (expired, or past its `expires_at`).
@@ -351,8 +436,160 @@ impl Store {
         })
     }
 
-    /// Sets the units on sale of the product with `sku` to `available`; what was received moves
-    /// by the difference, reservations and sales stay. `None` when no product has that SKU.
+    /// The stock of the product with `sku`.
+    pub async fn stock_by_sku(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock WHERE sku = $1",
+            sql::STOCK_COLUMNS
+        ));
+        on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql).bind(sku).fetch_optional(pool).await?;
+            row.as_ref().map(stock_from_row).transpose()
+        })
+    }
+
+    /// Sets the units on sale of the product with `sku` to `available`, if its stock is still at
+    /// `version` (nothing reserved, released, sold or adjusted since the caller read it): what
+    /// was received moves by the difference, reservations and sales stay.
+    pub async fn set_available_if(
+        &self,
+        sku: &str,
+        available: i64,
+        version: i64,
+        now: Timestamp,
+    ) -> Result<SetOutcome, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE stock SET received = received - available + $2, available = $2, \
+             version = version + 1, updated_at = $3 \
+             WHERE sku = $1 AND version = $4 RETURNING {}",
+            sql::STOCK_COLUMNS
+        ));
+        let set = on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql)
+                .bind(sku)
+                .bind(available)
+                .bind(now.millis())
+                .bind(version)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(stock_from_row).transpose()?
+        });
+        if let Some(stock) = set {
+            return Ok(SetOutcome::Set(stock));
+        }
+        Ok(match self.stock_by_sku(sku).await? {
+            Some(stock) => SetOutcome::Stale(stock),
+            None => SetOutcome::NotFound,
+        })
+    }
+
+    /// Records goods received or written off for the product with `request.sku`: what is on
+    /// sale and what was received move by `delta` together, so holds and sales are never
+    /// touched and no concurrent reservation can be lost. A repeat under the same idempotency key
+    /// answers the first adjustment.
+    pub async fn adjust(
+        &self,
+        request: AdjustRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Adjusted, AdjustError> {
+        retrying(|| self.try_adjust(request, now)).await
+    }
+
+    async fn try_adjust(
+        &self,
+        request: AdjustRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Adjusted, AdjustError> {
+        let adjust_sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE stock SET available = available + $2, received = received + $2, \
+             version = version + 1, updated_at = $3 \
+             WHERE sku = $1 AND available + $2 >= 0 RETURNING {}",
+            sql::STOCK_COLUMNS
+        ));
+        let stock_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock WHERE sku = $1",
+            sql::STOCK_COLUMNS
+        ));
+        in_write_tx!(&self.db, |tx| {
+            let Some(current) = sqlx::query(stock_sql)
+                .bind(request.sku)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(stock_from_row)
+                .transpose()?
+            else {
+                return Err(AdjustError::NotFound);
+            };
+            if let Some(key) = request.key {
+                let earlier = sqlx::query(sql::ADJUSTMENT_BY_KEY)
+                    .bind(current.product_id.to_string())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = earlier {
+                    let adjustment = adjustment_from_row(&row)?;
+                    if adjustment.delta != request.delta || adjustment.reason != request.reason {
+                        return Err(AdjustError::KeyReused);
+                    }
+                    return Ok(Adjusted {
+                        adjustment,
+                        stock: current,
+                        replayed: true,
+                    });
+                }
+            }
+            let Some(stock) = sqlx::query(adjust_sql)
+                .bind(request.sku)
+                .bind(request.delta)
+                .bind(now.millis())
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(stock_from_row)
+                .transpose()?
+            else {
+                return Err(AdjustError::Insufficient(current));
+            };
+            let adjustment = Adjustment {
+                id: Uuid::now_v7(),
+                product_id: stock.product_id,
+                delta: request.delta,
+                reason: request.reason.to_owned(),
+                created_at: now,
+            };
+            let inserted = sqlx::query(sql::INSERT_ADJUSTMENT)
+                .bind(adjustment.id.to_string())
+                .bind(stock.product_id.to_string())
+                .bind(&stock.sku)
+                .bind(adjustment.delta)
+                .bind(&adjustment.reason)
+                .bind(request.actor)
+                .bind(request.key)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // The same key, committed by a concurrent request meanwhile: start again, and
+                // find it.
+                Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                    return Err(StoreError::Contended.into());
+                }
+                Err(err) => return Err(err.into()),
+            }
+            tx.commit().await?;
+            Ok(Adjusted {
+                adjustment,
+                stock,
+                replayed: false,
+            })
+        })
+    }
+
+    /// Sets the units on sale of the product with `sku` to `available`, whatever they were;
+    /// what was received moves by the difference, reservations and sales stay. `None` when no
+    /// product has that SKU. (Administrators go through [`Store::set_available_if`].)
     pub async fn set_available(
         &self,
         sku: &str,
@@ -361,8 +598,8 @@ impl Store {
     ) -> Result<Option<Stock>, StoreError> {
         // Every right-hand side reads the row as it was, on both engines.
         let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE stock SET received = received - available + $2, available = $2, updated_at = $3 \
-             WHERE sku = $1 RETURNING {}",
+            "UPDATE stock SET received = received - available + $2, available = $2, \
+             version = version + 1, updated_at = $3 WHERE sku = $1 RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -725,6 +962,25 @@ where
         reserved: row.try_get("reserved")?,
         sold: row.try_get("sold")?,
         received: row.try_get("received")?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn adjustment_from_row<'r, R>(row: &'r R) -> Result<Adjustment, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("id")?;
+    let product: String = row.try_get("product_id")?;
+    Ok(Adjustment {
+        id: parse_id(&id)?,
+        product_id: parse_id(&product)?,
+        delta: row.try_get("delta")?,
+        reason: row.try_get("reason")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
 
@@ -744,7 +1000,15 @@ where
 
 /// SQL shared by both engines (sqlx binds `$N` on SQLite too).
 mod sql {
-    pub(super) const STOCK_COLUMNS: &str = "product_id, sku, available, reserved, sold, received";
+    pub(super) const STOCK_COLUMNS: &str =
+        "product_id, sku, available, reserved, sold, received, version";
+
+    pub(super) const ADJUSTMENT_BY_KEY: &str = "SELECT id, product_id, delta, reason, created_at \
+         FROM stock_adjustments WHERE product_id = $1 AND idempotency_key = $2";
+
+    pub(super) const INSERT_ADJUSTMENT: &str = "INSERT INTO stock_adjustments \
+         (id, product_id, sku, delta, reason, actor, idempotency_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     pub(super) const ADD_PRODUCT: &str = "INSERT INTO stock (product_id, sku, available, reserved, sold, received, updated_at) \
          VALUES ($1, $2, $3, 0, 0, $3, $4) ON CONFLICT DO NOTHING";
@@ -765,20 +1029,25 @@ mod sql {
         "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)";
 
     /// Takes units if that many are available: the one place stock can run out.
-    pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, updated_at = $3 \
+    pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1 AND available >= $2";
 
-    pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = $3 \
+    pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
 
-    pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, updated_at = $3 \
+    pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
 
     /// Sells units straight from what is on sale (a lapsed hold's commit), if they are there.
-    pub(super) const TAKE_AND_SELL: &str = "UPDATE stock SET available = available - $2, sold = sold + $2, updated_at = $3 \
+    pub(super) const TAKE_AND_SELL: &str = "UPDATE stock SET available = available - $2, sold = sold + $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1 AND available >= $2";
 
-    pub(super) const UNSELL: &str = "UPDATE stock SET available = available + $2, sold = sold - $2, updated_at = $3 \
+    pub(super) const UNSELL: &str = "UPDATE stock SET available = available + $2, sold = sold - $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
 
     pub(super) const EXPIRED_TO_COMMITTED: &str = "UPDATE reservations SET state = 'committed', updated_at = $2 \
