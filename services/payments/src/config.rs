@@ -36,6 +36,10 @@ pub struct Config {
     /// For how long after it was cancelled an order is checked so
     /// (`SOUK_PAYMENTS__LATE_CAPTURE_WINDOW_HOURS`).
     pub late_capture_window_hours: u64,
+    /// How long a cancelled order's payment (a tombstone: refused any later charge) is kept, in
+    /// days (`SOUK_PAYMENTS__TOMBSTONES_KEEP_DAYS`); at least the late-capture window. Captured,
+    /// declined and refunded payments are records, and stay.
+    pub tombstones_keep_days: u64,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             charge_lease_ms: 30_000,
             late_capture_sweep_ms: 60_000,
             late_capture_window_hours: 24,
+            tombstones_keep_days: 30,
         }
     }
 }
@@ -75,7 +80,12 @@ impl Config {
         if self.late_capture_window_hours == 0 {
             return Err("payments.late_capture_window_hours must be at least 1".into());
         }
-        Ok(())
+        if self.tombstones_keep_days.saturating_mul(24) < self.late_capture_window_hours {
+            return Err(
+                "payments.tombstones_keep_days must cover late_capture_window_hours".into(),
+            );
+        }
+        self.events.validate().map_err(|e| format!("payments.{e}"))
     }
 
     /// How long a pending charge belongs to the attempt that started it.

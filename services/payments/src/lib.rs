@@ -109,6 +109,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let outbox = Outbox::new(store.database().clone(), NAME);
+    outbox.spawn_retention(&config.events);
     let processor = Processor::new(store.database().clone(), &config.processor);
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
@@ -127,6 +128,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
             processor.clone(),
             Duration::from_millis(config.late_capture_sweep_ms),
             Duration::from_secs(config.late_capture_window_hours.saturating_mul(3600)),
+            Duration::from_secs(config.tombstones_keep_days.saturating_mul(24 * 3600)),
             std::sync::Arc::downgrade(&alive),
         );
     }

@@ -7,6 +7,9 @@
 //! A charge is asked for only before the saga's deadline, and a paused attempt wakes within
 //! minutes, not days: the window bounds how long a cancelled order is watched, and so the work.
 //! Several instances may sweep at once: the processor's refund is idempotent on the order's key.
+//!
+//! Once an hour the same loop deletes tombstones older than `tombstones_keep_days` (at least the
+//! window): by then no charge for their order can come.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -16,6 +19,8 @@ use crate::store::Store;
 
 /// Cancelled orders looked at per sweep.
 const BATCH: u32 = 1000;
+/// How often old tombstones are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Sweeps every `every`, looking `window` back, until `alive` is gone (the service was dropped).
 pub(crate) fn spawn(
@@ -23,14 +28,23 @@ pub(crate) fn spawn(
     processor: Processor,
     every: Duration,
     window: Duration,
+    keep: Duration,
     alive: Weak<()>,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while alive.strong_count() > 0 {
-            tick.tick().await;
-            sweep(&store, &processor, window).await;
+            tokio::select! {
+                _ = tick.tick() => sweep(&store, &processor, window).await,
+                _ = purge.tick() => match store.purge_tombstones(keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "tombstones past their retention deleted"),
+                    Err(err) => tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "cannot purge tombstones; will retry"),
+                },
+            }
         }
     });
 }

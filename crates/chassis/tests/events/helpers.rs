@@ -13,6 +13,8 @@ const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         events::OUTBOX_MIGRATION_SQLITE,
         events::INBOX_MIGRATION_SQLITE,
+        events::OUTBOX_META_MIGRATION_SQLITE,
+        events::INBOX_RETENTION_MIGRATION_SQLITE,
         (
             9_100_000,
             "effects",
@@ -22,6 +24,8 @@ const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         events::OUTBOX_MIGRATION_POSTGRES,
         events::INBOX_MIGRATION_POSTGRES,
+        events::OUTBOX_META_MIGRATION_POSTGRES,
+        events::INBOX_RETENTION_MIGRATION_POSTGRES,
         (
             9_100_000,
             "effects",

@@ -32,8 +32,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 
 /// The event bookkeeping's tables (the cart consumes orders' events), on either SQL engine.
 pub const EVENTS_MIGRATIONS: Migrations = Migrations {
-    sqlite: &[souk_chassis::events::INBOX_MIGRATION_SQLITE],
-    postgres: &[souk_chassis::events::INBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        souk_chassis::events::INBOX_MIGRATION_SQLITE,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        souk_chassis::events::INBOX_MIGRATION_POSTGRES,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_POSTGRES,
+    ],
 };
 
 /// Why the store could not be opened.

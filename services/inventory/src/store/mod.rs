@@ -36,18 +36,29 @@ const VERSIONS: (i64, &str, &str) = (
     include_str!("../../migrations/0002_stock_versions.sql"),
 );
 
-/// Inventory's migrations for both engines: its schema, the inbox of the events it consumes, and
-/// stock versions.
+/// Retention: finished reservations found by age (issue 16), the same on both engines.
+const RETENTION: (i64, &str, &str) = (
+    3,
+    "finished reservations by age",
+    include_str!("../../migrations/0003_retention.sql"),
+);
+
+/// Inventory's migrations for both engines: its schema, the inbox of the events it consumes,
+/// stock versions, the inbox's retention and its own.
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_SQLITE,
         VERSIONS,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
+        RETENTION,
     ],
     postgres: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_POSTGRES,
         VERSIONS,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_POSTGRES,
+        RETENTION,
     ],
 };
 
@@ -839,6 +850,39 @@ impl Store {
                 Step::Apply => Err(StoreError::Contended.into()),
             }
         })
+    }
+
+    /// Deletes up to `limit` reservations that reached their end (committed, released — tombstones
+    /// too — or expired) before `before`, with their lines; returns how many. Holds are never
+    /// touched.
+    pub async fn purge_finished(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let sql = "SELECT order_id FROM reservations WHERE state <> 'held' AND updated_at < $1 \
+                   ORDER BY updated_at LIMIT $2";
+        let ids: Vec<String> = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(before.millis())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            for id in &ids {
+                sqlx::query("DELETE FROM reservation_lines WHERE order_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM reservations WHERE order_id = $1 AND state <> 'held'")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(ids.len() as u64)
     }
 
     /// Expires up to `limit` holds whose `expires_at` has passed, giving their units back; returns

@@ -106,4 +106,27 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.stock(product).await.sold, 3);
         app.assert_consistent().await;
     }
+
+    async fn finished_reservations_go_after_their_retention_and_holds_stay(app) {
+        let store = &app.inventory.store;
+        let product = app.new_product(10).await;
+        let lines = Lines::new(vec![Line { product_id: product, quantity: 1 }]).unwrap();
+        let t = Timestamp::now();
+        let later = Timestamp::from_millis(t.millis() + 600_000);
+        let (held, sold, released) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        for order in [held, sold, released] {
+            store.reserve(order, &lines, later, t).await.unwrap();
+        }
+        store.commit(sold, t, Lapsed::TakeAgain).await.unwrap();
+        store.release(released, t).await.unwrap();
+        let tombstone = Uuid::now_v7();
+        store.release(tombstone, t).await.unwrap();
+        assert_eq!(store.purge_finished(t, 100).await.unwrap(), 0, "nothing older than t");
+        assert_eq!(store.purge_finished(Timestamp::from_millis(t.millis() + 1), 100).await.unwrap(), 3);
+        assert!(store.reservation(sold).await.unwrap().is_none());
+        assert!(store.reservation(tombstone).await.unwrap().is_none());
+        assert_eq!(store.reservation(held).await.unwrap().unwrap().state, ReservationState::Held);
+        let stock = app.stock(product).await;
+        assert_eq!((stock.available, stock.reserved, stock.sold), (8, 1, 1), "counts untouched");
+    }
 }

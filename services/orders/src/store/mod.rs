@@ -17,7 +17,10 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
+use souk_chassis::events::{
+    OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
+    OUTBOX_MIGRATION_SQLITE,
+};
 
 pub use keys::{KeyClaim, KeyDone, StoredAnswer};
 pub use orders::{NewOrder, Placed};
@@ -39,6 +42,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             "saga commit step",
             include_str!("../../migrations/0002_saga_commit.sqlite.sql"),
         ),
+        OUTBOX_META_MIGRATION_SQLITE,
     ],
     postgres: &[
         (
@@ -52,6 +56,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             "saga commit step",
             include_str!("../../migrations/0002_saga_commit.postgres.sql"),
         ),
+        OUTBOX_META_MIGRATION_POSTGRES,
     ],
 };
 

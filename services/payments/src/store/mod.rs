@@ -20,7 +20,10 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
+use souk_chassis::events::{
+    OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
+    OUTBOX_MIGRATION_SQLITE,
+};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -32,7 +35,7 @@ use crate::events;
 
 /// Payments' own tables, then the simulated processor's: one schema for both engines.
 macro_rules! schema {
-    ($outbox:expr) => {
+    ($outbox:expr, $meta:expr) => {
         &[
             (
                 1,
@@ -50,6 +53,7 @@ macro_rules! schema {
                 "cancelled payments index",
                 include_str!("../../migrations/0003_cancelled_index.sql"),
             ),
+            $meta,
         ]
     };
 }
@@ -57,8 +61,8 @@ macro_rules! schema {
 /// Payments' migrations for both engines, embedded in the binary: its schema, then the chassis'
 /// outbox table (which differs per engine).
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: schema!(OUTBOX_MIGRATION_SQLITE),
-    postgres: schema!(OUTBOX_MIGRATION_POSTGRES),
+    sqlite: schema!(OUTBOX_MIGRATION_SQLITE, OUTBOX_META_MIGRATION_SQLITE),
+    postgres: schema!(OUTBOX_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_POSTGRES),
 };
 
 /// A failed storage operation.
@@ -264,6 +268,21 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(taken.map(Timestamp::from_millis))
+    }
+
+    /// Deletes the payments of orders cancelled before any charge (tombstones) made more than
+    /// `keep` ago by the database's clock; how many.
+    pub async fn purge_tombstones(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "DELETE FROM payments WHERE status = 'cancelled' AND created_at < {} - $1",
+            self.now_sql()
+        ));
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        Ok(on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(keep_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 
     /// Orders cancelled before any charge (tombstones, and charges settled as never made) within

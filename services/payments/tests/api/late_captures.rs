@@ -76,4 +76,18 @@ souk_chassis::backend_tests! { sweeping;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(app.rows_containing("processor_refunds", &order.to_string()).await, 1, "refunded once");
     }
+
+    async fn tombstones_go_after_their_retention_and_payments_stay(app) {
+        let method = app.method_id("u1", VISA).await;
+        let (cancelled, charged) = (Uuid::now_v7(), Uuid::now_v7());
+        app.refund(cancelled).await;
+        let (status, _, _) = app.charge(&charge_body(charged, "u1", &method, 500)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let store = &app.payments.store;
+        assert_eq!(store.purge_tombstones(Duration::from_secs(3600)).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.purge_tombstones(Duration::ZERO).await.unwrap(), 1);
+        assert!(store.payment(cancelled).await.unwrap().is_none());
+        assert!(store.payment(charged).await.unwrap().is_some(), "a capture is a record");
+    }
 }
