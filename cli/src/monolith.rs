@@ -81,7 +81,12 @@ async fn monolith(options: Options) -> Result<(), String> {
         .iter()
         .map(|s| (*s, vec![placeholder]))
         .collect();
-    let text = up::gateway::config(listen, admin, &endpoints, !options.quiet);
+    let text = up::gateway::config(
+        listen,
+        admin,
+        &endpoints,
+        &up::gateway::Tuning::of(&options),
+    );
     let config = souk_gateway::GatewayConfig::parse(&text)
         .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
     let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
@@ -347,5 +352,6 @@ pub(crate) fn options(
         instances: Vec::new(),
         backend,
         quiet,
+        rate_limit_factor: 1,
     }
 }

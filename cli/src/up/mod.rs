@@ -41,6 +41,8 @@ pub(crate) struct Options {
     pub(crate) instances: Vec<(Service, usize)>,
     pub(crate) backend: Backend,
     pub(crate) quiet: bool,
+    /// Every rate limit of the gateway multiplied by this (1: as configured).
+    pub(crate) rate_limit_factor: u32,
 }
 
 /// The running shop.
@@ -315,7 +317,7 @@ impl Shop {
             self.gateway_addr,
             self.admin_addr,
             &endpoints,
-            !self.options.quiet,
+            &gateway::Tuning::of(&self.options),
         );
         std::fs::write(&path, config)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

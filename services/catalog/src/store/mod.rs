@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::{Category, CategorySlug, Product, SearchQuery};
 use crate::seed::DemoCatalog;
+use souk_chassis::db::begin_write_sqlite;
 
 /// The catalog's migrations for both engines, embedded in the binary.
 pub const MIGRATIONS: Migrations = Migrations {
@@ -152,6 +153,29 @@ pub struct After {
     pub id: Uuid,
 }
 
+/// What narrows a list or search: every part given must hold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Only products of this category.
+    pub category: Option<&'a CategorySlug>,
+    /// Only these products.
+    pub ids: Option<&'a [Uuid]>,
+}
+
+impl Filter<'_> {
+    fn category(&self) -> Option<&str> {
+        self.category.map(CategorySlug::as_str)
+    }
+
+    /// The ids as one JSON array of strings (SQLite binds them so, however many there are).
+    fn ids_json(&self) -> Option<String> {
+        self.ids.map(|ids| {
+            serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into())
+        })
+    }
+}
+
 /// The catalog's store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -171,37 +195,33 @@ impl Store {
         &self.db
     }
 
-    /// Products in name order, optionally in one category, after a position; `limit` at most.
+    /// A page of products by name, after `after`, narrowed by `filter`.
     pub async fn list(
         &self,
-        category: Option<&CategorySlug>,
+        filter: &Filter<'_>,
         after: Option<&After>,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
-        let category = category.map(CategorySlug::as_str);
         match &self.db {
-            Database::Sqlite(pool) => sqlite::list(pool, category, after, limit).await,
-            Database::Postgres(pool) => postgres::list(pool, category, after, limit).await,
+            Database::Sqlite(pool) => sqlite::list(pool, filter, after, limit).await,
+            Database::Postgres(pool) => postgres::list(pool, filter, after, limit).await,
         }
     }
 
-    /// Products matching `query`, best match first, optionally in one category.
+    /// Products matching `query`, best match first, narrowed by `filter`.
     pub async fn search(
         &self,
         query: &SearchQuery,
-        category: Option<&CategorySlug>,
+        filter: &Filter<'_>,
         offset: u32,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let category = category.map(CategorySlug::as_str);
         match &self.db {
-            Database::Sqlite(pool) => sqlite::search(pool, query, category, offset, limit).await,
-            Database::Postgres(pool) => {
-                postgres::search(pool, query, category, offset, limit).await
-            }
+            Database::Sqlite(pool) => sqlite::search(pool, query, filter, offset, limit).await,
+            Database::Postgres(pool) => postgres::search(pool, query, filter, offset, limit).await,
         }
     }
 
@@ -210,17 +230,6 @@ impl Store {
         match &self.db {
             Database::Sqlite(pool) => sqlite::product_by_id(pool, id).await,
             Database::Postgres(pool) => postgres::product_by_id(pool, id).await,
-        }
-    }
-
-    /// The products among `ids` that exist, in name order.
-    pub async fn products_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Product>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::products_by_ids(pool, ids).await,
-            Database::Postgres(pool) => postgres::products_by_ids(pool, ids).await,
         }
     }
 
@@ -237,10 +246,14 @@ impl Store {
         let id = Uuid::now_v7();
         let inserted = match &self.db {
             Database::Sqlite(pool) => {
-                bind_product!(sqlx::query(sql::INSERT_PRODUCT), id.to_string(), input)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
+                let mut tx = begin_write_sqlite(pool).await?;
+                let inserted =
+                    bind_product!(sqlx::query(sql::INSERT_PRODUCT), id.to_string(), input)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                tx.commit().await?;
+                inserted
             }
             Database::Postgres(pool) => bind_product!(sqlx::query(sql::INSERT_PRODUCT), id, input)
                 .execute(pool)
@@ -257,10 +270,14 @@ impl Store {
     pub async fn update(&self, id: Uuid, input: &ProductInput) -> Result<Product, WriteError> {
         let updated = match &self.db {
             Database::Sqlite(pool) => {
-                bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id.to_string(), input)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
+                let mut tx = begin_write_sqlite(pool).await?;
+                let updated =
+                    bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id.to_string(), input)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                tx.commit().await?;
+                updated
             }
             Database::Postgres(pool) => bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id, input)
                 .execute(pool)
@@ -277,11 +294,16 @@ impl Store {
     pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
         let sql = "DELETE FROM products WHERE id = $1";
         let deleted = match &self.db {
-            Database::Sqlite(pool) => sqlx::query(sql)
-                .bind(id.to_string())
-                .execute(pool)
-                .await?
-                .rows_affected(),
+            Database::Sqlite(pool) => {
+                let mut tx = begin_write_sqlite(pool).await?;
+                let deleted = sqlx::query(sql)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                deleted
+            }
             Database::Postgres(pool) => sqlx::query(sql)
                 .bind(id)
                 .execute(pool)
