@@ -4,13 +4,13 @@
 //!
 //! | type | when | data |
 //! |---|---|---|
-//! | `souk.catalog.product_created.v1` | a product is added (by an administrator, or with the demo catalog) | the product: `id`, `sku`, `name`, `description`, `category`, `price`, `image_url` |
+//! | `souk.catalog.product_created.v1` | an administrator adds a product | the product: `id`, `sku`, `name`, `description`, `category`, `price`, `image_url` |
 //! | `souk.catalog.product_updated.v1` | an administrator replaces a product's fields | the product as it now is |
 //! | `souk.catalog.product_deleted.v1` | an administrator removes a product | `id`, `sku` (the one it had) |
 //!
-//! Money is `{amount, currency}` in minor units; the subject is the product id. Products stored
-//! before the catalog had an outbox have no `product_created`: consumers learn those from the
-//! product list (inventory's reconciliation does).
+//! Money is `{amount, currency}` in minor units; the subject is the product id. The demo catalog,
+//! and products stored before the catalog had an outbox, have no `product_created`: consumers
+//! learn those from the product list (inventory's reconciliation does).
 
 use serde_json::json;
 use souk_chassis::events::Event;

@@ -1,9 +1,9 @@
 //! souk's catalog service: products, categories, prices and full-text search.
 //!
 //! The catalog is the only source of prices in the shop. It owns its database (SQLite or
-//! PostgreSQL) and depends on no other service. Every change of a product is also an event
-//! (`events`), written to its outbox in the same transaction: served as an internal feed, or
-//! relayed to NATS JetStream.
+//! PostgreSQL) and depends on no other service. Every change an administrator makes to a product
+//! is also an event (`events`), written to its outbox in the same transaction: served as an
+//! internal feed, or relayed to NATS JetStream.
 
 pub mod config;
 pub mod domain;
@@ -90,8 +90,7 @@ impl Catalog {
     }
 }
 
-/// Opens the store, loads the demo catalog if configured and empty (with its events), and builds
-/// the router.
+/// Opens the store, loads the demo catalog if configured and empty, and builds the router.
 pub async fn build(config: &Config) -> Result<Catalog, StartError> {
     let store = Store::open(&config.database).await?;
     if config.demo_data {

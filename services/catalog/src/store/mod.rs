@@ -3,8 +3,9 @@
 //! Both engines hold the same schema (see `migrations/`) and answer the same queries; they differ
 //! in how ids are stored (TEXT vs UUID) and in full-text search (FTS5 vs tsvector).
 //!
-//! Every change of a product appends its event (`crate::events`) to the outbox in the
-//! transaction that makes the change, and wakes the outbox's readers once it has committed.
+//! Every change an administrator makes to a product appends its event (`crate::events`) to the
+//! outbox in the transaction that makes the change, and wakes the outbox's readers once it has
+//! committed. The demo catalog is loaded without events.
 
 mod postgres;
 mod sqlite;
@@ -159,11 +160,10 @@ macro_rules! in_write_tx {
     };
 }
 
-/// Loads the demo catalog inside transaction `$tx` unless products exist, with a
-/// `product_created` event for each product; `$id` turns a new id into what the engine stores and
-/// `$append` is the engine's outbox append. Returns how many products were added.
+/// Loads the demo catalog inside transaction `$tx` unless products exist; `$id` turns a new id
+/// into what the engine stores. Returns how many products were added.
 macro_rules! seed_in {
-    ($tx:ident, $demo:expr, $id:expr, $append:expr) => {{
+    ($tx:ident, $demo:expr, $id:expr) => {{
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
             .fetch_one(&mut *$tx)
             .await?;
@@ -181,16 +181,14 @@ macro_rules! seed_in {
         }
         let mut added = 0;
         for product in &$demo.products {
-            let id = Uuid::now_v7();
-            let inserted = bind_product!(sqlx::query(sql::INSERT_PRODUCT), ($id)(id), product)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-            if inserted == 1 {
-                let stored = product_of!(id, product);
-                ($append)(&mut *$tx, &events::created(&stored)).await?;
-            }
-            added += inserted;
+            added += bind_product!(
+                sqlx::query(sql::INSERT_PRODUCT),
+                ($id)(Uuid::now_v7()),
+                product
+            )
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
         }
         $tx.commit().await?;
         Ok(added)
@@ -347,29 +345,20 @@ impl Store {
         Ok(true)
     }
 
-    /// Loads `demo` if the catalog holds no product yet, with a `product_created` event for each
-    /// product. Safe to run from several instances at once: rows that already exist are left
-    /// alone. Returns how many products were added.
+    /// Loads `demo` if the catalog holds no product yet. Safe to run from several instances at
+    /// once: rows that already exist are left alone. Returns how many products were added.
+    ///
+    /// The demo catalog gets no events, like products stored before the catalog had an outbox:
+    /// consumers learn those from the product list, as inventory's first sync does before it is
+    /// ready. (Announcing 220 products would only make inventory learn them twice, on the path
+    /// of the first start.)
     pub async fn seed_if_empty(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
-        let added = self.seed(demo).await?;
-        if added > 0 {
-            self.outbox.notify();
-        }
-        Ok(added)
-    }
-
-    async fn seed(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
         match &self.db {
             Database::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock up front: instances starting together queue here
                 // instead of failing to upgrade a read lock.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                seed_in!(
-                    tx,
-                    demo,
-                    |id: Uuid| id.to_string(),
-                    souk_chassis::events::append_sqlite
-                )
+                seed_in!(tx, demo, |id: Uuid| id.to_string())
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -377,12 +366,7 @@ impl Store {
                 sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
                     .execute(&mut *tx)
                     .await?;
-                seed_in!(
-                    tx,
-                    demo,
-                    |id: Uuid| id,
-                    souk_chassis::events::append_postgres
-                )
+                seed_in!(tx, demo, |id: Uuid| id)
             }
         }
     }
