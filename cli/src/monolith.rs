@@ -158,7 +158,8 @@ enum Consumer {
 }
 
 impl Consumer {
-    /// Starts it on the in-process orders (its producer) and identity (its tokens).
+    /// Starts it on the in-process producers (orders; and for inventory the catalog) and
+    /// identity (its tokens).
     async fn start(
         self,
         routers: &souk_gateway::InProcess,
@@ -174,7 +175,9 @@ impl Consumer {
         let (orders, identity) = (client("orders")?, client("identity")?);
         match self {
             Self::Inventory(inventory, config) => {
-                inventory.consume_order_events(&config, orders, identity, shutdown.clone());
+                inventory.consume_order_events(&config, orders, identity.clone(), shutdown.clone());
+                // The catalog's router, which inventory was built with, serves the product events.
+                inventory.consume_catalog_events(&config, identity, shutdown.clone());
             }
             Self::Cart(cart, config) => {
                 cart.consume_order_events(&config, orders, identity, shutdown.clone())
@@ -239,6 +242,7 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let catalog = souk_catalog::build(&config)
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            catalog.spawn_relay(shutdown);
             catalog.health.drain_on(shutdown);
             Ok(catalog.router.into())
         }
