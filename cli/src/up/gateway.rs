@@ -66,6 +66,9 @@ pub(crate) fn config(
             listen,
             admin_listen: admin,
             access_log,
+            // Every service accepts bodies up to 64 KiB (the chassis' default): larger ones are
+            // refused at the door instead of being carried to a service that refuses them.
+            body_limit_bytes: 64 * 1024,
             // Everything in a laptop shop calls from loopback, the storefront among them: it
             // forwards for the shopper, so per-client limits apply to shoppers, not to it.
             trusted_proxies: vec![

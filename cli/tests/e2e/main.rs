@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod bench;
 mod browser;
+mod clients;
 mod crash;
 mod helpers;
 mod ready;

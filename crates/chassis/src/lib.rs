@@ -23,6 +23,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod linger;
 pub mod metrics;
 pub mod pagination;
 pub mod problem;

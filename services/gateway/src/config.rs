@@ -107,6 +107,12 @@ pub struct ServerConfig {
     pub timeout_ms: u64,
     /// How long in-flight requests may finish after SIGTERM.
     pub drain_timeout_ms: u64,
+    /// Lingering close: how long a connection the gateway ends (say after an early 413 or 401,
+    /// its body unread) is still read and discarded, so the client reads the answer instead of
+    /// a reset. 0 closes at once.
+    pub linger_ms: u64,
+    /// Lingering close: the most bytes read and discarded from such a connection.
+    pub linger_bytes: u64,
     /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
@@ -128,6 +134,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             timeout_ms: 15_000,
             drain_timeout_ms: 10_000,
+            linger_ms: 5_000,
+            linger_bytes: 16 * 1024 * 1024,
             redis_url: None,
             trusted_proxies: Vec::new(),
         }

@@ -15,6 +15,7 @@ pub mod body;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod encoding;
 pub mod fault;
 pub mod headers;
 pub mod limit;

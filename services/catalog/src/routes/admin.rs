@@ -71,15 +71,29 @@ impl ProductBody {
     }
 }
 
+/// The one rule for the catalog's display text (names, descriptions): `min` to `max` characters
+/// and nothing that breaks a line of text where other services show or copy it — no control
+/// characters (tabs and newlines included), no line or paragraph separators, no bidirectional
+/// overrides that would make a name read differently from what it is.
 fn text(value: &str, min: usize, max: usize) -> Result<(), String> {
     let chars = value.chars().count();
     if chars < min || chars > max {
         return Err(format!("must be {min} to {max} characters"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err("must not contain control characters".into());
+    if value.chars().any(breaks_text) {
+        return Err(
+            "must not contain control characters, line breaks or bidirectional overrides".into(),
+        );
     }
     Ok(())
+}
+
+fn breaks_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 fn write_problem(err: WriteError) -> ApiError {

@@ -151,6 +151,13 @@ souk_chassis::backend_tests! { spawn;
             ("sku", json!("lower-case")),
             ("category", json!("no-such-category")),
             ("name", json!("")),
+            // One text rule: nothing that breaks a line where orders and history copy the name.
+            ("name", json!("Mug\nBlue")),
+            ("name", json!("Mug\tBlue")),
+            ("name", json!("Mug\u{0}")),
+            ("name", json!("Mug\u{2028}Blue")),
+            ("name", json!("\u{202E}eulB guM")),
+            ("description", json!("Line one\r\nline two")),
             ("price", json!({ "amount": -1, "currency": "USD" })),
             ("price", json!({ "amount": 100, "currency": "dollars" })),
         ];
