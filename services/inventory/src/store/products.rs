@@ -194,17 +194,23 @@ impl Store {
                 .bind(&id)
                 .fetch_optional(&mut *tx)
                 .await?;
+            // Each outcome commits, even with no change: the inbox record goes with it.
+            if let Some((current, None)) = &known
+                && current == sku
+            {
+                tx.commit().await?;
+                return Ok(Learned::Unchanged);
+            }
+            let holder: Option<String> = sqlx::query_scalar(sql::HOLDER)
+                .bind(sku)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if holder.is_some() {
+                tx.commit().await?;
+                return Ok(Learned::SkuTaken);
+            }
             let learned = match known {
-                Some((current, None)) if current == sku => Learned::Unchanged,
-                _ if sqlx::query_scalar::<_, String>(sql::HOLDER)
-                    .bind(sku)
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some() =>
-                {
-                    Learned::SkuTaken
-                }
                 None => {
                     let added = sqlx::query(super::sql::ADD_PRODUCT)
                         .bind(&id)

@@ -130,6 +130,29 @@ souk_chassis::backend_tests! { spawn;
         app.assert_consistent().await;
     }
 
+    async fn an_event_is_recorded_with_its_effect_even_when_it_changes_nothing(app) {
+        use souk_inventory::store::{InboxEntry, Learned, Retired};
+        let store = &app.inventory.store;
+        let (known, sku) = app.product(5);
+        let (other, taken) = app.product(6);
+        let now = souk_inventory::domain::Timestamp::now();
+        let entry = |event_id| Some(InboxEntry { consumer: CONSUMER, event_id });
+        let cases = [
+            ("same-sku", known, sku.as_str(), Learned::Unchanged),
+            ("taken-sku", known, taken.as_str(), Learned::SkuTaken),
+            ("new-sku", other, "NEW-0006", Learned::Renamed),
+        ];
+        for (event_id, id, sku, outcome) in cases {
+            assert_eq!(store.learn_product(id, sku, 0, now, entry(event_id)).await.unwrap(), outcome, "{event_id}");
+            assert_eq!(store.learn_product(id, sku, 0, now, entry(event_id)).await.unwrap(), Learned::AlreadyHandled, "{event_id}");
+        }
+        assert_eq!(store.retire_product(known, None, now, entry("gone")).await.unwrap(), Retired::Retired);
+        assert_eq!(store.retire_product(known, None, now, entry("gone")).await.unwrap(), Retired::AlreadyHandled);
+        assert_eq!(store.retire_product(known, None, now, entry("gone-again")).await.unwrap(), Retired::AlreadyRetired);
+        assert_eq!(inbox_count(store.database(), CONSUMER).await, 5);
+        assert_eq!(app.stock(other).await.sku, "NEW-0006");
+    }
+
     async fn product_events_relayed_through_nats_are_counted(app) {
         let Some(nats) = test_nats().await else { return };
         // A producer name of its own, so the stream (SOUK_<NAME>) meets no other test's.
