@@ -371,17 +371,19 @@ impl Service {
     /// healthy instances): each is the config key of a `ClientConfig`.
     pub(crate) fn public_neighbours(self) -> &'static [&'static str] {
         match self {
-            Self::Inventory | Self::Cart => &["catalog"],
+            Self::Cart => &["catalog"],
             Self::Orders => &["cart", "catalog"],
             _ => &[],
         }
     }
 
     /// The neighbours it calls on internal endpoints (or whose event feed it reads), directly:
-    /// `(config key, service)`.
+    /// `(config key, service)`. Inventory reads the catalog's product events and, to be ready,
+    /// its product list there too: the gateway starts only once every service is ready.
     pub(crate) fn internal_neighbours(self) -> &'static [(&'static str, Service)] {
         match self {
-            Self::Inventory | Self::Cart => &[("orders", Self::Orders)],
+            Self::Inventory => &[("orders", Self::Orders), ("catalog", Self::Catalog)],
+            Self::Cart => &[("orders", Self::Orders)],
             Self::Orders => &[("inventory", Self::Inventory), ("payments", Self::Payments)],
             Self::History => &[("orders", Self::Orders), ("payments", Self::Payments)],
             _ => &[],

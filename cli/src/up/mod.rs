@@ -20,8 +20,8 @@ use crate::state::{self, State};
 
 /// How long every process gets to stop after SIGTERM before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a process may take to become ready.
-const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a process (or, in the monolith, a service) may take to become ready.
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where the services keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

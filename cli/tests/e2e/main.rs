@@ -12,5 +12,6 @@ mod browser;
 mod clients;
 mod crash;
 mod helpers;
+mod ready;
 mod shopping;
 mod up;
