@@ -1,6 +1,7 @@
 //! `souk monolith`: the same services and gateway routes in ONE process. The gateway calls each
 //! service's router in-process (tower `oneshot`) instead of over a socket; the public API and the
 //! data layout are those of `souk up`, so the same end-to-end tests pass against both topologies.
+//! As with `souk up`, the gateway opens the shop's port only once every service is ready.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,6 +74,11 @@ async fn monolith(options: Options) -> Result<(), String> {
     for consumer in consumers {
         consumer.start(&routers, &shutdown).await?;
     }
+    // The gateway opens the shop's port only once the shop can take and confirm an order.
+    tokio::select! {
+        ready = wait_ready(&routers) => ready?,
+        () = shutdown.wait() => return Err("interrupted while starting".to_owned()),
+    }
 
     let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
     // The endpoints are never dialled: each upstream is served by its router in this process.
@@ -81,7 +87,12 @@ async fn monolith(options: Options) -> Result<(), String> {
         .iter()
         .map(|s| (*s, vec![placeholder]))
         .collect();
-    let text = up::gateway::config(listen, admin, &endpoints, !options.quiet);
+    let text = up::gateway::config(
+        listen,
+        admin,
+        &endpoints,
+        &up::gateway::Tuning::of(&options),
+    );
     let config = souk_gateway::GatewayConfig::parse(&text)
         .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
     let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
@@ -118,6 +129,32 @@ async fn monolith(options: Options) -> Result<(), String> {
     let _ = tokio::task::spawn_blocking(move || running.join()).await;
     let _ = std::fs::remove_file(state::path(&options.data_dir));
     println!("souk: stopped");
+    Ok(())
+}
+
+/// Waits until every service's `/readyz` answers 200, in start order, as `souk up` does for its
+/// processes: inventory's only once it has read the catalog's products.
+async fn wait_ready(routers: &souk_gateway::InProcess) -> Result<(), String> {
+    let deadline = Instant::now() + up::READY_DEADLINE;
+    for service in Service::ALL {
+        let Some(router) = routers.get(service.name()).cloned() else {
+            continue;
+        };
+        let client = ServiceClient::in_process(service.name(), router, Duration::from_secs(2));
+        loop {
+            match client.get::<serde_json::Value>("/readyz", None).await {
+                Ok(_) => break,
+                Err(err) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{} did not become ready within {} s: {err}",
+                        service.name(),
+                        up::READY_DEADLINE.as_secs()
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
     Ok(())
 }
 
@@ -158,7 +195,8 @@ enum Consumer {
 }
 
 impl Consumer {
-    /// Starts it on the in-process orders (its producer) and identity (its tokens).
+    /// Starts it on the in-process producers (orders; and for inventory the catalog) and
+    /// identity (its tokens).
     async fn start(
         self,
         routers: &souk_gateway::InProcess,
@@ -174,7 +212,9 @@ impl Consumer {
         let (orders, identity) = (client("orders")?, client("identity")?);
         match self {
             Self::Inventory(inventory, config) => {
-                inventory.consume_order_events(&config, orders, identity, shutdown.clone());
+                inventory.consume_order_events(&config, orders, identity.clone(), shutdown.clone());
+                // The catalog's router, which inventory was built with, serves the product events.
+                inventory.consume_catalog_events(&config, identity, shutdown.clone());
             }
             Self::Cart(cart, config) => {
                 cart.consume_order_events(&config, orders, identity, shutdown.clone())
@@ -239,6 +279,7 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let catalog = souk_catalog::build(&config)
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            catalog.spawn_relay(shutdown);
             catalog.health.drain_on(shutdown);
             Ok(catalog.router.into())
         }
@@ -349,5 +390,6 @@ pub(crate) fn options(
         instances: Vec::new(),
         backend,
         quiet,
+        rate_limit_factor: 1,
     }
 }

@@ -11,19 +11,57 @@ use souk_gateway::config::{
 
 use crate::services::Service;
 
+/// What a run changes in the generated configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// One access-log line per request on stdout.
+    pub(crate) access_log: bool,
+    /// Every rate limit's rate and burst multiplied by this.
+    pub(crate) rate_limit_factor: u32,
+}
+
+impl Tuning {
+    /// The tuning `options` ask for.
+    pub(crate) fn of(options: &super::Options) -> Self {
+        Self {
+            access_log: !options.quiet,
+            rate_limit_factor: options.rate_limit_factor,
+        }
+    }
+}
+
+/// `limit` with its rates and bursts multiplied by `factor`.
+fn scaled(
+    limit: Option<souk_gateway::config::RateLimitConfig>,
+    factor: u32,
+) -> Option<souk_gateway::config::RateLimitConfig> {
+    limit.map(|l| souk_gateway::config::RateLimitConfig {
+        client_per_minute: l.client_per_minute.saturating_mul(factor),
+        client_burst: l.client_burst.saturating_mul(factor),
+        user_per_minute: l.user_per_minute.saturating_mul(factor),
+        user_burst: l.user_burst.saturating_mul(factor),
+        shared: l.shared,
+    })
+}
+
 /// TOML for a gateway on `listen` (admin on `admin`) in front of `endpoints`.
 pub(crate) fn config(
     listen: SocketAddr,
     admin: SocketAddr,
     endpoints: &BTreeMap<Service, Vec<SocketAddr>>,
-    access_log: bool,
+    tuning: &Tuning,
 ) -> String {
+    let Tuning {
+        access_log,
+        rate_limit_factor,
+    } = *tuning;
     let routes = endpoints
         .keys()
         .flat_map(|service| {
             service.routes().iter().map(move |route| RouteConfig {
                 name: route.name.to_owned(),
                 prefix: route.prefix.to_owned(),
+                exact: route.exact,
                 methods: route
                     .methods
                     .map(|ms| ms.iter().map(|m| (*m).to_owned()).collect()),
@@ -32,7 +70,7 @@ pub(crate) fn config(
                 timeout_ms: None,
                 body_limit_bytes: None,
                 policy: route.policy,
-                rate_limit: route.rate_limit,
+                rate_limit: scaled(route.rate_limit, rate_limit_factor),
             })
         })
         .collect();
@@ -140,7 +178,10 @@ mod tests {
             "127.0.0.1:8080".parse().unwrap(),
             "127.0.0.1:9901".parse().unwrap(),
             &endpoints,
-            true,
+            &Tuning {
+                access_log: true,
+                rate_limit_factor: 1,
+            },
         );
         let parsed = GatewayConfig::parse(&text).unwrap();
         assert_eq!(

@@ -21,8 +21,8 @@ use crate::state::{self, State};
 
 /// How long every process gets to stop after SIGTERM before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a process may take to become ready.
-const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a process (or, in the monolith, a service) may take to become ready.
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where the services keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +42,8 @@ pub(crate) struct Options {
     pub(crate) instances: Vec<(Service, usize)>,
     pub(crate) backend: Backend,
     pub(crate) quiet: bool,
+    /// Every rate limit of the gateway multiplied by this (1: as configured).
+    pub(crate) rate_limit_factor: u32,
 }
 
 /// The running shop.
@@ -318,7 +320,7 @@ impl Shop {
             self.gateway_addr,
             self.admin_addr,
             &endpoints,
-            !self.options.quiet,
+            &gateway::Tuning::of(&self.options),
         );
         std::fs::write(&path, config)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

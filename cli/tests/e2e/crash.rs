@@ -480,8 +480,8 @@ async fn stock_products(api: &Api, identity: &Api) -> Vec<Product> {
             sku: item["sku"].as_str().unwrap().to_owned(),
             stock,
         };
-        // Inventory learns products from the catalog a few seconds after start; the count is
-        // set from the version read.
+        // A ready shop's inventory knows them; an answer that fails is tried again all the same.
+        // The count is set from the version read.
         let path = format!("/api/v1/admin/stock/{}", product.sku);
         let body = json!({ "quantity": stock });
         let deadline = Instant::now() + BACK_WITHIN;

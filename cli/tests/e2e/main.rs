@@ -13,5 +13,6 @@ mod clients;
 mod crash;
 mod helpers;
 mod nats;
+mod ready;
 mod shopping;
 mod up;

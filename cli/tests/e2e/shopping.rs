@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Shop, eventually, signal};
 
-const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
-const ADMIN_ENV: [(&str, &str); 2] = [
+pub const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
+pub const ADMIN_ENV: [(&str, &str); 2] = [
     ("SOUK_ADMIN_EMAIL", ADMIN.0),
     ("SOUK_ADMIN_PASSWORD", ADMIN.1),
 ];
@@ -106,7 +106,7 @@ async fn auth_call(shop: &Shop, path: &str, body: &Value) -> Value {
     panic!("{path} kept answering 429");
 }
 
-async fn details(shop: &Shop, id: &str) -> Value {
+pub async fn details(shop: &Shop, id: &str) -> Value {
     let response = shop.get(&format!("/api/v1/products/{id}/details")).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
@@ -124,13 +124,7 @@ pub async fn shops_and_manages_stock(shop: &Shop) {
     let second = page["items"][1].clone();
     let id = first["id"].as_str().unwrap().to_owned();
 
-    // Inventory learns the catalog's products in the background; demo stock follows.
-    eventually(
-        Duration::from_secs(20),
-        "the product page shows availability",
-        || async { details(shop, &id).await["availability"].is_object() },
-    )
-    .await;
+    // A ready shop's inventory knows the catalog's products, with their demo stock.
     let page = details(shop, &id).await;
     assert_eq!(page["product"], first);
     assert_eq!(page["degraded"], json!([]));

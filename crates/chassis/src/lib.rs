@@ -25,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod linger;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod server;

@@ -192,6 +192,7 @@ impl Aggregate {
                 let route = RouteConfig {
                     name: name.clone(),
                     prefix: part.path.clone(),
+                    exact: true,
                     methods: None,
                     upstream: part.upstream.clone(),
                     rewrite: None,
@@ -213,6 +214,7 @@ impl Aggregate {
         let route = RouteConfig {
             name: config.name.clone(),
             prefix: config.path.clone(),
+            exact: true,
             methods: Some(vec!["GET".into(), "HEAD".into()]),
             upstream: first.name.to_string(),
             rewrite: None,

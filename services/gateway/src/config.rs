@@ -162,8 +162,12 @@ pub struct RouteConfig {
     /// A name for metrics, logs and fault injection.
     pub name: String,
     /// Path prefix, matched on segment boundaries (`/api/v1/products` matches
-    /// `/api/v1/products/1` but not `/api/v1/productsx`).
+    /// `/api/v1/products/1` but not `/api/v1/productsx`); `{name}` segments match any one
+    /// segment (`/api/v1/cart/items/{product_id}`).
     pub prefix: String,
+    /// Match the prefix's path only, not the paths under it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     /// Methods this route takes; all when absent.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
@@ -449,19 +453,27 @@ impl GatewayConfig {
                     format!("{:?} is empty or used by another route", route.name),
                 ));
             }
-            if !route.prefix.starts_with('/') {
-                return Err(invalid(
-                    key("prefix"),
-                    format!("{:?} must start with /", route.prefix),
-                ));
-            }
-            if let Some(rewrite) = &route.rewrite
-                && !rewrite.starts_with('/')
-            {
-                return Err(invalid(
-                    key("rewrite"),
-                    format!("{rewrite:?} must start with /"),
-                ));
+            let pattern = crate::pattern::Pattern::parse(&route.prefix, route.exact)
+                .map_err(|why| invalid(key("prefix"), why))?;
+            if let Some(rewrite) = &route.rewrite {
+                if !rewrite.starts_with('/') {
+                    return Err(invalid(
+                        key("rewrite"),
+                        format!("{rewrite:?} must start with /"),
+                    ));
+                }
+                // Every {name} in the rewrite must be one the path gives a value to.
+                let rewritten = crate::pattern::Pattern::parse(rewrite, true)
+                    .map_err(|why| invalid(key("rewrite"), why))?;
+                if let Some(unknown) = rewritten
+                    .params()
+                    .find(|name| !pattern.params().any(|given| given == *name))
+                {
+                    return Err(invalid(
+                        key("rewrite"),
+                        format!("{{{unknown}}} is not a parameter of the prefix"),
+                    ));
+                }
             }
             if !self.upstreams.contains_key(&route.upstream) {
                 return Err(invalid(

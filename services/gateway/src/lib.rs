@@ -21,6 +21,7 @@ pub mod headers;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
+pub mod pattern;
 pub mod pool;
 pub mod proxy;
 pub mod server;

@@ -24,12 +24,14 @@
 //!
 //! # Producing
 //!
-//! 1. Add the outbox table to the service's migrations:
+//! 1. Add the outbox table and its meta (epoch, retention watermark) to the service's migrations:
 //!
 //! ```text
 //! pub const MIGRATIONS: Migrations = Migrations {
-//!     sqlite: &[(1, "orders", include_str!(…)), events::OUTBOX_MIGRATION_SQLITE],
-//!     postgres: &[(1, "orders", include_str!(…)), events::OUTBOX_MIGRATION_POSTGRES],
+//!     sqlite: &[(1, "orders", include_str!(…)), events::OUTBOX_MIGRATION_SQLITE,
+//!               events::OUTBOX_META_MIGRATION_SQLITE],
+//!     postgres: &[(1, "orders", include_str!(…)), events::OUTBOX_MIGRATION_POSTGRES,
+//!                 events::OUTBOX_META_MIGRATION_POSTGRES],
 //! };
 //! ```
 //!
@@ -51,6 +53,7 @@
 //!
 //! ```text
 //! let outbox = Outbox::new(db.clone(), "orders");
+//! outbox.spawn_retention(&config.events);        // old events go (see Retention below)
 //! let api = api.merge(outbox.feed_router_with_auth(verifier.clone())); // or feed_router()
 //! if config.events.transport == Transport::Nats {
 //!     outbox.spawn_relay(config.events.nats.clone(), shutdown.clone());
@@ -64,8 +67,9 @@
 //!
 //! # Consuming
 //!
-//! 1. Add the inbox tables ([`INBOX_MIGRATION_SQLITE`] / [`INBOX_MIGRATION_POSTGRES`]) to the
-//!    service's migrations (a service that also produces adds both entries).
+//! 1. Add the inbox tables ([`INBOX_MIGRATION_SQLITE`] / [`INBOX_MIGRATION_POSTGRES`]) and their
+//!    retention ([`INBOX_RETENTION_MIGRATION_SQLITE`] / `_POSTGRES`) to the service's migrations
+//!    (a service that also produces adds the outbox's entries too).
 //! 2. Write a [`Handler`] whose effect is idempotent: record the event in the inbox in the
 //!    transaction that makes the effect, and do nothing if it was there.
 //!

@@ -42,6 +42,7 @@ impl Issuer {
     pub fn auth_config(&self) -> AuthConfig {
         AuthConfig {
             jwks_url: format!("http://{}/.well-known/jwks.json", self.addr),
+            service_audience: "catalog".into(),
             ..AuthConfig::default()
         }
     }
@@ -58,11 +59,11 @@ impl Issuer {
     }
 }
 
-fn product() -> Value {
+pub fn product() -> Value {
     json!({ "sku": "KIT-0999", "name": "Copper Kettle", "description": "Hand-hammered, 1.5 l.", "category": "kitchen", "price": { "amount": 5900, "currency": "USD" } })
 }
 
-async fn send(
+pub async fn send(
     app: &crate::helpers::TestApp,
     method: reqwest::Method,
     path: &str,

@@ -8,6 +8,7 @@
 //! never wait on each other in opposite orders.
 
 mod postgres;
+mod products;
 mod sqlite;
 
 use std::future::Future;
@@ -22,6 +23,8 @@ use crate::domain::{
     Adjustment, Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp,
 };
 
+pub use products::{InboxEntry, KnownProduct, Learned, NewProduct, Retired};
+
 /// Inventory's own schema, written once: it uses nothing that differs between the engines.
 const SCHEMA: (i64, &str, &str) = (
     1,
@@ -29,26 +32,34 @@ const SCHEMA: (i64, &str, &str) = (
     include_str!("../../migrations/0001_inventory.sql"),
 );
 
+/// Products the catalog deleted, kept out of sale.
+const RETIRED: (i64, &str, &str) = (
+    2,
+    "retired products",
+    include_str!("../../migrations/0002_retired_products.sql"),
+);
+
 /// Stock versions and administrators' adjustments (issue 16), the same on both engines.
 const VERSIONS: (i64, &str, &str) = (
-    2,
+    3,
     "stock versions and adjustments",
-    include_str!("../../migrations/0002_stock_versions.sql"),
+    include_str!("../../migrations/0003_stock_versions.sql"),
 );
 
 /// Retention: finished reservations found by age (issue 16), the same on both engines.
 const RETENTION: (i64, &str, &str) = (
-    3,
+    4,
     "finished reservations by age",
-    include_str!("../../migrations/0003_retention.sql"),
+    include_str!("../../migrations/0004_retention.sql"),
 );
 
 /// Inventory's migrations for both engines: its schema, the inbox of the events it consumes,
-/// stock versions, the inbox's retention and its own.
+/// retired products, stock versions, the inbox's retention and its own.
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_SQLITE,
+        RETIRED,
         VERSIONS,
         souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
         RETENTION,
@@ -56,6 +67,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_POSTGRES,
+        RETIRED,
         VERSIONS,
         souk_chassis::events::INBOX_RETENTION_MIGRATION_POSTGRES,
         RETENTION,
@@ -345,20 +357,6 @@ impl Store {
         &self.db
     }
 
-    /// Every product's SKU, by product id (what the catalog sync compares against).
-    pub async fn known_products(
-        &self,
-    ) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
-        let rows: Vec<(String, String)> = on_pool!(&self.db, |pool| {
-            sqlx::query_as("SELECT product_id, sku FROM stock")
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter()
-            .map(|(id, sku)| Ok((parse_id(&id)?, sku)))
-            .collect()
-    }
-
     /// Starts counting a product with `available` units on sale. Does nothing when the product
     /// or its SKU is known already (so instances syncing together are safe); returns whether it
     /// was added.
@@ -380,28 +378,10 @@ impl Store {
         Ok(added == 1)
     }
 
-    /// Follows a product's new SKU. `false` when it is unknown or already has that SKU.
-    pub async fn rename_sku(
-        &self,
-        product_id: Uuid,
-        sku: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let sql = "UPDATE stock SET sku = $2, updated_at = $3 WHERE product_id = $1 AND sku <> $2";
-        let renamed = on_pool!(&self.db, |pool| sqlx::query(sql)
-            .bind(product_id.to_string())
-            .bind(sku)
-            .bind(now.millis())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(renamed == 1)
-    }
-
-    /// One product's stock.
+    /// One product's stock, unless it is retired.
     pub async fn stock(&self, product_id: Uuid) -> Result<Option<Stock>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM stock WHERE product_id = $1",
+            "SELECT {} FROM stock WHERE product_id = $1 AND retired_at IS NULL",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -413,7 +393,7 @@ impl Store {
         })
     }
 
-    /// The stock of those of `ids` that are known, in no particular order.
+    /// The stock of those of `ids` that are known and not retired, in no particular order.
     pub async fn stock_of(&self, ids: &[Uuid]) -> Result<Vec<Stock>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -421,7 +401,7 @@ impl Store {
         // Only placeholders are formatted into the text; the ids are bound.
         let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
-            "SELECT {} FROM stock WHERE product_id IN ({})",
+            "SELECT {} FROM stock WHERE retired_at IS NULL AND product_id IN ({})",
             sql::STOCK_COLUMNS,
             placeholders.join(", ")
         );
@@ -435,7 +415,8 @@ impl Store {
         })
     }
 
-    /// Every product's stock, by product id (for checks and reports).
+    /// Every product's stock, by product id, retired ones included (for checks and reports: their
+    /// books stay).
     pub async fn all_stock(&self) -> Result<Vec<Stock>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM stock ORDER BY product_id",
@@ -447,10 +428,10 @@ impl Store {
         })
     }
 
-    /// The stock of the product with `sku`.
+    /// The stock of the product on sale with `sku`.
     pub async fn stock_by_sku(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM stock WHERE sku = $1",
+            "SELECT {} FROM stock WHERE sku = $1 AND retired_at IS NULL",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -472,7 +453,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE stock SET received = received - available + $2, available = $2, \
              version = version + 1, updated_at = $3 \
-             WHERE sku = $1 AND version = $4 RETURNING {}",
+             WHERE sku = $1 AND version = $4 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         let set = on_pool!(&self.db, |pool| {
@@ -514,11 +495,11 @@ impl Store {
         let adjust_sql = sqlx::AssertSqlSafe(format!(
             "UPDATE stock SET available = available + $2, received = received + $2, \
              version = version + 1, updated_at = $3 \
-             WHERE sku = $1 AND available + $2 >= 0 RETURNING {}",
+             WHERE sku = $1 AND available + $2 >= 0 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         let stock_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM stock WHERE sku = $1",
+            "SELECT {} FROM stock WHERE sku = $1 AND retired_at IS NULL",
             sql::STOCK_COLUMNS
         ));
         in_write_tx!(&self.db, |tx| {
@@ -600,7 +581,7 @@ impl Store {
 
     /// Sets the units on sale of the product with `sku` to `available`, whatever they were;
     /// what was received moves by the difference, reservations and sales stay. `None` when no
-    /// product has that SKU. (Administrators go through [`Store::set_available_if`].)
+    /// product on sale has that SKU. (Administrators go through [`Store::set_available_if`].)
     pub async fn set_available(
         &self,
         sku: &str,
@@ -610,7 +591,7 @@ impl Store {
         // Every right-hand side reads the row as it was, on both engines.
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE stock SET received = received - available + $2, available = $2, \
-             version = version + 1, updated_at = $3 WHERE sku = $1 RETURNING {}",
+             version = version + 1, updated_at = $3 WHERE sku = $1 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -1072,10 +1053,11 @@ mod sql {
     pub(super) const INSERT_LINE: &str =
         "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)";
 
-    /// Takes units if that many are available: the one place stock can run out.
+    /// Takes units if that many are available: the one place stock can run out. A retired
+    /// product has none for sale.
     pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, \
          version = version + 1, updated_at = $3 \
-         WHERE product_id = $1 AND available >= $2";
+         WHERE product_id = $1 AND available >= $2 AND retired_at IS NULL";
 
     pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, \
          version = version + 1, updated_at = $3 \
@@ -1085,10 +1067,11 @@ mod sql {
          version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
 
-    /// Sells units straight from what is on sale (a lapsed hold's commit), if they are there.
+    /// Sells units straight from what is on sale (a lapsed hold's commit), if they are there
+    /// (a retired product has none for sale).
     pub(super) const TAKE_AND_SELL: &str = "UPDATE stock SET available = available - $2, sold = sold + $2, \
          version = version + 1, updated_at = $3 \
-         WHERE product_id = $1 AND available >= $2";
+         WHERE product_id = $1 AND available >= $2 AND retired_at IS NULL";
 
     pub(super) const UNSELL: &str = "UPDATE stock SET available = available + $2, sold = sold - $2, \
          version = version + 1, updated_at = $3 \
