@@ -9,6 +9,7 @@
 
 mod books;
 mod load;
+mod long;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Shop, signal};
-use books::{Books, INVARIANTS, Known, Violations};
+use books::{Books, INVARIANTS, Known, Place, Violations};
 use load::{Api, Product, Shopper, Tally};
 
 /// Shoppers checking out at once, each one order at a time (N ≤ 8).
@@ -282,6 +283,8 @@ struct Run {
     seed: u64,
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
+    /// Where the shop keeps its books, when not in its data dir's SQLite files.
+    place: Option<Place>,
 }
 
 impl Run {
@@ -306,6 +309,7 @@ impl Run {
             seed,
             stop: Arc::new(AtomicBool::new(false)),
             tally: Arc::new(Mutex::new(Tally::default())),
+            place: None,
         }
     }
 
@@ -333,7 +337,11 @@ impl Run {
         let drain = Instant::now();
         let tally = std::mem::take(&mut *self.tally.lock().unwrap());
         let seen = self.drain(&tally).await;
-        let books = quiet_books(shop).await;
+        let place = self
+            .place
+            .clone()
+            .unwrap_or_else(|| Place::Sqlite(shop.data_dir.path().to_owned()));
+        let books = quiet_books(&place).await;
         let carts_not_emptied = self.carts_not_emptied(&tally).await;
         let drained = drain.elapsed();
         let restarts = shop
@@ -434,10 +442,10 @@ impl Run {
 
 /// Reads the books until nothing is left moving (every order ended, every event consumed), for
 /// at most [`QUIET_FOR`]; the last reading.
-async fn quiet_books(shop: &Shop) -> Books {
+async fn quiet_books(place: &Place) -> Books {
     let deadline = Instant::now() + QUIET_FOR;
     loop {
-        let books = Books::read(shop.data_dir.path()).await;
+        let books = Books::read(place).await;
         if books.quiet() || Instant::now() > deadline {
             return books;
         }

@@ -331,7 +331,14 @@ impl NatsServer {
     /// The environment that puts every producer and consumer of the shop on this server.
     pub fn shop_env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
-        for service in ["ORDERS", "PAYMENTS", "INVENTORY", "CART", "HISTORY"] {
+        for service in [
+            "CATALOG",
+            "ORDERS",
+            "PAYMENTS",
+            "INVENTORY",
+            "CART",
+            "HISTORY",
+        ] {
             env.push((
                 format!("SOUK_{service}__EVENTS__TRANSPORT"),
                 "nats".to_owned(),
@@ -345,5 +352,65 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A TCP proxy a test can cut: in front of a shared server (Redis), so a test can take it away
+/// from one shop for a while without touching the server everyone else uses.
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::AbortHandle,
+}
+
+impl CuttableProxy {
+    /// Forwards loopback connections to `upstream` until cut.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, open) = (cut.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            cut,
+            links,
+            accept,
+        }
+    }
+
+    /// Drops every connection, and every new one until [`CuttableProxy::restore`].
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
     }
 }
