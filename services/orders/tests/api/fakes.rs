@@ -424,9 +424,12 @@ async fn reserve(
             expires_at,
         },
     );
+    // As inventory says it: when the hold lapses (a long way off unless holds lapse here).
+    let hold = world.hold.unwrap_or(Duration::from_secs(900));
+    let lapses = souk_chassis::time::Timestamp::now().plus(hold);
     (
         StatusCode::CREATED,
-        Json(json!({"order_id": body.order_id, "state": "held"})),
+        Json(json!({"order_id": body.order_id, "state": "held", "expires_at": lapses})),
     )
         .into_response()
 }

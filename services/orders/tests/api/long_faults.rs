@@ -47,6 +47,17 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.fakes.available(shopper.product), 0, "nothing sold twice");
     }
 
+    async fn a_hold_shorter_than_the_deadline_is_reported(app) {
+        app.fakes.world().hold = Some(Duration::from_secs(5));
+        let shopper = app.shopper(1);
+        let id = app.place_ok(&shopper).await;
+        assert_eq!(app.settled(&shopper, id).await["status"], "confirmed");
+        let server = &app.instance().server;
+        let metrics = server.client.get(server.url("/metrics")).send().await.unwrap();
+        let metrics = metrics.text().await.unwrap();
+        assert!(metrics.contains("orders_hold_too_short_total"), "a 5 s hold under a 20 s deadline: {metrics}");
+    }
+
     async fn a_capture_after_the_hold_lapsed_with_units_left_is_confirmed(app) {
         {
             let mut world = app.fakes.world();
