@@ -60,10 +60,15 @@ admin = sign_in(args.admin_email, args.admin_password)
 status, page = call(gw, "GET", "/api/v1/products?limit=20")
 products = page["items"]
 for product in products:  # enough stock that nothing sells out during the run
+    path = f"/api/v1/admin/stock/{product['sku']}"
     for _ in range(300):  # inventory learns new products from the catalog a moment after start
-        status, _ = call(gw, "PUT", f"/api/v1/admin/stock/{product['sku']}", {"quantity": 1_000_000}, admin)
-        if status != 404:
-            break
+        status, stock = call(gw, "GET", path, token=admin)
+        if status == 200:
+            # A count is set from the version read (If-Match); read again if it moved.
+            status, _ = call(gw, "PUT", path, {"quantity": 1_000_000}, admin,
+                             {"if-match": f'"{stock["version"]}"'})
+            if status == 200:
+                break
         time.sleep(0.1)
     assert status == 200, status
 

@@ -305,6 +305,8 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let payments = souk_payments::build(&config)
                 .await
                 .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            // Its events leave through NATS only if its relay runs, as orders' does.
+            payments.spawn_relay(shutdown);
             payments.health.drain_on(shutdown);
             Ok(payments.router.into())
         }

@@ -195,8 +195,16 @@ const INVENTORY_ROUTES: &[PublicRoute] = &[
         "admin-stock",
         "/api/v1/admin/stock/{sku}",
         EXACT,
-        Some(&["PUT"]),
+        Some(&["GET", "HEAD", "PUT"]),
         "/v1/admin/stock/{sku}",
+        Admin,
+    ),
+    route(
+        "admin-stock-adjustments",
+        "/api/v1/admin/stock/{sku}/adjustments",
+        EXACT,
+        Some(&["POST"]),
+        "/v1/admin/stock/{sku}/adjustments",
         Admin,
     ),
 ];

@@ -113,7 +113,8 @@ impl Setup {
     }
 
     /// Puts plenty of stock on sale, so that no checkout is cancelled out of stock. Inventory
-    /// learns new products from the catalog's events a moment after the shop starts.
+    /// learns new products from the catalog's events a moment after the shop starts. The count
+    /// is set from the version read (`If-Match`), read again if the stock moved meanwhile.
     async fn stock(
         &self,
         client: &reqwest::Client,
@@ -123,18 +124,30 @@ impl Setup {
         let path = format!("/api/v1/admin/stock/{}", product.sku);
         let body = json!({ "quantity": 1_000_000 });
         for _ in 0..300 {
-            let (status, answer) = call(
+            let (status, read) =
+                call(client, &self.base, Method::GET, &path, Some(token), None).await?;
+            match status {
+                200 => {}
+                404 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                _ => return Err(format!("stock of {}: {status} {read}", product.sku)),
+            }
+            let version = format!("\"{}\"", read["version"]);
+            let (status, answer) = call_with(
                 client,
                 &self.base,
                 Method::PUT,
                 &path,
                 Some(token),
+                &[("if-match", version.as_str())],
                 Some(&body),
             )
             .await?;
             match status {
                 200 | 204 => return Ok(()),
-                404 => tokio::time::sleep(Duration::from_millis(100)).await,
+                412 => continue,
                 _ => return Err(format!("stock of {}: {status} {answer}", product.sku)),
             }
         }
@@ -245,10 +258,26 @@ async fn call(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
+    call_with(client, base, method, path, token, &[], body).await
+}
+
+/// [`call`] with extra request headers.
+async fn call_with(
+    client: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
     for _ in 0..300 {
         let mut request = client.request(method.clone(), format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(body);

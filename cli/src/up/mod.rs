@@ -5,6 +5,7 @@
 mod control;
 pub(crate) mod gateway;
 mod process;
+mod timing;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -95,9 +96,11 @@ pub(crate) fn run_to_end(
     }
 }
 
-/// What both topologies check before starting anything: the data dir can be written, no shop
-/// runs on it, and the gateway's port is free.
+/// What both topologies check before starting anything: inventory's hold outlives orders'
+/// checkout ([`timing`]), the data dir can be written, no shop runs on it, and the gateway's port
+/// is free.
 pub(crate) fn preflight(options: &Options) -> Result<SocketAddr, String> {
+    timing::check(&souk_chassis::Env::from_process())?;
     prepare_data_dir(&options.data_dir)?;
     if let Ok(running) = State::read(&options.data_dir) {
         return Err(format!(

@@ -82,6 +82,28 @@ fn postgres_without_a_url_is_refused() {
 }
 
 #[test]
+fn a_hold_shorter_than_the_checkout_is_refused_in_both_topologies() {
+    for topology in ["up", "monolith"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = souk()
+            .args([topology, "--port", &free_port().to_string(), "--data-dir"])
+            .arg(dir.path())
+            .env("SOUK_INVENTORY__RESERVATION_TTL_SECS", "60")
+            .env("SOUK_ORDERS__SAGA__DEADLINE_SECS", "60")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{topology}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("inventory.reservation_ttl_secs")
+                && message.contains("orders.saga.deadline_secs"),
+            "{topology}: {message}"
+        );
+        assert!(!dir.path().join("inventory.db").exists(), "nothing started");
+    }
+}
+
+#[test]
 fn status_without_a_running_shop_says_how_to_start_one() {
     let dir = tempfile::tempdir().unwrap();
     let output = souk()

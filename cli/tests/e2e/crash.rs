@@ -9,6 +9,7 @@
 
 mod books;
 mod load;
+mod long;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Shop, signal};
-use books::{Books, INVARIANTS, Known, Violations};
+use books::{Books, INVARIANTS, Known, Place, Violations};
 use load::{Api, Product, Shopper, Tally};
 
 /// Shoppers checking out at once, each one order at a time (N ≤ 8).
@@ -42,10 +43,11 @@ const STOCK: [i64; 8] = [250, 250, 200, 200, 150, 150, 100, 3];
 /// outlives the order's deadline (20 s here), so that order is compensated and refunded — which
 /// is how `payments.after-refund-before-record` gets its hit (shoppers pay with the good card
 /// until six orders are confirmed, so the third charge is a capture, never a decline).
-const NAMED_POINTS: [&str; 10] = [
+const NAMED_POINTS: [&str; 11] = [
     "orders.after-place-before-answer@3",
     "orders.after-reserve-before-persist@4",
     "orders.after-charge-before-confirm@5",
+    "orders.after-stock-commit-before-confirm@3",
     "orders.after-commit-before-publish@6",
     "orders.after-release-before-persist@2",
     "orders.after-refund-before-persist@1",
@@ -281,6 +283,8 @@ struct Run {
     seed: u64,
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
+    /// Where the shop keeps its books, when not in its data dir's SQLite files.
+    place: Option<Place>,
 }
 
 impl Run {
@@ -305,6 +309,7 @@ impl Run {
             seed,
             stop: Arc::new(AtomicBool::new(false)),
             tally: Arc::new(Mutex::new(Tally::default())),
+            place: None,
         }
     }
 
@@ -332,7 +337,11 @@ impl Run {
         let drain = Instant::now();
         let tally = std::mem::take(&mut *self.tally.lock().unwrap());
         let seen = self.drain(&tally).await;
-        let books = quiet_books(shop).await;
+        let place = self
+            .place
+            .clone()
+            .unwrap_or_else(|| Place::Sqlite(shop.data_dir.path().to_owned()));
+        let books = quiet_books(&place).await;
         let carts_not_emptied = self.carts_not_emptied(&tally).await;
         let drained = drain.elapsed();
         let restarts = shop
@@ -433,10 +442,10 @@ impl Run {
 
 /// Reads the books until nothing is left moving (every order ended, every event consumed), for
 /// at most [`QUIET_FOR`]; the last reading.
-async fn quiet_books(shop: &Shop) -> Books {
+async fn quiet_books(place: &Place) -> Books {
     let deadline = Instant::now() + QUIET_FOR;
     loop {
-        let books = Books::read(shop.data_dir.path()).await;
+        let books = Books::read(place).await;
         if books.quiet() || Instant::now() > deadline {
             return books;
         }
@@ -480,13 +489,25 @@ async fn stock_products(api: &Api, identity: &Api) -> Vec<Product> {
             stock,
         };
         // A ready shop's inventory knows them; an answer that fails is tried again all the same.
+        // The count is set from the version read.
         let path = format!("/api/v1/admin/stock/{}", product.sku);
         let body = json!({ "quantity": stock });
         let deadline = Instant::now() + BACK_WITHIN;
         loop {
-            let answer = api
-                .send(Method::PUT, &path, Some(&admin), None, Some(&body))
-                .await;
+            let answer = match api.send(Method::GET, &path, Some(&admin), None, None).await {
+                Ok((200, read)) => {
+                    let version = format!("\"{}\"", read["version"]);
+                    api.send_with(
+                        Method::PUT,
+                        &path,
+                        Some(&admin),
+                        &[("if-match", &version)],
+                        Some(&body),
+                    )
+                    .await
+                }
+                other => other,
+            };
             if matches!(answer, Ok((200, _))) {
                 break;
             }

@@ -233,3 +233,184 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The variable that says NATS tests may run on this machine (the shared server's URL); the
+/// tests below start servers of their own and never touch that one.
+pub const NATS_URL_VAR: &str = "SOUK_TEST_NATS_URL";
+
+/// A NATS server with JetStream of a test's own: free loopback ports, its store in a temporary
+/// dir, stopped (SIGKILL, by its pid) and started again at will, killed when dropped.
+pub struct NatsServer {
+    pub port: u16,
+    monitor: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts one, or `None` (saying so) when `SOUK_TEST_NATS_URL` is not set; with it set,
+    /// failing to start `nats-server` fails the test.
+    pub async fn start_if_enabled(test: &str) -> Option<Self> {
+        if std::env::var_os(NATS_URL_VAR).is_none() {
+            eprintln!(
+                "skipped: {NATS_URL_VAR} is not set, so {test} (its own nats-server) did not run"
+            );
+            return None;
+        }
+        let mut server = Self {
+            port: free_port(),
+            monitor: free_port(),
+            store: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        assert_ne!(server.port, 4222, "never the shared server's port");
+        server.restart().await;
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.store.path().join("nats.log")
+    }
+
+    /// Starts the process (again: same ports, same store) and waits until JetStream is ready.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-m", &self.monitor.to_string(), "-js", "-sd"])
+            .arg(self.store.path().join("jetstream"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{NATS_URL_VAR} is set but nats-server cannot start: {e}"));
+        self.child = Some(child);
+        let started = Instant::now();
+        let health = format!(
+            "http://127.0.0.1:{}/healthz?js-enabled-only=true",
+            self.monitor
+        );
+        loop {
+            let ready = reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "nats-server exited ({status}): {}",
+                    std::fs::read_to_string(self.log()).unwrap_or_default()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server not ready within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process (SIGKILL, by its pid) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The environment that puts every producer and consumer of the shop on this server.
+    pub fn shop_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for service in [
+            "CATALOG",
+            "ORDERS",
+            "PAYMENTS",
+            "INVENTORY",
+            "CART",
+            "HISTORY",
+        ] {
+            env.push((
+                format!("SOUK_{service}__EVENTS__TRANSPORT"),
+                "nats".to_owned(),
+            ));
+            env.push((format!("SOUK_{service}__EVENTS__NATS__URL"), self.url()));
+        }
+        env
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TCP proxy a test can cut: in front of a shared server (Redis), so a test can take it away
+/// from one shop for a while without touching the server everyone else uses.
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::AbortHandle,
+}
+
+impl CuttableProxy {
+    /// Forwards loopback connections to `upstream` until cut.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_cut, open) = (cut.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(link.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            cut,
+            links,
+            accept,
+        }
+    }
+
+    /// Drops every connection, and every new one until [`CuttableProxy::restore`].
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

@@ -12,6 +12,7 @@ mod browser;
 mod clients;
 mod crash;
 mod helpers;
+mod nats;
 mod ready;
 mod shopping;
 mod up;

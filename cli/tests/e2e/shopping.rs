@@ -35,6 +35,45 @@ pub async fn send(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// An administrator's reading of `sku`'s stock, and its `ETag`.
+pub async fn read_stock(shop: &Shop, admin: &str, sku: &str) -> (u16, Value, String) {
+    let response = shop
+        .client
+        .get(format!("http://{}/api/v1/admin/stock/{sku}", shop.gateway))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, response.json().await.unwrap_or(Value::Null), etag)
+}
+
+/// Sets `sku`'s units on sale from the version `etag` names (`If-Match`; none when empty).
+pub async fn write_stock(
+    shop: &Shop,
+    admin: &str,
+    sku: &str,
+    quantity: i64,
+    etag: &str,
+) -> (u16, Value) {
+    let mut request = shop
+        .client
+        .put(format!("http://{}/api/v1/admin/stock/{sku}", shop.gateway))
+        .bearer_auth(admin)
+        .json(&json!({ "quantity": quantity }));
+    if !etag.is_empty() {
+        request = request.header("if-match", etag);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// Registers (if new) and logs in `email`; its access token. Sign-in is rate-limited per address
 /// at the gateway, and every test shopper comes from one: a 429 is waited out, as a client would.
 pub async fn sign_in(shop: &Shop, email: &str, password: &str) -> String {
@@ -91,18 +130,33 @@ pub async fn shops_and_manages_stock(shop: &Shop) {
     assert_eq!(page["degraded"], json!([]));
     assert!(page["availability"]["quantity"].is_u64(), "{page}");
 
-    // An administrator puts 7 units on sale; the page says so.
+    // An administrator puts 7 units on sale from the stock it read; the page says so. A count
+    // naming no version is refused, and so is one from a stale reading.
     let admin = sign_in(shop, ADMIN.0, ADMIN.1).await;
     let sku = first["sku"].as_str().unwrap();
-    let (status, stock) = send(
+    let (status, _, etag) = read_stock(shop, &admin, sku).await;
+    assert_eq!(status, 200);
+    let (status, problem) = write_stock(shop, &admin, sku, 7, "").await;
+    assert_eq!(status, 428, "{problem}");
+    let (status, stock) = write_stock(shop, &admin, sku, 7, &etag).await;
+    assert_eq!(status, 200, "{stock}");
+    assert_eq!(details(shop, &id).await["availability"]["quantity"], 7);
+    let (status, problem) = write_stock(shop, &admin, sku, 9, &etag).await;
+    assert_eq!(status, 412, "{problem}");
+    // Goods received: three more units, whatever happened meanwhile.
+    let (status, adjusted) = send(
         shop,
-        reqwest::Method::PUT,
-        &format!("/api/v1/admin/stock/{sku}"),
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/stock/{sku}/adjustments"),
         &admin,
-        Some(json!({ "quantity": 7 })),
+        Some(json!({ "delta": 3, "reason": "a delivery" })),
     )
     .await;
-    assert_eq!(status, 200, "{stock}");
+    assert_eq!(status, 201, "{adjusted}");
+    assert_eq!(details(shop, &id).await["availability"]["quantity"], 10);
+    let (status, _, etag) = read_stock(shop, &admin, sku).await;
+    assert_eq!(status, 200);
+    assert_eq!(write_stock(shop, &admin, sku, 7, &etag).await.0, 200);
     assert_eq!(details(shop, &id).await["availability"]["quantity"], 7);
 
     // A shopper's cart: prices come from the catalog, never from the client.
@@ -198,6 +252,7 @@ pub async fn shops_and_manages_stock(shop: &Shop) {
         "/api/v1/cart",
         "/api/v1/cart/items/{product_id}",
         "/api/v1/admin/stock/{sku}",
+        "/api/v1/admin/stock/{sku}/adjustments",
         "/api/v1/payment-methods",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");

@@ -56,7 +56,7 @@ impl Default for ClientConfig {
 }
 
 /// Why a call to another service failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The service could not answer: unreachable, too slow, or a 5xx. Callers degrade or retry.
     #[error("{service} is unavailable: {reason}")]
@@ -405,13 +405,30 @@ pub struct ServiceTokenConfig {
 
 /// Service tokens for calling other services' internal endpoints: fetched from identity with the
 /// service's credentials, one per audience, reused until a minute before they expire.
+///
+/// Single-flight, and no lock held across I/O: when a token must be fetched, one caller fetches
+/// it while the others for the same audience wait for that one answer (or failure) — never in a
+/// queue behind each other's fetches, so no caller waits longer than one identity call. A saga
+/// step holds a lease while it waits; a queue of fetches, each up to identity's timeout, once let
+/// a step outwait its lease while another instance took the saga over.
 #[derive(Debug, Clone)]
 pub struct ServiceTokens {
     identity: ServiceClient,
     client_id: String,
     client_secret: crate::Secret,
-    cache: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, CachedToken>>>,
+    slots: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Slot>>>,
 }
+
+/// One audience's token: fresh in cache, or being fetched by one caller (whose answer the
+/// receiver gets).
+#[derive(Debug, Clone)]
+enum Slot {
+    Fresh(CachedToken),
+    Fetching(FetchWatch),
+}
+
+type FetchWatch = tokio::sync::watch::Receiver<Option<Result<String, ClientError>>>;
+type FetchSender = tokio::sync::watch::Sender<Option<Result<String, ClientError>>>;
 
 #[derive(Debug, Clone)]
 struct CachedToken {
@@ -425,6 +442,13 @@ struct TokenAnswer {
     expires_in: u64,
 }
 
+/// What a caller of [`ServiceTokens::token`] does next.
+enum Next {
+    Done(String),
+    Wait(FetchWatch),
+    Fetch(FetchSender),
+}
+
 impl ServiceTokens {
     /// Tokens from `identity` (over HTTP or in-process) for `config`'s client.
     pub fn new(identity: ServiceClient, config: &ServiceTokenConfig) -> Self {
@@ -432,39 +456,116 @@ impl ServiceTokens {
             identity,
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
-            cache: std::sync::Arc::default(),
+            slots: std::sync::Arc::default(),
         }
     }
 
-    /// A token for calling `audience` (a service name), from cache when still fresh.
+    /// A token for calling `audience` (a service name), from cache when still fresh. Waits at
+    /// most one identity call (its client's timeout).
     pub async fn token(&self, audience: &str) -> Result<String, ClientError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.get(audience)
-            && tokio::time::Instant::now() < cached.renew_at
-        {
-            return Ok(cached.token.clone());
+        loop {
+            match self.next(audience) {
+                Next::Done(token) => return Ok(token),
+                Next::Fetch(sender) => return self.fetch(audience, sender).await,
+                Next::Wait(mut watch) => {
+                    // The fetcher's answer; if it went away without one (its caller was
+                    // cancelled), look again: this caller may fetch now.
+                    if let Ok(answer) = watch.wait_for(Option::is_some).await
+                        && let Some(answer) = answer.clone()
+                    {
+                        return answer;
+                    }
+                }
+            }
         }
+    }
+
+    /// Decides under the (synchronous, never awaited-across) lock what a caller does.
+    fn next(&self, audience: &str) -> Next {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slots.get(audience) {
+            Some(Slot::Fresh(cached)) if tokio::time::Instant::now() < cached.renew_at => {
+                Next::Done(cached.token.clone())
+            }
+            Some(Slot::Fetching(watch)) => Next::Wait(watch.clone()),
+            _ => {
+                let (sender, watch) = tokio::sync::watch::channel(None);
+                slots.insert(audience.to_owned(), Slot::Fetching(watch));
+                Next::Fetch(sender)
+            }
+        }
+    }
+
+    /// Fetches `audience`'s token for every caller waiting on `sender`, and caches it.
+    async fn fetch(&self, audience: &str, sender: FetchSender) -> Result<String, ClientError> {
+        // Cancelled mid-fetch: free the slot so that the waiters (told by the sender's drop)
+        // fetch themselves instead of waiting for an answer that never comes.
+        let mut abandon = Abandon {
+            slots: &self.slots,
+            audience,
+            armed: true,
+        };
         let body = serde_json::json!({
             "client_id": self.client_id,
             "client_secret": self.client_secret.expose(),
             "audience": audience,
         });
-        let answer: TokenAnswer = self
+        let answer: Result<TokenAnswer, ClientError> = self
             .identity
             .send(Method::POST, "/v1/auth/service-token", None, &body)
-            .await?;
-        // Renewed a minute early (or halfway, for short-lived tokens) so no call carries one
-        // that expires on the way.
-        let lifetime = Duration::from_secs(answer.expires_in);
-        let margin = Duration::from_secs(60).min(lifetime / 2);
-        cache.insert(
-            audience.to_owned(),
-            CachedToken {
-                token: answer.access_token.clone(),
+            .await;
+        let result = answer.map(|answer| {
+            // Renewed a minute early (or halfway, for short-lived tokens) so no call carries one
+            // that expires on the way.
+            let lifetime = Duration::from_secs(answer.expires_in);
+            let margin = Duration::from_secs(60).min(lifetime / 2);
+            let cached = CachedToken {
+                token: answer.access_token,
                 renew_at: tokio::time::Instant::now() + lifetime - margin,
-            },
-        );
-        Ok(answer.access_token)
+            };
+            let token = cached.token.clone();
+            self.lock_slots()
+                .insert(audience.to_owned(), Slot::Fresh(cached));
+            token
+        });
+        if result.is_err() {
+            // Failures are not cached: the next caller asks identity again.
+            self.lock_slots().remove(audience);
+        }
+        abandon.armed = false;
+        sender.send_replace(Some(result.clone()));
+        result
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Removes an audience's `Fetching` slot when its fetch is dropped before it finished.
+struct Abandon<'a> {
+    slots: &'a std::sync::Mutex<std::collections::HashMap<String, Slot>>,
+    audience: &'a str,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(slots.get(self.audience), Some(Slot::Fetching(_))) {
+            slots.remove(self.audience);
+        }
     }
 }
 
@@ -508,5 +609,85 @@ mod token_tests {
         tokio::time::advance(Duration::from_secs(241)).await;
         assert_eq!(tokens.token("inventory").await.unwrap(), "inventory-2");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// Identity that never answers: callers for one audience share one fetch and its failure,
+    /// instead of each waiting out everyone else's fetch in turn.
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch_and_wait_no_longer_than_it() {
+        tokio::time::pause();
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        let identity = Router::new().route(
+            "/v1/auth/service-token",
+            axum::routing::post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "never"
+                }
+            }),
+        );
+        let timeout = Duration::from_millis(500);
+        let tokens = ServiceTokens::new(
+            ServiceClient::in_process("identity", identity, timeout),
+            &ServiceTokenConfig::default(),
+        );
+        let started = tokio::time::Instant::now();
+        let answers = futures::future::join_all((0..8).map(|_| tokens.token("inventory"))).await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().is_err_and(ClientError::is_unavailable))
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one fetch for all eight");
+        assert!(
+            started.elapsed() < timeout * 2,
+            "waited {:?}, more than one identity call",
+            started.elapsed()
+        );
+        // Failures are not cached: the next caller asks again.
+        assert!(tokens.token("inventory").await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A fetcher that is cancelled leaves no waiter stranded: one of them fetches instead.
+    #[tokio::test]
+    async fn a_cancelled_fetch_hands_over_to_a_waiter() {
+        tokio::time::pause();
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&calls);
+        let identity = Router::new().route(
+            "/v1/auth/service-token",
+            axum::routing::post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n == 0 {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    axum::Json(
+                        serde_json::json!({"access_token": format!("t{n}"), "expires_in": 300}),
+                    )
+                }
+            }),
+        );
+        let tokens = ServiceTokens::new(
+            ServiceClient::in_process("identity", identity, Duration::from_secs(10)),
+            &ServiceTokenConfig::default(),
+        );
+        let first = tokens.clone();
+        let fetching = tokio::spawn(async move { first.token("payments").await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = tokens.clone();
+        let waiting = tokio::spawn(async move { second.token("payments").await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fetching.abort();
+        let token = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiter was not stranded")
+            .unwrap()
+            .unwrap();
+        assert_eq!(token, "t1");
+        assert_eq!(tokens.token("payments").await.unwrap(), "t1", "cached");
     }
 }

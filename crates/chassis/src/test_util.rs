@@ -373,8 +373,14 @@ impl TestFeed {
             .await
             .expect("a temporary SQLite database");
         db.migrate(&crate::db::Migrations {
-            sqlite: &[crate::events::OUTBOX_MIGRATION_SQLITE],
-            postgres: &[crate::events::OUTBOX_MIGRATION_POSTGRES],
+            sqlite: &[
+                crate::events::OUTBOX_MIGRATION_SQLITE,
+                crate::events::OUTBOX_META_MIGRATION_SQLITE,
+            ],
+            postgres: &[
+                crate::events::OUTBOX_MIGRATION_POSTGRES,
+                crate::events::OUTBOX_META_MIGRATION_POSTGRES,
+            ],
         })
         .await
         .expect("the outbox table");

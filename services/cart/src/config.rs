@@ -39,6 +39,32 @@ pub struct Config {
     /// The cart's credentials at identity, for the service token orders' feed asks for
     /// (`SOUK_CART__SERVICE_TOKEN__CLIENT_SECRET`, …).
     pub service_token: ServiceTokenConfig,
+    /// How the consumer of orders' events retries and parks (`SOUK_CART__CONSUMERS__*`).
+    pub consumers: ConsumerConfig,
+}
+
+/// How the cart's event consumer behaves (`[cart.consumers]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// How many times an event that fails for a reason that may pass is tried before it is
+    /// parked as a dead letter. A cart store that cannot be reached is waited out instead,
+    /// however long: it never parks an event.
+    pub max_attempts: u32,
+    /// The wait after the first failure, doubled per failure.
+    pub retry_base_ms: u64,
+    /// The longest wait between two tries.
+    pub retry_max_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            retry_base_ms: 100,
+            retry_max_ms: 30_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -62,6 +88,7 @@ impl Default for Config {
                 identity: ClientConfig::with_url("http://127.0.0.1:8102"),
                 ..ServiceTokenConfig::default()
             },
+            consumers: ConsumerConfig::default(),
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum StartError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The event settings make no sense.
+    #[error("invalid configuration: {0}")]
+    Events(String),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
@@ -96,7 +99,14 @@ impl Cart {
         db.migrate(&store::EVENTS_MIGRATIONS).await?;
         let tokens = ServiceTokens::new(identity, &config.service_token);
         let source = Source::from_config(&config.events, orders);
+        let settings = &config.consumers;
         Ok(Consumer::new(order_events::CONSUMER, "orders", source, db)
+            .retention(config.events.retention.clone())
+            .max_attempts(settings.max_attempts)
+            .backoff(
+                Duration::from_millis(settings.retry_base_ms),
+                Duration::from_millis(settings.retry_max_ms),
+            )
             .with_bearer(move || {
                 let tokens = tokens.clone();
                 async move { tokens.token("orders").await.ok() }
@@ -119,6 +129,10 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Cart,
             reason: "must be at least 1",
         });
     }
+    config
+        .events
+        .validate()
+        .map_err(|e| StartError::Events(format!("cart.{e}")))?;
     let store = Store::open(&config.store, config.abandoned_after()).await?;
     if matches!(store, Store::Sqlite(_)) {
         tokio::spawn(purge_abandoned(store.clone()));

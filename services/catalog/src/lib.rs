@@ -33,6 +33,9 @@ pub enum StartError {
     /// Configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Configuration was read but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -92,6 +95,10 @@ impl Catalog {
 
 /// Opens the store, loads the demo catalog if configured and empty, and builds the router.
 pub async fn build(config: &Config) -> Result<Catalog, StartError> {
+    config
+        .events
+        .validate()
+        .map_err(|e| StartError::Invalid(format!("catalog.{e}")))?;
     let store = Store::open(&config.database).await?;
     if config.demo_data {
         let added = store.seed_if_empty(&DemoCatalog::bundled()?).await?;
@@ -102,6 +109,7 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
     let outbox = store.outbox().clone();
+    outbox.spawn_retention(&config.events);
     let api = routes::app(AppState {
         store: store.clone(),
         auth: auth.clone(),

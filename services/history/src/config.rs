@@ -105,6 +105,7 @@ impl Default for Config {
 impl Config {
     /// Checks what serde cannot: a message naming the key, or `Ok`.
     pub fn validate(&self) -> Result<(), String> {
+        self.events.validate().map_err(|e| format!("history.{e}"))?;
         let consumers = &self.consumers;
         if consumers.max_attempts == 0 {
             return Err("history.consumers.max_attempts must be at least 1".into());

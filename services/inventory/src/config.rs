@@ -47,9 +47,31 @@ pub struct Config {
     /// ask for
     /// (`SOUK_INVENTORY__SERVICE_TOKEN__CLIENT_SECRET`, …).
     pub service_token: ServiceTokenConfig,
+    /// How long a reservation that reached its end (committed, released, expired — tombstones
+    /// too) is kept, in days (`SOUK_INVENTORY__RESERVATIONS_KEEP_DAYS`): only the checkout saga
+    /// reads it, and no saga calls that late. At least 1.
+    pub reservations_keep_days: u64,
 }
 
 impl Config {
+    /// How long a finished reservation is kept.
+    pub fn reservations_keep(&self) -> Duration {
+        Duration::from_secs(self.reservations_keep_days.saturating_mul(24 * 3600))
+    }
+
+    /// Checks what serde cannot: a message naming the key, or `Ok`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.reservations_keep_days == 0 {
+            return Err("inventory.reservations_keep_days must be at least 1".into());
+        }
+        if self.reservations_keep() <= self.reservation_ttl() {
+            return Err(
+                "inventory.reservations_keep_days must outlast reservation_ttl_secs".into(),
+            );
+        }
+        self.events.validate().map_err(|e| format!("inventory.{e}"))
+    }
+
     /// How long a reservation holds its units.
     pub fn reservation_ttl(&self) -> Duration {
         Duration::from_secs(self.reservation_ttl_secs)
@@ -78,6 +100,7 @@ impl Default for Config {
                 identity: ClientConfig::with_url("http://127.0.0.1:8102"),
                 ..ServiceTokenConfig::default()
             },
+            reservations_keep_days: 30,
         }
     }
 }

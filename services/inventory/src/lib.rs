@@ -45,6 +45,9 @@ pub enum StartError {
     /// Configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Configuration was read but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -105,6 +108,7 @@ impl Inventory {
             source,
             self.store.database().clone(),
         )
+        .retention(config.events.retention.clone())
         .with_bearer(move || {
             let tokens = tokens.clone();
             async move { tokens.token("orders").await.ok() }
@@ -134,6 +138,7 @@ impl Inventory {
             &name,
         );
         Consumer::new(&name, &producer, source, self.store.database().clone())
+            .retention(config.events.retention.clone())
             .with_bearer(move || {
                 let (tokens, audience) = (tokens.clone(), audience.clone());
                 async move { tokens.token(&audience).await.ok() }
@@ -162,6 +167,7 @@ pub async fn build(config: &Config) -> Result<Inventory, StartError> {
 /// [`build`], reading the catalog through `catalog` — for the monolith, the catalog's router in
 /// this process: `ServiceClient::in_process("catalog", router, timeout)`.
 pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inventory, StartError> {
+    config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let demo = Arc::new(if config.demo_stock {
         DemoStock::bundled()?
@@ -185,6 +191,7 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
         expiry::spawn(
             store.clone(),
             Duration::from_millis(config.expiry_interval_ms),
+            config.reservations_keep(),
             Arc::downgrade(&alive),
         );
     }

@@ -122,6 +122,7 @@ impl Default for Config {
 impl Config {
     /// Checks what serde cannot: a message naming the key, or `Ok`.
     pub fn validate(&self) -> Result<(), String> {
+        self.events.validate().map_err(|e| format!("orders.{e}"))?;
         let saga = &self.saga;
         let positive = [
             ("saga.deadline_secs", saga.deadline_secs),

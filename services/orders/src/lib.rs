@@ -156,6 +156,7 @@ pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Order
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let outbox = Outbox::new(store.database().clone(), NAME);
+    outbox.spawn_retention(&config.events);
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
     let lifeline = Arc::new(lifeline::Lifeline::new());
     let saga = SagaRunner::new(SagaParts {

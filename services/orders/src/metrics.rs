@@ -1,6 +1,7 @@
 //! Orders' own metrics, besides the per-route request metrics of the standard stack:
 //! `orders_placed_total`, `orders_confirmed_total`, `orders_cancelled_total{reason}`,
-//! `orders_saga_retries_total{step}` and `orders_idempotent_replays_total`.
+//! `orders_saga_retries_total{step}`, `orders_idempotent_replays_total` and
+//! `orders_hold_too_short_total`.
 
 use crate::domain::CancelReason;
 
@@ -27,4 +28,9 @@ pub(crate) fn retry(step: &'static str) {
 /// A request was answered from its idempotency key.
 pub(crate) fn replayed() {
     metrics::counter!("orders_idempotent_replays_total").increment(1);
+}
+
+/// Inventory answered a reservation whose hold lapses before the saga's deadline plus its lease.
+pub(crate) fn hold_too_short() {
+    metrics::counter!("orders_hold_too_short_total").increment(1);
 }

@@ -7,13 +7,22 @@
 //!   fresh owner id and `lease_until`, so among several instances on one database exactly one gets
 //!   each saga.
 //! - **Advancing.** Before each remote call the owner renews its lease (longer than any call can
-//!   take, which config validation checks); after it, the next step or the failed attempt is
-//!   written, each write conditional on still owning the saga. An owner that lost its lease
+//!   take, which config validation checks), and renews it again once it holds what the call
+//!   needs (a service token: fetched single-flight, so never waited for longer than one identity
+//!   call); after the call, the next step or the failed attempt is written, each write
+//!   conditional on still owning the saga. An owner that lost its lease
 //!   changes nothing and stops; since every step is idempotent at the service it calls, a call
 //!   made twice across a takeover does no harm.
 //! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
 //!   the lease while it waits; reserving and charging give up at the order's deadline and
-//!   compensate; compensation retries until it succeeds.
+//!   compensate; compensation and the commit retry until they are answered.
+//! - **The deadline** is checked before every forward call (reserve, charge), not only after
+//!   one: a saga resumed after its instance was down past the deadline compensates at once
+//!   instead of charging late.
+//! - **Committing.** After the capture the saga asks inventory to sell the held units, and waits
+//!   for its answer before confirming: no order is confirmed unless its stock is committed. If
+//!   the hold lapsed and the units were sold meanwhile, the order is refunded and cancelled
+//!   `out_of_stock`.
 //! - **Ending.** Confirming or cancelling is one transaction: the order's status, the saga's end
 //!   and the event in the outbox.
 
@@ -180,6 +189,8 @@ impl SagaRunner {
         };
         let lease = inner.config.lease();
         let (mut step, mut attempts) = (saga.step, saga.attempts);
+        // How the last forward call failed: what the deadline, once passed, gives up on.
+        let mut last_failure = Failure::Unavailable;
         while !step.is_final() {
             if !inner
                 .store
@@ -192,10 +203,50 @@ impl SagaRunner {
                 );
                 return Ok(());
             }
-            let attempt = self.call(step, &order).await;
-            souk_chassis::crash::point(crash_point_after(step));
+            let late = || {
+                Attempt::new(
+                    Outcome::Failed(last_failure),
+                    "the order's deadline passed before the call",
+                )
+            };
+            let attempt = if step.is_forward() && Timestamp::now() >= saga.deadline_at {
+                late()
+            } else {
+                match self.prepare(step, &order).await {
+                    Prepared::Settled(attempt) => attempt,
+                    Prepared::Call(token) => {
+                        // What the step needs is in hand, however long that took: make sure
+                        // the saga is still this instance's (and renew it for the call), and
+                        // that the deadline has not passed meanwhile.
+                        if !inner
+                            .store
+                            .renew_lease(id, owner, Timestamp::now().plus(lease))
+                            .await?
+                        {
+                            tracing::info!(
+                                step = step.name(),
+                                "lost the saga's lease while getting ready; another instance has it"
+                            );
+                            return Ok(());
+                        }
+                        if step.is_forward() && Timestamp::now() >= saga.deadline_at {
+                            late()
+                        } else {
+                            let attempt = self.call(step, &order, &token).await;
+                            souk_chassis::crash::point(crash_point_after(step));
+                            attempt
+                        }
+                    }
+                }
+            };
+            if let Some(hold_until) = attempt.hold_until {
+                self.check_hold(hold_until, saga.deadline_at);
+            }
             let now = Timestamp::now();
             let after = next(step, attempt.outcome, now >= saga.deadline_at);
+            if let Outcome::Failed(failure) = attempt.outcome {
+                last_failure = failure;
+            }
             if after == step {
                 let next_at = self.retry_at(step, attempts, now, saga.deadline_at);
                 attempts = attempts.saturating_add(1);
@@ -260,28 +311,55 @@ impl SagaRunner {
         }
     }
 
-    /// Makes `step`'s remote call for `order`.
-    async fn call(&self, step: Step, order: &Order) -> Attempt {
-        let inner = &self.inner;
+    /// Inventory's hold must outlive the deadline plus a lease (the last forward call may start
+    /// just before the deadline and take up to a lease), or a capture may find it lapsed. The
+    /// commit keeps the stock right even then; this says loudly that the configuration is wrong.
+    fn check_hold(&self, hold_until: Timestamp, deadline: Timestamp) {
+        let needed = deadline.plus(self.inner.config.lease());
+        if hold_until < needed {
+            metrics::hold_too_short();
+            tracing::error!(
+                hold_until = %hold_until.to_rfc3339(),
+                needed = %needed.to_rfc3339(),
+                "inventory's hold lapses before the saga's deadline plus its lease: raise inventory's reservation_ttl_secs or lower orders' saga.deadline_secs"
+            );
+        }
+    }
+
+    /// What `step` needs before its remote call: a service token for the service it calls — or
+    /// its outcome already, when there is nothing to call.
+    async fn prepare(&self, step: Step, order: &Order) -> Prepared {
         let audience = match step {
-            Step::Reserve | Step::Release { .. } => "inventory",
+            Step::Reserve | Step::Commit | Step::Release { .. } => "inventory",
             Step::Charge | Step::Refund { .. } => "payments",
             Step::Confirmed | Step::Cancelled(_) => {
-                return Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended");
+                return Prepared::Settled(Attempt::new(
+                    Outcome::Failed(Failure::Unavailable),
+                    "the saga has ended",
+                ));
             }
         };
         if step == Step::Charge && order.total.amount == 0 {
-            return Attempt::new(Outcome::Captured, "nothing to charge");
+            return Prepared::Settled(Attempt::new(Outcome::Captured, "nothing to charge"));
         }
-        let token = match inner.tokens.token(audience).await {
-            Ok(token) => token,
-            Err(err) => return Attempt::failed(&err),
-        };
+        match self.inner.tokens.token(audience).await {
+            Ok(token) => Prepared::Call(token),
+            Err(err) => Prepared::Settled(Attempt::failed(&err)),
+        }
+    }
+
+    /// Makes `step`'s remote call for `order` with service token `token`.
+    async fn call(&self, step: Step, order: &Order, token: &str) -> Attempt {
+        let inner = &self.inner;
         match step {
-            Step::Reserve => inner.inventory.reserve(&token, order).await,
-            Step::Release { .. } => inner.inventory.release(&token, order.id).await,
-            Step::Charge => inner.payments.charge(&token, order).await,
-            _ => inner.payments.refund(&token, order.id).await,
+            Step::Reserve => inner.inventory.reserve(token, order).await,
+            Step::Commit => inner.inventory.commit(token, order.id).await,
+            Step::Release { .. } => inner.inventory.release(token, order.id).await,
+            Step::Charge => inner.payments.charge(token, order).await,
+            Step::Refund { .. } => inner.payments.refund(token, order.id).await,
+            Step::Confirmed | Step::Cancelled(_) => {
+                Attempt::new(Outcome::Failed(Failure::Unavailable), "the saga has ended")
+            }
         }
     }
 
@@ -322,12 +400,21 @@ impl SagaRunner {
     }
 }
 
+/// What a step needs before its call, or its outcome when it needs no call.
+enum Prepared {
+    /// Call, with this service token.
+    Call(String),
+    /// Settled without a call (nothing to charge; no token to be had).
+    Settled(Attempt),
+}
+
 /// The crash point (`souk_chassis::crash`) just after `step`'s remote call answered and before
 /// the saga writes what came of it: the moment a crash leaves the other service ahead of orders.
 fn crash_point_after(step: Step) -> &'static str {
     match step {
         Step::Reserve => "orders.after-reserve-before-persist",
         Step::Charge => "orders.after-charge-before-confirm",
+        Step::Commit => "orders.after-stock-commit-before-confirm",
         Step::Release { .. } => "orders.after-release-before-persist",
         Step::Refund { .. } => "orders.after-refund-before-persist",
         Step::Confirmed | Step::Cancelled(_) => "orders.after-final-step",

@@ -26,6 +26,20 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// How events leave the outbox (`SOUK_PAYMENTS__EVENTS__*`): the feed, or a relay to NATS.
     pub events: EventsConfig,
+    /// How long a pending charge belongs to the attempt that started it, by the database's clock
+    /// (`SOUK_PAYMENTS__CHARGE_LEASE_MS`); then another request may take it over. At least one
+    /// request timeout: the standard stack drops a handler after that.
+    pub charge_lease_ms: u64,
+    /// How often cancelled orders are checked for a capture that landed after they were
+    /// cancelled (`SOUK_PAYMENTS__LATE_CAPTURE_SWEEP_MS`); 0 turns the sweep off.
+    pub late_capture_sweep_ms: u64,
+    /// For how long after it was cancelled an order is checked so
+    /// (`SOUK_PAYMENTS__LATE_CAPTURE_WINDOW_HOURS`).
+    pub late_capture_window_hours: u64,
+    /// How long a cancelled order's payment (a tombstone: refused any later charge) is kept, in
+    /// days (`SOUK_PAYMENTS__TOMBSTONES_KEEP_DAYS`); at least the late-capture window. Captured,
+    /// declined and refunded payments are records, and stay.
+    pub tombstones_keep_days: u64,
 }
 
 impl Default for Config {
@@ -40,6 +54,10 @@ impl Default for Config {
             },
             processor: ProcessorConfig::default(),
             events: EventsConfig::default(),
+            charge_lease_ms: 30_000,
+            late_capture_sweep_ms: 60_000,
+            late_capture_window_hours: 24,
+            tombstones_keep_days: 30,
         }
     }
 }
@@ -53,7 +71,26 @@ impl Config {
                 self.processor.failure_percent
             ));
         }
-        Ok(())
+        if self.charge_lease_ms < self.http.request_timeout_ms {
+            return Err(format!(
+                "payments.charge_lease_ms ({}) must be at least http.request_timeout_ms ({})",
+                self.charge_lease_ms, self.http.request_timeout_ms
+            ));
+        }
+        if self.late_capture_window_hours == 0 {
+            return Err("payments.late_capture_window_hours must be at least 1".into());
+        }
+        if self.tombstones_keep_days.saturating_mul(24) < self.late_capture_window_hours {
+            return Err(
+                "payments.tombstones_keep_days must cover late_capture_window_hours".into(),
+            );
+        }
+        self.events.validate().map_err(|e| format!("payments.{e}"))
+    }
+
+    /// How long a pending charge belongs to the attempt that started it.
+    pub fn charge_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.charge_lease_ms)
     }
 }
 

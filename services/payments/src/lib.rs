@@ -23,6 +23,7 @@ pub mod events;
 pub mod processor;
 pub mod routes;
 pub mod store;
+mod sweep;
 
 use std::time::Duration;
 
@@ -108,17 +109,30 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let outbox = Outbox::new(store.database().clone(), NAME);
+    outbox.spawn_retention(&config.events);
     let processor = Processor::new(store.database().clone(), &config.processor);
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
-    let api = routes::app(AppState {
+    let alive = std::sync::Arc::new(());
+    let state = AppState {
         store: store.clone(),
         processor: processor.clone(),
         auth: auth.clone(),
         outbox: outbox.clone(),
-        pending_lease: pending_lease(config),
-    })
-    .merge(outbox.feed_router_with_auth(auth));
+        pending_lease: config.charge_lease(),
+        alive: std::sync::Arc::clone(&alive),
+    };
+    if config.late_capture_sweep_ms > 0 {
+        sweep::spawn(
+            store.clone(),
+            processor.clone(),
+            Duration::from_millis(config.late_capture_sweep_ms),
+            Duration::from_secs(config.late_capture_window_hours.saturating_mul(3600)),
+            Duration::from_secs(config.tombstones_keep_days.saturating_mul(24 * 3600)),
+            std::sync::Arc::downgrade(&alive),
+        );
+    }
+    let api = routes::app(state).merge(outbox.feed_router_with_auth(auth));
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
     Ok(Payments {
         router,
@@ -128,14 +142,6 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
         health,
         events: config.events.clone(),
     })
-}
-
-/// How long a pending charge belongs to the attempt that started it. Three request timeouts: the
-/// standard stack drops a handler after one, so an attempt older than this has no process left
-/// working on it (at least 30 s, so a short timeout never makes leases race).
-fn pending_lease(config: &Config) -> Duration {
-    Duration::from_millis(config.http.request_timeout_ms.saturating_mul(3))
-        .max(Duration::from_secs(30))
 }
 
 /// Serves payments on `listener` until `shutdown`.

@@ -1,21 +1,23 @@
-//! The shop's books after a crash run, read straight from the services' SQLite files under the
-//! data dir (read-only), and the invariants of DESIGN.md's checkout saga checked against them.
+//! The shop's books after a crash run, read straight from the services' databases — the SQLite
+//! files under the data dir (read-only), or the PostgreSQL databases `souk up --backend postgres`
+//! made (only read) — and the invariants of DESIGN.md's checkout saga checked against them.
 //!
 //! Reading another service's tables is what no service may do; a test of the whole shop may, and
 //! must: the simulated processor's ledger is the only witness of the money that really moved.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use super::load::{Placed, Product};
 
 /// The invariants, each with its own list of violations.
-pub const INVARIANTS: [&str; 6] = [
+pub const INVARIANTS: [&str; 7] = [
     "every accepted order ends confirmed or cancelled, once per key",
     "one capture per confirmed order, none kept for a cancelled one",
     "stock conserved, never negative, sold = confirmed lines, no hold left",
+    "no order confirmed unless its stock was committed before",
     "every event emitted once and its effect applied once by each consumer",
     "orders hold what the cart held; carts emptied of confirmed orders",
     "history has one purchase per order, with its status",
@@ -23,9 +25,10 @@ pub const INVARIANTS: [&str; 6] = [
 const ENDS: usize = 0;
 const MONEY: usize = 1;
 const STOCK: usize = 2;
-const EVENTS: usize = 3;
-const CART: usize = 4;
-const HISTORY: usize = 5;
+const COMMITTED: usize = 3;
+const EVENTS: usize = 4;
+const CART: usize = 5;
+const HISTORY: usize = 6;
 
 /// An order as orders stored it.
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub struct OrderRow {
     pub status: String,
     pub cancel_reason: Option<String>,
     pub total: i64,
+    /// When it last changed: for an order that ended, when it ended (Unix ms).
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +98,8 @@ pub struct Books {
     pub stock: BTreeMap<String, StockRow>,
     /// Order → reservation state.
     pub reservations: BTreeMap<String, String>,
+    /// Order → when its reservation last changed state (Unix ms).
+    pub reservation_changed: BTreeMap<String, i64>,
     pub reservation_lines: BTreeMap<String, BTreeMap<String, i64>>,
     /// Consumer → the event ids in its inbox.
     pub inboxes: BTreeMap<String, BTreeSet<String>>,
@@ -101,13 +108,71 @@ pub struct Books {
     pub purchases: BTreeMap<String, Purchase>,
 }
 
-async fn open(path: &Path) -> SqlitePool {
-    let options = SqliteConnectOptions::new().filename(path).read_only(true);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+/// Where a shop keeps its books.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// SQLite files under a data dir.
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL databases `<prefix><service>` on `server` (the cart's events: `<prefix>cart`).
+    Postgres { server: String, prefix: String },
+}
+
+/// One service's database, read with the same SQL on either engine.
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Every row of `$sql` as `$t`, on either engine.
+macro_rules! rows {
+    ($db:expr, $sql:expr, $t:ty) => {
+        match $db {
+            Db::Sqlite(pool) => sqlx::query_as::<_, $t>($sql).fetch_all(pool).await.unwrap(),
+            Db::Postgres(pool) => sqlx::query_as::<_, $t>($sql).fetch_all(pool).await.unwrap(),
+        }
+    };
+}
+
+impl Place {
+    /// The database of `service` (`cart-events` for the cart's event bookkeeping).
+    async fn open(&self, service: &str) -> Db {
+        match self {
+            Place::Sqlite(dir) => {
+                let path = dir.join(format!("{service}.db"));
+                let options = SqliteConnectOptions::new().filename(&path).read_only(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+                Db::Sqlite(pool)
+            }
+            Place::Postgres { server, prefix } => {
+                let name = if service == "cart-events" {
+                    "cart"
+                } else {
+                    service
+                };
+                let (base, _) = server.rsplit_once('/').unwrap();
+                let url = format!("{base}/{prefix}{name}");
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open {prefix}{name}: {e}"));
+                Db::Postgres(pool)
+            }
+        }
+    }
+}
+
+impl Db {
+    async fn close(self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
 }
 
 type Row2 = (String, String);
@@ -117,61 +182,61 @@ type KeyRow = (String, String, String, Option<i64>, Option<String>);
 type PurchaseRow = (String, i64, Option<String>, Option<String>, Option<i64>);
 
 impl Books {
-    /// Reads the books of the shop whose data dir is `dir`.
-    pub async fn read(dir: &Path) -> Books {
+    /// Reads the books of the shop at `place`.
+    pub async fn read(place: &Place) -> Books {
         let mut books = Books::default();
-        books.read_orders(&open(&dir.join("orders.db")).await).await;
-        books
-            .read_payments(&open(&dir.join("payments.db")).await)
-            .await;
-        books
-            .read_inventory(&open(&dir.join("inventory.db")).await)
-            .await;
-        books
-            .read_history(&open(&dir.join("history.db")).await)
-            .await;
-        books
-            .read_consumer(&open(&dir.join("cart-events.db")).await)
-            .await;
+        let db = place.open("orders").await;
+        books.read_orders(&db).await;
+        db.close().await;
+        let db = place.open("payments").await;
+        books.read_payments(&db).await;
+        db.close().await;
+        let db = place.open("inventory").await;
+        books.read_inventory(&db).await;
+        db.close().await;
+        let db = place.open("history").await;
+        books.read_history(&db).await;
+        db.close().await;
+        let db = place.open("cart-events").await;
+        books.read_consumer(&db).await;
+        db.close().await;
         books
     }
 
-    async fn read_orders(&mut self, db: &SqlitePool) {
-        let rows: Vec<(String, String, String, Option<String>, i64)> =
-            sqlx::query_as("SELECT id, user_id, status, cancel_reason, total_amount FROM orders")
-                .fetch_all(db)
-                .await
-                .unwrap();
-        for (id, user_id, status, cancel_reason, total) in rows {
+    async fn read_orders(&mut self, db: &Db) {
+        let rows: Vec<(String, String, String, Option<String>, i64, i64)> = rows!(
+            db,
+            "SELECT id, user_id, status, cancel_reason, total_amount, updated_at FROM orders",
+            (String, String, String, Option<String>, i64, i64)
+        );
+        for (id, user_id, status, cancel_reason, total, updated_at) in rows {
             let row = OrderRow {
                 user_id,
                 status,
                 cancel_reason,
                 total,
+                updated_at,
             };
             self.orders.insert(id, row);
         }
-        let lines: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT order_id, product_id, quantity FROM order_lines")
-                .fetch_all(db)
-                .await
-                .unwrap();
+        let lines: Vec<(String, String, i64)> = rows!(
+            db,
+            "SELECT order_id, product_id, quantity FROM order_lines",
+            (String, String, i64)
+        );
         for (order, product, quantity) in lines {
             self.lines
                 .entry(order)
                 .or_default()
                 .insert(product, quantity);
         }
-        let sagas: Vec<Row2> = sqlx::query_as("SELECT order_id, step FROM sagas")
-            .fetch_all(db)
-            .await
-            .unwrap();
+        let sagas: Vec<Row2> = rows!(db, "SELECT order_id, step FROM sagas", Row2);
         self.sagas = sagas.into_iter().collect();
-        let keys: Vec<KeyRow> =
-            sqlx::query_as("SELECT user_id, idem_key, state, status, body FROM idempotency_keys")
-                .fetch_all(db)
-                .await
-                .unwrap();
+        let keys: Vec<KeyRow> = rows!(
+            db,
+            "SELECT user_id, idem_key, state, status, body FROM idempotency_keys",
+            KeyRow
+        );
         for (user, key, state, status, body) in keys {
             let id = (status == Some(202))
                 .then(|| body.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok()))
@@ -182,13 +247,12 @@ impl Books {
         self.order_events = outbox(db).await;
     }
 
-    async fn read_payments(&mut self, db: &SqlitePool) {
-        let charges: Vec<(String, String, String, i64)> = sqlx::query_as(
+    async fn read_payments(&mut self, db: &Db) {
+        let charges: Vec<(String, String, String, i64)> = rows!(
+            db,
             "SELECT idempotency_key, charge_id, outcome, amount FROM processor_charges",
-        )
-        .fetch_all(db)
-        .await
-        .unwrap();
+            (String, String, String, i64)
+        );
         for (key, charge_id, outcome, amount) in charges {
             let charge = Charge {
                 charge_id,
@@ -197,16 +261,14 @@ impl Books {
             };
             self.charges.insert(key, charge);
         }
-        let refunds: Vec<(String,)> = sqlx::query_as("SELECT charge_id FROM processor_refunds")
-            .fetch_all(db)
-            .await
-            .unwrap();
+        let refunds: Vec<(String,)> =
+            rows!(db, "SELECT charge_id FROM processor_refunds", (String,));
         self.processor_refunds = refunds.into_iter().map(|(c,)| c).collect();
-        let payments: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT order_id, status, processor_charge_id FROM payments")
-                .fetch_all(db)
-                .await
-                .unwrap();
+        let payments: Vec<(String, String, Option<String>)> = rows!(
+            db,
+            "SELECT order_id, status, processor_charge_id FROM payments",
+            (String, String, Option<String>)
+        );
         for (order, status, charge_id) in payments {
             self.payments
                 .insert(order, PaymentRow { status, charge_id });
@@ -214,12 +276,12 @@ impl Books {
         self.payment_events = outbox(db).await;
     }
 
-    async fn read_inventory(&mut self, db: &SqlitePool) {
-        let stock: Vec<(String, i64, i64, i64, i64)> =
-            sqlx::query_as("SELECT product_id, available, reserved, sold, received FROM stock")
-                .fetch_all(db)
-                .await
-                .unwrap();
+    async fn read_inventory(&mut self, db: &Db) {
+        let stock: Vec<(String, i64, i64, i64, i64)> = rows!(
+            db,
+            "SELECT product_id, available, reserved, sold, received FROM stock",
+            (String, i64, i64, i64, i64)
+        );
         for (product, available, reserved, sold, received) in stock {
             let row = StockRow {
                 available,
@@ -229,16 +291,20 @@ impl Books {
             };
             self.stock.insert(product, row);
         }
-        let reservations: Vec<Row2> = sqlx::query_as("SELECT order_id, state FROM reservations")
-            .fetch_all(db)
-            .await
-            .unwrap();
-        self.reservations = reservations.into_iter().collect();
-        let lines: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT order_id, product_id, quantity FROM reservation_lines")
-                .fetch_all(db)
-                .await
-                .unwrap();
+        let reservations: Vec<(String, String, i64)> = rows!(
+            db,
+            "SELECT order_id, state, updated_at FROM reservations",
+            (String, String, i64)
+        );
+        for (order, state, updated_at) in reservations {
+            self.reservation_changed.insert(order.clone(), updated_at);
+            self.reservations.insert(order, state);
+        }
+        let lines: Vec<(String, String, i64)> = rows!(
+            db,
+            "SELECT order_id, product_id, quantity FROM reservation_lines",
+            (String, String, i64)
+        );
         for (order, product, quantity) in lines {
             self.reservation_lines
                 .entry(order)
@@ -248,13 +314,12 @@ impl Books {
         self.read_consumer(db).await;
     }
 
-    async fn read_history(&mut self, db: &SqlitePool) {
-        let rows: Vec<PurchaseRow> = sqlx::query_as(
+    async fn read_history(&mut self, db: &Db) {
+        let rows: Vec<PurchaseRow> = rows!(
+            db,
             "SELECT order_id, stage, cancel_reason, payment_brand, refunded_at FROM purchases",
-        )
-        .fetch_all(db)
-        .await
-        .unwrap();
+            PurchaseRow
+        );
         for (order, stage, cancel_reason, payment_brand, refunded_at) in rows {
             let purchase = Purchase {
                 stage,
@@ -268,19 +333,16 @@ impl Books {
     }
 
     /// A consuming service's inbox and dead letters.
-    async fn read_consumer(&mut self, db: &SqlitePool) {
-        let inbox: Vec<Row2> = sqlx::query_as("SELECT consumer, event_id FROM event_inbox")
-            .fetch_all(db)
-            .await
-            .unwrap();
+    async fn read_consumer(&mut self, db: &Db) {
+        let inbox: Vec<Row2> = rows!(db, "SELECT consumer, event_id FROM event_inbox", Row2);
         for (consumer, event) in inbox {
             self.inboxes.entry(consumer).or_default().insert(event);
         }
-        let dead: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT consumer, event_id, error FROM event_dead_letters")
-                .fetch_all(db)
-                .await
-                .unwrap();
+        let dead: Vec<(String, String, String)> = rows!(
+            db,
+            "SELECT consumer, event_id, error FROM event_dead_letters",
+            (String, String, String)
+        );
         self.dead_letters.extend(
             dead.into_iter()
                 .map(|(consumer, event, error)| format!("{consumer}: event {event} ({error})")),
@@ -308,12 +370,12 @@ impl Books {
     }
 }
 
-async fn outbox(db: &SqlitePool) -> Vec<OutboxRow> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, type, subject FROM outbox ORDER BY seq")
-            .fetch_all(db)
-            .await
-            .unwrap();
+async fn outbox(db: &Db) -> Vec<OutboxRow> {
+    let rows: Vec<(String, String, String)> = rows!(
+        db,
+        "SELECT id, type, subject FROM outbox ORDER BY seq",
+        (String, String, String)
+    );
     rows.into_iter()
         .map(|(id, kind, subject)| OutboxRow { id, kind, subject })
         .collect()
@@ -335,7 +397,7 @@ pub struct Known<'a> {
 }
 
 /// The violations found, per invariant (indexes into [`INVARIANTS`]).
-pub type Violations = [Vec<String>; 6];
+pub type Violations = [Vec<String>; 7];
 
 /// Checks every invariant.
 pub fn check(books: &Books, known: &Known<'_>) -> Violations {
@@ -343,6 +405,7 @@ pub fn check(books: &Books, known: &Known<'_>) -> Violations {
     ends(books, known, &mut v[ENDS]);
     money(books, &mut v[MONEY]);
     stock(books, known, &mut v[STOCK]);
+    committed(books, &mut v[COMMITTED]);
     events(books, &mut v[EVENTS]);
     cart(books, known, &mut v[CART]);
     history(books, &mut v[HISTORY]);
@@ -502,6 +565,25 @@ fn stock(books: &Books, known: &Known<'_>, v: &mut Vec<String>) {
     }
 }
 
+/// A confirmed order's reservation was committed, and no later than the order was confirmed:
+/// the saga's synchronous commit, not inventory's reading of `order_confirmed` afterwards.
+fn committed(books: &Books, v: &mut Vec<String>) {
+    for (id, order) in &books.orders {
+        if order.status != "confirmed" {
+            continue;
+        }
+        let state = books.reservations.get(id).map(String::as_str);
+        let changed = books.reservation_changed.get(id).copied();
+        match (state, changed) {
+            (Some("committed"), Some(at)) if at <= order.updated_at => {}
+            _ => v.push(format!(
+                "confirmed order {id} (at {}): reservation {state:?}, changed at {changed:?}",
+                order.updated_at
+            )),
+        }
+    }
+}
+
 fn events(books: &Books, v: &mut Vec<String>) {
     let count = |events: &[OutboxRow], subject: &str, kind: &str| {
         events
@@ -623,6 +705,7 @@ mod checks {
             status: status.into(),
             cancel_reason: reason.map(str::to_owned),
             total: 500,
+            updated_at: 2_000,
         }
     }
 
@@ -701,6 +784,8 @@ mod checks {
         );
         b.reservations.insert("ok".into(), "committed".into());
         b.reservations.insert("no".into(), "released".into());
+        b.reservation_changed.insert("ok".into(), 1_990);
+        b.reservation_changed.insert("no".into(), 1_990);
         b.reservation_lines.insert("ok".into(), line.clone());
         b.reservation_lines.insert("no".into(), line);
         let purchase = |stage, reason: Option<&str>, refunded| Purchase {
@@ -753,7 +838,7 @@ mod checks {
     #[test]
     fn each_kind_of_damage_is_reported_under_its_invariant() {
         type Damage = fn(&mut Books);
-        let cases: [(&str, usize, Damage); 8] = [
+        let cases: [(&str, usize, Damage); 9] = [
             ("pending order", ENDS, |b| {
                 b.orders.get_mut("ok").unwrap().status = "pending".into()
             }),
@@ -771,6 +856,9 @@ mod checks {
             }),
             ("hold left", STOCK, |b| {
                 b.reservations.insert("no".into(), "held".into());
+            }),
+            ("confirmed before its stock was committed", COMMITTED, |b| {
+                b.reservation_changed.insert("ok".into(), 2_500);
             }),
             ("an event never consumed", EVENTS, |b| {
                 b.inboxes.get_mut("inventory.orders").unwrap().remove("e3");

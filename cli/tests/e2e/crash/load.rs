@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// How long one checkout is sent again under its key before the shopper gives up on it.
-const PLACE_FOR: Duration = Duration::from_secs(45);
+/// How long one checkout is sent again under its key before the shopper gives up on it. The
+/// named run crashes orders seven times within a minute, and the supervisor's restart backoff
+/// grows to 10 s meanwhile: orders is away for about half a minute in all.
+const PLACE_FOR: Duration = Duration::from_secs(75);
 /// How long a shopper waits for its order to end before it stops shopping.
 const SETTLE_FOR: Duration = Duration::from_secs(60);
 /// How long a shopper waits for a confirmed order's products to leave its cart. The cart reads
@@ -46,12 +48,25 @@ impl Api {
         key: Option<&str>,
         body: Option<&Value>,
     ) -> Answer {
+        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.send_with(method, path, token, &key, body).await
+    }
+
+    /// One request, with extra headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Answer {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -48,6 +48,7 @@ pub struct Consumer {
     pub(super) max_backoff: Duration,
     pub(super) long_poll: Duration,
     pub(super) token: Option<TokenSource>,
+    pub(super) retention: super::RetentionConfig,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -78,7 +79,15 @@ impl Consumer {
             // long-poll.
             long_poll: Duration::from_secs(5),
             token: None,
+            retention: super::RetentionConfig::default(),
         }
+    }
+
+    /// How long its inbox entries and dead letters are kept (default: the chassis' defaults,
+    /// 14 and 30 days), purged every `purge_interval_secs` while it runs.
+    pub fn retention(mut self, retention: super::RetentionConfig) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// How many times a handler may fail with [`HandleError::Retry`] on one event before it is
@@ -129,11 +138,52 @@ impl Consumer {
     /// first. Failures to reach the producer, NATS or the database are logged and retried.
     pub async fn run<H: Handler>(self, handler: H, shutdown: Shutdown) {
         tracing::info!(consumer = %self.name, producer = %self.producer, "event consumer started");
+        self.spawn_purge(&shutdown);
         match &self.source {
             Source::Feed(client) => super::pull::run_feed(&self, client, &handler, &shutdown).await,
             Source::Nats(config) => super::pull::run_nats(&self, config, &handler, &shutdown).await,
         }
         tracing::info!(consumer = %self.name, "event consumer stopped");
+    }
+
+    /// Forgets old inbox entries and dead letters every purge interval, until `shutdown`.
+    fn spawn_purge(&self, shutdown: &Shutdown) {
+        let Some(every) = self.retention.interval() else {
+            return;
+        };
+        let (db, name, shutdown) = (self.db.clone(), self.name.clone(), shutdown.clone());
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (inbox, letters) = (
+            millis(self.retention.inbox()),
+            millis(self.retention.dead_letters()),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.wait() => return,
+                    _ = tick.tick() => {}
+                }
+                let now = super::event::now_ms();
+                match store::purge(
+                    &db,
+                    &name,
+                    now.saturating_sub(inbox),
+                    now.saturating_sub(letters),
+                )
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(consumer = %name, purged = n, "inbox entries and dead letters past their retention deleted")
+                    }
+                    Err(err) => {
+                        tracing::warn!(consumer = %name, error = %crate::problem::ErrorChain(&err), "cannot purge the inbox; will retry")
+                    }
+                }
+            }
+        });
     }
 
     /// Handles `event` (at `position` in the source) unless the inbox has it, then records the
@@ -214,6 +264,8 @@ impl Consumer {
         let labels = [("consumer", self.name.clone())];
         let span = event_span(&self.name, event);
         let mut attempts = 0;
+        // Failures for want of infrastructure: they never count towards parking.
+        let mut outages: u32 = 0;
         loop {
             attempts += 1;
             let reason = match handler.handle(event).instrument(span.clone()).await {
@@ -222,6 +274,18 @@ impl Consumer {
                     return Attempt::Handled;
                 }
                 Err(HandleError::Poison(reason)) => reason,
+                Err(HandleError::Unavailable(reason)) => {
+                    outages = outages.saturating_add(1);
+                    attempts -= 1;
+                    metrics::counter!("events_retried_total", &labels).increment(1);
+                    metrics::counter!("events_unavailable_total", &labels).increment(1);
+                    let wait = backoff(self.first_backoff, self.max_backoff, outages);
+                    span.in_scope(|| tracing::warn!(%reason, outages, wait_ms = wait.as_millis() as u64, "event handler's infrastructure is unavailable; retrying, never parking"));
+                    if !sleep_or_shutdown(wait, shutdown).await {
+                        return Attempt::Interrupted;
+                    }
+                    continue;
+                }
                 Err(HandleError::Retry(reason)) if attempts >= self.max_attempts => {
                     format!("gave up after {attempts} attempts: {reason}")
                 }

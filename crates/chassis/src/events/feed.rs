@@ -1,8 +1,12 @@
 //! The embedded transport: a producer serves its outbox as an ordered, long-polled feed.
 //!
 //! `GET /v1/events?after=<seq>&limit=<1..=500>&wait_ms=<0..=30000>` answers
-//! `{"events": [{"seq": n, "event": {…}}], "next": n}`. It is internal: the gateway routes no
-//! public path to it, and with [`Outbox::feed_router_with_auth`] it also wants a service token.
+//! `{"events": [{"seq": n, "event": {…}}], "next": n, "epoch": "…", "head": n,
+//! "purged_through": n}`: the outbox's epoch (made with its table: a recreated store serves
+//! another), the last sequence number written and the last one retention deleted. A reader whose `after` lies before what retention kept gets 410 Gone
+//! (`events-gone`, with `oldest_kept` and `epoch`), never a page that silently skips. It is
+//! internal: the gateway routes no public path to it, and with [`Outbox::feed_router_with_auth`]
+//! it also wants a service token.
 
 use std::time::Duration;
 
@@ -32,6 +36,24 @@ pub(crate) struct FeedPage {
     pub(crate) events: Vec<FeedItem>,
     /// The last `seq` in `events`, or the `after` asked for when there are none.
     pub(crate) next: i64,
+    /// The outbox's epoch (empty from a producer that predates epochs).
+    #[serde(default)]
+    pub(crate) epoch: String,
+    /// The last sequence number the outbox wrote (`None` from a producer that predates it).
+    #[serde(default)]
+    pub(crate) head: Option<i64>,
+    /// The last sequence number retention deleted (0: none).
+    #[serde(default)]
+    pub(crate) purged_through: i64,
+}
+
+/// A 410's members beyond the problem's: what a reader behind retention needs to decide.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Gone {
+    /// The first sequence number still kept.
+    pub(crate) oldest_kept: i64,
+    /// The outbox's epoch.
+    pub(crate) epoch: String,
 }
 
 /// An event and its position.
@@ -86,18 +108,26 @@ async fn events_get(
         verifier.verify_service(token).await?;
     }
     let (after, limit, wait) = validate(&query)?;
+    let unreadable = |err: sqlx::Error| {
+        if crate::db::is_unavailable(&err) {
+            Problem::unavailable("the outbox cannot be read right now")
+        } else {
+            Problem::internal(&err)
+        }
+    };
+    let outbox_state = state.outbox.state().await.map_err(unreadable)?;
+    if after < outbox_state.purged_through {
+        return Ok(gone(after, &outbox_state));
+    }
     let events = state
         .outbox
         .read_after_waiting(after, limit, wait)
         .await
-        .map_err(|err| {
-            if crate::db::is_unavailable(&err) {
-                Problem::unavailable("the outbox cannot be read right now")
-            } else {
-                Problem::internal(&err)
-            }
-        })?;
-    let next = events.last().and_then(|e| e.seq).unwrap_or(after);
+        .map_err(unreadable)?;
+    let last = events.last().and_then(|e| e.seq);
+    let next = last.unwrap_or(after);
+    // Read before the long-poll: whatever arrived meanwhile is in `events`.
+    let head = last.unwrap_or_default().max(outbox_state.head);
     let events = events
         .into_iter()
         .map(|event| FeedItem {
@@ -105,7 +135,44 @@ async fn events_get(
             event,
         })
         .collect();
-    Ok(Json(FeedPage { events, next }).into_response())
+    Ok(Json(FeedPage {
+        events,
+        next,
+        epoch: outbox_state.epoch,
+        head: Some(head),
+        purged_through: outbox_state.purged_through,
+    })
+    .into_response())
+}
+
+/// 410 Gone: the events after `after` up to the watermark were deleted by retention.
+fn gone(after: i64, outbox: &super::outbox::OutboxState) -> Response {
+    metrics::counter!("events_feed_gone_total").increment(1);
+    let problem = Problem::typed(
+        http::StatusCode::GONE,
+        "events-gone",
+        "Events no longer kept",
+    )
+    .with_detail(format!(
+        "events {} to {} were deleted by retention; the oldest kept is {}",
+        after + 1,
+        outbox.purged_through,
+        outbox.purged_through + 1
+    ));
+    let mut body = serde_json::to_value(&problem).unwrap_or_default();
+    if let (Some(body), Ok(serde_json::Value::Object(more))) = (
+        body.as_object_mut(),
+        serde_json::to_value(Gone {
+            oldest_kept: outbox.purged_through + 1,
+            epoch: outbox.epoch.clone(),
+        }),
+    ) {
+        body.extend(more);
+    }
+    let mut response = problem.into_response();
+    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    *response.body_mut() = axum::body::Body::from(body.to_string());
+    response
 }
 
 fn validate(query: &FeedQuery) -> Result<(i64, u32, Duration), Problem> {

@@ -31,12 +31,24 @@ pub enum HandleError {
     /// parked as a dead letter at once, and the consumer moves on.
     #[error("cannot be handled: {0}")]
     Poison(String),
+    /// Infrastructure the handler needs cannot be reached (its store is down): the same event is
+    /// tried again with the same backoff, for as long as it takes — never parked. An outage says
+    /// nothing about the event, and parking every event that meets it would leave them all for
+    /// an operator to replay (and the effects undone meanwhile).
+    #[error("infrastructure unavailable: {0}")]
+    Unavailable(String),
 }
 
-/// Database errors are transient: the outage or conflict may pass.
+/// Database errors are transient: the outage or conflict may pass. A database that cannot be
+/// reached at all is an outage ([`HandleError::Unavailable`]), never the event's fault.
 impl From<sqlx::Error> for HandleError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Retry(crate::problem::ErrorChain(&err).to_string())
+        let reason = crate::problem::ErrorChain(&err).to_string();
+        if crate::db::is_unavailable(&err) {
+            Self::Unavailable(reason)
+        } else {
+            Self::Retry(reason)
+        }
     }
 }
 
@@ -70,6 +82,10 @@ mod tests {
         assert!(matches!(HandleError::from(json), HandleError::Poison(_)));
         assert!(matches!(
             HandleError::from(sqlx::Error::PoolTimedOut),
+            HandleError::Unavailable(_)
+        ));
+        assert!(matches!(
+            HandleError::from(sqlx::Error::RowNotFound),
             HandleError::Retry(_)
         ));
         let away = ClientError::Unavailable {

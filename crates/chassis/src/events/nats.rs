@@ -19,6 +19,13 @@ pub struct NatsConfig {
     /// JetStream's de-duplication window for a stream the chassis creates: a message id seen
     /// within it is stored once, however often it is published.
     pub duplicate_window_secs: u64,
+    /// How long a stream keeps a message (JetStream's `MaxAge`), in seconds: 7 days, like the
+    /// outbox. Applied to existing streams too. A consumer that falls further behind loses
+    /// messages: it logs and counts the gap (`events_lost_total`), never silently.
+    pub stream_max_age_secs: u64,
+    /// The most bytes a stream keeps (JetStream's `MaxBytes`; the oldest go first); 0 for no
+    /// limit beyond the age.
+    pub stream_max_bytes: u64,
 }
 
 impl Default for NatsConfig {
@@ -28,6 +35,8 @@ impl Default for NatsConfig {
             connect_timeout_ms: 2_000,
             request_timeout_ms: 5_000,
             duplicate_window_secs: 120,
+            stream_max_age_secs: 7 * 24 * 3600,
+            stream_max_bytes: 0,
         }
     }
 }
@@ -59,25 +68,53 @@ pub(crate) async fn connect(
     Ok(context)
 }
 
-/// The producer's stream, created with the chassis' settings if it does not exist.
+/// The producer's stream, created with the chassis' settings if it does not exist; its limits
+/// (age, bytes) brought up to the configured ones if it does.
 pub(crate) async fn ensure_stream(
     context: &jetstream::Context,
     config: &NatsConfig,
     service: &str,
 ) -> Result<jetstream::stream::Stream, String> {
-    let stream = jetstream::stream::Config {
+    let wanted = jetstream::stream::Config {
         name: stream_name(service),
         subjects: vec![format!("souk.{}.>", token(service))],
         storage: jetstream::stream::StorageType::File,
         duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+        max_age: Duration::from_secs(config.stream_max_age_secs),
+        max_bytes: i64::try_from(config.stream_max_bytes)
+            .ok()
+            .filter(|b| *b > 0)
+            .unwrap_or(-1),
         ..Default::default()
     };
-    context.get_or_create_stream(stream).await.map_err(|e| {
+    let failed = |e: &dyn std::fmt::Display| {
         format!(
             "cannot open the JetStream stream {}: {e}",
             stream_name(service)
         )
-    })
+    };
+    let mut stream = context
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| failed(&e))?;
+    let current = stream.info().await.map_err(|e| failed(&e))?.config.clone();
+    if current.max_age != wanted.max_age || current.max_bytes != wanted.max_bytes {
+        let updated = jetstream::stream::Config {
+            max_age: wanted.max_age,
+            max_bytes: wanted.max_bytes,
+            ..current
+        };
+        context
+            .update_stream(updated)
+            .await
+            .map_err(|e| failed(&e))?;
+        tracing::info!(stream = %stream_name(service), max_age_secs = config.stream_max_age_secs, "stream limits updated");
+        stream = context
+            .get_stream(stream_name(service))
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    Ok(stream)
 }
 
 /// `SOUK_<SERVICE>`: the stream holding `service`'s events.

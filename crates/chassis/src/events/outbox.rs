@@ -74,6 +74,22 @@ struct Inner {
     news: Notify,
 }
 
+/// Where an outbox stands: what a feed page tells its readers besides the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxState {
+    /// The outbox's epoch: made when its table was, so a store recreated (or swapped) under the
+    /// same service serves another one.
+    pub epoch: String,
+    /// The last sequence number retention deleted (0: none); readers after an earlier one get
+    /// 410 Gone.
+    pub purged_through: i64,
+    /// The last sequence number written (or `purged_through` when nothing is left).
+    pub head: i64,
+}
+
+/// Rows deleted per transaction by the retention purge.
+const PURGE_BATCH: i64 = 5_000;
+
 impl Outbox {
     /// The outbox of `service` (`orders`) in its database.
     pub fn new(db: Database, service: &str) -> Self {
@@ -84,6 +100,111 @@ impl Outbox {
                 news: Notify::new(),
             }),
         }
+    }
+
+    /// Deletes, every `config.retention.purge_interval_secs`, the events written more than
+    /// `config.retention.events_secs` ago — with NATS, only those the relay has published — for
+    /// as long as any clone of this outbox exists (the service's router holds one).
+    pub fn spawn_retention(&self, config: &super::EventsConfig) {
+        let Some(every) = config.retention.interval() else {
+            return;
+        };
+        let keep = config.retention.events();
+        let relayed = config.transport == super::Transport::Nats;
+        let outbox = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = outbox.upgrade() else {
+                    return;
+                };
+                let outbox = Outbox { inner };
+                let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+                match outbox
+                    .purge(now_ms().saturating_sub(keep_ms), relayed)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(service = %outbox.service(), purged = n, "outbox events past their retention deleted");
+                    }
+                    Err(err) => {
+                        tracing::warn!(service = %outbox.service(), error = %crate::problem::ErrorChain(&err), "cannot purge the outbox; will retry");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Deletes the events written before `before` (Unix ms) — only those published, when
+    /// `relayed` — as a prefix of the sequence, and moves `purged_through` past them; how many.
+    pub async fn purge(&self, before: i64, relayed: bool) -> Result<u64, sqlx::Error> {
+        let mut purged = 0;
+        while let Some(n) = self.purge_batch(before, relayed).await? {
+            purged += n;
+        }
+        metrics::counter!("events_purged_total", "service" => self.inner.service.clone())
+            .increment(purged);
+        Ok(purged)
+    }
+
+    /// One transaction's worth of [`Outbox::purge`]: rows deleted, or `None` when there was
+    /// nothing left to purge.
+    async fn purge_batch(&self, before: i64, relayed: bool) -> Result<Option<u64>, sqlx::Error> {
+        // The last old-enough event; with a relay, never past the first unpublished one.
+        let last_sql = "SELECT MAX(seq) FROM outbox WHERE created_ms < $1";
+        let unpublished_sql = "SELECT MIN(seq) FROM outbox WHERE published_ms IS NULL";
+        let purged_sql = "SELECT purged_through FROM outbox_meta WHERE id = 1";
+        on_pool!(&self.inner.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let last: Option<i64> = sqlx::query_scalar(last_sql)
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?;
+            let unpublished: Option<i64> = if relayed {
+                sqlx::query_scalar(unpublished_sql)
+                    .fetch_one(&mut *tx)
+                    .await?
+            } else {
+                None
+            };
+            let purged: i64 = sqlx::query_scalar(purged_sql).fetch_one(&mut *tx).await?;
+            let mut through = last.unwrap_or(0).min(purged + PURGE_BATCH);
+            if let Some(first) = unpublished {
+                through = through.min(first - 1);
+            }
+            if through <= purged {
+                return Ok(None);
+            }
+            let deleted = sqlx::query("DELETE FROM outbox WHERE seq <= $1")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE outbox_meta SET purged_through = $1 WHERE id = 1")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(deleted))
+        })
+    }
+
+    /// The outbox's epoch, retention watermark and head.
+    pub async fn state(&self) -> Result<OutboxState, sqlx::Error> {
+        let sql = "SELECT epoch, purged_through, \
+                   (SELECT MAX(seq) FROM outbox) AS head FROM outbox_meta WHERE id = 1";
+        let (epoch, purged_through, head): (String, i64, Option<i64>) =
+            on_pool!(&self.inner.db, |pool| sqlx::query_as(sql)
+                .fetch_one(pool)
+                .await?);
+        Ok(OutboxState {
+            epoch,
+            purged_through,
+            head: head.unwrap_or(purged_through).max(purged_through),
+        })
     }
 
     /// The producing service.

@@ -40,10 +40,10 @@ pub(super) async fn run_feed<H: Handler>(
     let client = client
         .clone()
         .with_timeout(consumer.long_poll + client.timeout());
-    let mut after = None;
+    let mut cursor = Cursor::default();
     let mut failures = 0;
     while !shutdown.is_triggered() {
-        match feed_turn(consumer, &client, handler, shutdown, &mut after).await {
+        match feed_turn(consumer, &client, handler, shutdown, &mut cursor).await {
             Ok(()) => failures = 0,
             Err(reason) => {
                 failures += 1;
@@ -61,21 +61,30 @@ pub(super) async fn run_feed<H: Handler>(
     }
 }
 
-/// One long-poll and the events it brought. `after` is the position reached (loaded first).
+/// Where a feed consumer stands: the position reached and the producer's epoch it counts in
+/// (loaded from its store on the first turn).
+#[derive(Debug, Default)]
+struct Cursor {
+    after: Option<i64>,
+    epoch: Option<String>,
+}
+
+/// One long-poll and the events it brought.
 async fn feed_turn<H: Handler>(
     consumer: &Consumer,
     client: &ServiceClient,
     handler: &H,
     shutdown: &Shutdown,
-    after: &mut Option<i64>,
+    cursor: &mut Cursor,
 ) -> Result<(), String> {
-    let position = match *after {
+    let position = match cursor.after {
         Some(position) => position,
         None => {
-            let stored = store::offset(&consumer.db, &consumer.name)
+            let (stored, epoch) = store::cursor(&consumer.db, &consumer.name)
                 .await
                 .map_err(|e| db_error(&e))?;
-            *after.insert(stored.unwrap_or(0))
+            cursor.epoch = epoch;
+            *cursor.after.insert(stored.unwrap_or(0))
         }
     };
     consumer
@@ -92,8 +101,11 @@ async fn feed_turn<H: Handler>(
     };
     let page: FeedPage = tokio::select! {
         () = shutdown.wait() => return Ok(()),
-        page = client.get(&path, token.as_deref()) => page.map_err(|e| e.to_string())?,
+        page = client.get(&path, token.as_deref()) => page.map_err(|e| behind_retention(consumer, position, e))?,
     };
+    if !follows(consumer, &page, position, cursor).await? {
+        return Ok(());
+    }
     for item in page.events {
         let mut event = item.event;
         event.seq = Some(item.seq);
@@ -104,9 +116,79 @@ async fn feed_turn<H: Handler>(
         if outcome == Outcome::Interrupted || shutdown.is_triggered() {
             break;
         }
-        *after = Some(item.seq);
+        cursor.after = Some(item.seq);
     }
     Ok(())
+}
+
+/// Whether `page` continues what this consumer read. A producer whose outbox has another epoch
+/// (its store recreated or swapped) is read again from its start, and one whose outbox is behind
+/// this consumer's position (restored from a backup) again from the oldest event it keeps:
+/// loudly, and never skipping an event (the inbox drops what was handled). `false` when the
+/// cursor moved: ask again.
+async fn follows(
+    consumer: &Consumer,
+    page: &FeedPage,
+    position: i64,
+    cursor: &mut Cursor,
+) -> Result<bool, String> {
+    let labels = [("consumer", consumer.name.clone())];
+    if !page.epoch.is_empty() {
+        match cursor.epoch.as_deref() {
+            None => {
+                store::adopt_epoch(&consumer.db, &consumer.name, &page.epoch)
+                    .await
+                    .map_err(|e| db_error(&e))?;
+                cursor.epoch = Some(page.epoch.clone());
+            }
+            Some(known) if known != page.epoch => {
+                metrics::counter!("events_epoch_changes_total", &labels).increment(1);
+                tracing::error!(consumer = %consumer.name, producer = %consumer.producer, old = known, new = %page.epoch, position, "the producer's outbox has another epoch (its store was recreated or replaced): reading it again from the start; the inbox skips what was handled");
+                store::reset_cursor(&consumer.db, &consumer.name, 0, &page.epoch)
+                    .await
+                    .map_err(|e| db_error(&e))?;
+                *cursor = Cursor {
+                    after: Some(0),
+                    epoch: Some(page.epoch.clone()),
+                };
+                return Ok(false);
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(head) = page.head
+        && head < position
+    {
+        metrics::counter!("events_rewound_total", &labels).increment(1);
+        tracing::error!(consumer = %consumer.name, producer = %consumer.producer, head, position, "the producer's outbox is behind this consumer (restored from a backup?): reading it again from the oldest event it keeps; the inbox skips what was handled");
+        let epoch = cursor.epoch.clone().unwrap_or_default();
+        store::reset_cursor(&consumer.db, &consumer.name, page.purged_through, &epoch)
+            .await
+            .map_err(|e| db_error(&e))?;
+        cursor.after = Some(page.purged_through);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// A failed feed request's reason; a 410 says this consumer is behind the producer's retention,
+/// which it reports (and counts) every time rather than skip what it never read.
+fn behind_retention(consumer: &Consumer, position: i64, err: crate::client::ClientError) -> String {
+    let crate::client::ClientError::Status { status, body, .. } = &err else {
+        return err.to_string();
+    };
+    if *status != http::StatusCode::GONE {
+        return err.to_string();
+    }
+    let oldest = body["oldest_kept"].as_i64().unwrap_or_default();
+    metrics::counter!("events_behind_retention_total", "consumer" => consumer.name.clone())
+        .increment(1);
+    tracing::error!(consumer = %consumer.name, producer = %consumer.producer, position, oldest_kept = oldest, "this consumer is behind the producer's retention: events it never read were deleted; it skips nothing by itself (an operator moves its offset, see the chassis events docs)");
+    format!(
+        "behind the producer's retention: events {} to {} are gone",
+        position + 1,
+        oldest - 1
+    )
 }
 
 /// Reads the producer's stream through a durable pull consumer until shutdown, reconnecting
@@ -171,6 +253,11 @@ async fn nats_session<H: Handler>(
         .await
         .map_err(|e| format!("cannot pull from {durable}: {e}"))?;
     let mut replay_check = tokio::time::interval(REPLAY_CHECK);
+    // The last stream sequence handled: a later message further on than the next one means the
+    // stream deleted messages (its age or size limit) before this consumer read them.
+    let mut last = store::offset(&consumer.db, &consumer.offset_key())
+        .await
+        .map_err(|e| db_error(&e))?;
     loop {
         tokio::select! {
             biased;
@@ -184,9 +271,24 @@ async fn nats_session<H: Handler>(
                     Some(Err(err)) => return Err(format!("pulling from {durable} failed: {err}")),
                     None => return Err(format!("the message stream of {durable} ended")),
                 };
+                let sequence = message.info().ok().and_then(|info| i64::try_from(info.stream_sequence).ok());
+                if let (Some(seen), Some(sequence)) = (last, sequence)
+                    && sequence > seen + 1
+                {
+                    // Another instance of this consumer may have handled the ones between (one
+                    // unacknowledged message at a time, its offset saved before its ack).
+                    let saved = store::offset(&consumer.db, &consumer.offset_key())
+                        .await
+                        .map_err(|e| db_error(&e))?;
+                    let seen = saved.unwrap_or(seen).max(seen);
+                    if sequence > seen + 1 {
+                        lost(consumer, seen, sequence);
+                    }
+                }
                 if handle_message(consumer, handler, &message, shutdown).await? == Outcome::Interrupted {
                     break;
                 }
+                last = last.max(sequence);
                 *failures = 0;
             }
         }
@@ -196,6 +298,14 @@ async fn nats_session<H: Handler>(
     drop(messages);
     let _ = tokio::time::timeout(Duration::from_secs(2), context.client().drain()).await;
     Ok(())
+}
+
+/// Messages `last + 1 .. sequence` were deleted from the stream before this consumer read them:
+/// said loudly and counted (`events_lost_total`), since NATS gives nothing back to wait for.
+fn lost(consumer: &Consumer, last: i64, sequence: i64) {
+    let missing = u64::try_from(sequence - last - 1).unwrap_or_default();
+    metrics::counter!("events_lost_total", "consumer" => consumer.name.clone()).increment(missing);
+    tracing::error!(consumer = %consumer.name, producer = %consumer.producer, first = last + 1, last = sequence - 1, missing, "events were deleted from the stream before this consumer read them (its retention): this consumer behind it never saw them");
 }
 
 /// Processes one JetStream message, keeping it alive meanwhile, then acknowledges it.

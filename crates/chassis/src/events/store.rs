@@ -75,12 +75,90 @@ pub(super) async fn handled(
 
 /// The position `consumer` has reached, if it saved one.
 pub(super) async fn offset(db: &Database, consumer: &str) -> Result<Option<i64>, sqlx::Error> {
-    let sql = "SELECT position FROM event_offsets WHERE consumer = $1";
-    let position: Option<String> = on_pool!(db, |pool| sqlx::query_scalar(sql)
+    Ok(cursor(db, consumer).await?.0)
+}
+
+/// The position `consumer` has reached and the producer's epoch it counts in, if saved.
+pub(super) async fn cursor(
+    db: &Database,
+    consumer: &str,
+) -> Result<(Option<i64>, Option<String>), sqlx::Error> {
+    let sql = "SELECT position, epoch FROM event_offsets WHERE consumer = $1";
+    let row: Option<(String, Option<String>)> = on_pool!(db, |pool| sqlx::query_as(sql)
         .bind(consumer)
         .fetch_optional(pool)
         .await?);
-    Ok(position.and_then(|p| p.parse().ok()))
+    Ok(match row {
+        Some((position, epoch)) => (position.parse().ok(), epoch),
+        None => (None, None),
+    })
+}
+
+/// Saves `consumer`'s position and the producer's epoch it counts in, whatever was saved before
+/// (moving back too: a producer recreated or restored).
+pub(super) async fn reset_cursor(
+    db: &Database,
+    consumer: &str,
+    position: i64,
+    epoch: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO event_offsets (consumer, position, epoch) VALUES ($1, $2, $3) \
+               ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, epoch = excluded.epoch";
+    on_pool!(db, |pool| sqlx::query(sql)
+        .bind(consumer)
+        .bind(position.to_string())
+        .bind(epoch)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Records the producer's epoch `consumer`'s position counts in (first seen), keeping the
+/// position.
+pub(super) async fn adopt_epoch(
+    db: &Database,
+    consumer: &str,
+    epoch: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO event_offsets (consumer, position, epoch) VALUES ($1, '0', $2) \
+               ON CONFLICT (consumer) DO UPDATE SET epoch = excluded.epoch";
+    on_pool!(db, |pool| sqlx::query(sql)
+        .bind(consumer)
+        .bind(epoch)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Forgets `consumer`'s inbox entries handled before `before` and its dead letters parked before
+/// `letters_before` (Unix ms) that nobody asked to replay; how many rows went.
+pub(super) async fn purge(
+    db: &Database,
+    consumer: &str,
+    before: i64,
+    letters_before: i64,
+) -> Result<u64, sqlx::Error> {
+    let inbox = "DELETE FROM event_inbox WHERE consumer = $1 AND handled_ms < $2";
+    let letters = "DELETE FROM event_dead_letters WHERE consumer = $1 AND parked_ms < $2 \
+                   AND replayed_ms IS NULL";
+    let deleted = on_pool!(db, |pool| {
+        let a = sqlx::query(inbox)
+            .bind(consumer)
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        let b = sqlx::query(letters)
+            .bind(consumer)
+            .bind(letters_before)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        a + b
+    });
+    Ok(deleted)
 }
 
 /// Moves an offset forward (if given and further on).

@@ -36,6 +36,28 @@ async fn send(
 
 souk_chassis::backend_tests! { fixture;
 
+    async fn an_unavailable_store_is_waited_out_never_parked(fx) {
+        let outbox = Outbox::new(fx.db.clone(), "orders");
+        let handler = Recorder::new("cart.orders", &fx.db);
+        // Far more failures than the attempts allowed: an outage, not the event's fault.
+        handler.script.lock().unwrap().unavailable.insert("s0".into(), 12);
+        let sent: Vec<_> = (0..3).map(|n| event("orders", n)).collect();
+        for e in &sent {
+            append(&fx.db, e).await;
+        }
+        let (trigger, signal) = shutdown();
+        let task = feed_consumer("cart.orders", &outbox, &fx.db)
+            .max_attempts(2)
+            .spawn(handler.clone(), signal);
+        eventually("every event is handled, in order", WAIT, || async { effects(&fx.db, "cart.orders").await.len() == 3 }).await;
+        let ids: Vec<&str> = sent.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(effects(&fx.db, "cart.orders").await, ids);
+        assert_eq!(handler.calls_of("s0"), 13);
+        assert!(events::dead_letters(&fx.db, "cart.orders").await.unwrap().is_empty(), "nothing parked");
+        trigger.trigger();
+        task.await.unwrap();
+    }
+
     async fn retries_keep_order_poison_is_parked_and_a_replay_handles_it(fx) {
         let outbox = Outbox::new(fx.db.clone(), "orders");
         let handler = Recorder::new("cart.orders", &fx.db);

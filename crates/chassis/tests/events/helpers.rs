@@ -13,6 +13,8 @@ const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         events::OUTBOX_MIGRATION_SQLITE,
         events::INBOX_MIGRATION_SQLITE,
+        events::OUTBOX_META_MIGRATION_SQLITE,
+        events::INBOX_RETENTION_MIGRATION_SQLITE,
         (
             9_100_000,
             "effects",
@@ -22,6 +24,8 @@ const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         events::OUTBOX_MIGRATION_POSTGRES,
         events::INBOX_MIGRATION_POSTGRES,
+        events::OUTBOX_META_MIGRATION_POSTGRES,
+        events::INBOX_RETENTION_MIGRATION_POSTGRES,
         (
             9_100_000,
             "effects",
@@ -121,6 +125,8 @@ pub(crate) struct Script {
     pub(crate) retry: HashMap<String, u32>,
     /// Fail with `Poison` while listed.
     pub(crate) poison: HashSet<String>,
+    /// Fail with `Unavailable` this many more times.
+    pub(crate) unavailable: HashMap<String, u32>,
     /// How often the handler was called.
     pub(crate) calls: HashMap<String, u32>,
     /// Sleep this long before working (to make instances overlap).
@@ -166,6 +172,14 @@ impl Handler for Recorder {
             if let Some(left) = script.retry.get_mut(&event.subject).filter(|n| **n > 0) {
                 *left -= 1;
                 return Err(HandleError::Retry("scripted outage".into()));
+            }
+            if let Some(left) = script
+                .unavailable
+                .get_mut(&event.subject)
+                .filter(|n| **n > 0)
+            {
+                *left -= 1;
+                return Err(HandleError::Unavailable("scripted store outage".into()));
             }
             script.slow
         };

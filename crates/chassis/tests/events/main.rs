@@ -9,3 +9,4 @@ mod dead_letters;
 mod helpers;
 mod outbox;
 mod relay;
+mod retention;

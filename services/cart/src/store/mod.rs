@@ -32,8 +32,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 
 /// The event bookkeeping's tables (the cart consumes orders' events), on either SQL engine.
 pub const EVENTS_MIGRATIONS: Migrations = Migrations {
-    sqlite: &[souk_chassis::events::INBOX_MIGRATION_SQLITE],
-    postgres: &[souk_chassis::events::INBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        souk_chassis::events::INBOX_MIGRATION_SQLITE,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        souk_chassis::events::INBOX_MIGRATION_POSTGRES,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_POSTGRES,
+    ],
 };
 
 /// Why the store could not be opened.
@@ -156,6 +162,20 @@ impl Store {
         match self {
             Self::Sqlite(store) => store.remove(user, product).await,
             Self::Redis(store) => store.remove(user, product).await,
+        }
+    }
+
+    /// Removes `user`'s line for `product` unless it changed after `since` (Unix ms): what a
+    /// confirmed order bought leaves the cart, what the shopper put back after it stays.
+    pub async fn remove_unchanged_since(
+        &self,
+        user: &str,
+        product: Uuid,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.remove_unchanged_since(user, product, since).await,
+            Self::Redis(store) => store.remove_unchanged_since(user, product, since).await,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Carts in Redis: one hash per cart, `<prefix><user id>`, field = product id, value =
-//! `<quantity>:<added>` (`added` orders the lines: Unix milliseconds, made unique within the
-//! cart). Every write refreshes the key's TTL, so an abandoned cart expires by itself.
+//! `<quantity>:<added>:<changed>` (`added` orders the lines: Unix milliseconds, made unique
+//! within the cart; `changed` is when the line was last set, so that a confirmed order removes
+//! only lines not changed since it was placed). Values written before `changed` existed
+//! (`<quantity>:<added>`) read as changed when added. Every write refreshes the key's TTL, so an
+//! abandoned cart expires by itself.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +23,7 @@ const SET_LINE: &str = r"
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 local added
 if current then
-  added = string.match(current, ':(%d+)$') or ARGV[3]
+  added = string.match(current, '^%d+:(%d+)') or ARGV[3]
 else
   local values = redis.call('HVALS', KEYS[1])
   if #values >= tonumber(ARGV[4]) then
@@ -28,15 +31,31 @@ else
   end
   added = tonumber(ARGV[3])
   for _, value in ipairs(values) do
-    local other = tonumber(string.match(value, ':(%d+)$'))
+    local other = tonumber(string.match(value, '^%d+:(%d+)'))
     if other and other >= added then
       added = other + 1
     end
   end
   added = string.format('%d', added)
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. added)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. added .. ':' .. ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+";
+
+/// Removes a line unless it changed after a time; atomic. KEYS[1]: the cart. ARGV: product id,
+/// the time (ms), TTL (s). Returns 1 when removed.
+const REMOVE_UNCHANGED: &str = r"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then
+  return 0
+end
+local changed = tonumber(string.match(current, '^%d+:%d+:(%d+)$') or string.match(current, '^%d+:(%d+)$'))
+if changed and changed > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 ";
 
@@ -50,6 +69,7 @@ pub struct RedisStore {
     prefix: String,
     ttl_secs: i64,
     set_line: Script,
+    remove_unchanged: Script,
 }
 
 impl RedisStore {
@@ -75,6 +95,7 @@ impl RedisStore {
                 .unwrap_or(i64::MAX)
                 .max(1),
             set_line: Script::new(SET_LINE),
+            remove_unchanged: Script::new(REMOVE_UNCHANGED),
         })
     }
 
@@ -130,6 +151,22 @@ impl RedisStore {
         Ok(())
     }
 
+    pub(super) async fn remove_unchanged_since(
+        &self,
+        user: &str,
+        product: Uuid,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        self.remove_unchanged
+            .key(self.key(user))
+            .arg(product.to_string())
+            .arg(since)
+            .arg(self.ttl_secs)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn clear(&self, user: &str) -> Result<(), StoreError> {
         ::redis::cmd("DEL")
             .arg(self.key(user))
@@ -162,7 +199,9 @@ fn parse_line(field: &str, value: &str) -> Result<(i64, Line), StoreError> {
         reason: format!("{field} = {value:?}"),
     };
     let product_id = Uuid::parse_str(field).map_err(|_| corrupt("product id"))?;
-    let (quantity, added) = value.split_once(':').ok_or_else(|| corrupt("line"))?;
+    let (quantity, times) = value.split_once(':').ok_or_else(|| corrupt("line"))?;
+    // `<added>:<changed>`, or `<added>` as written before lines kept their change time.
+    let added = times.split_once(':').map_or(times, |(added, _)| added);
     let quantity = quantity
         .parse::<i64>()
         .ok()
@@ -188,7 +227,9 @@ mod tests {
         let (added, line) = parse_line(&id.to_string(), "3:1700000000000").unwrap();
         assert_eq!(added, 1_700_000_000_000);
         assert_eq!((line.product_id, line.quantity.get()), (id, 3));
-        for bad in ["3", "0:1", "100:1", "x:1", "3:x", ""] {
+        let (added, line) = parse_line(&id.to_string(), "4:1700000000000:1700000009999").unwrap();
+        assert_eq!((added, line.quantity.get()), (1_700_000_000_000, 4));
+        for bad in ["3", "0:1", "100:1", "x:1", "3:x", "", "3:x:1"] {
             assert!(parse_line(&id.to_string(), bad).is_err(), "{bad}");
         }
         assert!(parse_line("not-a-uuid", "1:1").is_err());

@@ -133,6 +133,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn remove_unchanged_since(
+        &self,
+        user: &str,
+        product: Uuid,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query(
+            "DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2 AND updated_at <= $3",
+        )
+        .bind(user)
+        .bind(product.to_string())
+        .bind(since)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed > 0 {
+            touch(&mut tx, user, now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(super) async fn clear(&self, user: &str) -> Result<(), StoreError> {
         // Its lines go with it (ON DELETE CASCADE).
         sqlx::query("DELETE FROM carts WHERE user_id = $1")

@@ -14,4 +14,5 @@ mod limits;
 mod openapi;
 mod order_events;
 mod pricing;
+mod proxy;
 mod store;

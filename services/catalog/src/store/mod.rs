@@ -12,7 +12,10 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE, Outbox};
+use souk_chassis::events::{
+    OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
+    OUTBOX_MIGRATION_SQLITE, Outbox,
+};
 use uuid::Uuid;
 
 use crate::domain::{Category, CategorySlug, Product, SearchQuery};
@@ -20,7 +23,7 @@ use crate::events;
 use crate::seed::DemoCatalog;
 
 /// The catalog's migrations for both engines, embedded in the binary: its own schema, then the
-/// chassis' outbox table.
+/// chassis' outbox table and its epoch and retention watermark.
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         (
@@ -29,6 +32,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/sqlite/0001_catalog.sql"),
         ),
         OUTBOX_MIGRATION_SQLITE,
+        OUTBOX_META_MIGRATION_SQLITE,
     ],
     postgres: &[
         (
@@ -37,6 +41,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/postgres/0001_catalog.sql"),
         ),
         OUTBOX_MIGRATION_POSTGRES,
+        OUTBOX_META_MIGRATION_POSTGRES,
     ],
 };
 

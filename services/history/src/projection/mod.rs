@@ -73,6 +73,7 @@ pub fn spawn(
     let tokens = tokens.clone();
     let source = Source::from_config(events, producer.clone());
     Consumer::new(&name, producer.service(), source, store.database().clone())
+        .retention(events.retention.clone())
         .max_attempts(settings.max_attempts)
         .backoff(settings.retry_base(), settings.retry_max())
         .long_poll(settings.long_poll())

@@ -7,7 +7,10 @@
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{self, INBOX_MIGRATION_POSTGRES, INBOX_MIGRATION_SQLITE};
+use souk_chassis::events::{
+    self, INBOX_MIGRATION_POSTGRES, INBOX_MIGRATION_SQLITE, INBOX_RETENTION_MIGRATION_POSTGRES,
+    INBOX_RETENTION_MIGRATION_SQLITE,
+};
 use uuid::Uuid;
 
 use crate::domain::{Card, Fact, Instant, Line, Money, Purchase, Stage};
@@ -21,8 +24,16 @@ const SCHEMA: (i64, &str, &str) = (
 /// History's migrations for both engines, embedded in the binary: its schema, then the chassis'
 /// inbox tables for its consumers.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[SCHEMA, INBOX_MIGRATION_SQLITE],
-    postgres: &[SCHEMA, INBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        SCHEMA,
+        INBOX_MIGRATION_SQLITE,
+        INBOX_RETENTION_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        SCHEMA,
+        INBOX_MIGRATION_POSTGRES,
+        INBOX_RETENTION_MIGRATION_POSTGRES,
+    ],
 };
 
 /// A failed storage operation.

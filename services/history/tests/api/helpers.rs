@@ -27,8 +27,14 @@ pub const SECRET: &str = "history-test-secret";
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 const OUTBOX: Migrations = Migrations {
-    sqlite: &[events::OUTBOX_MIGRATION_SQLITE],
-    postgres: &[events::OUTBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        events::OUTBOX_MIGRATION_SQLITE,
+        events::OUTBOX_META_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        events::OUTBOX_MIGRATION_POSTGRES,
+        events::OUTBOX_META_MIGRATION_POSTGRES,
+    ],
 };
 
 /// A producer history consumes: a real outbox in its own SQLite database, served as its feed

@@ -26,6 +26,23 @@ pub struct Stock {
     pub sold: i64,
     /// Units ever put on sale (administrators' adjustments change it).
     pub received: i64,
+    /// Moves on every change of the row: what an administrator's `If-Match` names.
+    pub version: i64,
+}
+
+/// Goods an administrator recorded as received (`delta > 0`) or written off (`delta < 0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    /// UUIDv7.
+    pub id: uuid::Uuid,
+    /// The product.
+    pub product_id: uuid::Uuid,
+    /// Units added to (or taken from) what is on sale, and so to what was received.
+    pub delta: i64,
+    /// Why, in the administrator's words.
+    pub reason: String,
+    /// When.
+    pub created_at: Timestamp,
 }
 
 impl Stock {

@@ -3,12 +3,16 @@
 //! ```text
 //!            commit              release
 //! committed <────── held ──────────────> released
-//!                    │ expires_at passes
-//!                    └──────────────────> expired
+//!     ^              │ expires_at passes     ^
+//!     │              └──────────────────> expired
+//!     │  the saga's commit, if the units     │ release
+//!     └──── are still on sale ───────────────┘ (final: units went back at expiry)
 //! ```
 //! Every step is idempotent: repeating the step that was taken is a no-op, taking another step
 //! from a final state is refused. Releasing an order inventory never saw leaves a `released`
-//! tombstone, so a reservation that arrives after its order was cancelled is refused.
+//! tombstone, so a reservation that arrives after its order was cancelled is refused. An
+//! `expired` hold is not quite final: the checkout saga's commit may still sell it from the
+//! units on sale (a capture that came late), until a release makes it `released`.
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use http::request::Parts;
 use http::{StatusCode, header};
 use serde::Serialize;
@@ -54,7 +54,14 @@ pub fn app(state: AppState) -> Router {
             "/v1/availability/{product_id}",
             get(availability::availability_get),
         )
-        .route("/v1/admin/stock/{sku}", put(admin::stock_set))
+        .route(
+            "/v1/admin/stock/{sku}",
+            get(admin::stock_get).put(admin::stock_set),
+        )
+        .route(
+            "/v1/admin/stock/{sku}/adjustments",
+            post(admin::adjustments_create),
+        )
         .route("/v1/reservations", post(reservations::reservations_create))
         .route(
             "/v1/reservations/{order_id}",
@@ -141,13 +148,12 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             Self::Extended(problem, body) => {
-                let status = problem.status_code();
-                (
-                    status,
-                    [(header::CONTENT_TYPE, souk_chassis::problem::CONTENT_TYPE)],
-                    body.to_string(),
-                )
-                    .into_response()
+                // The problem's own response (its status, type and headers, `ETag` say), with
+                // the extended body.
+                let mut response = problem.into_response();
+                response.headers_mut().remove(header::CONTENT_LENGTH);
+                *response.body_mut() = axum::body::Body::from(body.to_string());
+                response
             }
             Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
                 tracing::warn!(error = %err, "database unavailable");

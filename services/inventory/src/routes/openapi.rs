@@ -14,20 +14,21 @@ use crate::domain::{Line, ReservationState};
     info(title = "souk inventory", description = "Stock per product and reservations per order. Availability and admin stock are public through the gateway (/api/v1/...); reservations are internal, for services with a service token."),
     paths(
         super::availability::availability_get, super::availability::availability_list,
-        super::admin::stock_set,
+        super::admin::stock_get, super::admin::stock_set, super::admin::adjustments_create,
         super::reservations::reservations_create, super::reservations::reservations_get,
         super::reservations::reservations_release, super::reservations::reservations_commit,
     ),
     components(schemas(
         Problem, FieldError, Line, ReservationState,
         super::availability::Availability, super::availability::AvailabilityList,
-        super::admin::StockBody, super::admin::StockLevel,
+        super::admin::StockBody, super::admin::StockLevel, super::admin::AdjustmentBody,
+        super::admin::AdjustmentResult, super::admin::StockProblem,
         super::reservations::ReserveBody, super::reservations::LineBody, super::reservations::ReservationBody,
         super::reservations::OutOfStockProblem, super::reservations::ReservationProblem,
     )),
     tags(
         (name = "availability", description = "How many units one can buy now"),
-        (name = "admin", description = "Setting the units on sale (administrators)"),
+        (name = "admin", description = "Reading and setting the units on sale, and recording goods received or written off (administrators)"),
         (name = "reservations", description = "Holding units for orders (internal: service tokens only)"),
     ),
 )]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{ApiError, AppState, Service, conflict};
 use crate::domain::{Line, Lines, LinesError, Reservation, ReservationState, Timestamp};
-use crate::store::{ReserveError, TransitionError};
+use crate::store::{Lapsed, ReserveError, TransitionError};
 
 /// A reservation to make.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -158,7 +158,7 @@ pub(super) async fn reservations_create(
 #[utoipa::path(post, path = "/v1/reservations/{order_id}/release", tag = "reservations", security(("service" = [])),
     params(("order_id" = Uuid, Path, description = "The order")),
     responses(
-        (status = 200, description = "Released (or released or expired before: no change). An order never seen is recorded as released, so a late reservation for it is refused", body = ReservationBody),
+        (status = 200, description = "Released (or released before: no change; an expired hold becomes released, its units having gone back at expiry). An order never seen is recorded as released, so a late reservation for it is refused", body = ReservationBody),
         (status = 401, description = "No valid service token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reservation-state`: the reservation is committed", body = ReservationProblem, content_type = "application/problem+json"),
     ))]
@@ -176,14 +176,16 @@ pub(super) async fn reservations_release(
     Ok(Json(reservation.into()))
 }
 
-/// Turns a reservation's units into a sale: the order was confirmed.
+/// Turns a reservation's units into a sale: the checkout saga calls it after the capture and
+/// before it confirms the order. A hold that lapsed is sold anyway if its units are still on
+/// sale.
 #[utoipa::path(post, path = "/v1/reservations/{order_id}/commit", tag = "reservations", security(("service" = [])),
     params(("order_id" = Uuid, Path, description = "The order")),
     responses(
-        (status = 200, description = "Committed (or committed before: no change)", body = ReservationBody),
+        (status = 200, description = "Committed (or committed before: no change); a lapsed hold whose units were still on sale is committed too", body = ReservationBody),
         (status = 401, description = "No valid service token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No reservation for this order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`reservation-state`: the reservation was released or has expired", body = ReservationProblem, content_type = "application/problem+json"),
+        (status = 409, description = "`out-of-stock`: the hold lapsed and its units were sold meanwhile (nothing was sold); `reservation-state`: the reservation was released", body = ReservationProblem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn reservations_commit(
     State(state): State<AppState>,
@@ -192,7 +194,7 @@ pub(super) async fn reservations_commit(
 ) -> Result<Json<ReservationBody>, ApiError> {
     let reservation = state
         .store
-        .commit(order_id, Timestamp::now())
+        .commit(order_id, Timestamp::now(), Lapsed::TakeAgain)
         .await
         .map_err(transition_problem)?;
     tracing::info!(order = %order_id, service = %caller.service, "reservation committed");
@@ -265,6 +267,19 @@ fn out_of_stock(asked: &[Line], lacking: &[Uuid]) -> ApiError {
 fn transition_problem(err: TransitionError) -> ApiError {
     match err {
         TransitionError::NotFound => Problem::not_found("no reservation for this order").into(),
+        TransitionError::OutOfStock(lacking) => {
+            let problem = Problem::typed(StatusCode::CONFLICT, "out-of-stock", "Out of stock")
+                .with_detail(format!(
+                    "the hold lapsed and {} of its products no longer have the units; nothing was sold",
+                    lacking.len()
+                ));
+            ApiError::extended(
+                problem,
+                &OutOfStock {
+                    product_ids: &lacking,
+                },
+            )
+        }
         TransitionError::Conflict(existing) => ApiError::extended(
             conflict(
                 "reservation-state",

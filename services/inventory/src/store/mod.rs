@@ -19,7 +19,9 @@ use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp};
+use crate::domain::{
+    Adjustment, Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp,
+};
 
 pub use products::{InboxEntry, KnownProduct, Learned, NewProduct, Retired};
 
@@ -37,17 +39,38 @@ const RETIRED: (i64, &str, &str) = (
     include_str!("../../migrations/0002_retired_products.sql"),
 );
 
-/// Inventory's migrations for both engines: its schema, and the inbox of the events it consumes.
+/// Stock versions and administrators' adjustments (issue 16), the same on both engines.
+const VERSIONS: (i64, &str, &str) = (
+    3,
+    "stock versions and adjustments",
+    include_str!("../../migrations/0003_stock_versions.sql"),
+);
+
+/// Retention: finished reservations found by age (issue 16), the same on both engines.
+const RETENTION: (i64, &str, &str) = (
+    4,
+    "finished reservations by age",
+    include_str!("../../migrations/0004_retention.sql"),
+);
+
+/// Inventory's migrations for both engines: its schema, the inbox of the events it consumes,
+/// retired products, stock versions, the inbox's retention and its own.
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_SQLITE,
         RETIRED,
+        VERSIONS,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
+        RETENTION,
     ],
     postgres: &[
         SCHEMA,
         souk_chassis::events::INBOX_MIGRATION_POSTGRES,
         RETIRED,
+        VERSIONS,
+        souk_chassis::events::INBOX_RETENTION_MIGRATION_POSTGRES,
+        RETENTION,
     ],
 };
 
@@ -102,6 +125,9 @@ pub enum TransitionError {
     /// No reservation for that order.
     #[error("no such reservation")]
     NotFound,
+    /// The hold lapsed and these products no longer have its units: nothing was sold.
+    #[error("the hold lapsed and its units are gone")]
+    OutOfStock(Vec<Uuid>),
     /// The reservation reached a final state from which this step is refused: here it is.
     #[error("the reservation is {}", .0.state.as_str())]
     Conflict(Reservation),
@@ -120,6 +146,84 @@ impl From<sqlx::Error> for TransitionError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())
     }
+}
+
+/// What a conditional set of the units on sale came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// Set: the stock now.
+    Set(Stock),
+    /// The stock changed since the version named: nothing set; the stock as it stands.
+    Stale(Stock),
+    /// No product has that SKU.
+    NotFound,
+}
+
+/// An adjustment made (or found again under its idempotency key), and the stock after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjusted {
+    /// The adjustment.
+    pub adjustment: Adjustment,
+    /// The product's stock now.
+    pub stock: Stock,
+    /// `true` when it was made before, under the same key (nothing changed now).
+    pub replayed: bool,
+}
+
+/// Why an adjustment was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustError {
+    /// No product has that SKU.
+    #[error("no such product")]
+    NotFound,
+    /// Writing off more units than are on sale (held and sold ones cannot be written off): the
+    /// stock as it stands.
+    #[error("not that many units on sale")]
+    Insufficient(Stock),
+    /// The idempotency key was used for another adjustment of this product.
+    #[error("the idempotency key was used for another adjustment")]
+    KeyReused,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AdjustError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl Transient for AdjustError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(err) if err.is_transient())
+    }
+}
+
+/// One adjustment to make.
+#[derive(Debug, Clone, Copy)]
+pub struct AdjustRequest<'a> {
+    /// The product's SKU.
+    pub sku: &'a str,
+    /// Units received (positive) or written off (negative).
+    pub delta: i64,
+    /// Why.
+    pub reason: &'a str,
+    /// Who (the administrator's account id).
+    pub actor: &'a str,
+    /// The request's `Idempotency-Key`, if any: a repeat answers the first adjustment.
+    pub key: Option<&'a str>,
+}
+
+/// What a commit does with a hold that lapsed (expired, or past its `expires_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapsed {
+    /// Sell its units anyway if they are still on sale: the checkout saga's synchronous commit,
+    /// after a capture that came late. Lacking units: [`TransitionError::OutOfStock`].
+    TakeAgain,
+    /// Refuse it ([`TransitionError::Conflict`]): recording a confirmation, which never sells
+    /// anything by itself.
+    Refuse,
 }
 
 /// A reservation as it now stands, and whether this call made it.
@@ -324,9 +428,160 @@ impl Store {
         })
     }
 
-    /// Sets the units on sale of the product with `sku` to `available`; what was received moves
-    /// by the difference, reservations and sales stay. `None` when no product on sale has that
-    /// SKU.
+    /// The stock of the product on sale with `sku`.
+    pub async fn stock_by_sku(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock WHERE sku = $1 AND retired_at IS NULL",
+            sql::STOCK_COLUMNS
+        ));
+        on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql).bind(sku).fetch_optional(pool).await?;
+            row.as_ref().map(stock_from_row).transpose()
+        })
+    }
+
+    /// Sets the units on sale of the product with `sku` to `available`, if its stock is still at
+    /// `version` (nothing reserved, released, sold or adjusted since the caller read it): what
+    /// was received moves by the difference, reservations and sales stay.
+    pub async fn set_available_if(
+        &self,
+        sku: &str,
+        available: i64,
+        version: i64,
+        now: Timestamp,
+    ) -> Result<SetOutcome, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE stock SET received = received - available + $2, available = $2, \
+             version = version + 1, updated_at = $3 \
+             WHERE sku = $1 AND version = $4 AND retired_at IS NULL RETURNING {}",
+            sql::STOCK_COLUMNS
+        ));
+        let set = on_pool!(&self.db, |pool| {
+            let row = sqlx::query(sql)
+                .bind(sku)
+                .bind(available)
+                .bind(now.millis())
+                .bind(version)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(stock_from_row).transpose()?
+        });
+        if let Some(stock) = set {
+            return Ok(SetOutcome::Set(stock));
+        }
+        Ok(match self.stock_by_sku(sku).await? {
+            Some(stock) => SetOutcome::Stale(stock),
+            None => SetOutcome::NotFound,
+        })
+    }
+
+    /// Records goods received or written off for the product with `request.sku`: what is on
+    /// sale and what was received move by `delta` together, so holds and sales are never
+    /// touched and no concurrent reservation can be lost. A repeat under the same idempotency key
+    /// answers the first adjustment.
+    pub async fn adjust(
+        &self,
+        request: AdjustRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Adjusted, AdjustError> {
+        retrying(|| self.try_adjust(request, now)).await
+    }
+
+    async fn try_adjust(
+        &self,
+        request: AdjustRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Adjusted, AdjustError> {
+        let adjust_sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE stock SET available = available + $2, received = received + $2, \
+             version = version + 1, updated_at = $3 \
+             WHERE sku = $1 AND available + $2 >= 0 AND retired_at IS NULL RETURNING {}",
+            sql::STOCK_COLUMNS
+        ));
+        let stock_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM stock WHERE sku = $1 AND retired_at IS NULL",
+            sql::STOCK_COLUMNS
+        ));
+        in_write_tx!(&self.db, |tx| {
+            let Some(current) = sqlx::query(stock_sql)
+                .bind(request.sku)
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(stock_from_row)
+                .transpose()?
+            else {
+                return Err(AdjustError::NotFound);
+            };
+            if let Some(key) = request.key {
+                let earlier = sqlx::query(sql::ADJUSTMENT_BY_KEY)
+                    .bind(current.product_id.to_string())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = earlier {
+                    let adjustment = adjustment_from_row(&row)?;
+                    if adjustment.delta != request.delta || adjustment.reason != request.reason {
+                        return Err(AdjustError::KeyReused);
+                    }
+                    return Ok(Adjusted {
+                        adjustment,
+                        stock: current,
+                        replayed: true,
+                    });
+                }
+            }
+            let Some(stock) = sqlx::query(adjust_sql)
+                .bind(request.sku)
+                .bind(request.delta)
+                .bind(now.millis())
+                .fetch_optional(&mut *tx)
+                .await?
+                .as_ref()
+                .map(stock_from_row)
+                .transpose()?
+            else {
+                return Err(AdjustError::Insufficient(current));
+            };
+            let adjustment = Adjustment {
+                id: Uuid::now_v7(),
+                product_id: stock.product_id,
+                delta: request.delta,
+                reason: request.reason.to_owned(),
+                created_at: now,
+            };
+            let inserted = sqlx::query(sql::INSERT_ADJUSTMENT)
+                .bind(adjustment.id.to_string())
+                .bind(stock.product_id.to_string())
+                .bind(&stock.sku)
+                .bind(adjustment.delta)
+                .bind(&adjustment.reason)
+                .bind(request.actor)
+                .bind(request.key)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // The same key, committed by a concurrent request meanwhile: start again, and
+                // find it.
+                Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+                    return Err(StoreError::Contended.into());
+                }
+                Err(err) => return Err(err.into()),
+            }
+            tx.commit().await?;
+            Ok(Adjusted {
+                adjustment,
+                stock,
+                replayed: false,
+            })
+        })
+    }
+
+    /// Sets the units on sale of the product with `sku` to `available`, whatever they were;
+    /// what was received moves by the difference, reservations and sales stay. `None` when no
+    /// product on sale has that SKU. (Administrators go through [`Store::set_available_if`].)
     pub async fn set_available(
         &self,
         sku: &str,
@@ -335,8 +590,8 @@ impl Store {
     ) -> Result<Option<Stock>, StoreError> {
         // Every right-hand side reads the row as it was, on both engines.
         let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE stock SET received = received - available + $2, available = $2, updated_at = $3 \
-             WHERE sku = $1 AND retired_at IS NULL RETURNING {}",
+            "UPDATE stock SET received = received - available + $2, available = $2, \
+             version = version + 1, updated_at = $3 WHERE sku = $1 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -433,9 +688,10 @@ impl Store {
         })
     }
 
-    /// Gives a hold's units back (the order was cancelled). Released or expired already: no
-    /// change. An order never seen gets a `released` tombstone, so a late reservation for it is
-    /// refused. Committed: refused.
+    /// Gives a hold's units back (the order was cancelled). Released already: no change.
+    /// Expired: becomes `released` (its units went back already), so a late commit can never
+    /// take them again for a cancelled order. An order never seen gets a `released` tombstone,
+    /// so a late reservation for it is refused. Committed: refused.
     pub async fn release(
         &self,
         order_id: Uuid,
@@ -459,6 +715,12 @@ impl Store {
                 now
             );
             if !released {
+                // A lapsed hold: its units went back when it expired; releasing it is final.
+                sqlx::query(sql::EXPIRED_TO_RELEASED)
+                    .bind(order_id.to_string())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
                 let tombstone = sqlx::query(sql::INSERT_TOMBSTONE)
                     .bind(order_id.to_string())
                     .bind(now.millis())
@@ -468,7 +730,11 @@ impl Store {
                 if tombstone == 0 {
                     let existing = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
                     return match existing.state.release() {
-                        Step::AlreadyDone => Ok(existing),
+                        Step::AlreadyDone => {
+                            // Keeps a lapsed hold's move to `released`, made above.
+                            tx.commit().await?;
+                            Ok(existing)
+                        }
                         Step::Refused => Err(TransitionError::Conflict(existing)),
                         // A reservation was made between our two statements: start again.
                         Step::Apply => Err(StoreError::Contended.into()),
@@ -481,21 +747,25 @@ impl Store {
         })
     }
 
-    /// Turns a hold into a sale (the order was confirmed). Committed already: no change. Released
-    /// or expired — including a hold past its `expires_at` that the expiry loop has not reached
-    /// yet, which is expired here and now — refused. Unknown: not found.
+    /// Turns a hold into a sale (the order was confirmed). Committed already: no change.
+    /// Released: refused. Expired — including a hold past its `expires_at` that the expiry loop
+    /// has not reached yet, which is expired here and now — sold anyway from what is on sale
+    /// when `lapsed` says [`Lapsed::TakeAgain`] and every line's units are there (else
+    /// [`TransitionError::OutOfStock`], nothing sold), refused otherwise. Unknown: not found.
     pub async fn commit(
         &self,
         order_id: Uuid,
         now: Timestamp,
+        lapsed: Lapsed,
     ) -> Result<Reservation, TransitionError> {
-        retrying(|| self.try_commit(order_id, now)).await
+        retrying(|| self.try_commit(order_id, now, lapsed)).await
     }
 
     async fn try_commit(
         &self,
         order_id: Uuid,
         now: Timestamp,
+        lapsed: Lapsed,
     ) -> Result<Reservation, TransitionError> {
         in_write_tx!(&self.db, |tx| {
             let _lapsed = finish_hold!(
@@ -514,7 +784,44 @@ impl Store {
                 sql::SELL,
                 now
             );
-            let current = fetch_reservation!(tx, order_id).ok_or(TransitionError::NotFound)?;
+            let mut current = fetch_reservation!(tx, order_id).ok_or(TransitionError::NotFound)?;
+            if current.state == ReservationState::Expired && lapsed == Lapsed::TakeAgain {
+                let mut taken = Vec::new();
+                let mut lacking = Vec::new();
+                for line in current.lines.as_slice() {
+                    let sold = sqlx::query(sql::TAKE_AND_SELL)
+                        .bind(line.product_id.to_string())
+                        .bind(line.quantity)
+                        .bind(now.millis())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if sold == 1 {
+                        taken.push(*line);
+                    } else {
+                        lacking.push(line.product_id);
+                    }
+                }
+                if !lacking.is_empty() {
+                    // Put back what was taken, keeping the expiry above: all lines or none.
+                    for line in &taken {
+                        sqlx::query(sql::UNSELL)
+                            .bind(line.product_id.to_string())
+                            .bind(line.quantity)
+                            .bind(now.millis())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    return Err(TransitionError::OutOfStock(lacking));
+                }
+                sqlx::query(sql::EXPIRED_TO_COMMITTED)
+                    .bind(order_id.to_string())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                current = fetch_reservation!(tx, order_id).ok_or(StoreError::Contended)?;
+            }
             // Commit even when refusing: an expiry made above must stick.
             tx.commit().await?;
             match current.state.commit() {
@@ -524,6 +831,39 @@ impl Store {
                 Step::Apply => Err(StoreError::Contended.into()),
             }
         })
+    }
+
+    /// Deletes up to `limit` reservations that reached their end (committed, released — tombstones
+    /// too — or expired) before `before`, with their lines; returns how many. Holds are never
+    /// touched.
+    pub async fn purge_finished(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let sql = "SELECT order_id FROM reservations WHERE state <> 'held' AND updated_at < $1 \
+                   ORDER BY updated_at LIMIT $2";
+        let ids: Vec<String> = on_pool!(&self.db, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(before.millis())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            for id in &ids {
+                sqlx::query("DELETE FROM reservation_lines WHERE order_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM reservations WHERE order_id = $1 AND state <> 'held'")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(ids.len() as u64)
     }
 
     /// Expires up to `limit` holds whose `expires_at` has passed, giving their units back; returns
@@ -647,6 +987,25 @@ where
         reserved: row.try_get("reserved")?,
         sold: row.try_get("sold")?,
         received: row.try_get("received")?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn adjustment_from_row<'r, R>(row: &'r R) -> Result<Adjustment, StoreError>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: String = row.try_get("id")?;
+    let product: String = row.try_get("product_id")?;
+    Ok(Adjustment {
+        id: parse_id(&id)?,
+        product_id: parse_id(&product)?,
+        delta: row.try_get("delta")?,
+        reason: row.try_get("reason")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
 
@@ -666,7 +1025,15 @@ where
 
 /// SQL shared by both engines (sqlx binds `$N` on SQLite too).
 mod sql {
-    pub(super) const STOCK_COLUMNS: &str = "product_id, sku, available, reserved, sold, received";
+    pub(super) const STOCK_COLUMNS: &str =
+        "product_id, sku, available, reserved, sold, received, version";
+
+    pub(super) const ADJUSTMENT_BY_KEY: &str = "SELECT id, product_id, delta, reason, created_at \
+         FROM stock_adjustments WHERE product_id = $1 AND idempotency_key = $2";
+
+    pub(super) const INSERT_ADJUSTMENT: &str = "INSERT INTO stock_adjustments \
+         (id, product_id, sku, delta, reason, actor, idempotency_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     pub(super) const ADD_PRODUCT: &str = "INSERT INTO stock (product_id, sku, available, reserved, sold, received, updated_at) \
          VALUES ($1, $2, $3, 0, 0, $3, $4) ON CONFLICT DO NOTHING";
@@ -688,14 +1055,33 @@ mod sql {
 
     /// Takes units if that many are available: the one place stock can run out. A retired
     /// product has none for sale.
-    pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, updated_at = $3 \
+    pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1 AND available >= $2 AND retired_at IS NULL";
 
-    pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = $3 \
+    pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
 
-    pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, updated_at = $3 \
+    pub(super) const SELL: &str = "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, \
+         version = version + 1, updated_at = $3 \
          WHERE product_id = $1";
+
+    /// Sells units straight from what is on sale (a lapsed hold's commit), if they are there
+    /// (a retired product has none for sale).
+    pub(super) const TAKE_AND_SELL: &str = "UPDATE stock SET available = available - $2, sold = sold + $2, \
+         version = version + 1, updated_at = $3 \
+         WHERE product_id = $1 AND available >= $2 AND retired_at IS NULL";
+
+    pub(super) const UNSELL: &str = "UPDATE stock SET available = available + $2, sold = sold - $2, \
+         version = version + 1, updated_at = $3 \
+         WHERE product_id = $1";
+
+    pub(super) const EXPIRED_TO_COMMITTED: &str = "UPDATE reservations SET state = 'committed', updated_at = $2 \
+         WHERE order_id = $1 AND state = 'expired'";
+
+    pub(super) const EXPIRED_TO_RELEASED: &str = "UPDATE reservations SET state = 'released', updated_at = $2 \
+         WHERE order_id = $1 AND state = 'expired'";
 
     pub(super) const HOLD_TO: &str = "UPDATE reservations SET state = $2, updated_at = $3 \
          WHERE order_id = $1 AND state = 'held'";

@@ -76,7 +76,12 @@ souk_chassis::backend_tests! { spawn;
 
     async fn odd_skus_are_404_not_500(app) {
         for sku in ["%27%3B--", "x", &"A".repeat(500), "%F0%9F%98%80"] {
-            let (status, problem) = app.send(Method::PUT, &format!("/v1/admin/stock/{sku}"), Some(&app.admin()), Some(&json!({ "quantity": 1 }))).await;
+            let path = format!("/v1/admin/stock/{sku}");
+            let (status, _, problem) = app.send_with(Method::PUT, &path, Some(&app.admin()), &[("if-match", "\"1\"")], Some(&json!({ "quantity": 1 }))).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{sku}: {problem}");
+            let (status, problem) = app.send(Method::GET, &path, Some(&app.admin()), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{sku}: {problem}");
+            let (status, problem) = app.adjust(sku, 1, None).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{sku}: {problem}");
         }
     }

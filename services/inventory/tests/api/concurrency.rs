@@ -76,4 +76,71 @@ souk_chassis::backend_tests! { spawn;
         }
         app.assert_consistent().await;
     }
+
+    // Issue 16: administrators adjusting and counting stock while shoppers check out. Every
+    // unit is accounted for — received = what was put on sale + every adjustment and count
+    // that was answered yes — and nothing is sold twice.
+    async fn adjustments_and_counts_racing_checkouts_lose_no_unit_and_sell_none_twice(app) {
+        let (product, sku) = app.new_product_with_sku(20).await;
+        let buyers = (0..30).map(|n| {
+            let app = &app;
+            async move {
+                let order = Uuid::now_v7();
+                let (status, _) = app.reserve(order, vec![line(product, 1)]).await;
+                if status != StatusCode::CREATED {
+                    return 0;
+                }
+                if n % 2 == 0 {
+                    assert_eq!(app.commit(order).await.0, StatusCode::OK);
+                    1
+                } else {
+                    assert_eq!(app.release(order).await.0, StatusCode::OK);
+                    0
+                }
+            }
+        });
+        let adjustments = (0..15).map(|n| {
+            let (app, sku) = (&app, &sku);
+            async move {
+                let delta = if n % 3 == 0 { -1 } else { 2 };
+                match app.adjust(sku, delta, None).await {
+                    (StatusCode::CREATED, _) => delta,
+                    (StatusCode::CONFLICT, problem) => {
+                        assert_eq!(problem["type"], "urn:souk:problem:insufficient-stock");
+                        0
+                    }
+                    other => panic!("adjustment: {other:?}"),
+                }
+            }
+        });
+        // Counts: each administrator reads, adds one unit to what it read, and writes it back
+        // under that version — again, with a fresh reading, whenever the stock moved meanwhile.
+        let counts = (0..5).map(|_| {
+            let (app, sku) = (&app, &sku);
+            async move {
+                loop {
+                    let (_, read, etag) = app.admin_stock(sku).await;
+                    let available = read["available"].as_i64().unwrap();
+                    let (status, _, body) = app.set_stock_if(sku, available + 1, &etag).await;
+                    match status {
+                        StatusCode::OK => return 1,
+                        StatusCode::PRECONDITION_FAILED => continue,
+                        other => panic!("count: {other} {body}"),
+                    }
+                }
+            }
+        });
+        let (sold, adjusted, counted) = tokio::join!(
+            join_all(buyers),
+            join_all(adjustments),
+            join_all(counts)
+        );
+        let sold: i64 = sold.iter().sum();
+        let received = 20 + adjusted.iter().sum::<i64>() + counted.iter().sum::<i64>();
+        let stock = app.stock(product).await;
+        assert!(stock.is_consistent(), "{stock:?}");
+        assert_eq!(stock.received, received, "every unit accounted for: {stock:?}");
+        assert_eq!((stock.sold, stock.reserved), (sold, 0), "sold once each: {stock:?}");
+        assert_eq!(stock.available, received - sold);
+    }
 }

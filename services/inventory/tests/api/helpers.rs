@@ -229,14 +229,82 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        let (status, _, body) = self.send_with(method, path, token, &[], body).await;
+        (status, body)
+    }
+
+    /// Any request, with headers too; the answer's headers as well.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut request = self.server.client.request(method, self.server.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
-        read(request.send().await.expect("request sent")).await
+        let response = request.send().await.expect("request sent");
+        let headers = response.headers().clone();
+        let (status, body) = read(response).await;
+        (status, headers, body)
+    }
+
+    /// An administrator reads `sku`'s stock: status, body and `ETag`.
+    pub async fn admin_stock(&self, sku: &str) -> (StatusCode, Value, String) {
+        let path = format!("/v1/admin/stock/{sku}");
+        let (status, headers, body) = self
+            .send_with(Method::GET, &path, Some(&self.admin()), &[], None)
+            .await;
+        let etag = headers
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, body, etag)
+    }
+
+    /// An administrator sets `sku`'s units on sale from the version `etag` names.
+    pub async fn set_stock_if(
+        &self,
+        sku: &str,
+        quantity: i64,
+        etag: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let path = format!("/v1/admin/stock/{sku}");
+        let body = json!({ "quantity": quantity });
+        self.send_with(
+            Method::PUT,
+            &path,
+            Some(&self.admin()),
+            &[("if-match", etag)],
+            Some(&body),
+        )
+        .await
+    }
+
+    /// An administrator records `delta` units received (or written off) for `sku`.
+    pub async fn adjust(&self, sku: &str, delta: i64, key: Option<&str>) -> (StatusCode, Value) {
+        let path = format!("/v1/admin/stock/{sku}/adjustments");
+        let body = json!({ "delta": delta, "reason": "a test delivery" });
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let (status, _, body) = self
+            .send_with(
+                Method::POST,
+                &path,
+                Some(&self.admin()),
+                &headers,
+                Some(&body),
+            )
+            .await;
+        (status, body)
     }
 
     pub fn admin(&self) -> String {
@@ -275,11 +343,14 @@ impl TestApp {
             .await
     }
 
+    /// An administrator reads `sku`'s stock and sets its units on sale from that version.
     pub async fn set_stock(&self, sku: &str, quantity: i64) -> (StatusCode, Value) {
-        let path = format!("/v1/admin/stock/{sku}");
-        let body = json!({ "quantity": quantity });
-        self.send(Method::PUT, &path, Some(&self.admin()), Some(&body))
-            .await
+        let (status, body, etag) = self.admin_stock(sku).await;
+        if status != StatusCode::OK {
+            return (status, body);
+        }
+        let (status, _, body) = self.set_stock_if(sku, quantity, &etag).await;
+        (status, body)
     }
 
     /// The `n`th product the fake catalog lists.
@@ -289,6 +360,11 @@ impl TestApp {
 
     /// A product known only to this test, with `available` units.
     pub async fn new_product(&self, available: i64) -> Uuid {
+        self.new_product_with_sku(available).await.0
+    }
+
+    /// [`TestApp::new_product`], and its SKU.
+    pub async fn new_product_with_sku(&self, available: i64) -> (Uuid, String) {
         let id = Uuid::now_v7();
         let sku = format!("T-{}", id.simple());
         assert!(
@@ -298,7 +374,7 @@ impl TestApp {
                 .await
                 .unwrap()
         );
-        id
+        (id, sku)
     }
 
     pub async fn stock(&self, product_id: Uuid) -> Stock {

@@ -22,7 +22,9 @@ fn the_document_is_openapi_3_1_and_names_every_route() {
     for (method, path) in [
         ("get", "/v1/availability"),
         ("get", "/v1/availability/{product_id}"),
+        ("get", "/v1/admin/stock/{sku}"),
         ("put", "/v1/admin/stock/{sku}"),
+        ("post", "/v1/admin/stock/{sku}/adjustments"),
         ("post", "/v1/reservations"),
         ("get", "/v1/reservations/{order_id}"),
         ("post", "/v1/reservations/{order_id}/release"),

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use souk_chassis::test_util::{Backend, TestDatabase};
 use souk_inventory::domain::{Line, Lines, ReservationState, Timestamp};
-use souk_inventory::store::{ReserveError, Store, TransitionError};
+use souk_inventory::store::{Lapsed, ReserveError, Store, TransitionError};
 use uuid::Uuid;
 
 const PRODUCTS: usize = 3;
@@ -31,6 +31,7 @@ enum Op {
     },
     Commit {
         order: usize,
+        retake: bool,
     },
     Wait {
         ms: i64,
@@ -45,7 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..PRODUCTS, 0..8i64).prop_map(|(product, available)| Op::SetStock { product, available }),
         3 => (0..ORDERS, lines).prop_map(|(order, lines)| Op::Reserve { order, lines }),
         2 => (0..ORDERS).prop_map(|order| Op::Release { order }),
-        2 => (0..ORDERS).prop_map(|order| Op::Commit { order }),
+        2 => (0..ORDERS, any::<bool>()).prop_map(|(order, retake)| Op::Commit { order, retake }),
         1 => (0..150i64).prop_map(|ms| Op::Wait { ms }),
         1 => Just(Op::ExpireDue),
     ]
@@ -148,16 +149,31 @@ impl Model {
                     Outcome::Done(Released)
                 }
                 Some(Committed) => Outcome::Conflict(Committed),
+                Some(Expired) => {
+                    self.orders.get_mut(order).unwrap().state = Released;
+                    Outcome::Done(Released)
+                }
                 Some(state) => Outcome::Done(state),
             },
-            Op::Commit { order } => {
-                let Some(held) = self.orders.get(order).cloned() else {
+            Op::Commit { order, retake } => {
+                let Some(mut held) = self.orders.get(order).cloned() else {
                     return Outcome::NotFound;
                 };
+                if held.state == Held && held.expires_at.is_some_and(|at| at <= self.now) {
+                    self.give_back(*order, Expired);
+                    held.state = Expired;
+                }
                 match held.state {
-                    Held if held.expires_at.is_some_and(|at| at <= self.now) => {
-                        self.give_back(*order, Expired);
-                        Outcome::Conflict(Expired)
+                    Expired if *retake => {
+                        if held.lines.iter().any(|&(p, q)| self.stock[p].available < q) {
+                            return Outcome::OutOfStock;
+                        }
+                        for &(p, q) in &held.lines {
+                            self.stock[p].available -= q;
+                            self.stock[p].sold += q;
+                        }
+                        self.orders.get_mut(order).unwrap().state = Committed;
+                        Outcome::Done(Committed)
                     }
                     Held => {
                         self.orders.get_mut(order).unwrap().state = Committed;
@@ -243,7 +259,14 @@ impl Case<'_> {
                 }
             }
             Op::Release { order } => transition(self.store.release(self.orders[*order], now).await),
-            Op::Commit { order } => transition(self.store.commit(self.orders[*order], now).await),
+            Op::Commit { order, retake } => {
+                let lapsed = if *retake {
+                    Lapsed::TakeAgain
+                } else {
+                    Lapsed::Refuse
+                };
+                transition(self.store.commit(self.orders[*order], now, lapsed).await)
+            }
             Op::Wait { .. } => Outcome::Set,
             Op::ExpireDue => Outcome::Expired(self.store.expire_due(now, 100).await.unwrap()),
         }
@@ -269,6 +292,7 @@ fn transition(result: Result<souk_inventory::domain::Reservation, TransitionErro
     match result {
         Ok(r) => Outcome::Done(r.state),
         Err(TransitionError::NotFound) => Outcome::NotFound,
+        Err(TransitionError::OutOfStock(_)) => Outcome::OutOfStock,
         Err(TransitionError::Conflict(r)) => Outcome::Conflict(r.state),
         Err(TransitionError::Store(err)) => panic!("{err}"),
     }

@@ -1,6 +1,8 @@
 //! Inventory's internal reservation endpoints, called by the saga with a service token:
-//! `POST /v1/reservations` (hold every line or none, idempotent on the order id) and
-//! `POST /v1/reservations/{order_id}/release` (give the units back, or leave a tombstone).
+//! `POST /v1/reservations` (hold every line or none, idempotent on the order id),
+//! `POST /v1/reservations/{order_id}/commit` (sell what is held, or take the units again if the
+//! hold lapsed and they are still there) and `POST /v1/reservations/{order_id}/release` (give the
+//! units back, or leave a tombstone).
 
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use souk_chassis::client::{ClientError, ServiceClient};
 use uuid::Uuid;
 
 use super::{Attempt, is_passing, problem_slug};
-use crate::domain::{Failure, Order, Outcome};
+use crate::domain::{Failure, Order, Outcome, Timestamp};
 
 #[derive(Debug, Serialize)]
 struct ReserveBody {
@@ -26,6 +28,9 @@ struct LineBody {
 #[derive(Debug, Deserialize)]
 struct Reservation {
     state: String,
+    /// When the hold lapses (RFC 3339), for the saga's check that it outlives the deadline.
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 /// Inventory. Cheap to clone.
@@ -60,6 +65,16 @@ impl Inventory {
         reserve_attempt(answer)
     }
 
+    /// Turns `order_id`'s reservation into a sale: synchronously, before the order is confirmed.
+    pub async fn commit(&self, token: &str, order_id: Uuid) -> Attempt {
+        let path = format!("/v1/reservations/{order_id}/commit");
+        let answer = self
+            .client
+            .send::<_, Reservation>(Method::POST, &path, Some(token), &serde_json::json!({}))
+            .await;
+        commit_attempt(answer)
+    }
+
     /// Gives `order_id`'s units back (or records that it must never hold any).
     pub async fn release(&self, token: &str, order_id: Uuid) -> Attempt {
         let path = format!("/v1/reservations/{order_id}/release");
@@ -74,7 +89,12 @@ impl Inventory {
 fn reserve_attempt(answer: Result<Reservation, ClientError>) -> Attempt {
     match answer {
         Ok(r) if matches!(r.state.as_str(), "held" | "committed") => {
-            Attempt::new(Outcome::Reserved, format!("reservation {}", r.state))
+            let mut attempt = Attempt::new(Outcome::Reserved, format!("reservation {}", r.state));
+            attempt.hold_until = r
+                .expires_at
+                .as_deref()
+                .and_then(|at| Timestamp::parse(at).ok());
+            attempt
         }
         Ok(r) => Attempt::new(
             Outcome::ReservationRefused,
@@ -93,6 +113,34 @@ fn reserve_attempt(answer: Result<Reservation, ClientError>) -> Attempt {
                 _ => {
                     if !is_passing(status) {
                         tracing::warn!(%status, slug, "inventory answered what the saga does not expect; retrying");
+                    }
+                    Attempt::new(Outcome::Failed(Failure::Unavailable), note)
+                }
+            }
+        }
+        Err(err) => Attempt::failed(&err),
+    }
+}
+
+fn commit_attempt(answer: Result<Reservation, ClientError>) -> Attempt {
+    match answer {
+        Ok(r) if r.state == "committed" => Attempt::new(Outcome::Committed, "stock committed"),
+        Ok(r) => Attempt::new(
+            Outcome::Failed(Failure::Unavailable),
+            format!("inventory answered a commit with state {}", r.state),
+        ),
+        Err(ClientError::Status { status, body, .. }) => {
+            let slug = problem_slug(&body).unwrap_or_default();
+            let note = format!("inventory answered {status} {slug}");
+            match (status, slug) {
+                // The hold lapsed and its units were sold meanwhile, or the reservation is gone
+                // for good (released; unknown): inventory will not sell to this order.
+                (StatusCode::CONFLICT | StatusCode::NOT_FOUND, _) => {
+                    Attempt::new(Outcome::CommitRefused, note)
+                }
+                _ => {
+                    if !is_passing(status) {
+                        tracing::warn!(%status, slug, "inventory answered a commit with what the saga does not expect; retrying");
                     }
                     Attempt::new(Outcome::Failed(Failure::Unavailable), note)
                 }
@@ -133,7 +181,39 @@ mod tests {
     fn state(state: &str) -> Result<Reservation, ClientError> {
         Ok(Reservation {
             state: state.into(),
+            expires_at: None,
         })
+    }
+
+    #[test]
+    fn commit_answers_are_classified() {
+        let cases = [
+            (state("committed"), Outcome::Committed),
+            (status(409, "out-of-stock"), Outcome::CommitRefused),
+            (status(409, "reservation-state"), Outcome::CommitRefused),
+            (status(404, "not-found"), Outcome::CommitRefused),
+            (
+                status(401, "unauthorized"),
+                Outcome::Failed(Failure::Unavailable),
+            ),
+            (state("held"), Outcome::Failed(Failure::Unavailable)),
+        ];
+        for (answer, outcome) in cases {
+            assert_eq!(commit_attempt(answer).outcome, outcome);
+        }
+    }
+
+    #[test]
+    fn a_reservation_says_when_its_hold_lapses() {
+        let answer = Ok(Reservation {
+            state: "held".into(),
+            expires_at: Some("2030-01-01T00:00:00Z".into()),
+        });
+        let attempt = reserve_attempt(answer);
+        assert_eq!(
+            attempt.hold_until,
+            Some(Timestamp::parse("2030-01-01T00:00:00Z").unwrap())
+        );
     }
 
     #[test]

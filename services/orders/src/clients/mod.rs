@@ -1,7 +1,7 @@
 //! The services orders calls, each with the few fields orders reads (tolerant reader): never
 //! another service's crate. Step 1 of checkout reads the cart, the catalog and the caller's
-//! payment method with the caller's own token; the saga reserves and releases in inventory and
-//! charges and refunds in payments with service tokens.
+//! payment method with the caller's own token; the saga reserves, commits and releases in
+//! inventory and charges and refunds in payments with service tokens.
 //!
 //! What each saga call came to is classified here, where the wire shapes are known, into the
 //! saga's [`Outcome`](crate::domain::Outcome) plus a note for logs.
@@ -18,7 +18,7 @@ pub use catalog::Catalog;
 pub use inventory::Inventory;
 pub use payments::Payments;
 
-use crate::domain::{Failure, Outcome};
+use crate::domain::{Failure, Outcome, Timestamp};
 
 /// What one saga call came to: the outcome the state machine reads, and a note for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Attempt {
     pub outcome: Outcome,
     /// What happened, for logs and the saga's `last_error`.
     pub note: String,
+    /// When inventory's hold lapses, when a reservation said so.
+    pub hold_until: Option<Timestamp>,
 }
 
 impl Attempt {
@@ -35,6 +37,7 @@ impl Attempt {
         Self {
             outcome,
             note: note.into(),
+            hold_until: None,
         }
     }
 

@@ -3,23 +3,28 @@
 //! (`crate::saga`) does the calls and persists every step; everything it decides is decided here.
 //!
 //! ```text
-//!            Reserved            Captured
-//!   Reserve ─────────▶ Charge ─────────────▶ Confirmed
-//!      │                 │
-//!      │ out of stock,   │ declined, refused, order cancelled,
-//!      │ hold lapsed,    │ or failures past the deadline
-//!      │ or failures     ▼
-//!      │ past the   Release{refund} ── Released ──▶ Refund ── Refunded ──▶ Cancelled(reason)
+//!            Reserved          Captured          Committed
+//!   Reserve ─────────▶ Charge ─────────▶ Commit ──────────▶ Confirmed
+//!      │                 │                 │ hold gone and
+//!      │ out of stock,   │ declined,       │ units sold (out_of_stock)
+//!      │ hold lapsed,    │ refused, order  ▼
+//!      │ or failures     │ cancelled, or failures past the deadline
+//!      │ past the        ▼
+//!      │ deadline   Release{refund} ── Released ──▶ Refund ── Refunded ──▶ Cancelled(reason)
 //!      └──────────▶ Release{no refund} ── Released ─────────────────────▶ Cancelled(reason)
 //! ```
 //!
 //! Rules the property tests below hold it to:
 //! - `Confirmed` and `Cancelled` are final: no outcome leaves them;
-//! - `Confirmed` is reached only by a capture, after a reservation, with no compensation on the way;
+//! - `Confirmed` is reached only by inventory's commit, after a capture, after a reservation, with
+//!   no compensation on the way: no order is confirmed unless its stock is committed;
 //! - `Cancelled` is reached only through `Release` (every hold given back, or a tombstone left), and
 //!   through `Refund` too whenever a charge was ever asked for;
 //! - compensation never goes forward again, and has no deadline: only success moves it on;
-//! - a forward step fails over to compensation once its deadline has passed.
+//! - a forward step fails over to compensation once its deadline has passed (the runner also
+//!   checks the deadline before each forward call, so a saga resumed late never calls forward);
+//! - the commit has no deadline either: the money is taken, and only inventory's answer (the sale
+//!   made, or the units gone) settles it.
 
 use std::time::Duration;
 
@@ -32,6 +37,8 @@ pub enum Step {
     Reserve,
     /// Charge the order's total in payments.
     Charge,
+    /// Turn the reservation into a sale in inventory (the charge was captured).
+    Commit,
     /// Give the reservation back (or leave a tombstone so a late one is refused); then refund if
     /// a charge was ever asked for.
     Release {
@@ -63,6 +70,11 @@ pub enum Outcome {
     ReservationRefused,
     /// Payments captured the total.
     Captured,
+    /// Inventory sold the reserved units (now or before).
+    Committed,
+    /// Inventory will not sell them: the hold lapsed and the units went to someone else (or the
+    /// reservation was released).
+    CommitRefused,
     /// The card was declined.
     Declined,
     /// Payments refused the charge for good (invalid, not the user's card, a conflicting payment).
@@ -96,7 +108,8 @@ impl Step {
         matches!(self, Self::Confirmed | Self::Cancelled(_))
     }
 
-    /// Whether this step moves the order forward (and so has a deadline).
+    /// Whether this step moves the order forward (and so has a deadline, checked before its
+    /// call). The commit is not one: it settles what the capture started.
     pub fn is_forward(self) -> bool {
         matches!(self, Self::Reserve | Self::Charge)
     }
@@ -106,6 +119,7 @@ impl Step {
         match self {
             Self::Reserve => "reserve",
             Self::Charge => "charge",
+            Self::Commit => "commit",
             Self::Release { .. } => "release",
             Self::Refund { .. } => "refund",
             Self::Confirmed => "confirmed",
@@ -136,6 +150,7 @@ impl Step {
         match (name, reason) {
             ("reserve", None) => Some(Self::Reserve),
             ("charge", None) => Some(Self::Charge),
+            ("commit", None) => Some(Self::Commit),
             ("release", Some(reason)) => Some(Self::Release { reason, refund }),
             ("refund", Some(reason)) => Some(Self::Refund { reason }),
             ("confirmed", None) => Some(Self::Confirmed),
@@ -157,7 +172,7 @@ pub fn next(step: Step, outcome: Outcome, past_deadline: bool) -> Step {
             _ => step,
         },
         Step::Charge => match outcome {
-            Outcome::Captured => Step::Confirmed,
+            Outcome::Captured => Step::Commit,
             Outcome::Declined => release(CancelReason::PaymentDeclined, true),
             Outcome::ChargeRefused => release(CancelReason::PaymentFailed, true),
             Outcome::OrderCancelled => release(CancelReason::Timeout, true),
@@ -165,6 +180,11 @@ pub fn next(step: Step, outcome: Outcome, past_deadline: bool) -> Step {
                 release(CancelReason::PaymentFailed, true)
             }
             _ if past_deadline => release(CancelReason::Timeout, true),
+            _ => step,
+        },
+        Step::Commit => match outcome {
+            Outcome::Committed => Step::Confirmed,
+            Outcome::CommitRefused => release(CancelReason::OutOfStock, true),
             _ => step,
         },
         Step::Release { reason, refund } => match outcome {
@@ -208,6 +228,8 @@ mod tests {
             Just(Outcome::OutOfStock),
             Just(Outcome::ReservationRefused),
             Just(Outcome::Captured),
+            Just(Outcome::Committed),
+            Just(Outcome::CommitRefused),
             Just(Outcome::Declined),
             Just(Outcome::ChargeRefused),
             Just(Outcome::OrderCancelled),
@@ -224,6 +246,7 @@ mod tests {
         prop_oneof![
             Just(Step::Reserve),
             Just(Step::Charge),
+            Just(Step::Commit),
             (reason.clone(), any::<bool>())
                 .prop_map(|(reason, refund)| Step::Release { reason, refund }),
             reason.clone().prop_map(|reason| Step::Refund { reason }),
@@ -233,10 +256,29 @@ mod tests {
     }
 
     #[test]
-    fn the_happy_path_reserves_charges_and_confirms() {
+    fn the_happy_path_reserves_charges_commits_and_confirms() {
         let step = next(Step::Reserve, Outcome::Reserved, false);
         assert_eq!(step, Step::Charge);
-        assert_eq!(next(step, Outcome::Captured, false), Step::Confirmed);
+        let step = next(step, Outcome::Captured, false);
+        assert_eq!(step, Step::Commit);
+        assert_eq!(next(step, Outcome::Committed, false), Step::Confirmed);
+    }
+
+    #[test]
+    fn a_commit_refused_refunds_out_of_stock_and_a_failing_one_waits_past_the_deadline() {
+        assert_eq!(
+            next(Step::Commit, Outcome::CommitRefused, false),
+            Step::Release {
+                reason: CancelReason::OutOfStock,
+                refund: true
+            }
+        );
+        let down = Outcome::Failed(Failure::Unavailable);
+        assert_eq!(next(Step::Commit, down, true), Step::Commit);
+        assert_eq!(
+            next(Step::Commit, Outcome::Committed, true),
+            Step::Confirmed
+        );
     }
 
     #[test]
@@ -361,7 +403,7 @@ mod tests {
         fn compensation_never_goes_forward_again(step in any_step(), outcome in any_outcome(), late in any::<bool>()) {
             let after = next(step, outcome, late);
             if matches!(step, Step::Release { .. } | Step::Refund { .. }) {
-                prop_assert!(!after.is_forward() && after != Step::Confirmed);
+                prop_assert!(!after.is_forward() && !matches!(after, Step::Commit | Step::Confirmed));
                 prop_assert_eq!(after.reason(), step.reason(), "the reason never changes");
             }
         }
@@ -374,6 +416,7 @@ mod tests {
         ) {
             let mut step = Step::Reserve;
             let (mut reserved, mut charged, mut released, mut refunded) = (false, false, false, false);
+            let mut captured = false;
             let mut late = false;
             for (outcome, now_late) in run {
                 late |= now_late; // once past, the deadline stays past
@@ -383,7 +426,11 @@ mod tests {
                         prop_assert_eq!(outcome, Outcome::Reserved);
                         reserved = true;
                     }
-                    (Step::Charge, Step::Confirmed) => prop_assert_eq!(outcome, Outcome::Captured),
+                    (Step::Charge, Step::Commit) => {
+                        prop_assert_eq!(outcome, Outcome::Captured);
+                        captured = true;
+                    }
+                    (Step::Commit, Step::Confirmed) => prop_assert_eq!(outcome, Outcome::Committed),
                     (Step::Release { .. }, s) if s != step => {
                         prop_assert_eq!(outcome, Outcome::Released);
                         released = true;
@@ -398,7 +445,8 @@ mod tests {
                     charged = true;
                 }
                 if after == Step::Confirmed {
-                    prop_assert!(reserved && charged && !released && !refunded);
+                    prop_assert!(reserved && charged && captured && !released && !refunded);
+                    prop_assert!(matches!(step, Step::Commit | Step::Confirmed), "confirmed only by a commit");
                 }
                 if let Step::Cancelled(_) = after {
                     prop_assert!(released, "cancelled without releasing");
@@ -408,9 +456,10 @@ mod tests {
             }
         }
 
-        /// Past the deadline, with compensation succeeding, every saga ends within three steps.
+        /// Past the deadline, with compensation succeeding and inventory answering the commit,
+        /// every saga ends within three steps.
         #[test]
-        fn past_the_deadline_every_saga_ends(step in any_step(), failure in prop_oneof![
+        fn past_the_deadline_every_saga_ends(step in any_step(), sold in any::<bool>(), failure in prop_oneof![
             Just(Failure::Unavailable), Just(Failure::Processor), Just(Failure::Busy)
         ]) {
             let mut step = step;
@@ -418,6 +467,8 @@ mod tests {
                 let outcome = match step {
                     Step::Release { .. } => Outcome::Released,
                     Step::Refund { .. } => Outcome::Refunded,
+                    Step::Commit if sold => Outcome::Committed,
+                    Step::Commit => Outcome::CommitRefused,
                     _ => Outcome::Failed(failure),
                 };
                 step = next(step, outcome, true);

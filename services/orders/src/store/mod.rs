@@ -17,14 +17,18 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
+use souk_chassis::events::{
+    OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
+    OUTBOX_MIGRATION_SQLITE,
+};
 
 pub use keys::{KeyClaim, KeyDone, StoredAnswer};
 pub use orders::{NewOrder, Placed};
 pub use sagas::SagaRow;
 
 /// Orders' migrations for both engines, embedded in the binary: its own schema, then the
-/// chassis' outbox table.
+/// chassis' outbox table, then the saga's commit step (a rebuilt table on SQLite, whose CHECK
+/// constraints cannot change in place).
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         (
@@ -33,6 +37,12 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0001_orders.sql"),
         ),
         OUTBOX_MIGRATION_SQLITE,
+        (
+            2,
+            "saga commit step",
+            include_str!("../../migrations/0002_saga_commit.sqlite.sql"),
+        ),
+        OUTBOX_META_MIGRATION_SQLITE,
     ],
     postgres: &[
         (
@@ -41,6 +51,12 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0001_orders.sql"),
         ),
         OUTBOX_MIGRATION_POSTGRES,
+        (
+            2,
+            "saga commit step",
+            include_str!("../../migrations/0002_saga_commit.postgres.sql"),
+        ),
+        OUTBOX_META_MIGRATION_POSTGRES,
     ],
 };
 

@@ -62,8 +62,14 @@ async fn the_bus_down_for_30_s_loses_nothing_and_doubles_nothing() {
     let consumer_db = TestDatabase::create(Backend::Sqlite).await.unwrap();
     let db = Database::connect(&consumer_db.config).await.unwrap();
     db.migrate(&Migrations {
-        sqlite: &[events::INBOX_MIGRATION_SQLITE],
-        postgres: &[events::INBOX_MIGRATION_POSTGRES],
+        sqlite: &[
+            events::INBOX_MIGRATION_SQLITE,
+            events::INBOX_RETENTION_MIGRATION_SQLITE,
+        ],
+        postgres: &[
+            events::INBOX_MIGRATION_POSTGRES,
+            events::INBOX_RETENTION_MIGRATION_POSTGRES,
+        ],
     })
     .await
     .unwrap();

@@ -34,7 +34,7 @@ souk_chassis::backend_tests! { spawn;
 
         assert_eq!(app.fakes.captures(id), 1);
         assert_eq!(app.fakes.payment(id).as_deref(), Some("captured"));
-        assert_eq!(app.fakes.reservation(id).as_deref(), Some("held"));
+        assert_eq!(app.fakes.reservation(id).as_deref(), Some("committed"));
         assert_eq!(app.fakes.available(shopper.product), 98);
         assert_eq!(app.fakes.calls_of("release"), 0);
         assert_eq!(app.fakes.calls_of("refund"), 0);

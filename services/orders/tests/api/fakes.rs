@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -52,6 +52,8 @@ pub struct CartLine {
 pub struct Reservation {
     pub state: String,
     pub lines: Vec<(Uuid, i64)>,
+    /// When a hold lapses, if holds lapse ([`World::hold`]).
+    pub expires_at: Option<Instant>,
 }
 
 /// A payment in the fake payments.
@@ -86,6 +88,31 @@ pub struct World {
     pub processor_failures: u32,
     /// Charges capture, then never answer.
     pub hang_after_capture: bool,
+    /// How long a hold lasts (forever when `None`): a lapsed hold gives its units back at the
+    /// fake's next call, as inventory's expiry loop would.
+    pub hold: Option<Duration>,
+    /// Charges wait this long before the processor is asked.
+    pub charge_delay: Option<Duration>,
+}
+
+impl World {
+    /// Expires every hold past its `expires_at`, giving its units back.
+    pub fn expire_lapsed(&mut self) {
+        let now = Instant::now();
+        let World {
+            reservations,
+            available,
+            ..
+        } = self;
+        for reservation in reservations.values_mut() {
+            if reservation.state == "held" && reservation.expires_at.is_some_and(|at| at <= now) {
+                reservation.state = "expired".into();
+                for (id, quantity) in &reservation.lines {
+                    *available.get_mut(id).unwrap() += quantity;
+                }
+            }
+        }
+    }
 }
 
 /// The fakes, shared with the test. Cheap to clone.
@@ -172,6 +199,11 @@ impl Fakes {
         self.world().captures.get(&order).copied().unwrap_or(0)
     }
 
+    /// Refunds made for `order`.
+    pub fn refunds(&self, order: Uuid) -> u32 {
+        self.world().refunds.get(&order).copied().unwrap_or(0)
+    }
+
     /// Units of `product` one can buy now.
     pub fn available(&self, product: Uuid) -> i64 {
         self.world().available[&product]
@@ -204,6 +236,7 @@ impl Fakes {
             .route("/v1/products", get(products_list))
             .route("/v1/reservations", post(reserve))
             .route("/v1/reservations/{order}/release", post(release))
+            .route("/v1/reservations/{order}/commit", post(commit))
             .route("/v1/payment-methods/{id}", get(method_get))
             .route("/v1/payments", post(charge))
             .route("/v1/payments/{order}/refund", post(refund))
@@ -353,6 +386,7 @@ async fn reserve(
         .map(|l| (l.product_id, l.quantity))
         .collect();
     let mut world = fakes.world();
+    world.expire_lapsed();
     if let Some(existing) = world.reservations.get(&body.order_id) {
         let answer = json!({"order_id": body.order_id, "state": existing.state});
         return if existing.lines == lines && matches!(existing.state.as_str(), "held" | "committed")
@@ -381,16 +415,21 @@ async fn reserve(
     for (id, quantity) in &lines {
         *world.available.get_mut(id).unwrap() -= quantity;
     }
+    let expires_at = world.hold.map(|hold| Instant::now() + hold);
     world.reservations.insert(
         body.order_id,
         Reservation {
             state: "held".into(),
             lines,
+            expires_at,
         },
     );
+    // As inventory says it: when the hold lapses (a long way off unless holds lapse here).
+    let hold = world.hold.unwrap_or(Duration::from_secs(900));
+    let lapses = souk_chassis::time::Timestamp::now().plus(hold);
     (
         StatusCode::CREATED,
-        Json(json!({"order_id": body.order_id, "state": "held"})),
+        Json(json!({"order_id": body.order_id, "state": "held", "expires_at": lapses})),
     )
         .into_response()
 }
@@ -407,6 +446,7 @@ async fn release(
         return response;
     }
     let mut world = fakes.world();
+    world.expire_lapsed();
     let World {
         reservations,
         available,
@@ -415,6 +455,7 @@ async fn release(
     let reservation = reservations.entry(order).or_insert_with(|| Reservation {
         state: "released".into(),
         lines: Vec::new(),
+        expires_at: None,
     });
     match reservation.state.as_str() {
         "held" => {
@@ -423,8 +464,60 @@ async fn release(
             }
             reservation.state = "released".into();
         }
+        // Inventory's rule: a lapsed hold released is final, never committed afterwards.
+        "expired" => reservation.state = "released".into(),
         "committed" => return problem(StatusCode::CONFLICT, "reservation-state", json!({})),
         _ => {}
+    }
+    Json(json!({"order_id": order, "state": reservation.state})).into_response()
+}
+
+/// Inventory's commit: a hold becomes a sale; a lapsed one is taken again if the units are still
+/// there, else 409 `out-of-stock`; a released one is refused.
+async fn commit(
+    State(fakes): State<Fakes>,
+    headers: HeaderMap,
+    Path(order): Path<Uuid>,
+) -> Response {
+    if let Err(response) = fakes.service_for(&headers, "inventory") {
+        return response;
+    }
+    if let Err(response) = fakes.enter("commit", order.to_string()).await {
+        return response;
+    }
+    let mut world = fakes.world();
+    world.expire_lapsed();
+    let World {
+        reservations,
+        available,
+        ..
+    } = &mut *world;
+    let Some(reservation) = reservations.get_mut(&order) else {
+        return problem(StatusCode::NOT_FOUND, "not-found", json!({}));
+    };
+    match reservation.state.as_str() {
+        "held" => reservation.state = "committed".into(),
+        "expired" => {
+            let lacking: Vec<Uuid> = reservation
+                .lines
+                .iter()
+                .filter(|(id, q)| available.get(id).is_none_or(|a| a < q))
+                .map(|(id, _)| *id)
+                .collect();
+            if !lacking.is_empty() {
+                return problem(
+                    StatusCode::CONFLICT,
+                    "out-of-stock",
+                    json!({"product_ids": lacking}),
+                );
+            }
+            for (id, quantity) in &reservation.lines {
+                *available.get_mut(id).unwrap() -= quantity;
+            }
+            reservation.state = "committed".into();
+        }
+        "committed" => {}
+        _ => return problem(StatusCode::CONFLICT, "reservation-state", json!({})),
     }
     Json(json!({"order_id": order, "state": reservation.state})).into_response()
 }
@@ -479,6 +572,10 @@ async fn charge(
         return response;
     }
     let captured = json!({"id": order, "order_id": order, "status": "captured"});
+    let delay = fakes.world().charge_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let hang = {
         let mut world = fakes.world();
         if let Some(existing) = world.payments.get(&order) {

@@ -13,6 +13,7 @@ mod fakes;
 mod helpers;
 mod idempotency;
 mod idempotency_race;
+mod long_faults;
 mod openapi;
 mod orders;
 mod recovery;

@@ -74,4 +74,27 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.count("outbox").await, 24, "one placed and one confirmed event each");
         drop(second);
     }
+
+    async fn waiting_for_tokens_never_outlives_the_lease(app) {
+        // Identity hangs: every token fetch takes its whole timeout (1 s) and fails. Were the
+        // fetches made one after another behind a lock, the tenth saga would wait ten seconds
+        // for its token, far past its 4 s lease, and the second instance would take the saga
+        // over and run the same step alongside.
+        let second = app.start().await;
+        app.fakes.world().hang.insert("identity");
+        let mut placed: Vec<(Uuid, crate::helpers::Shopper)> = Vec::new();
+        for _ in 0..10 {
+            let shopper = app.shopper(1);
+            placed.push((app.place_ok(&shopper).await, shopper));
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        app.fakes.world().hang.clear();
+        for (id, shopper) in &placed {
+            assert_eq!(app.settled(shopper, *id).await["status"], "confirmed");
+            let subject = id.to_string();
+            assert_eq!(app.fakes.calls("reserve", &subject), 1, "reserved once, by one instance");
+            assert_eq!(app.fakes.calls("charge", &subject), 1, "charged once");
+        }
+        drop(second);
+    }
 }

@@ -23,6 +23,7 @@ use souk_chassis::auth::{AuthVerifier, ServiceCaller};
 use souk_chassis::events::Outbox;
 
 pub use openapi::ApiDoc;
+pub(crate) use refunds::sweep_processor;
 
 use crate::processor::{Processor, ProcessorError};
 use crate::store::{Store, StoreError};
@@ -38,9 +39,11 @@ pub struct AppState {
     pub auth: AuthVerifier,
     /// The outbox the store appends events to; woken after each commit that appended one.
     pub outbox: Outbox,
-    /// How long a pending charge belongs to the attempt that started it; after that another
-    /// attempt may take it over (see `routes/payments.rs`).
+    /// How long a pending charge belongs to the attempt that started it (by the database's
+    /// clock); after that another attempt may take it over (see `routes/payments.rs`).
     pub pending_lease: Duration,
+    /// Background work (the late-capture sweep) runs while this has an owner.
+    pub alive: std::sync::Arc<()>,
 }
 
 impl souk_chassis::auth::HasAuth for AppState {

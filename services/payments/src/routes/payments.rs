@@ -9,9 +9,14 @@
 //! A duplicate that arrives while another request holds a fresh `pending` row gets a 409
 //! `in-progress` with `Retry-After` instead of waiting: the saga retries anyway, and a waiting
 //! request would hold a connection for as long as the processor takes. A `pending` row older
-//! than the lease belongs to an attempt whose process died between steps 1 and 3; the next
-//! request takes it over and asks the processor again with the same key, which returns the charge
-//! it already made (if it made one) instead of charging twice.
+//! than the lease (by the database's clock) is taken to belong to an attempt whose process died
+//! between steps 1 and 3; the next request takes it over and asks the processor again with the
+//! same key, which returns the charge it already made (if it made one) instead of charging twice.
+//!
+//! The attempt may not be dead, only paused (or its clock jumped): a refund may then have settled
+//! its row as "never charged" while it was still inside the processor. So an attempt whose answer
+//! finds its row settled as cancelled refunds its capture at once: a cancelled order keeps no
+//! money. (Should the process die in between, the late-capture sweep, `crate::sweep`, finds it.)
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -186,11 +191,7 @@ pub(super) async fn payments_create(
         return Err(not_owned(request.payment_method_id).into());
     };
     tracing::debug!(order = %order_id, service = %caller.service, "charge asked for");
-    match state
-        .store
-        .claim(order_id, &request, Timestamp::now())
-        .await?
-    {
+    match state.store.claim(order_id, &request).await? {
         Claim::New(payment) => charge(&state, payment, &method).await,
         Claim::Existing(payment) => again(&state, payment, &request, &method).await,
     }
@@ -240,12 +241,10 @@ async fn again(
         .into());
     }
     if payment.status == PaymentStatus::Pending {
-        let now = Timestamp::now();
-        let abandoned = payment.attempt_at.plus(state.pending_lease) <= now;
-        if abandoned && state.store.take_over(&payment, now).await? {
+        if let Some(attempt_at) = state.store.take_over(&payment, state.pending_lease).await? {
             tracing::warn!(order = %payment.order_id, "taking over an abandoned charge; the processor answers it again");
             let payment = Payment {
-                attempt_at: now,
+                attempt_at,
                 ..payment
             };
             return charge(state, payment, method).await;
@@ -292,7 +291,7 @@ async fn charge(
         }
     };
     souk_chassis::crash::point("payments.after-charge-before-record");
-    state
+    let recorded = state
         .store
         .finish(
             order_id,
@@ -308,6 +307,9 @@ async fn charge(
         .payment(order_id)
         .await?
         .ok_or_else(|| corrupt(order_id))?;
+    if !recorded {
+        return late(state, &payment, &charge).await;
+    }
     match charge.outcome {
         ChargeOutcome::Captured => {
             tracing::info!(order = %order_id, payment = %payment.id, amount = amount.amount, currency = amount.currency.as_str(), "payment captured");
@@ -319,6 +321,26 @@ async fn charge(
         }
     }
     answer(&payment)
+}
+
+/// This attempt's `charge` came back after its row was settled by someone else: a takeover
+/// (which records the same charge), or a refund that found no charge and cancelled the order.
+/// In that last case the capture is refunded now: nothing else would.
+async fn late(
+    state: &AppState,
+    payment: &Payment,
+    charge: &crate::processor::Charge,
+) -> Result<Response, ApiError> {
+    let order_id = payment.order_id;
+    if payment.status == PaymentStatus::Cancelled && charge.outcome == ChargeOutcome::Captured {
+        let refund = state
+            .processor
+            .refund(&order_id.to_string(), &charge.id, Timestamp::now())
+            .await?;
+        count_charge("late_capture_refunded");
+        tracing::warn!(order = %order_id, charge = %charge.id, refund = %refund.id, "a charge captured after its order was cancelled; refunded at once");
+    }
+    answer(payment)
 }
 
 /// The answer a charge request gets for `payment` as recorded.

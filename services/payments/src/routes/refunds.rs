@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::payments::{corrupt, in_progress};
 use super::{ApiError, AppState, Service, count_refund};
 use crate::domain::{ChargeOutcome, Money, Payment, PaymentStatus, Refund, Timestamp};
+use crate::processor::{Processor, ProcessorError};
 use crate::store::Claim;
 
 /// What a refund request did.
@@ -94,7 +95,7 @@ pub(super) async fn refunds_create(
 ) -> Result<Json<RefundResult>, ApiError> {
     let mut payment = match state.store.payment(order_id).await? {
         Some(payment) => payment,
-        None => match state.store.tombstone(order_id, Timestamp::now()).await? {
+        None => match state.store.tombstone(order_id).await? {
             Claim::New(tombstone) => {
                 tracing::info!(order = %order_id, service = %caller.service, "order cancelled before any charge");
                 tombstone
@@ -109,7 +110,7 @@ pub(super) async fn refunds_create(
             PaymentStatus::Cancelled | PaymentStatus::Declined => {
                 if payment.status == PaymentStatus::Cancelled {
                     // Again on every repeat: a sweep that failed half-way is finished by the next.
-                    sweep_processor(&state, order_id).await?;
+                    sweep_processor(&state.processor, order_id).await?;
                 }
                 count_refund("nothing_to_refund");
                 return Ok(Json(RefundResult::nothing(order_id)));
@@ -162,12 +163,10 @@ async fn refund(state: &AppState, payment: &Payment) -> Result<Refund, ApiError>
 /// attempt may still be running, 409 `in-progress`.
 async fn settle(state: &AppState, payment: Payment) -> Result<Payment, ApiError> {
     let order_id = payment.order_id;
-    let now = Timestamp::now();
-    let abandoned = payment.attempt_at.plus(state.pending_lease) <= now;
-    if !abandoned || !state.store.take_over(&payment, now).await? {
+    let Some(now) = state.store.take_over(&payment, state.pending_lease).await? else {
         count_refund("in_progress");
         return Err(in_progress(order_id).into());
-    }
+    };
     tracing::warn!(order = %order_id, "settling an abandoned charge before refunding");
     match state.processor.find_charge(&order_id.to_string()).await? {
         Some(charge) => {
@@ -189,16 +188,18 @@ async fn settle(state: &AppState, payment: Payment) -> Result<Payment, ApiError>
 }
 
 /// For a cancelled order: refunds a charge the processor holds for the order although payments has
-/// no record of it (an attempt whose processor call failed ambiguously, then was forgotten).
-async fn sweep_processor(state: &AppState, order_id: Uuid) -> Result<(), ApiError> {
+/// no record of it (an attempt whose processor call failed ambiguously, then was forgotten, or
+/// one that landed after the order was cancelled and died before refunding it). The late-capture
+/// sweep calls it too.
+pub(crate) async fn sweep_processor(
+    processor: &Processor,
+    order_id: Uuid,
+) -> Result<(), ProcessorError> {
     let key = order_id.to_string();
-    if let Some(charge) = state.processor.find_charge(&key).await?
+    if let Some(charge) = processor.find_charge(&key).await?
         && charge.outcome == ChargeOutcome::Captured
     {
-        let refund = state
-            .processor
-            .refund(&key, &charge.id, Timestamp::now())
-            .await?;
+        let refund = processor.refund(&key, &charge.id, Timestamp::now()).await?;
         tracing::warn!(order = %order_id, charge = %charge.id, refund = %refund.id, "refunded a processor charge payments had no record of");
     }
     Ok(())

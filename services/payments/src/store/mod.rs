@@ -4,8 +4,9 @@
 //!
 //! A charge happens once per order because of one constraint: `payments.order_id` is UNIQUE, and
 //! the row is inserted `pending` (its own statement, committed) *before* the processor is asked.
-//! Every later change of a pending row names the attempt that owns it (`attempt_at`, the lease),
-//! so an attempt that lost its lease changes nothing.
+//! Every later change of a pending row names the attempt that owns it (`attempt_at`, the lease,
+//! written and compared by the database's clock), so an attempt that lost its lease changes
+//! nothing.
 //!
 //! Recording an outcome — a capture, a decline, a refund — appends its event (`crate::events`)
 //! to the chassis' outbox in the same transaction, so an event exists exactly when its change
@@ -19,7 +20,10 @@ mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
-use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE};
+use souk_chassis::events::{
+    OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
+    OUTBOX_MIGRATION_SQLITE,
+};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -31,7 +35,7 @@ use crate::events;
 
 /// Payments' own tables, then the simulated processor's: one schema for both engines.
 macro_rules! schema {
-    ($outbox:expr) => {
+    ($outbox:expr, $meta:expr) => {
         &[
             (
                 1,
@@ -44,6 +48,12 @@ macro_rules! schema {
                 include_str!("../../migrations/0002_processor.sql"),
             ),
             $outbox,
+            (
+                3,
+                "cancelled payments index",
+                include_str!("../../migrations/0003_cancelled_index.sql"),
+            ),
+            $meta,
         ]
     };
 }
@@ -51,8 +61,8 @@ macro_rules! schema {
 /// Payments' migrations for both engines, embedded in the binary: its schema, then the chassis'
 /// outbox table (which differs per engine).
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: schema!(OUTBOX_MIGRATION_SQLITE),
-    postgres: schema!(OUTBOX_MIGRATION_POSTGRES),
+    sqlite: schema!(OUTBOX_MIGRATION_SQLITE, OUTBOX_META_MIGRATION_SQLITE),
+    postgres: schema!(OUTBOX_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_POSTGRES),
 };
 
 /// A failed storage operation.
@@ -198,24 +208,33 @@ impl Store {
         })
     }
 
+    /// Now, by the database's clock, as SQL: every pending charge's lease (`attempt_at`) is
+    /// written and compared with it, so instances whose clocks disagree (or jump) still agree on
+    /// whose a charge is.
+    fn now_sql(&self) -> &'static str {
+        match self.db {
+            Database::Sqlite(_) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Database::Postgres(_) => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
     /// Records a `pending` payment for `order_id` unless it has one: the step that makes every
     /// other attempt for the order find this one. One statement, committed on its own, before
-    /// anyone asks the processor.
+    /// anyone asks the processor. Its lease starts now by the database's clock.
     pub async fn claim(
         &self,
         order_id: Uuid,
         request: &ChargeRequest,
-        now: Timestamp,
     ) -> Result<Claim, StoreError> {
         let id = Uuid::now_v7();
-        let inserted = on_pool!(&self.db, |pool| sqlx::query(sql::CLAIM)
+        let sql = sqlx::AssertSqlSafe(sql::CLAIM.replace("{now}", self.now_sql()));
+        let inserted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(id.to_string())
             .bind(order_id.to_string())
             .bind(&request.user_id)
             .bind(request.payment_method_id.to_string())
             .bind(request.amount.amount)
             .bind(request.amount.currency.as_str())
-            .bind(now.millis())
             .execute(pool)
             .await?
             .rows_affected());
@@ -227,19 +246,65 @@ impl Store {
         })
     }
 
-    /// Takes over `payment`'s abandoned attempt: `true` when this caller now owns it (and its
-    /// `attempt_at` is `now`), `false` when someone else moved it first.
-    pub async fn take_over(&self, payment: &Payment, now: Timestamp) -> Result<bool, StoreError> {
-        let sql = "UPDATE payments SET attempt_at = $3 \
-                   WHERE order_id = $1 AND status = 'pending' AND attempt_at = $2";
-        let moved = on_pool!(&self.db, |pool| sqlx::query(sql)
+    /// Takes over `payment`'s attempt if it was abandoned — begun at least `lease` ago by the
+    /// database's clock: the new attempt's lease (its `attempt_at`) when this caller now owns it;
+    /// `None` while the attempt may still be running, or when someone else moved it first.
+    pub async fn take_over(
+        &self,
+        payment: &Payment,
+        lease: std::time::Duration,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let now = self.now_sql();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE payments SET attempt_at = {now} \
+             WHERE order_id = $1 AND status = 'pending' AND attempt_at = $2 \
+             AND attempt_at <= {now} - $3 RETURNING attempt_at"
+        ));
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let taken: Option<i64> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(payment.order_id.to_string())
             .bind(payment.attempt_at.millis())
-            .bind(now.millis())
+            .bind(lease_ms)
+            .fetch_optional(pool)
+            .await?);
+        Ok(taken.map(Timestamp::from_millis))
+    }
+
+    /// Deletes the payments of orders cancelled before any charge (tombstones) made more than
+    /// `keep` ago by the database's clock; how many.
+    pub async fn purge_tombstones(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "DELETE FROM payments WHERE status = 'cancelled' AND created_at < {} - $1",
+            self.now_sql()
+        ));
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        Ok(on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(keep_ms)
             .execute(pool)
             .await?
-            .rows_affected());
-        Ok(moved == 1)
+            .rows_affected()))
+    }
+
+    /// Orders cancelled before any charge (tombstones, and charges settled as never made) within
+    /// the last `window` by the database's clock, oldest first, `limit` at most: the ones whose
+    /// late captures the sweep looks for.
+    pub async fn recently_cancelled(
+        &self,
+        window: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT order_id FROM payments WHERE status = 'cancelled' AND created_at >= {} - $1 \
+             ORDER BY created_at LIMIT $2",
+            self.now_sql()
+        ));
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let ids: Vec<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .bind(window_ms)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?);
+        ids.iter().map(|id| uuid(id, "payments.order_id")).collect()
     }
 
     /// Records the processor's answer for the attempt that began at `lease`, and its event
@@ -333,13 +398,15 @@ impl Store {
 
     /// Records that order `order_id` is cancelled before any charge, unless it has a payment
     /// already. Returns the order's payment either way: the new tombstone, or what was there.
-    pub async fn tombstone(&self, order_id: Uuid, now: Timestamp) -> Result<Claim, StoreError> {
-        let sql = "INSERT INTO payments (id, order_id, status, attempt_at, created_at) \
-                   VALUES ($1, $2, 'cancelled', $3, $3) ON CONFLICT (order_id) DO NOTHING";
+    pub async fn tombstone(&self, order_id: Uuid) -> Result<Claim, StoreError> {
+        let now = self.now_sql();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payments (id, order_id, status, attempt_at, created_at) \
+             VALUES ($1, $2, 'cancelled', {now}, {now}) ON CONFLICT (order_id) DO NOTHING"
+        ));
         let inserted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(Uuid::now_v7().to_string())
             .bind(order_id.to_string())
-            .bind(now.millis())
             .execute(pool)
             .await?
             .rows_affected());
@@ -422,9 +489,10 @@ mod sql {
          (id, owner, brand, last4, exp_month, exp_year, token, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+    /// `{now}` is the engine's clock expression.
     pub(super) const CLAIM: &str = "INSERT INTO payments \
          (id, order_id, status, user_id, payment_method_id, amount, currency, attempt_at, created_at) \
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING";
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, {now}, {now}) ON CONFLICT (order_id) DO NOTHING";
 
     pub(super) const INSERT_REFUND: &str = "INSERT INTO refunds \
          (id, payment_id, order_id, amount, currency, processor_refund_id, created_at) \

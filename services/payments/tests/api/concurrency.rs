@@ -77,8 +77,9 @@ souk_chassis::backend_tests! { spawn;
         // A process claimed the order long ago, the processor charged, and the process died
         // before recording the answer.
         let asked = request("u1", &method, 1500);
-        let claim = app.payments.store.claim(order, &asked, Timestamp::from_millis(1_000)).await.unwrap();
+        let claim = app.payments.store.claim(order, &asked).await.unwrap();
         assert!(matches!(claim, Claim::New(_)));
+        app.age_pending(order, 3_600_000).await;
         let charged = app.payments.processor
             .charge(&order.to_string(), &token(&app, &method).await, &asked.amount, Timestamp::now())
             .await
@@ -95,7 +96,7 @@ souk_chassis::backend_tests! { spawn;
     async fn a_fresh_pending_charge_is_in_progress(app) {
         let method = app.method_id("u1", VISA).await;
         let order = Uuid::now_v7();
-        app.payments.store.claim(order, &request("u1", &method, 900), Timestamp::now()).await.unwrap();
+        app.payments.store.claim(order, &request("u1", &method, 900)).await.unwrap();
         let (status, headers, problem) = app.charge(&charge_body(order, "u1", &method, 900)).await;
         assert_eq!(status, StatusCode::CONFLICT, "{problem}");
         assert_eq!(problem["type"], "urn:souk:problem:in-progress");

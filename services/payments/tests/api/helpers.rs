@@ -207,6 +207,29 @@ impl TestApp {
         }
     }
 
+    /// Makes order `order`'s pending charge look `ms` older than it is: what a process paused
+    /// that long (or a clock jump) looks like to everyone else.
+    pub async fn age_pending(&self, order: Uuid, ms: i64) {
+        let sql = "UPDATE payments SET attempt_at = attempt_at - $1 WHERE order_id = $2 AND status = 'pending'";
+        let aged = match self.database() {
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(ms)
+                .bind(order.to_string())
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected(),
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(ms)
+                .bind(order.to_string())
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected(),
+        };
+        assert_eq!(aged, 1, "order {order} has no pending charge");
+    }
+
     /// The database behind the service.
     pub fn database(&self) -> &Database {
         self.payments.store.database()

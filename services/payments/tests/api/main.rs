@@ -13,6 +13,7 @@ mod concurrency;
 mod config;
 mod events;
 mod helpers;
+mod late_captures;
 mod logs;
 mod methods;
 mod openapi;

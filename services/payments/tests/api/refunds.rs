@@ -68,7 +68,7 @@ souk_chassis::backend_tests! { spawn;
     async fn a_refund_during_a_charge_is_in_progress(app) {
         let method = app.method_id("u1", VISA).await;
         let order = Uuid::now_v7();
-        app.payments.store.claim(order, &request("u1", &method, 100), Timestamp::now()).await.unwrap();
+        app.payments.store.claim(order, &request("u1", &method, 100)).await.unwrap();
         let (status, problem) = app.refund(order).await;
         assert_eq!(status, StatusCode::CONFLICT, "{problem}");
         assert_eq!(problem["type"], "urn:souk:problem:in-progress");
@@ -77,18 +77,19 @@ souk_chassis::backend_tests! { spawn;
     async fn a_refund_settles_an_abandoned_charge_from_the_processor(app) {
         let method = app.method_id("u1", VISA).await;
         let token = app.payments.store.method(Uuid::parse_str(&method).unwrap()).await.unwrap().unwrap().token;
-        let long_ago = Timestamp::from_millis(1_000);
-        // Charged at the processor, then the charging process died.
+        // Charged at the processor, then the charging process died (long ago).
         let charged = Uuid::now_v7();
         let asked = request("u1", &method, 800);
-        app.payments.store.claim(charged, &asked, long_ago).await.unwrap();
+        app.payments.store.claim(charged, &asked).await.unwrap();
+        app.age_pending(charged, 3_600_000).await;
         app.payments.processor.charge(&charged.to_string(), &token, &asked.amount, Timestamp::now()).await.unwrap();
         let (status, refund) = app.refund(charged).await;
         assert_eq!((status, refund["status"].as_str()), (StatusCode::OK, Some("refunded")), "{refund}");
         assert_eq!(app.payments.store.payment(charged).await.unwrap().unwrap().status, PaymentStatus::Refunded);
         // Claimed, then the process died before the processor was asked.
         let never = Uuid::now_v7();
-        app.payments.store.claim(never, &asked, long_ago).await.unwrap();
+        app.payments.store.claim(never, &asked).await.unwrap();
+        app.age_pending(never, 3_600_000).await;
         let (status, refund) = app.refund(never).await;
         assert_eq!((status, refund["status"].as_str()), (StatusCode::OK, Some("nothing_to_refund")));
         let (status, _, problem) = app.charge(&charge_body(never, "u1", &method, 800)).await;
