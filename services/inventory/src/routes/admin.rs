@@ -135,7 +135,7 @@ pub(super) async fn stock_get(
 #[utoipa::path(put, path = "/v1/admin/stock/{sku}", tag = "admin", request_body = StockBody, security(("bearer" = [])),
     params(
         ("sku" = String, Path, description = "The product's SKU"),
-        ("if-match" = String, Header, description = "The `ETag` of the stock read before (`\"42\"`); required"),
+        ("if-match" = String, Header, pattern = r#"^(W/)?"[^"]*"( *, *(W/)?"[^"]*")*$"#, description = "The `ETag` of the stock read before (`\"42\"`); required"),
     ),
     responses(
         (status = 200, description = "The product's stock now", body = StockLevel, headers(("etag" = String, description = "Its new version"))),
@@ -195,7 +195,7 @@ pub(super) async fn stock_set(
 #[utoipa::path(post, path = "/v1/admin/stock/{sku}/adjustments", tag = "admin", request_body = AdjustmentBody, security(("bearer" = [])),
     params(
         ("sku" = String, Path, description = "The product's SKU"),
-        ("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a repeat of the same adjustment answers the first (200)"),
+        ("idempotency-key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a repeat of the same adjustment answers the first (200)"),
     ),
     responses(
         (status = 201, description = "Recorded", body = AdjustmentResult, headers(("etag" = String, description = "The stock's new version"))),
