@@ -40,6 +40,13 @@ async fn card_numbers_never_reach_the_logs() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches each callsite's interest process-wide. With a single dispatcher registered
+    // it computes that interest against the *registering* thread's default: another test's
+    // thread, with no subscriber, reaching "payment method registered" first would cache
+    // `never` and hide the event from this capture (tokio-rs/tracing#3611). A second live
+    // dispatcher makes tracing ask every registered one instead.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::callsite::rebuild_interest_cache();
 
     let app = spawn(Backend::Sqlite).await.unwrap();
     let number = random_card();
