@@ -223,9 +223,18 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
                         .iter()
                         .map(|a| (*a).to_owned())
                         .collect(),
+                    feeds: caller
+                        .feed_audiences()
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
                 };
                 config.services.insert(caller.name().to_owned(), client);
             }
+            // The secret that seals its signing keys, beside (not in) its database.
+            let dir =
+                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
+            config.key_file = dir.join("identity.key").display().to_string();
             let identity = souk_identity::build(config, souk_identity::AdminAccount::from_env(env))
                 .await
                 .map_err(|e| format!("identity: {}", souk_chassis::problem::ErrorChain(&e)))?;

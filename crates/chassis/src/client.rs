@@ -438,17 +438,34 @@ impl ServiceTokens {
 
     /// A token for calling `audience` (a service name), from cache when still fresh.
     pub async fn token(&self, audience: &str) -> Result<String, ClientError> {
+        self.scoped(audience, None).await
+    }
+
+    /// A token that only reads `audience`'s event feed (`scope: "events:read"`): what a
+    /// consumer asks for, so that holding it lets it do nothing else there.
+    pub async fn feed_token(&self, audience: &str) -> Result<String, ClientError> {
+        self.scoped(audience, Some(crate::auth::EVENTS_READ)).await
+    }
+
+    async fn scoped(&self, audience: &str, scope: Option<&str>) -> Result<String, ClientError> {
+        let key = match scope {
+            Some(scope) => format!("{audience} {scope}"),
+            None => audience.to_owned(),
+        };
         let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.get(audience)
+        if let Some(cached) = cache.get(&key)
             && tokio::time::Instant::now() < cached.renew_at
         {
             return Ok(cached.token.clone());
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "client_id": self.client_id,
             "client_secret": self.client_secret.expose(),
             "audience": audience,
         });
+        if let Some(scope) = scope {
+            body["scope"] = scope.into();
+        }
         let answer: TokenAnswer = self
             .identity
             .send(Method::POST, "/v1/auth/service-token", None, &body)
@@ -458,7 +475,7 @@ impl ServiceTokens {
         let lifetime = Duration::from_secs(answer.expires_in);
         let margin = Duration::from_secs(60).min(lifetime / 2);
         cache.insert(
-            audience.to_owned(),
+            key,
             CachedToken {
                 token: answer.access_token.clone(),
                 renew_at: tokio::time::Instant::now() + lifetime - margin,

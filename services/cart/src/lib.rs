@@ -99,7 +99,7 @@ impl Cart {
         Ok(Consumer::new(order_events::CONSUMER, "orders", source, db)
             .with_bearer(move || {
                 let tokens = tokens.clone();
-                async move { tokens.token("orders").await.ok() }
+                async move { tokens.feed_token("orders").await.ok() }
             })
             .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown))
     }

@@ -104,7 +104,7 @@ impl Inventory {
         )
         .with_bearer(move || {
             let tokens = tokens.clone();
-            async move { tokens.token("orders").await.ok() }
+            async move { tokens.feed_token("orders").await.ok() }
         })
         .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown)
     }

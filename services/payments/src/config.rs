@@ -26,6 +26,33 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// How events leave the outbox (`SOUK_PAYMENTS__EVENTS__*`): the feed, or a relay to NATS.
     pub events: EventsConfig,
+    /// The services that may charge, refund and read payments (`/v1/payments…`), by client id;
+    /// from the environment as a comma-separated list (`SOUK_PAYMENTS__CALLERS=orders`). Any
+    /// other service's token is a 403 there, whatever its audience. Event feed readers need
+    /// only a token narrowed to `events:read`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub callers: Vec<String>,
+}
+
+/// A list, or a string of comma-separated items (environment variables cannot hold lists).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::List(items) => items,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -40,6 +67,7 @@ impl Default for Config {
             },
             processor: ProcessorConfig::default(),
             events: EventsConfig::default(),
+            callers: vec!["orders".into()],
         }
     }
 }

@@ -117,6 +117,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
         auth: auth.clone(),
         outbox: outbox.clone(),
         pending_lease: pending_lease(config),
+        callers: std::sync::Arc::new(config.callers.clone()),
     })
     .merge(outbox.feed_router_with_auth(auth));
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
