@@ -47,6 +47,17 @@ const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         shared: false,
     });
 
+/// Password changes: a few per address and per user; identity counts them against the
+/// account's sign-in throttle as well.
+const PASSWORD_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 30,
+        client_burst: 10,
+        user_per_minute: 6,
+        user_burst: 3,
+        shared: false,
+    });
+
 /// A shopper changes a cart a few times a minute; a script hammering it is cut off per user.
 const CART_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
     Some(souk_gateway::config::RateLimitConfig {
@@ -116,14 +127,48 @@ impl Service {
     /// The routes the gateway sends to it.
     pub(crate) fn routes(self) -> &'static [PublicRoute] {
         match self {
+            // An allow-list: each public auth operation by name. Anything else under
+            // /api/v1/auth (service-token, for services inside only) reaches no route to identity.
             Self::Identity => &[
                 PublicRoute {
-                    name: "auth",
-                    prefix: "/api/v1/auth",
+                    name: "auth-register",
+                    prefix: "/api/v1/auth/register",
                     methods: Some(&["POST"]),
-                    rewrite: "/v1/auth",
+                    rewrite: "/v1/auth/register",
                     policy: Public,
                     rate_limit: AUTH_LIMIT,
+                },
+                PublicRoute {
+                    name: "auth-login",
+                    prefix: "/api/v1/auth/login",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/auth/login",
+                    policy: Public,
+                    rate_limit: AUTH_LIMIT,
+                },
+                PublicRoute {
+                    name: "auth-refresh",
+                    prefix: "/api/v1/auth/refresh",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/auth/refresh",
+                    policy: Public,
+                    rate_limit: AUTH_LIMIT,
+                },
+                PublicRoute {
+                    name: "auth-logout",
+                    prefix: "/api/v1/auth/logout",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/auth/logout",
+                    policy: Public,
+                    rate_limit: AUTH_LIMIT,
+                },
+                PublicRoute {
+                    name: "auth-password",
+                    prefix: "/api/v1/auth/password",
+                    methods: Some(&["POST"]),
+                    rewrite: "/v1/auth/password",
+                    policy: User,
+                    rate_limit: PASSWORD_LIMIT,
                 },
                 PublicRoute {
                     name: "me",
@@ -297,6 +342,28 @@ impl Service {
     /// The services whose internal endpoints it calls with service tokens: identity lets it ask
     /// for tokens addressed to them.
     pub(crate) fn token_audiences(self) -> Vec<&'static str> {
+        match self.reads_feeds_only() {
+            true => Vec::new(),
+            false => self.neighbour_names(),
+        }
+    }
+
+    /// The services whose event feed it reads, and nothing else there: identity gives it only
+    /// tokens narrowed to `events:read` for them (history reads payments' feed, and so cannot
+    /// charge).
+    pub(crate) fn feed_audiences(self) -> Vec<&'static str> {
+        match self.reads_feeds_only() {
+            true => self.neighbour_names(),
+            false => Vec::new(),
+        }
+    }
+
+    /// Whether its internal neighbours are event feeds it consumes (not endpoints it calls).
+    fn reads_feeds_only(self) -> bool {
+        matches!(self, Self::Inventory | Self::Cart | Self::History)
+    }
+
+    fn neighbour_names(self) -> Vec<&'static str> {
         self.internal_neighbours()
             .iter()
             .map(|(_, service)| service.name())

@@ -145,6 +145,16 @@ mod tests {
             endpoints[&Service::Catalog]
         );
         assert_eq!(parsed.aggregates[0].name, "product-details");
+        // Identity's internal service-token endpoint is on no public route.
+        let internal = "/api/v1/auth/service-token";
+        for route in &parsed.routes {
+            assert!(
+                !(internal == route.prefix || internal.starts_with(&format!("{}/", route.prefix)))
+                    || route.upstream == "storefront",
+                "route {} publishes {internal}",
+                route.name
+            );
+        }
         for service in Service::ALL {
             for route in service.routes() {
                 assert!(

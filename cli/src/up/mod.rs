@@ -284,6 +284,13 @@ impl Shop {
                 env.push((service.var(&format!("{section}__secret")), secret.clone()));
                 let audiences = caller.token_audiences().join(",");
                 env.push((service.var(&format!("{section}__audiences")), audiences));
+                let feeds = caller.feed_audiences().join(",");
+                env.push((service.var(&format!("{section}__feeds")), feeds));
+            }
+            // The secret that seals identity's signing keys, beside (not in) its database.
+            if let Ok(dir) = std::fs::canonicalize(&self.options.data_dir) {
+                let file = dir.join("identity.key").display().to_string();
+                env.push((service.var("key_file"), file));
             }
         }
         if service == Service::Cart {
@@ -541,7 +548,7 @@ pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
 pub(crate) fn service_secrets() -> Result<BTreeMap<Service, String>, String> {
     Service::ALL
         .iter()
-        .filter(|s| !s.token_audiences().is_empty())
+        .filter(|s| !s.token_audiences().is_empty() || !s.feed_audiences().is_empty())
         .map(|service| Ok((*service, random_hex()?)))
         .collect()
 }

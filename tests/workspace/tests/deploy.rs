@@ -456,6 +456,21 @@ fn gateway_config_violations(
             out.push(format!("upstream {name}: no route uses it"));
         }
     }
+    // Internal paths must reach no upstream from outside: identity's service tokens are for the
+    // services inside (an allow-list of public auth operations, never a prefix covering them).
+    for internal in ["/api/v1/auth/service-token", "/v1/auth/service-token"] {
+        for route in &config.routes {
+            let covers = internal == route.prefix
+                || route.prefix.ends_with('/') && internal.starts_with(&route.prefix)
+                || internal.starts_with(&format!("{}/", route.prefix));
+            if covers && route.upstream == "identity" {
+                out.push(format!(
+                    "route {} sends {internal} to identity: route the public auth operations by name",
+                    route.name
+                ));
+            }
+        }
+    }
     if config.server.drain_timeout_ms != (DRAIN_SECS * 1000) as u64 {
         out.push(format!(
             "server.drain_timeout_ms is {}, the manifests assume {DRAIN_SECS} s",
@@ -482,6 +497,15 @@ fn the_gateway_configurations_route_every_service_through_dns() {
     let broken = read("deploy/k8s/base/gateway.toml")
         .replace("upstream = \"catalog\"", "upstream = \"catlog\"");
     assert!(!gateway_config_violations(&broken, &services, |s| format!("{s}-headless")).is_empty());
+    let published = read("deploy/k8s/base/gateway.toml").replace(
+        "prefix = \"/api/v1/auth/login\"",
+        "prefix = \"/api/v1/auth\"",
+    );
+    let found = gateway_config_violations(&published, &services, |s| format!("{s}-headless"));
+    assert!(
+        found.iter().any(|v| v.contains("service-token")),
+        "{found:?}"
+    );
 }
 
 // --- Kubernetes -------------------------------------------------------------------------------
