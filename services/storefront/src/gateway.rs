@@ -447,6 +447,16 @@ impl Gateway {
             .await
     }
 
+    /// Ends the login `refresh_token` belongs to: identity revokes its whole family, so a copy
+    /// of the cookie buys nothing afterwards.
+    pub async fn logout(&self, refresh_token: &str, who: &Who) -> Result<(), GatewayError> {
+        let body = serde_json::json!({"refresh_token": refresh_token});
+        let _: serde_json::Value = self
+            .send(Method::POST, "/api/v1/auth/logout", who, Some(body), None)
+            .await?;
+        Ok(())
+    }
+
     /// The shopper's cart.
     pub async fn cart(&self, who: &Who) -> Result<Cart, GatewayError> {
         self.get("/api/v1/cart", who).await
