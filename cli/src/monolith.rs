@@ -40,7 +40,9 @@ fn reexec_with_argon2_friendly_malloc() {
 
 async fn monolith(options: Options) -> Result<(), String> {
     let started = Instant::now();
+    up::private_umask();
     let listen = up::preflight(&options)?;
+    let storefront_ip = up::storefront_ip();
     let _telemetry = souk_chassis::telemetry::init(
         &souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process()),
     )
@@ -63,6 +65,7 @@ async fn monolith(options: Options) -> Result<(), String> {
             options: &options,
             secrets: &secrets,
             cart_events: &cart_events,
+            storefront_ip,
         };
         let built = build(service, url, &context).await?;
         routers.insert(service.name().to_owned(), built.router);
@@ -74,16 +77,31 @@ async fn monolith(options: Options) -> Result<(), String> {
         consumer.start(&routers, &shutdown).await?;
     }
 
-    let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
+    let admin_token = up::new_admin_token(&options.data_dir)?;
+    let data_dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
+    let listeners = up::gateway::Listeners {
+        listen,
+        admin: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
+        metrics: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
+        token_file: state::token_path(&data_dir).display().to_string(),
+    };
     // The endpoints are never dialled: each upstream is served by its router in this process.
-    let placeholder = SocketAddr::from(([127, 0, 0, 1], 9));
+    // The storefront's stands for the address it calls the gateway from (over loopback HTTP,
+    // like any client), which the gateway then believes `X-Forwarded-For` from.
     let endpoints: BTreeMap<Service, Vec<SocketAddr>> = Service::ALL
         .iter()
-        .map(|s| (*s, vec![placeholder]))
+        .map(|s| {
+            let ip = match s {
+                Service::Storefront => storefront_ip,
+                _ => std::net::IpAddr::from([127, 0, 0, 1]),
+            };
+            (*s, vec![SocketAddr::new(ip, 9)])
+        })
         .collect();
-    let text = up::gateway::config(listen, admin, &endpoints, !options.quiet);
-    let config = souk_gateway::GatewayConfig::parse(&text)
+    let text = up::gateway::config(&listeners, &endpoints, !options.quiet);
+    let mut config = souk_gateway::GatewayConfig::parse(&text)
         .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
+    config.server.admin_token = souk_chassis::Secret::new(admin_token);
     let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
         .map_err(|e| e.to_string())?;
     let state = State {
@@ -91,6 +109,8 @@ async fn monolith(options: Options) -> Result<(), String> {
         control: None,
         gateway: running.addr,
         admin: running.admin_addr,
+        metrics: running.metrics_addr,
+        token: String::new(),
     };
     state
         .write(&options.data_dir)
@@ -106,8 +126,12 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("  shop:          http://{}/", running.addr);
     println!("  shop API:      http://{}/api/v1/products", running.addr);
     println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
-    println!("  service map:   http://{}/map", running.admin_addr);
-    println!("  gateway admin: http://{}/upstreams", running.admin_addr);
+    println!("  service map:   http://{}/map", listeners.metrics);
+    println!(
+        "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
+        running.admin_addr,
+        state::token_path(&options.data_dir).display()
+    );
     println!("  data:          {}", options.data_dir.display());
     println!();
     println!("  Ctrl-C stops the shop.");
@@ -117,6 +141,7 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("souk: stopping…");
     let _ = tokio::task::spawn_blocking(move || running.join()).await;
     let _ = std::fs::remove_file(state::path(&options.data_dir));
+    let _ = std::fs::remove_file(state::token_path(&options.data_dir));
     println!("souk: stopped");
     Ok(())
 }
@@ -134,6 +159,8 @@ struct Context<'a> {
     secrets: &'a BTreeMap<Service, String>,
     /// Where the cart keeps its event bookkeeping.
     cart_events: &'a str,
+    /// The storefront's own loopback address, which it calls the gateway from.
+    storefront_ip: std::net::IpAddr,
 }
 
 /// A service built, and the event consumer it runs once its producers exist.
@@ -335,6 +362,7 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             // which calls the services' routers in this process.
             let mut config = souk_storefront::load_config(env).map_err(|e| e.to_string())?;
             config.gateway.url = format!("http://{listen}");
+            config.source_ip = Some(context.storefront_ip);
             let storefront = souk_storefront::build(&config)
                 .map_err(|e| format!("storefront: {}", souk_chassis::problem::ErrorChain(&e)))?;
             storefront.health.drain_on(shutdown);

@@ -11,10 +11,22 @@ use souk_gateway::config::{
 
 use crate::services::Service;
 
-/// TOML for a gateway on `listen` (admin on `admin`) in front of `endpoints`.
+/// Where the gateway listens, and where its admin token is.
+#[derive(Debug, Clone)]
+pub(crate) struct Listeners {
+    /// The shop.
+    pub(crate) listen: SocketAddr,
+    /// The admin API (wants the token).
+    pub(crate) admin: SocketAddr,
+    /// The read-only service map and metrics.
+    pub(crate) metrics: SocketAddr,
+    /// The file holding this run's admin token.
+    pub(crate) token_file: String,
+}
+
+/// TOML for a gateway on `listeners` in front of `endpoints`.
 pub(crate) fn config(
-    listen: SocketAddr,
-    admin: SocketAddr,
+    listeners: &Listeners,
     endpoints: &BTreeMap<Service, Vec<SocketAddr>>,
     access_log: bool,
 ) -> String {
@@ -63,15 +75,20 @@ pub(crate) fn config(
         });
     let config = GatewayConfig {
         server: ServerConfig {
-            listen,
-            admin_listen: admin,
+            listen: listeners.listen,
+            admin_listen: listeners.admin,
+            metrics_listen: Some(listeners.metrics),
+            admin_token_file: Some(listeners.token_file.clone()),
             access_log,
-            // Everything in a laptop shop calls from loopback, the storefront among them: it
-            // forwards for the shopper, so per-client limits apply to shoppers, not to it.
-            trusted_proxies: vec![
-                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
-                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
-            ],
+            // The storefront forwards for the shopper, so per-client limits apply to shoppers,
+            // not to it. Believed from its own address only (learned from its endpoints, a
+            // loopback address of its own), never from loopback as a whole: every local
+            // program calls from there.
+            trusted_upstreams: endpoints
+                .contains_key(&Service::Storefront)
+                .then(|| Service::Storefront.name().to_owned())
+                .into_iter()
+                .collect(),
             ..ServerConfig::default()
         },
         routes,
@@ -133,11 +150,16 @@ mod tests {
             .zip(9001..)
             .map(|(service, port)| (*service, vec![SocketAddr::from(([127, 0, 0, 1], port))]))
             .collect();
-        let text = config(
-            "127.0.0.1:8080".parse().unwrap(),
-            "127.0.0.1:9901".parse().unwrap(),
-            &endpoints,
-            true,
+        let listeners = Listeners {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            admin: "127.0.0.1:9901".parse().unwrap(),
+            metrics: "127.0.0.1:9902".parse().unwrap(),
+            token_file: "/data/admin-token".into(),
+        };
+        let text = config(&listeners, &endpoints, true);
+        assert!(
+            !text.contains("token ="),
+            "the token itself is never in the file: {text}"
         );
         let parsed = GatewayConfig::parse(&text).unwrap();
         assert_eq!(
@@ -145,6 +167,15 @@ mod tests {
             endpoints[&Service::Catalog]
         );
         assert_eq!(parsed.aggregates[0].name, "product-details");
+        assert_eq!(parsed.server.trusted_upstreams, ["storefront"]);
+        assert!(
+            parsed.server.trusted_proxies.is_empty(),
+            "not loopback as a whole"
+        );
+        assert_eq!(
+            parsed.server.admin_token_file.as_deref(),
+            Some("/data/admin-token")
+        );
         // Identity's internal service-token endpoint is on no public route.
         let internal = "/api/v1/auth/service-token";
         for route in &parsed.routes {

@@ -11,5 +11,6 @@ mod bench;
 mod browser;
 mod crash;
 mod helpers;
+mod security;
 mod shopping;
 mod up;

@@ -94,8 +94,26 @@ fn default_jwks_refresh_secs() -> u64 {
 pub struct ServerConfig {
     /// The public listener.
     pub listen: SocketAddr,
-    /// The admin listener (upstream state, reload, faults). Keep it on loopback.
+    /// The admin listener (upstream state, endpoints, reload, faults). Every call but
+    /// `/healthz` and `/readyz` wants `Authorization: Bearer <admin token>`. Keep it on loopback.
     pub admin_listen: SocketAddr,
+    /// A file holding the admin token (a mounted Secret; `souk up` writes one per run). The
+    /// `SOUK_GATEWAY_ADMIN_TOKEN` variable, when set, wins. Neither: the admin API refuses every
+    /// call. The token is never printed, and cannot change on reload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<String>,
+    /// The admin token itself, from `SOUK_GATEWAY_ADMIN_TOKEN` (never from the file, never
+    /// printed).
+    #[serde(skip)]
+    pub admin_token: souk_chassis::Secret,
+    /// A read-only listener for a browser and for monitoring: `/map` (the service map),
+    /// `/upstreams`, `/metrics`, `/healthz`, `/readyz`, with no token. None: not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Host names (besides IP addresses and `localhost`) the admin and metrics listeners answer
+    /// to; any other `Host` is refused, so a web page cannot reach them by DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_hosts: Vec<String>,
     /// Proxy threads, each with its own runtime, listener socket and upstream connections;
     /// 0 means one per core.
     pub threads: usize,
@@ -116,6 +134,12 @@ pub struct ServerConfig {
     /// believed, and a client-sent `X-Forwarded-For` is replaced by the peer's address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Upstreams whose endpoints' addresses are trusted proxies too (`["storefront"]`): the
+    /// gateway learns them as it learns the endpoints (DNS, `souk up`), so exactly the
+    /// storefront's own addresses are believed — not a whole network that a load balancer or a
+    /// container runtime's port proxy also connects from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_upstreams: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +147,10 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            admin_token_file: None,
+            admin_token: souk_chassis::Secret::default(),
+            metrics_listen: None,
+            admin_hosts: Vec::new(),
             threads: 0,
             access_log: true,
             body_limit_bytes: 1024 * 1024,
@@ -130,6 +158,7 @@ impl Default for ServerConfig {
             drain_timeout_ms: 10_000,
             redis_url: None,
             trusted_proxies: Vec::new(),
+            trusted_upstreams: Vec::new(),
         }
     }
 }
@@ -485,6 +514,17 @@ impl GatewayConfig {
             .routes
             .iter()
             .position(|r| r.rate_limit.is_some_and(|l| l.shared));
+        if let Some(missing) = self
+            .server
+            .trusted_upstreams
+            .iter()
+            .find(|u| !self.upstreams.contains_key(*u))
+        {
+            return Err(invalid(
+                "server.trusted_upstreams",
+                format!("no upstream named {missing:?}"),
+            ));
+        }
         if let (Some(i), None) = (shared, &self.server.redis_url) {
             return Err(invalid(
                 format!("routes[{i}].rate_limit.shared"),

@@ -32,3 +32,6 @@ pub use server::{Running, StartError, start, start_with};
 
 /// The service's name.
 pub const NAME: &str = "gateway";
+
+/// The variable holding the admin API's bearer token (it wins over `server.admin_token_file`).
+pub const ADMIN_TOKEN_VAR: &str = "SOUK_GATEWAY_ADMIN_TOKEN";

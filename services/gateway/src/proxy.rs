@@ -102,11 +102,7 @@ impl Proxy {
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let table = self.shared.table.load_full();
-        let forwarded = headers::forwarded_client(
-            request.headers(),
-            client,
-            &table.config.server.trusted_proxies,
-        );
+        let forwarded = headers::forwarded_client(request.headers(), client, |ip| table.trusts(ip));
         let (client, client_ip) = match &forwarded {
             Some((forwarded_for, chain)) => (*forwarded_for, chain),
             None => (client, client_ip),

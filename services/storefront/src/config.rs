@@ -34,6 +34,11 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Products per page of the product list (1–100).
     pub page_size: u32,
+    /// The address its calls to the gateway come from (`SOUK_STOREFRONT__SOURCE_IP`), when the
+    /// gateway must tell them from other local callers: `souk up` gives the storefront a
+    /// loopback address of its own, the only one the gateway believes `X-Forwarded-For` from.
+    /// None: whatever the system picks.
+    pub source_ip: Option<IpAddr>,
 }
 
 /// When cookies are `Secure` with the `__Host-` prefix (which no sibling host can set).
@@ -119,6 +124,7 @@ impl Default for Config {
                 IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
             ],
             page_size: 12,
+            source_ip: None,
         }
     }
 }

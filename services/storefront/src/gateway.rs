@@ -377,9 +377,11 @@ pub struct ProductQuery {
 }
 
 impl Gateway {
-    /// A client of the gateway at `config.url` (no `/api`), each call within `config`'s deadline.
-    pub fn new(config: &ClientConfig) -> Self {
+    /// A client of the gateway at `config.url` (no `/api`), each call within `config`'s deadline,
+    /// its connections from `source_ip` when given.
+    pub fn new(config: &ClientConfig, source_ip: Option<std::net::IpAddr>) -> Self {
         let client = reqwest::Client::builder()
+            .local_address(source_ip)
             .timeout(config.timeout())
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())

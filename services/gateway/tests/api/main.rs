@@ -4,6 +4,7 @@
 // A test binary: panicking on the unexpected is how it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod admin;
 mod aggregate;
 mod auth;
 mod balancing;
