@@ -31,6 +31,10 @@ umask 077
     for service in ORDERS HISTORY INVENTORY CART; do
         echo "SOUK_SERVICE_SECRET_${service}=$(random)"
     done
+    # Each event producer's and consumer's NATS password (nats/souk-users.conf).
+    for service in ORDERS PAYMENTS INVENTORY CART HISTORY; do
+        echo "SOUK_NATS_${service}_PASSWORD=$(random)"
+    done
     echo "SOUK_STOREFRONT_CSRF_SECRET=$(random)"
     # The gateway admin API's bearer token, and the secret that seals identity's signing keys.
     echo "SOUK_GATEWAY_ADMIN_TOKEN=$(random)"

@@ -558,6 +558,12 @@ const SECRET_VARIABLES: &[(&str, &str)] = &[
     ("gateway", "SOUK_GATEWAY_ADMIN_TOKEN"),
     // What seals identity's signing keys in its database.
     ("identity", "SOUK_IDENTITY__KEY_SECRET"),
+    // Each service's NATS password (deploy/nats/souk-users.conf).
+    ("orders", "SOUK_ORDERS__EVENTS__NATS__PASSWORD"),
+    ("payments", "SOUK_PAYMENTS__EVENTS__NATS__PASSWORD"),
+    ("inventory", "SOUK_INVENTORY__EVENTS__NATS__PASSWORD"),
+    ("cart", "SOUK_CART__EVENTS__NATS__PASSWORD"),
+    ("history", "SOUK_HISTORY__EVENTS__NATS__PASSWORD"),
 ];
 
 /// Every `SECRET_VARIABLES` entry is set on its Deployment from a `secretKeyRef`.

@@ -19,6 +19,11 @@ pub struct NatsConfig {
     /// JetStream's de-duplication window for a stream the chassis creates: a message id seen
     /// within it is stored once, however often it is published.
     pub duplicate_window_secs: u64,
+    /// This service's NATS user (its name, in the deployments): the server lets each user
+    /// publish only its own events and read only the streams it consumes. Empty: no credentials.
+    pub user: String,
+    /// Its password (from a Secret: `SOUK_<SERVICE>__EVENTS__NATS__PASSWORD`); never logged.
+    pub password: crate::Secret,
 }
 
 impl Default for NatsConfig {
@@ -28,6 +33,8 @@ impl Default for NatsConfig {
             connect_timeout_ms: 2_000,
             request_timeout_ms: 5_000,
             duplicate_window_secs: 120,
+            user: String::new(),
+            password: crate::Secret::default(),
         }
     }
 }
@@ -47,7 +54,16 @@ pub(crate) async fn connect(
     config: &NatsConfig,
     client_name: &str,
 ) -> Result<jetstream::Context, String> {
-    let client = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    if !config.user.is_empty() {
+        // Replies (JetStream acknowledgements, pulled messages) come to inboxes under a prefix
+        // of this user's own, which the server lets only this user read: no other service can
+        // subscribe to `_INBOX.>` and read them.
+        options = options
+            .user_and_password(config.user.clone(), config.password.expose().to_owned())
+            .custom_inbox_prefix(inbox_prefix(&config.user));
+    }
+    let client = options
         .name(client_name)
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
@@ -78,6 +94,12 @@ pub(crate) async fn ensure_stream(
             stream_name(service)
         )
     })
+}
+
+/// `_INBOX_<user>`: where a user with credentials gets its replies (the deployments' NATS
+/// permissions let user `history` subscribe to `_INBOX_history.>` and nothing of the kind else).
+pub(crate) fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{}", token(user))
 }
 
 /// `SOUK_<SERVICE>`: the stream holding `service`'s events.
