@@ -311,7 +311,7 @@ async fn the_bus_refuses_every_attack(nats: &PrivateNats) {
     );
     assert_eq!(
         inventory.ids(),
-        [placed.id.clone()],
+        std::slice::from_ref(&placed.id),
         "inventory handled nothing forged"
     );
 
