@@ -39,6 +39,7 @@ umask 077
     # The gateway admin API's bearer token, and the secret that seals identity's signing keys.
     echo "SOUK_GATEWAY_ADMIN_TOKEN=$(random)"
     echo "SOUK_IDENTITY_KEY_SECRET=$(random)"
+    echo "SOUK_PAYMENTS_VAULT_KEY=$(random)"
     echo "SOUK_ADMIN_EMAIL=$admin_email"
     echo "SOUK_ADMIN_PASSWORD=$(random)"
 } > .env

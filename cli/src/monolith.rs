@@ -297,6 +297,10 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let mut config = souk_payments::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
             config.auth.jwks_url = jwks_url;
+            // The secret that seals the simulated vault, beside (not in) its database.
+            let dir =
+                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
+            config.processor.vault_key_file = dir.join("payments-vault.key").display().to_string();
             let payments = souk_payments::build(&config)
                 .await
                 .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;

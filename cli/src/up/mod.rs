@@ -321,6 +321,13 @@ impl Shop {
                 env.push((service.var("key_file"), file));
             }
         }
+        if service == Service::Payments
+            && let Ok(dir) = std::fs::canonicalize(&self.options.data_dir)
+        {
+            // The secret that seals the simulated processor's vault, beside (not in) its database.
+            let file = dir.join("payments-vault.key").display().to_string();
+            env.push((service.var("processor__vault_key_file"), file));
+        }
         if service == Service::Cart {
             env.push((
                 service.var("events_database__url"),

@@ -81,6 +81,7 @@ async fn the_shop_as_an_attacker_meets_it() {
         "payments.db",
         "admin-token",
         "identity.key",
+        "payments-vault.key",
         "souk.json",
         "gateway.toml",
         "logs/identity.1.log",
@@ -269,7 +270,27 @@ async fn the_shop_as_an_attacker_meets_it() {
             401
         );
     }
-    login(&shop, "ada@example.com", "another long passphrase").await;
+    let (access, _) = login(&shop, "ada@example.com", "another long passphrase").await;
+
+    // A card registered through the shop rests sealed in the simulated vault: a copy of
+    // payments.db holds no card number.
+    let card = json!({ "card_number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123" });
+    let (status, body) = post(&shop, "/api/v1/payment-methods", &card, Some(&access)).await;
+    assert_eq!(status, 201, "{body}");
+    let url = format!("sqlite://{}?mode=ro", data.join("payments.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let cards: Vec<String> = sqlx::query_scalar("SELECT card_number FROM processor_vault")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        !cards.is_empty()
+            && cards
+                .iter()
+                .all(|c| c.starts_with("sealed:v1:") && !c.contains("4242")),
+        "{cards:?}"
+    );
+    pool.close().await;
 
     // A client that is not the storefront cannot escape the per-address sign-in limit by writing
     // a new X-Forwarded-For each time: after the burst (10) its address is refused.

@@ -650,6 +650,39 @@ fn make_env(admin_email: Option<&str>) -> (std::process::ExitStatus, BTreeSet<St
     (status, names, env)
 }
 
+/// The simulated processor (it approves any Luhn-valid card, and keeps card numbers) runs in dev
+/// with its vault key from a Secret, and never in prod, where no vault key is referenced.
+fn simulated_processor_violations(overlay: &str, rendered: &[Value]) -> Vec<String> {
+    let env = objects(rendered, "Deployment")
+        .get("payments")
+        .and_then(|d| d.pointer("/spec/template/spec/containers/0/env"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned();
+    let simulated = value("SOUK_PAYMENTS__PROCESSOR__SIMULATED").map(|e| e["value"].clone());
+    let key = value("SOUK_PAYMENTS__PROCESSOR__VAULT_KEY");
+    let mut out = Vec::new();
+    match overlay {
+        "prod" => {
+            if simulated != Some(json!("false")) {
+                out.push("prod: payments runs the simulated processor".into());
+            }
+            if key.is_some() {
+                out.push("prod: a simulated vault key is referenced".into());
+            }
+        }
+        _ => {
+            if key.is_none_or(|k| k.pointer("/valueFrom/secretKeyRef/name").is_none()) {
+                out.push(format!(
+                    "{overlay}: the vault key is not read from a Secret"
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn secrets_come_from_secrets_and_make_env_writes_them_all() {
     let (refused, _, _) = make_env(None);
@@ -663,7 +696,9 @@ fn secrets_come_from_secrets_and_make_env_writes_them_all() {
     let compose = yaml_documents(&read("deploy/compose.yaml")).remove(0);
     let mut violations = compose_secret_violations(&compose, &written);
     for overlay in ["dev", "prod"] {
-        violations.extend(secret_env_violations(&render(overlay)));
+        let rendered = render(overlay);
+        violations.extend(secret_env_violations(&rendered));
+        violations.extend(simulated_processor_violations(overlay, &rendered));
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
     // The checks notice a literal.
@@ -690,6 +725,8 @@ fn secrets_come_from_secrets_and_make_env_writes_them_all() {
             .any(|v| v.contains("SOUK_IDENTITY__KEY_SECRET")),
         "{found:?}"
     );
+    let found = simulated_processor_violations("prod", &render("dev"));
+    assert!(found.iter().any(|v| v.contains("simulated")), "{found:?}");
     // No committed file names a fixed administrator someone else could register first.
     for file in [
         "deploy/make-env.sh",

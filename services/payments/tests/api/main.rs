@@ -17,3 +17,4 @@ mod logs;
 mod methods;
 mod openapi;
 mod refunds;
+mod vault;
