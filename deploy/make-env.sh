@@ -32,7 +32,7 @@ umask 077
         echo "SOUK_SERVICE_SECRET_${service}=$(random)"
     done
     # Each event producer's and consumer's NATS password (nats/souk-users.conf).
-    for service in ORDERS PAYMENTS INVENTORY CART HISTORY; do
+    for service in ORDERS PAYMENTS CATALOG INVENTORY CART HISTORY; do
         echo "SOUK_NATS_${service}_PASSWORD=$(random)"
     done
     echo "SOUK_STOREFRONT_CSRF_SECRET=$(random)"

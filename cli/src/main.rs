@@ -40,6 +40,10 @@ enum Command {
         /// Send each process's log to <data dir>/logs/<name>.log instead of this terminal.
         #[arg(long)]
         quiet: bool,
+        /// Multiply every rate limit (rate and burst) by this: for load and contract-test runs
+        /// that come from one address, never for a shop open to the internet.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        rate_limit_factor: u32,
     },
     /// Run the same shop as ONE process: every service's router called in-process by the gateway.
     Monolith {
@@ -55,6 +59,10 @@ enum Command {
         /// No access log on stdout.
         #[arg(long)]
         quiet: bool,
+        /// Multiply every rate limit (rate and burst) by this: for load and contract-test runs
+        /// that come from one address, never for a shop open to the internet.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        rate_limit_factor: u32,
     },
     /// Show each service's instances, health and breaker state (from the gateway of a running `souk up`).
     Status {
@@ -92,6 +100,7 @@ fn main() -> ExitCode {
             instances,
             backend,
             quiet,
+            rate_limit_factor,
         } => {
             let instances = match instances
                 .iter()
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
                 instances,
                 backend,
                 quiet,
+                rate_limit_factor,
             })
         }
         Command::Monolith {
@@ -117,7 +127,12 @@ fn main() -> ExitCode {
             port,
             backend,
             quiet,
-        } => monolith::run(monolith::options(data_dir, port, backend, quiet)),
+            rate_limit_factor,
+        } => {
+            let mut options = monolith::options(data_dir, port, backend, quiet);
+            options.rate_limit_factor = rate_limit_factor;
+            monolith::run(options)
+        }
         Command::Status { data_dir } => status::status(&data_dir),
         Command::Bench(args) => bench::run(*args),
         Command::Chaos(args) => bench::chaos::run(*args),

@@ -1,6 +1,7 @@
 //! `souk monolith`: the same services and gateway routes in ONE process. The gateway calls each
 //! service's router in-process (tower `oneshot`) instead of over a socket; the public API and the
 //! data layout are those of `souk up`, so the same end-to-end tests pass against both topologies.
+//! As with `souk up`, the gateway opens the shop's port only once every service is ready.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -76,6 +77,11 @@ async fn monolith(options: Options) -> Result<(), String> {
     for consumer in consumers {
         consumer.start(&routers, &shutdown).await?;
     }
+    // The gateway opens the shop's port only once the shop can take and confirm an order.
+    tokio::select! {
+        ready = wait_ready(&routers) => ready?,
+        () = shutdown.wait() => return Err("interrupted while starting".to_owned()),
+    }
 
     let admin_token = up::new_admin_token(&options.data_dir)?;
     let data_dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
@@ -98,7 +104,7 @@ async fn monolith(options: Options) -> Result<(), String> {
             (*s, vec![SocketAddr::new(ip, 9)])
         })
         .collect();
-    let text = up::gateway::config(&listeners, &endpoints, !options.quiet);
+    let text = up::gateway::config(&listeners, &endpoints, &up::gateway::Tuning::of(&options));
     let mut config = souk_gateway::GatewayConfig::parse(&text)
         .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
     config.server.admin_token = souk_chassis::Secret::new(admin_token);
@@ -146,6 +152,32 @@ async fn monolith(options: Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Waits until every service's `/readyz` answers 200, in start order, as `souk up` does for its
+/// processes: inventory's only once it has read the catalog's products.
+async fn wait_ready(routers: &souk_gateway::InProcess) -> Result<(), String> {
+    let deadline = Instant::now() + up::READY_DEADLINE;
+    for service in Service::ALL {
+        let Some(router) = routers.get(service.name()).cloned() else {
+            continue;
+        };
+        let client = ServiceClient::in_process(service.name(), router, Duration::from_secs(2));
+        loop {
+            match client.get::<serde_json::Value>("/readyz", None).await {
+                Ok(_) => break,
+                Err(err) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{} did not become ready within {} s: {err}",
+                        service.name(),
+                        up::READY_DEADLINE.as_secs()
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What every service of the monolith is built with.
 struct Context<'a> {
     env: &'a Env,
@@ -185,7 +217,8 @@ enum Consumer {
 }
 
 impl Consumer {
-    /// Starts it on the in-process orders (its producer) and identity (its tokens).
+    /// Starts it on the in-process producers (orders; and for inventory the catalog) and
+    /// identity (its tokens).
     async fn start(
         self,
         routers: &souk_gateway::InProcess,
@@ -201,7 +234,9 @@ impl Consumer {
         let (orders, identity) = (client("orders")?, client("identity")?);
         match self {
             Self::Inventory(inventory, config) => {
-                inventory.consume_order_events(&config, orders, identity, shutdown.clone());
+                inventory.consume_order_events(&config, orders, identity.clone(), shutdown.clone());
+                // The catalog's router, which inventory was built with, serves the product events.
+                inventory.consume_catalog_events(&config, identity, shutdown.clone());
             }
             Self::Cart(cart, config) => {
                 cart.consume_order_events(&config, orders, identity, shutdown.clone())
@@ -275,6 +310,7 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let catalog = souk_catalog::build(&config)
                 .await
                 .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
+            catalog.spawn_relay(shutdown);
             catalog.health.drain_on(shutdown);
             Ok(catalog.router.into())
         }
@@ -388,5 +424,6 @@ pub(crate) fn options(
         instances: Vec::new(),
         backend,
         quiet,
+        rate_limit_factor: 1,
     }
 }

@@ -24,11 +24,18 @@ pub(crate) enum Service {
     Storefront,
 }
 
-/// A public route: `/api<prefix>` on the gateway, sent to the service as `<rewrite>`.
+/// A public route: `prefix` on the gateway (with `{name}` segments, and `exact` for one path
+/// only), sent to the service as `rewrite`.
+///
+/// Operations that share a prefix but not their methods get exact routes, so a 405's `Allow`
+/// lists the methods of that path only; a route with no methods (`CLAIM`) forwards nothing and
+/// keeps the paths under its prefix that no other route takes the gateway's 404 problem instead
+/// of a less specific route's answer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PublicRoute {
     pub(crate) name: &'static str,
     pub(crate) prefix: &'static str,
+    pub(crate) exact: bool,
     pub(crate) methods: Option<&'static [&'static str]>,
     pub(crate) rewrite: &'static str,
     /// Who may call it: checked by the gateway, and again by the service.
@@ -91,6 +98,265 @@ const ORDER_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
 use souk_gateway::config::Policy::{Admin, Public, User};
 
 const READ: Option<&[&str]> = Some(&["GET", "HEAD"]);
+/// No method: the route only claims its prefix (see [`PublicRoute`]).
+const CLAIM: Option<&[&str]> = Some(&[]);
+
+/// A route on a prefix or an exact path, unlimited.
+const fn route(
+    name: &'static str,
+    prefix: &'static str,
+    exact: bool,
+    methods: Option<&'static [&'static str]>,
+    rewrite: &'static str,
+    policy: souk_gateway::config::Policy,
+) -> PublicRoute {
+    PublicRoute {
+        name,
+        prefix,
+        exact,
+        methods,
+        rewrite,
+        policy,
+        rate_limit: None,
+    }
+}
+
+/// `route` with rate limits.
+const fn limited(
+    route: PublicRoute,
+    rate_limit: Option<souk_gateway::config::RateLimitConfig>,
+) -> PublicRoute {
+    PublicRoute {
+        rate_limit,
+        ..route
+    }
+}
+
+const EXACT: bool = true;
+const PREFIX: bool = false;
+
+/// An allow-list: each public auth operation by its exact path. Anything else under
+/// /api/v1/auth (service-token, for services inside only) reaches no route to identity.
+const IDENTITY_ROUTES: &[PublicRoute] = &[
+    limited(
+        route(
+            "auth-register",
+            "/api/v1/auth/register",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/register",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-login",
+            "/api/v1/auth/login",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/login",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-refresh",
+            "/api/v1/auth/refresh",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/refresh",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-logout",
+            "/api/v1/auth/logout",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/logout",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-password",
+            "/api/v1/auth/password",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/password",
+            User,
+        ),
+        PASSWORD_LIMIT,
+    ),
+    route("me", "/api/v1/me", PREFIX, READ, "/v1/me", User),
+    route(
+        "jwks",
+        "/.well-known/jwks.json",
+        PREFIX,
+        READ,
+        "/.well-known/jwks.json",
+        Public,
+    ),
+];
+
+const CATALOG_ROUTES: &[PublicRoute] = &[
+    route(
+        "products",
+        "/api/v1/products",
+        PREFIX,
+        READ,
+        "/v1/products",
+        Public,
+    ),
+    route(
+        "admin-products",
+        "/api/v1/admin/products",
+        EXACT,
+        Some(&["POST"]),
+        "/v1/admin/products",
+        Admin,
+    ),
+    route(
+        "admin-product",
+        "/api/v1/admin/products/{id}",
+        EXACT,
+        Some(&["PUT", "DELETE"]),
+        "/v1/admin/products/{id}",
+        Admin,
+    ),
+    route(
+        "categories",
+        "/api/v1/categories",
+        PREFIX,
+        READ,
+        "/v1/categories",
+        Public,
+    ),
+];
+
+const INVENTORY_ROUTES: &[PublicRoute] = &[
+    route(
+        "availability",
+        "/api/v1/availability",
+        PREFIX,
+        READ,
+        "/v1/availability",
+        Public,
+    ),
+    route(
+        "admin-stock",
+        "/api/v1/admin/stock/{sku}",
+        EXACT,
+        Some(&["PUT"]),
+        "/v1/admin/stock/{sku}",
+        Admin,
+    ),
+];
+
+// Reading is cheap and pages poll it; changes are what a script would hammer.
+const CART_ROUTES: &[PublicRoute] = &[
+    route("cart", "/api/v1/cart", EXACT, READ, "/v1/cart", User),
+    limited(
+        route(
+            "cart-empty",
+            "/api/v1/cart",
+            EXACT,
+            Some(&["DELETE"]),
+            "/v1/cart",
+            User,
+        ),
+        CART_LIMIT,
+    ),
+    limited(
+        route(
+            "cart-changes",
+            "/api/v1/cart/items/{product_id}",
+            EXACT,
+            Some(&["PUT", "DELETE"]),
+            "/v1/cart/items/{product_id}",
+            User,
+        ),
+        CART_LIMIT,
+    ),
+];
+
+// Adding cards is what card testing hammers; reading them is not limited.
+const PAYMENTS_ROUTES: &[PublicRoute] = &[
+    route(
+        "payment-methods",
+        "/api/v1/payment-methods",
+        EXACT,
+        READ,
+        "/v1/payment-methods",
+        User,
+    ),
+    limited(
+        route(
+            "add-payment-method",
+            "/api/v1/payment-methods",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/payment-methods",
+            User,
+        ),
+        CARD_LIMIT,
+    ),
+    route(
+        "payment-method",
+        "/api/v1/payment-methods/{id}",
+        EXACT,
+        READ,
+        "/v1/payment-methods/{id}",
+        User,
+    ),
+];
+
+// An order page polls its order until it settles: reads are not limited, checkouts are.
+const ORDERS_ROUTES: &[PublicRoute] = &[
+    route("orders", "/api/v1/orders", EXACT, READ, "/v1/orders", User),
+    limited(
+        route(
+            "place-order",
+            "/api/v1/orders",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/orders",
+            User,
+        ),
+        ORDER_LIMIT,
+    ),
+    route(
+        "order",
+        "/api/v1/orders/{id}",
+        EXACT,
+        READ,
+        "/v1/orders/{id}",
+        User,
+    ),
+];
+
+const HISTORY_ROUTES: &[PublicRoute] = &[route(
+    "history",
+    "/api/v1/history",
+    PREFIX,
+    READ,
+    "/v1/history",
+    User,
+)];
+
+// Every path but the API's (the least specific prefix matches last). The pages ask for
+// sign-in themselves: the storefront calls the API with the shopper's token.
+const STOREFRONT_ROUTES: &[PublicRoute] = &[
+    route("storefront", "/", PREFIX, None, "/", Public),
+    // The pages take every path but the API's: an `/api` path no route above takes is the
+    // gateway's 404 problem, not a storefront page (a claim forwards nothing).
+    route("api", "/api", PREFIX, CLAIM, "/api", Public),
+];
 
 impl Service {
     /// Every service, in start order.
@@ -127,174 +393,14 @@ impl Service {
     /// The routes the gateway sends to it.
     pub(crate) fn routes(self) -> &'static [PublicRoute] {
         match self {
-            // An allow-list: each public auth operation by name. Anything else under
-            // /api/v1/auth (service-token, for services inside only) reaches no route to identity.
-            Self::Identity => &[
-                PublicRoute {
-                    name: "auth-register",
-                    prefix: "/api/v1/auth/register",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/auth/register",
-                    policy: Public,
-                    rate_limit: AUTH_LIMIT,
-                },
-                PublicRoute {
-                    name: "auth-login",
-                    prefix: "/api/v1/auth/login",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/auth/login",
-                    policy: Public,
-                    rate_limit: AUTH_LIMIT,
-                },
-                PublicRoute {
-                    name: "auth-refresh",
-                    prefix: "/api/v1/auth/refresh",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/auth/refresh",
-                    policy: Public,
-                    rate_limit: AUTH_LIMIT,
-                },
-                PublicRoute {
-                    name: "auth-logout",
-                    prefix: "/api/v1/auth/logout",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/auth/logout",
-                    policy: Public,
-                    rate_limit: AUTH_LIMIT,
-                },
-                PublicRoute {
-                    name: "auth-password",
-                    prefix: "/api/v1/auth/password",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/auth/password",
-                    policy: User,
-                    rate_limit: PASSWORD_LIMIT,
-                },
-                PublicRoute {
-                    name: "me",
-                    prefix: "/api/v1/me",
-                    methods: READ,
-                    rewrite: "/v1/me",
-                    policy: User,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "jwks",
-                    prefix: "/.well-known/jwks.json",
-                    methods: READ,
-                    rewrite: "/.well-known/jwks.json",
-                    policy: Public,
-                    rate_limit: None,
-                },
-            ],
-            Self::Catalog => &[
-                PublicRoute {
-                    name: "products",
-                    prefix: "/api/v1/products",
-                    methods: READ,
-                    rewrite: "/v1/products",
-                    policy: Public,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "admin-products",
-                    prefix: "/api/v1/admin/products",
-                    methods: Some(&["POST", "PUT", "DELETE"]),
-                    rewrite: "/v1/admin/products",
-                    policy: Admin,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "categories",
-                    prefix: "/api/v1/categories",
-                    methods: READ,
-                    rewrite: "/v1/categories",
-                    policy: Public,
-                    rate_limit: None,
-                },
-            ],
-            Self::Inventory => &[
-                PublicRoute {
-                    name: "availability",
-                    prefix: "/api/v1/availability",
-                    methods: READ,
-                    rewrite: "/v1/availability",
-                    policy: Public,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "admin-stock",
-                    prefix: "/api/v1/admin/stock",
-                    methods: Some(&["PUT"]),
-                    rewrite: "/v1/admin/stock",
-                    policy: Admin,
-                    rate_limit: None,
-                },
-            ],
-            // Reading is cheap and pages poll it; changes are what a script would hammer.
-            Self::Cart => &[
-                PublicRoute {
-                    name: "cart",
-                    prefix: "/api/v1/cart",
-                    methods: READ,
-                    rewrite: "/v1/cart",
-                    policy: User,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "cart-changes",
-                    prefix: "/api/v1/cart",
-                    methods: Some(&["PUT", "DELETE"]),
-                    rewrite: "/v1/cart",
-                    policy: User,
-                    rate_limit: CART_LIMIT,
-                },
-            ],
-            Self::Payments => &[PublicRoute {
-                name: "payment-methods",
-                prefix: "/api/v1/payment-methods",
-                methods: Some(&["GET", "HEAD", "POST"]),
-                rewrite: "/v1/payment-methods",
-                policy: User,
-                rate_limit: CARD_LIMIT,
-            }],
-            // An order page polls its order until it settles: reads are not limited, checkouts are.
-            Self::Orders => &[
-                PublicRoute {
-                    name: "orders",
-                    prefix: "/api/v1/orders",
-                    methods: READ,
-                    rewrite: "/v1/orders",
-                    policy: User,
-                    rate_limit: None,
-                },
-                PublicRoute {
-                    name: "place-order",
-                    prefix: "/api/v1/orders",
-                    methods: Some(&["POST"]),
-                    rewrite: "/v1/orders",
-                    policy: User,
-                    rate_limit: ORDER_LIMIT,
-                },
-            ],
-            Self::History => &[PublicRoute {
-                name: "history",
-                prefix: "/api/v1/history",
-                methods: READ,
-                rewrite: "/v1/history",
-                policy: User,
-                rate_limit: None,
-            }],
-            // Every path no `/api` route takes (the shortest prefix matches last). The pages ask
-            // for sign-in themselves: the storefront calls the API with the shopper's token.
-            Self::Storefront => &[PublicRoute {
-                name: "storefront",
-                prefix: "/",
-                methods: None,
-                rewrite: "/",
-                policy: Public,
-                rate_limit: None,
-            }],
+            Self::Identity => IDENTITY_ROUTES,
+            Self::Catalog => CATALOG_ROUTES,
+            Self::Inventory => INVENTORY_ROUTES,
+            Self::Cart => CART_ROUTES,
+            Self::Payments => PAYMENTS_ROUTES,
+            Self::Orders => ORDERS_ROUTES,
+            Self::History => HISTORY_ROUTES,
+            Self::Storefront => STOREFRONT_ROUTES,
         }
     }
 
@@ -322,17 +428,19 @@ impl Service {
     /// healthy instances): each is the config key of a `ClientConfig`.
     pub(crate) fn public_neighbours(self) -> &'static [&'static str] {
         match self {
-            Self::Inventory | Self::Cart => &["catalog"],
+            Self::Cart => &["catalog"],
             Self::Orders => &["cart", "catalog"],
             _ => &[],
         }
     }
 
     /// The neighbours it calls on internal endpoints (or whose event feed it reads), directly:
-    /// `(config key, service)`.
+    /// `(config key, service)`. Inventory reads the catalog's product events and, to be ready,
+    /// its product list there too: the gateway starts only once every service is ready.
     pub(crate) fn internal_neighbours(self) -> &'static [(&'static str, Service)] {
         match self {
-            Self::Inventory | Self::Cart => &[("orders", Self::Orders)],
+            Self::Inventory => &[("orders", Self::Orders), ("catalog", Self::Catalog)],
+            Self::Cart => &[("orders", Self::Orders)],
             Self::Orders => &[("inventory", Self::Inventory), ("payments", Self::Payments)],
             Self::History => &[("orders", Self::Orders), ("payments", Self::Payments)],
             _ => &[],

@@ -24,18 +24,56 @@ pub(crate) struct Listeners {
     pub(crate) token_file: String,
 }
 
+/// What a run changes in the generated configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// One access-log line per request on stdout.
+    pub(crate) access_log: bool,
+    /// Every rate limit's rate and burst multiplied by this.
+    pub(crate) rate_limit_factor: u32,
+}
+
+impl Tuning {
+    /// The tuning `options` ask for.
+    pub(crate) fn of(options: &super::Options) -> Self {
+        Self {
+            access_log: !options.quiet,
+            rate_limit_factor: options.rate_limit_factor,
+        }
+    }
+}
+
+/// `limit` with its rates and bursts multiplied by `factor`.
+fn scaled(
+    limit: Option<souk_gateway::config::RateLimitConfig>,
+    factor: u32,
+) -> Option<souk_gateway::config::RateLimitConfig> {
+    limit.map(|l| souk_gateway::config::RateLimitConfig {
+        client_per_minute: l.client_per_minute.saturating_mul(factor),
+        client_burst: l.client_burst.saturating_mul(factor),
+        user_per_minute: l.user_per_minute.saturating_mul(factor),
+        user_burst: l.user_burst.saturating_mul(factor),
+        shared: l.shared,
+    })
+}
+
 /// TOML for a gateway on `listeners` in front of `endpoints`.
 pub(crate) fn config(
     listeners: &Listeners,
     endpoints: &BTreeMap<Service, Vec<SocketAddr>>,
-    access_log: bool,
+    tuning: &Tuning,
 ) -> String {
+    let Tuning {
+        access_log,
+        rate_limit_factor,
+    } = *tuning;
     let routes = endpoints
         .keys()
         .flat_map(|service| {
             service.routes().iter().map(move |route| RouteConfig {
                 name: route.name.to_owned(),
                 prefix: route.prefix.to_owned(),
+                exact: route.exact,
                 methods: route
                     .methods
                     .map(|ms| ms.iter().map(|m| (*m).to_owned()).collect()),
@@ -44,7 +82,7 @@ pub(crate) fn config(
                 timeout_ms: None,
                 body_limit_bytes: None,
                 policy: route.policy,
-                rate_limit: route.rate_limit,
+                rate_limit: scaled(route.rate_limit, rate_limit_factor),
             })
         })
         .collect();
@@ -80,6 +118,9 @@ pub(crate) fn config(
             metrics_listen: Some(listeners.metrics),
             admin_token_file: Some(listeners.token_file.clone()),
             access_log,
+            // Every service accepts bodies up to 64 KiB (the chassis' default): larger ones are
+            // refused at the door instead of being carried to a service that refuses them.
+            body_limit_bytes: 64 * 1024,
             // The storefront forwards for the shopper, so per-client limits apply to shoppers,
             // not to it. Believed from its own address only (learned from its endpoints, a
             // loopback address of its own), never from loopback as a whole: every local
@@ -156,7 +197,14 @@ mod tests {
             metrics: "127.0.0.1:9902".parse().unwrap(),
             token_file: "/data/admin-token".into(),
         };
-        let text = config(&listeners, &endpoints, true);
+        let text = config(
+            &listeners,
+            &endpoints,
+            &Tuning {
+                access_log: true,
+                rate_limit_factor: 1,
+            },
+        );
         assert!(
             !text.contains("token ="),
             "the token itself is never in the file: {text}"

@@ -20,8 +20,8 @@ use crate::state::{self, State};
 
 /// How long every process gets to stop after SIGTERM before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a process may take to become ready.
-const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a process (or, in the monolith, a service) may take to become ready.
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where the services keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +41,8 @@ pub(crate) struct Options {
     pub(crate) instances: Vec<(Service, usize)>,
     pub(crate) backend: Backend,
     pub(crate) quiet: bool,
+    /// Every rate limit of the gateway multiplied by this (1: as configured).
+    pub(crate) rate_limit_factor: u32,
 }
 
 /// The running shop.
@@ -362,7 +364,7 @@ impl Shop {
             metrics: self.metrics_addr,
             token_file: state::token_path(&data_dir).display().to_string(),
         };
-        let config = gateway::config(&listeners, &endpoints, !self.options.quiet);
+        let config = gateway::config(&listeners, &endpoints, &gateway::Tuning::of(&self.options));
         souk_chassis::private::write(&path, config.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let spec = Spec {

@@ -479,7 +479,7 @@ async fn stock_products(api: &Api, identity: &Api) -> Vec<Product> {
             sku: item["sku"].as_str().unwrap().to_owned(),
             stock,
         };
-        // Inventory learns products from the catalog a few seconds after start.
+        // A ready shop's inventory knows them; an answer that fails is tried again all the same.
         let path = format!("/api/v1/admin/stock/{}", product.sku);
         let body = json!({ "quantity": stock });
         let deadline = Instant::now() + BACK_WITHIN;

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Shop, eventually, signal};
 
-const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
-const ADMIN_ENV: [(&str, &str); 2] = [
+pub const ADMIN: (&str, &str) = ("root@example.com", "a very long admin passphrase");
+pub const ADMIN_ENV: [(&str, &str); 2] = [
     ("SOUK_ADMIN_EMAIL", ADMIN.0),
     ("SOUK_ADMIN_PASSWORD", ADMIN.1),
 ];
@@ -67,7 +67,7 @@ async fn auth_call(shop: &Shop, path: &str, body: &Value) -> Value {
     panic!("{path} kept answering 429");
 }
 
-async fn details(shop: &Shop, id: &str) -> Value {
+pub async fn details(shop: &Shop, id: &str) -> Value {
     let response = shop.get(&format!("/api/v1/products/{id}/details")).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
@@ -85,13 +85,7 @@ pub async fn shops_and_manages_stock(shop: &Shop) {
     let second = page["items"][1].clone();
     let id = first["id"].as_str().unwrap().to_owned();
 
-    // Inventory learns the catalog's products in the background; demo stock follows.
-    eventually(
-        Duration::from_secs(20),
-        "the product page shows availability",
-        || async { details(shop, &id).await["availability"].is_object() },
-    )
-    .await;
+    // A ready shop's inventory knows the catalog's products, with their demo stock.
     let page = details(shop, &id).await;
     assert_eq!(page["product"], first);
     assert_eq!(page["degraded"], json!([]));
@@ -281,7 +275,7 @@ async fn the_product_page_outlives_a_stopped_inventory() {
 }
 
 /// Registers `card_number` for `token`'s user; its payment method id.
-async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
+pub async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
     let body =
         json!({ "card_number": card_number, "exp_month": 12, "exp_year": 2031, "cvc": "123" });
     let (status, method) = send(
@@ -297,7 +291,7 @@ async fn card(shop: &Shop, token: &str, card_number: &str) -> String {
 }
 
 /// Places an order for `token`'s cart; its id (after checking a replay answers the same).
-async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) -> String {
+pub async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) -> String {
     let body = json!({
         "payment_method_id": payment_method,
         "shipping_address": { "name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" }
@@ -323,7 +317,7 @@ async fn place_order(shop: &Shop, token: &str, payment_method: &str, key: &str) 
 }
 
 /// Waits for order `id` to leave `pending`; the order.
-async fn settled(shop: &Shop, token: &str, id: &str) -> Value {
+pub async fn settled(shop: &Shop, token: &str, id: &str) -> Value {
     let path = format!("/api/v1/orders/{id}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

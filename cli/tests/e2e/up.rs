@@ -291,9 +291,12 @@ async fn the_shop_runs_on_postgres_and_redis_with_a_database_per_service() {
             ("SOUK_REDIS_URL", redis.as_str()),
             ("SOUK_ADMIN_EMAIL", "root@example.com"),
             ("SOUK_ADMIN_PASSWORD", "a very long admin passphrase"),
+            crate::ready::NO_RECONCILIATION,
         ],
     )
     .await;
+    crate::ready::sells_at_once(&shop).await;
+    crate::ready::a_new_product_sells_at_once(&shop, "KIT-0901").await;
     answers_the_public_api_without_sqlite(&shop).await;
     crate::shopping::shops_and_manages_stock(&shop).await;
     crate::shopping::checks_out(&shop).await;

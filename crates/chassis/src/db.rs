@@ -339,12 +339,39 @@ fn split_database(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Whether `err` means the database cannot be reached right now (a 503, try again) rather than
-/// that a query went wrong (a 500). One decision for every service.
+/// that a query went wrong (a 500). One decision for every service. SQLite's "busy" is one of
+/// them: another writer held the lock past the busy timeout, and the statement did nothing.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     matches!(
         err,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
+    ) || is_busy(err)
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED (any extended code, BUSY_SNAPSHOT included): the lock was not
+/// had in time; the transaction did nothing and may be tried again.
+pub fn is_busy(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() {
+        return false;
+    }
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// Begins a SQLite transaction that will write.
+///
+/// `BEGIN IMMEDIATE` takes the database's write lock at once, waiting up to the pool's busy
+/// timeout for it. A deferred `BEGIN` — or a lone write statement, which runs in one — reads
+/// first and upgrades to the write lock later; in WAL mode, when another connection committed in
+/// between, SQLite fails the upgrade at once with SQLITE_BUSY_SNAPSHOT, whatever the timeout.
+pub async fn begin_write_sqlite(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Runs `sql` built at run time (identifiers that cannot be bound, such as a database name).

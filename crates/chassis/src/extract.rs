@@ -37,11 +37,82 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(Problem::typed(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Expected a JSON body",
+            )
+            .with_detail("send the body with Content-Type: application/json"));
+        }
+        let bytes = match bytes::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) => return Err(body_problem(&rejection)),
+        };
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection @ JsonRejection::JsonDataError(_)) => {
+                integral_floats_as_integers(&bytes).ok_or_else(|| json_problem(&rejection))
+            }
             Err(rejection) => Err(json_problem(&rejection)),
         }
     }
+}
+
+/// `application/json`, or any `application/*+json`, whatever its parameters.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// `bytes` read again with every number whose fraction is zero (`289.0`, `1e2`) taken as the
+/// integer it is — JSON Schema's `integer`, which the OpenAPI documents promise — for bodies
+/// whose integer fields a client wrote that way. Only tried after the plain read failed, so
+/// it costs nothing on the usual path; `None` when it does not help.
+fn integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<Json<T>> {
+    fn walk(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(number) => {
+                let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
+                    return false;
+                };
+                #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+                let integral = if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                    Some(float as i64)
+                } else {
+                    None
+                };
+                match integral {
+                    Some(integer) => {
+                        *number = serde_json::Number::from(integer);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            // Every value is walked: a count of changes, not a short-circuiting `any`.
+            serde_json::Value::Array(items) => {
+                items.iter_mut().map(walk).filter(|c| *c).count() > 0
+            }
+            serde_json::Value::Object(map) => map.values_mut().map(walk).filter(|c| *c).count() > 0,
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !walk(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok().map(Json)
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -98,6 +169,20 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
         other => other.body_text(),
     };
     Problem::typed(rejection.status(), slug, title).with_detail(detail)
+}
+
+fn body_problem(rejection: &axum::extract::rejection::BytesRejection) -> Problem {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::typed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Request body too large",
+        )
+        .with_detail(rejection.body_text()),
+        status if status.is_server_error() => Problem::internal(rejection),
+        status => Problem::typed(status, "unreadable-body", "The body could not be read")
+            .with_detail(rejection.body_text()),
+    }
 }
 
 fn query_problem(rejection: &QueryRejection) -> Problem {
@@ -216,6 +301,39 @@ mod tests {
         ))
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[tokio::test]
+    async fn integers_written_as_integral_numbers_are_integers() {
+        // JSON Schema's `integer` is any number without a fraction: 2.0 and 2e0 are 2.
+        for body in [
+            r#"{"name":"a","quantity":2.0}"#,
+            r#"{"name":"a","quantity":2e0}"#,
+        ] {
+            let (status, body) = call(post_json(body, "application/json")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        for body in [
+            r#"{"name":"a","quantity":2.5}"#,
+            r#"{"name":"a","quantity":1e300}"#,
+            r#"{"name":"a","quantity":2.0,"price":1}"#,
+        ] {
+            let (status, _) = call(post_json(body, "application/json")).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        }
+        for content_type in [
+            "application/json; charset=utf-8",
+            "application/problem+json",
+        ] {
+            let (status, _) = call(post_json(r#"{"name":"a","quantity":1}"#, content_type)).await;
+            assert_eq!(status, StatusCode::OK, "{content_type}");
+        }
+        let (status, _) = call(post_json(
+            r#"{"name":"a","quantity":1}"#,
+            "application/jsonx",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[tokio::test]

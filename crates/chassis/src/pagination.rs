@@ -1,7 +1,8 @@
 //! List conventions shared by every service: `limit` (default 20, 1..=100) and an opaque `cursor`.
 //!
 //! A cursor is base64url-encoded JSON of whatever position the service needs (a keyset or an
-//! offset); clients must treat it as opaque. A bad limit or a cursor that does not decode is a 400.
+//! offset); clients must treat it as opaque. A bad limit or a cursor that does not decode is a 400;
+//! an empty one is no cursor (what a form or a generated client sends for "none").
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -33,6 +34,14 @@ pub fn encode_cursor<T: Serialize>(position: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
 }
 
+/// The position `cursor` names: `None` for none (absent or empty), a 400 when it does not decode.
+pub fn position<T: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<T>, Problem> {
+    cursor
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()
+}
+
 /// Decodes a cursor made by [`encode_cursor`].
 pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T, Problem> {
     let invalid = || {
@@ -56,6 +65,14 @@ mod tests {
         assert_eq!(limit(Some(100)).unwrap(), 100);
         assert_eq!(limit(Some(0)).unwrap_err().status, 400);
         assert_eq!(limit(Some(1_000_000)).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn an_empty_cursor_is_none() {
+        assert_eq!(position::<u32>(None).unwrap(), None);
+        assert_eq!(position::<u32>(Some("")).unwrap(), None);
+        assert_eq!(position::<u32>(Some(&encode_cursor(&7))).unwrap(), Some(7));
+        assert_eq!(position::<u32>(Some("%")).unwrap_err().status, 400);
     }
 
     #[test]

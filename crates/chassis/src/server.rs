@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
+
+use crate::linger::{Linger, LingeringListener};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -72,9 +75,16 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let graceful = shutdown.clone();
-    #[allow(clippy::disallowed_methods)] // This is the wrapper the lint points to.
+    // Connections linger when they close (`linger`), so a client that writes its whole body
+    // before reading gets an early answer (413) instead of a reset. `tap_io` sets TCP_NODELAY
+    // (answers are small and whole: no reason to wait for more) and, as a wrapped listener,
+    // gives handlers the peer's `SocketAddr` like a plain `TcpListener` would.
+    let listener = LingeringListener::new(listener, Linger::DEFAULT).tap_io(|io| {
+        let _ = io.get_ref().set_nodelay(true);
+    });
     // Handlers may read the peer's address (`ConnectInfo<SocketAddr>`), e.g. to know whether a
     // request came through a trusted proxy.
+    #[allow(clippy::disallowed_methods)] // This is the wrapper the lint points to.
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use souk_chassis::events::EventsConfig;
 use souk_chassis::{DatabaseConfig, HttpConfig};
 
 /// Everything the catalog can be told.
@@ -17,8 +18,13 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Load the demo catalog on start when the store holds no product (`SOUK_CATALOG__DEMO_DATA`).
     pub demo_data: bool,
-    /// Where administrators' tokens are verified against (`SOUK_CATALOG__AUTH__JWKS_URL`, …).
+    /// Where administrators' and services' tokens are verified against
+    /// (`SOUK_CATALOG__AUTH__JWKS_URL`, …); the event feed wants service tokens addressed to
+    /// `service_audience`, `catalog` by default.
     pub auth: souk_chassis::auth::AuthConfig,
+    /// How product events leave the outbox (`SOUK_CATALOG__EVENTS__*`): the feed, or a relay to
+    /// NATS.
+    pub events: EventsConfig,
 }
 
 impl Default for Config {
@@ -28,7 +34,32 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::with_url("sqlite://.souk/catalog.db"),
             demo_data: true,
-            auth: souk_chassis::auth::AuthConfig::default(),
+            auth: souk_chassis::auth::AuthConfig {
+                service_audience: crate::NAME.into(),
+                ..souk_chassis::auth::AuthConfig::default()
+            },
+            events: EventsConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use souk_chassis::Env;
+    use souk_chassis::events::Transport;
+
+    #[test]
+    fn the_feed_is_the_default_and_nats_is_chosen_by_environment() {
+        let config =
+            crate::load_config(&Env::from_pairs([("SOUK_CATALOG__DEMO_DATA", "true")])).unwrap();
+        assert_eq!(config.events.transport, Transport::Feed);
+        assert_eq!(config.auth.service_audience, "catalog");
+        let config = crate::load_config(&Env::from_pairs([
+            ("SOUK_CATALOG__EVENTS__TRANSPORT", "nats"),
+            ("SOUK_CATALOG__EVENTS__NATS__URL", "nats://n:4222"),
+        ]))
+        .unwrap();
+        assert_eq!(config.events.transport, Transport::Nats);
+        assert_eq!(config.events.nats.url, "nats://n:4222");
     }
 }

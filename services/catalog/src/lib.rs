@@ -1,10 +1,13 @@
 //! souk's catalog service: products, categories, prices and full-text search.
 //!
 //! The catalog is the only source of prices in the shop. It owns its database (SQLite or
-//! PostgreSQL) and depends on no other service.
+//! PostgreSQL) and depends on no other service. Every change an administrator makes to a product
+//! is also an event (`events`), written to its outbox in the same transaction: served as an
+//! internal feed, or relayed to NATS JetStream.
 
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod routes;
 pub mod seed;
 pub mod store;
@@ -12,6 +15,7 @@ pub mod store;
 use axum::Router;
 use souk_chassis::config::ConfigError;
 use souk_chassis::db::DbError;
+use souk_chassis::events::{EventsConfig, Outbox, Transport};
 use souk_chassis::{Env, Health, Shutdown};
 use tokio::net::TcpListener;
 
@@ -57,15 +61,33 @@ pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
     souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
 }
 
-/// A ready catalog: its whole router (API, health, metrics, standard stack) and its store.
+/// A ready catalog: its whole router (API, events feed, health, metrics, standard stack), its
+/// store and its outbox.
+///
+/// With `events.transport = "nats"`, the relay needs a shutdown signal to flush on: call
+/// [`Catalog::spawn_relay`] (which [`run`] does).
 #[derive(Debug, Clone)]
 pub struct Catalog {
     /// Everything the catalog serves.
     pub router: Router,
     /// Its store.
     pub store: Store,
+    /// Its outbox of product events (served at `GET /v1/events`).
+    pub outbox: Outbox,
     /// Its health, to mark it draining on shutdown.
     pub health: Health,
+    events: EventsConfig,
+}
+
+impl Catalog {
+    /// Starts the outbox relay to NATS when the config asks for that transport (the feed needs
+    /// nothing); it flushes within the drain deadline at `shutdown`.
+    pub fn spawn_relay(&self, shutdown: &Shutdown) {
+        if self.events.transport == Transport::Nats {
+            self.outbox
+                .spawn_relay(self.events.nats.clone(), shutdown.clone());
+        }
+    }
 }
 
 /// Opens the store, loads the demo catalog if configured and empty, and builds the router.
@@ -79,15 +101,19 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
     }
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    let outbox = store.outbox().clone();
     let api = routes::app(AppState {
         store: store.clone(),
-        auth,
-    });
+        auth: auth.clone(),
+    })
+    .merge(outbox.feed_router_with_auth(auth));
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
     Ok(Catalog {
         router,
         store,
+        outbox,
         health,
+        events: config.events.clone(),
     })
 }
 
@@ -98,6 +124,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
     let catalog = build(config).await?;
+    catalog.spawn_relay(&shutdown);
     catalog.health.drain_on(&shutdown);
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,

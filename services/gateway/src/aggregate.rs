@@ -19,10 +19,14 @@
 //! timeout_ms = 250                         # optional: late or failing → null and listed in `degraded`
 //! ```
 //!
-//! The answer is `{"product": …, "availability": …, "degraded": ["availability"]}`. A required
-//! part that answers anything but 2xx JSON makes that answer the client's (a 404 stays a 404);
-//! one that does not answer in time is a 504. Parts go through the same path as proxied requests
-//! (balancing, breaker, retries, faults, metrics), as routes named `<aggregate>.<part>`.
+//! The answer is `{"product": …, "availability": …, "degraded": ["availability"]}`, and nothing
+//! else is ever a 200: a required part that refuses keeps its status (a 404 stays a 404, its
+//! problem passed on when it is one), a required 2xx that is not plain JSON is a 502 problem, and
+//! one that does not answer in time is a 504. Parts ask for the identity coding and no
+//! conditional or partial answer, whatever the client sent, so a part's body is the JSON itself;
+//! the composed answer is then compressed for the client (`encoding`). Parts go through the same
+//! path as proxied requests (balancing, breaker, retries, faults, metrics), as routes named
+//! `<aggregate>.<part>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +192,7 @@ impl Aggregate {
                 let route = RouteConfig {
                     name: name.clone(),
                     prefix: part.path.clone(),
+                    exact: true,
                     methods: None,
                     upstream: part.upstream.clone(),
                     rewrite: None,
@@ -209,6 +214,7 @@ impl Aggregate {
         let route = RouteConfig {
             name: config.name.clone(),
             prefix: config.path.clone(),
+            exact: true,
             methods: Some(vec!["GET".into(), "HEAD".into()]),
             upstream: first.name.to_string(),
             rewrite: None,
@@ -264,36 +270,110 @@ impl Aggregate {
 /// A part's result.
 #[derive(Debug)]
 pub enum PartAnswer {
-    /// 2xx JSON.
+    /// 2xx JSON in the identity coding.
     Json(Bytes),
-    /// Anything else that came back: passed on as is if the part is required.
-    Other(Response<Bytes>),
+    /// An answer that cannot be spliced in: a refusal (4xx, 5xx) or a 2xx that is not JSON.
+    Unusable(Unusable),
     /// Nothing in time.
     Late,
+}
+
+/// What a required part's unusable answer becomes for the client.
+#[derive(Debug)]
+pub struct Unusable {
+    status: StatusCode,
+    /// The part's own problem, passed on when it is one a client can read as sent.
+    problem: Option<Bytes>,
+}
+
+impl Unusable {
+    /// The status the part answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The client's answer: a refusal keeps its status (and its problem body when it has one);
+    /// a success that could not be read is the gateway's 502.
+    fn into_response(self) -> Response<Bytes> {
+        if self.status.is_success()
+            || self.status.is_informational()
+            || self.status.is_redirection()
+        {
+            return bad_gateway();
+        }
+        let Some(problem) = self.problem else {
+            return gateway_problem(self.status, "this part of the shop refused the request");
+        };
+        let mut response = Response::new(problem);
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(souk_chassis::problem::CONTENT_TYPE),
+        );
+        response
+    }
 }
 
 /// Reads a part's response whole, within what is left of its deadline.
 pub(crate) async fn read_part(response: Response<ResponseBody>) -> PartAnswer {
     let (parts, body) = response.into_parts();
+    let unusable = |problem| {
+        PartAnswer::Unusable(Unusable {
+            status: parts.status,
+            problem,
+        })
+    };
     let Ok(collected) = Limited::new(body, MAX_PART_BYTES).collect().await else {
-        return PartAnswer::Other(bad_gateway());
+        return unusable(None);
     };
     let bytes = collected.to_bytes();
-    let json = parts
+    // A coded body (the part ignored `Accept-Encoding: identity`) is never JSON as it stands.
+    let identity = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let media_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if parts.status.is_success()
-        && json
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
-    {
-        return PartAnswer::Json(bytes);
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    let is_json = |expected: &str| {
+        identity
+            && media_type.is_some_and(|t| t.eq_ignore_ascii_case(expected))
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+    };
+    if parts.status.is_success() {
+        return match is_json("application/json") {
+            true => PartAnswer::Json(bytes),
+            false => unusable(None),
+        };
     }
-    PartAnswer::Other(Response::from_parts(parts, bytes))
+    match is_json(souk_chassis::problem::CONTENT_TYPE) {
+        true => unusable(Some(bytes)),
+        false => unusable(None),
+    }
 }
 
-/// The request a part sends: the client's prepared headers, no body.
+/// Request headers a part never carries: its body framing and type (a part has no body), and
+/// what would make its answer anything but the whole JSON in the identity coding — codings,
+/// ranges and conditions.
+const NOT_FOR_PARTS: [header::HeaderName; 11] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::ACCEPT_ENCODING,
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+];
+
+/// The request a part sends: the client's prepared headers (identity, trace, request id), no
+/// body, and nothing that changes the shape of the answer.
 pub(crate) fn part_request(
     client: &http::request::Parts,
     path: &str,
@@ -305,13 +385,21 @@ pub(crate) fn part_request(
         .ok()?
         .into_parts();
     parts.headers = client.headers.clone();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove(header::TRANSFER_ENCODING);
-    parts.headers.remove(header::CONTENT_TYPE);
+    for name in &NOT_FOR_PARTS {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    parts
+        .headers
+        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     Some(parts)
 }
 
-/// Puts the answers together: the first failed required part's answer, or 200 with every part.
+/// Puts the answers together: 200 with every part, or the client's answer for the first required
+/// part that failed.
 pub(crate) fn compose(
     aggregate: &Aggregate,
     answers: Vec<PartAnswer>,
@@ -326,9 +414,9 @@ pub(crate) fn compose(
         body.extend_from_slice(b"\":");
         match (answer, part.required) {
             (PartAnswer::Json(bytes), _) => body.extend_from_slice(&bytes),
-            (PartAnswer::Other(response), true) => return Err(response),
+            (PartAnswer::Unusable(unusable), true) => return Err(unusable.into_response()),
             (PartAnswer::Late, true) => return Err(late(timeout)),
-            (PartAnswer::Other(_) | PartAnswer::Late, false) => {
+            (PartAnswer::Unusable(_) | PartAnswer::Late, false) => {
                 metrics::counter!(
                     "gateway_aggregate_degraded_total",
                     "aggregate" => aggregate.name.to_string(),
@@ -474,14 +562,33 @@ mod tests {
             value,
             serde_json::json!({"product": {}, "availability": null, "degraded": ["availability"]})
         );
-        let missing = Response::builder().status(404).body(Bytes::new()).unwrap();
+        let missing = Unusable {
+            status: StatusCode::NOT_FOUND,
+            problem: None,
+        };
         let failed = compose(
             &aggregate,
-            vec![PartAnswer::Other(missing), ok("{}")],
+            vec![PartAnswer::Unusable(missing), ok("{}")],
             Duration::ZERO,
         )
         .unwrap_err();
         assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            failed.headers()[header::CONTENT_TYPE],
+            souk_chassis::problem::CONTENT_TYPE
+        );
+        // A success that could not be read is never passed on as the aggregate's 200.
+        let unreadable = Unusable {
+            status: StatusCode::OK,
+            problem: None,
+        };
+        let failed = compose(
+            &aggregate,
+            vec![PartAnswer::Unusable(unreadable), ok("{}")],
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
         let failed =
             compose(&aggregate, vec![PartAnswer::Late, ok("{}")], Duration::ZERO).unwrap_err();
         assert_eq!(failed.status(), StatusCode::GATEWAY_TIMEOUT);

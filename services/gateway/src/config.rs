@@ -125,6 +125,12 @@ pub struct ServerConfig {
     pub timeout_ms: u64,
     /// How long in-flight requests may finish after SIGTERM.
     pub drain_timeout_ms: u64,
+    /// Lingering close: how long a connection the gateway ends (say after an early 413 or 401,
+    /// its body unread) is still read and discarded, so the client reads the answer instead of
+    /// a reset. 0 closes at once.
+    pub linger_ms: u64,
+    /// Lingering close: the most bytes read and discarded from such a connection.
+    pub linger_bytes: u64,
     /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
@@ -156,6 +162,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             timeout_ms: 15_000,
             drain_timeout_ms: 10_000,
+            linger_ms: 5_000,
+            linger_bytes: 16 * 1024 * 1024,
             redis_url: None,
             trusted_proxies: Vec::new(),
             trusted_upstreams: Vec::new(),
@@ -183,8 +191,12 @@ pub struct RouteConfig {
     /// A name for metrics, logs and fault injection.
     pub name: String,
     /// Path prefix, matched on segment boundaries (`/api/v1/products` matches
-    /// `/api/v1/products/1` but not `/api/v1/productsx`).
+    /// `/api/v1/products/1` but not `/api/v1/productsx`); `{name}` segments match any one
+    /// segment (`/api/v1/cart/items/{product_id}`).
     pub prefix: String,
+    /// Match the prefix's path only, not the paths under it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     /// Methods this route takes; all when absent.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
@@ -470,19 +482,27 @@ impl GatewayConfig {
                     format!("{:?} is empty or used by another route", route.name),
                 ));
             }
-            if !route.prefix.starts_with('/') {
-                return Err(invalid(
-                    key("prefix"),
-                    format!("{:?} must start with /", route.prefix),
-                ));
-            }
-            if let Some(rewrite) = &route.rewrite
-                && !rewrite.starts_with('/')
-            {
-                return Err(invalid(
-                    key("rewrite"),
-                    format!("{rewrite:?} must start with /"),
-                ));
+            let pattern = crate::pattern::Pattern::parse(&route.prefix, route.exact)
+                .map_err(|why| invalid(key("prefix"), why))?;
+            if let Some(rewrite) = &route.rewrite {
+                if !rewrite.starts_with('/') {
+                    return Err(invalid(
+                        key("rewrite"),
+                        format!("{rewrite:?} must start with /"),
+                    ));
+                }
+                // Every {name} in the rewrite must be one the path gives a value to.
+                let rewritten = crate::pattern::Pattern::parse(rewrite, true)
+                    .map_err(|why| invalid(key("rewrite"), why))?;
+                if let Some(unknown) = rewritten
+                    .params()
+                    .find(|name| !pattern.params().any(|given| given == *name))
+                {
+                    return Err(invalid(
+                        key("rewrite"),
+                        format!("{{{unknown}}} is not a parameter of the prefix"),
+                    ));
+                }
             }
             if !self.upstreams.contains_key(&route.upstream) {
                 return Err(invalid(

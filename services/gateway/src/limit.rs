@@ -83,6 +83,11 @@ impl Limits {
         }
     }
 
+    /// Whether any bucket limits the route (so it may answer 429).
+    pub fn is_limited(&self) -> bool {
+        self.client.is_some() || self.user.is_some() || self.shared.is_some()
+    }
+
     /// Whether the buckets live in Redis.
     pub fn is_shared(&self) -> bool {
         self.shared.is_some()

@@ -119,8 +119,10 @@ impl Merger {
         serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))
     }
 
-    /// One document: every operation a route exposes, at its public path; schemas united.
+    /// One document: every operation a route exposes, at its public path; schemas united (a
+    /// name two services define differently is kept apart, prefixed with each service's name).
     fn merge(&self, table: &Table, documents: &[(&str, Value)]) -> Value {
+        let documents = &separate_contested_schemas(documents);
         let mut paths = Map::new();
         let mut schemas = Map::new();
         let mut tags = Vec::new();
@@ -137,7 +139,9 @@ impl Merger {
                     let entry = paths.entry(public).or_insert_with(|| json!({}));
                     for (method, operation) in operations.as_object().into_iter().flatten() {
                         if route.allows(method) && entry.get(method).is_none() {
-                            entry[method] = operation.clone();
+                            let mut operation = operation.clone();
+                            gateway_answers(&mut operation, route);
+                            entry[method] = operation;
                         }
                     }
                 }
@@ -170,6 +174,135 @@ impl Merger {
     }
 }
 
+/// The documents with every schema name that two of them define differently renamed, in each
+/// of them, to `<Service><Name>` (`CartLineBody`, `InventoryLineBody`), references included:
+/// otherwise one service's `LineBody` would describe another's operations.
+fn separate_contested_schemas<'a>(documents: &[(&'a str, Value)]) -> Vec<(&'a str, Value)> {
+    let mut seen: std::collections::BTreeMap<&str, &Value> = std::collections::BTreeMap::new();
+    let mut contested = std::collections::BTreeSet::new();
+    for (_, doc) in documents {
+        for (name, schema) in doc["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            match seen.get(name.as_str()) {
+                Some(other) if *other != schema => {
+                    contested.insert(name.clone());
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(name, schema);
+                }
+            }
+        }
+    }
+    documents
+        .iter()
+        .map(|(upstream, doc)| {
+            let mut doc = doc.clone();
+            if !contested.is_empty() {
+                let prefix = capitalized(upstream);
+                rename_schemas(&mut doc, &contested, &prefix);
+            }
+            (*upstream, doc)
+        })
+        .collect()
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Renames `names` to `<prefix><name>` in `doc`'s components and in every reference to them.
+fn rename_schemas(doc: &mut Value, names: &std::collections::BTreeSet<String>, prefix: &str) {
+    const REF: &str = "#/components/schemas/";
+    fn walk(value: &mut Value, names: &std::collections::BTreeSet<String>, prefix: &str) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if key == "$ref"
+                        && let Some(name) = child.as_str().and_then(|r| r.strip_prefix(REF))
+                        && names.contains(name)
+                    {
+                        *child = Value::String(format!("{REF}{prefix}{name}"));
+                    } else {
+                        walk(child, names, prefix);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, names, prefix)),
+            _ => {}
+        }
+    }
+    walk(doc, names, prefix);
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for name in names {
+            if let Some(schema) = schemas.remove(name) {
+                schemas.insert(format!("{prefix}{name}"), schema);
+            }
+        }
+    }
+}
+
+/// Adds to `operation` what the gateway answers in front of it: 401 (and 403) and the bearer
+/// scheme where the route's policy asks for a token, 429 where it is rate-limited, 502, 503
+/// and 504 everywhere (an upstream unreachable, shed or open-circuited, or late). What the
+/// service documents for those statuses is kept.
+fn gateway_answers(operation: &mut Value, route: &crate::table::Route) {
+    use crate::config::Policy;
+    let mut answers: Vec<(&str, &str)> = Vec::with_capacity(6);
+    if route.policy != Policy::Public {
+        if operation.get("security").is_none() {
+            operation["security"] = json!([{ "bearer": [] }]);
+        }
+        answers.push(("401", "No valid access token"));
+    }
+    if route.policy == Policy::Admin {
+        answers.push(("403", "The caller is not an administrator"));
+    }
+    answers.extend([
+        (
+            "502",
+            "The service behind this operation could not be reached",
+        ),
+        (
+            "503",
+            "The service is unavailable or overloaded; see Retry-After when given",
+        ),
+        ("504", "The service did not answer in time"),
+    ]);
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (status, description) in answers {
+        responses
+            .entry(status)
+            .or_insert_with(|| problem_response(description));
+    }
+    if route.limits.is_limited() {
+        responses.entry("429").or_insert_with(|| {
+            let mut answer = problem_response("Too many requests: wait as long as Retry-After says");
+            answer["headers"] = json!({
+                "Retry-After": { "description": "Seconds to wait", "schema": { "type": "integer", "minimum": 0 } }
+            });
+            answer
+        });
+    }
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({ "description": description,
+            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+}
+
 /// An aggregate's `get`: each part's schema taken from its upstream's own document (the 200 answer
 /// of the operation at the part's path), `null` allowed for optional parts.
 fn aggregate_operation(aggregate: &Aggregate, documents: &[(&str, Value)]) -> Value {
@@ -199,15 +332,23 @@ fn aggregate_operation(aggregate: &Aggregate, documents: &[(&str, Value)]) -> Va
     );
     required.push("degraded".into());
     let path = aggregate.path();
+    // The id is passed to every part: it is what the first part's own path parameter is.
+    let id_schema = aggregate
+        .parts
+        .iter()
+        .find_map(|part| {
+            documents
+                .iter()
+                .filter(|(upstream, _)| *upstream == &*part.route.upstream.name)
+                .find_map(|(_, doc)| id_parameter_schema(doc, part.path()))
+        })
+        .unwrap_or_else(|| json!({ "type": "string" }));
     let parameters: Vec<Value> = path
         .contains("{id}")
-        .then(|| json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }))
+        .then(|| json!({ "name": "id", "in": "path", "required": true, "schema": id_schema }))
         .into_iter()
         .collect();
-    let problem = |description: &str| {
-        json!({ "description": description,
-                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
-    };
+    let problem = problem_response;
     json!({ "get": {
         "tags": ["aggregates"],
         "operationId": aggregate.name.to_string(),
@@ -217,7 +358,10 @@ fn aggregate_operation(aggregate: &Aggregate, documents: &[(&str, Value)]) -> Va
             "200": { "description": "Every part; optional ones that failed are null and listed in degraded",
                      "content": { "application/json": { "schema": {
                         "type": "object", "required": required, "properties": properties } } } },
+            "400": problem("The id does not parse"),
             "404": problem("A required part does not exist"),
+            "502": problem("A required part could not be reached or sent an answer that could not be read"),
+            "503": problem("A required part is unavailable or overloaded"),
             "504": problem("A required part did not answer in time"),
         }
     } })
@@ -225,16 +369,73 @@ fn aggregate_operation(aggregate: &Aggregate, documents: &[(&str, Value)]) -> Va
 
 /// The 200 JSON schema of the GET at `path` in `doc`, path parameters matched by position.
 fn answer_schema(doc: &Value, path: &str) -> Option<Value> {
+    let (_, operations) = operation_at(doc, path)?;
+    let schema = &operations["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    (!schema.is_null()).then(|| schema.clone())
+}
+
+/// The schema of the path parameter that stands where `path` holds `{id}`, in `doc`'s GET.
+fn id_parameter_schema(doc: &Value, path: &str) -> Option<Value> {
+    let (template, operations) = operation_at(doc, path)?;
+    let position = path.split('/').position(|s| s == "{id}")?;
+    let name = template.split('/').nth(position)?.trim_matches(['{', '}']);
+    operations["get"]["parameters"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name && p["in"] == "path")
+        .map(|p| p["schema"].clone())
+        .filter(|schema| !schema.is_null())
+}
+
+/// The path template of `doc` with the shape of `path` (parameters matched by position), and
+/// its operations.
+fn operation_at<'d>(doc: &'d Value, path: &str) -> Option<(&'d String, &'d Value)> {
     let same_shape = |template: &str| {
         let (a, b) = (template.split('/'), path.split('/'));
         a.clone().count() == b.clone().count()
             && a.zip(b)
                 .all(|(x, y)| x == y || (x.starts_with('{') && y.starts_with('{')))
     };
-    let (_, operations) = doc["paths"]
+    doc["paths"]
         .as_object()?
         .iter()
-        .find(|(t, _)| same_shape(t))?;
-    let schema = &operations["get"]["responses"]["200"]["content"]["application/json"]["schema"];
-    (!schema.is_null()).then(|| schema.clone())
+        .find(|(t, _)| same_shape(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_two_services_define_differently_are_kept_apart() {
+        let cart = json!({
+            "paths": { "/v1/cart": { "put": { "requestBody": { "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/LineBody" } } } } } } },
+            "components": { "schemas": {
+                "LineBody": { "properties": { "quantity": { "minimum": 0 } } },
+                "Problem": { "type": "object" },
+            } }
+        });
+        let inventory = json!({
+            "paths": {},
+            "components": { "schemas": {
+                "LineBody": { "properties": { "product_id": {} } },
+                "Problem": { "type": "object" },
+            } }
+        });
+        let separated = separate_contested_schemas(&[("cart", cart), ("inventory", inventory)]);
+        let (_, cart) = &separated[0];
+        let (_, inventory) = &separated[1];
+        assert_eq!(
+            cart["paths"]["/v1/cart"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/CartLineBody"
+        );
+        assert!(cart["components"]["schemas"]["CartLineBody"].is_object());
+        assert!(cart["components"]["schemas"]["LineBody"].is_null());
+        assert!(inventory["components"]["schemas"]["InventoryLineBody"].is_object());
+        // What every service defines alike keeps its name.
+        assert!(cart["components"]["schemas"]["Problem"].is_object());
+        assert!(inventory["components"]["schemas"]["Problem"].is_object());
+    }
 }

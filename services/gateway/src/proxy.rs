@@ -219,7 +219,18 @@ impl Proxy {
                     .map(|part| self.fetch_part(part, &parts, id, &request_id));
                 let answers = futures::future::join_all(fetches).await;
                 let composed = crate::aggregate::compose(aggregate, answers, route.timeout);
-                let (mut head, body) = composed.unwrap_or_else(|failed| failed).into_parts();
+                let (mut head, mut body) = composed.unwrap_or_else(|failed| failed).into_parts();
+                // The answer is the gateway's own, so the gateway codes it for the client.
+                let coding =
+                    crate::encoding::negotiate(parts.headers.get_all(header::ACCEPT_ENCODING));
+                if let Some(compressed) = crate::encoding::compress(coding, &body)
+                    && let Some(name) = coding.header_value()
+                {
+                    body = compressed;
+                    head.headers.insert(header::CONTENT_ENCODING, name);
+                }
+                head.headers
+                    .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
                 headers::prepare_response(&mut head.headers, &request_id);
                 Response::from_parts(head, ResponseBody::whole(body))
             }
@@ -266,7 +277,7 @@ impl Proxy {
         let answer = answer.unwrap_or(crate::aggregate::PartAnswer::Late);
         let status = match &answer {
             crate::aggregate::PartAnswer::Json(_) => StatusCode::OK,
-            crate::aggregate::PartAnswer::Other(response) => response.status(),
+            crate::aggregate::PartAnswer::Unusable(unusable) => unusable.status(),
             crate::aggregate::PartAnswer::Late => StatusCode::GATEWAY_TIMEOUT,
         };
         part.route

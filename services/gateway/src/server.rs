@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::{GatewayConfig, ms};
 use crate::proxy::{InProcess, Proxy, Shared};
 use crate::table::Table;
+use souk_chassis::linger::{Linger, Lingering};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +141,10 @@ pub fn start_with(
 
     let clock = Clock::real();
     let drain = ms(config.server.drain_timeout_ms);
+    let linger = Linger {
+        time: ms(config.server.linger_ms),
+        bytes: config.server.linger_bytes,
+    };
     let shared = Arc::new(Shared {
         access_log: config.server.access_log,
         table: ArcSwap::from_pointee(Table::build(config, None, &clock)),
@@ -151,7 +156,7 @@ pub fn start_with(
         let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
         let handle = std::thread::Builder::new()
             .name(format!("gateway-{i}"))
-            .spawn(move || on_own_runtime(proxy_thread(listener, shared, shutdown, drain)))
+            .spawn(move || on_own_runtime(proxy_thread(listener, shared, shutdown, drain, linger)))
             .map_err(StartError::Thread)?;
         handles.push(handle);
     }
@@ -255,6 +260,7 @@ async fn proxy_thread(
     shared: Arc<Shared>,
     shutdown: Shutdown,
     drain: Duration,
+    linger: Linger,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -293,7 +299,8 @@ async fn proxy_thread(
             let (proxy, client_ip) = (Arc::clone(&proxy), client_ip.clone());
             async move { Ok::<_, Infallible>(proxy.handle(request, client, &client_ip).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(Lingering::new(stream, linger));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "client connection ended with an error");

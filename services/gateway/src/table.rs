@@ -1,4 +1,5 @@
-//! The routing table: routes matched by longest path prefix, and the upstreams they send to.
+//! The routing table: routes matched by their path (a prefix or an exact path, either with
+//! `{name}` segments; `pattern.rs`), the most specific first, and the upstreams they send to.
 //! Built from a config; a reload builds a new table that keeps the old upstreams' state.
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use http::Method;
 use crate::clock::Clock;
 use crate::config::{GatewayConfig, Policy, RouteConfig, ms};
 use crate::fault::Faults;
+use crate::pattern::Pattern;
 use crate::upstream::Upstream;
 
 /// A route, ready to serve.
@@ -17,7 +19,7 @@ use crate::upstream::Upstream;
 pub struct Route {
     /// Its name.
     pub name: Arc<str>,
-    prefix: String,
+    path: Pattern,
     methods: Option<Vec<Method>>,
     rewrite: Option<String>,
     /// Where it sends requests.
@@ -50,7 +52,7 @@ pub enum Match<'a> {
 /// Routes and upstreams.
 #[derive(Debug)]
 pub struct Table {
-    /// Longest prefix first.
+    /// The most specific path first (`Pattern::specificity`), routes of one path together.
     routes: Vec<Arc<Route>>,
     /// By name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
@@ -100,7 +102,13 @@ impl Table {
                 Some(Arc::new(Route::new(route, upstream, faults, &config)))
             })
             .collect();
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        routes.sort_by(|a, b| {
+            (b.path.specificity(), b.path.as_str(), b.path.is_exact()).cmp(&(
+                a.path.specificity(),
+                a.path.as_str(),
+                a.path.is_exact(),
+            ))
+        });
         let verifier = config.auth.as_ref().map(|auth| {
             let kept = previous
                 .and_then(|p| p.verifier.as_ref())
@@ -160,19 +168,15 @@ impl Table {
     /// The route for `method` and `path`.
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
         let mut allowed = Vec::new();
-        // The longest prefix that matched the path owns it: when its routes do not take this
-        // method, that is a 405, never a fall through to a shorter prefix (a catch-all `/`
-        // route, say, must not answer `POST` on an `/api` path it knows nothing of).
-        let mut owner: Option<usize> = None;
-        for route in self
-            .routes
-            .iter()
-            .filter(|r| prefix_matches(&r.prefix, path))
-        {
-            if owner.is_some_and(|len| route.prefix.len() < len) {
+        // The most specific path that matches owns it: when its routes do not take this method,
+        // that is a 405 listing theirs, never a fall through to a less specific route (a
+        // catch-all `/`, say, must not answer `POST` on an `/api` path it knows nothing of).
+        let mut owner: Option<&Pattern> = None;
+        for route in self.routes.iter().filter(|r| r.path.matches(path)) {
+            if owner.is_some_and(|owner| *owner != route.path) {
                 break;
             }
-            owner = Some(route.prefix.len());
+            owner = Some(&route.path);
             match &route.methods {
                 None => return Match::Found(route),
                 Some(methods) if methods.contains(method) => return Match::Found(route),
@@ -211,7 +215,7 @@ impl Table {
         })
     }
 
-    /// Every route, longest prefix first.
+    /// Every route, the most specific path first.
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
@@ -232,7 +236,9 @@ impl Route {
         Self {
             metrics: crate::metrics::RouteMetrics::new(&config.name, &upstream.name),
             name: Arc::from(config.name.as_str()),
-            prefix: config.prefix.clone(),
+            // Validated with the config; a pattern that no longer parses matches nothing.
+            path: Pattern::parse(&config.prefix, config.exact)
+                .unwrap_or_else(|_| Pattern::nothing()),
             methods,
             rewrite: config.rewrite.clone(),
             upstream,
@@ -257,15 +263,16 @@ impl Route {
             .unwrap_or_else(|_| http::Uri::from_static("/"))
     }
 
-    /// Where a client reaches `upstream_path` (a path in the upstream's own document) through
-    /// this route, if it does.
+    /// Where a client reaches `upstream_path` (a path template in the upstream's own document)
+    /// through this route, if it does.
     pub fn public_path(&self, upstream_path: &str) -> Option<String> {
-        let served_under = self.rewrite.as_deref().unwrap_or(&self.prefix);
-        let rest = upstream_path.strip_prefix(served_under.trim_end_matches('/'))?;
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return None;
-        }
-        Some(format!("{}{rest}", self.prefix.trim_end_matches('/')))
+        let served_under = self.rewrite.as_deref().unwrap_or(self.path.as_str());
+        self.path.public_path(served_under, upstream_path)
+    }
+
+    /// The path it matches, as configured.
+    pub fn path(&self) -> &Pattern {
+        &self.path
     }
 
     /// Whether the route takes `method` (lowercase, as OpenAPI writes it).
@@ -277,27 +284,12 @@ impl Route {
         })
     }
 
-    /// The path and query to send upstream: the prefix replaced by `rewrite`, if set.
+    /// The path and query to send upstream: the matched part replaced by `rewrite`, if set.
     pub fn upstream_path(&self, path_and_query: &str) -> String {
-        let Some(rewrite) = &self.rewrite else {
-            return path_and_query.to_owned();
-        };
-        let rest = &path_and_query[self.prefix.len().min(path_and_query.len())..];
-        match (rewrite.ends_with('/'), rest.starts_with('/')) {
-            (true, true) => format!("{rewrite}{}", &rest[1..]),
-            (false, false) if !rest.is_empty() && !rest.starts_with('?') => {
-                format!("{rewrite}/{rest}")
-            }
-            _ => format!("{rewrite}{rest}"),
+        match &self.rewrite {
+            Some(rewrite) => self.path.rewrite(rewrite, path_and_query),
+            None => path_and_query.to_owned(),
         }
-    }
-}
-
-/// `prefix` matches whole path segments: `/a/b` matches `/a/b`, `/a/b/c` and `/a/b?x`, not `/a/bc`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        None => false,
-        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
     }
 }
 
@@ -369,6 +361,68 @@ mod tests {
             matches!(t.find(&Method::POST, "/x"), Match::MethodNotAllowed(m) if m == [Method::GET])
         );
         assert!(matches!(t.find(&Method::GET, "/y"), Match::NotFound));
+    }
+
+    #[test]
+    fn exact_paths_own_their_path_and_list_only_its_methods() {
+        let config = GatewayConfig::parse(
+            r#"
+            [[routes]]
+            name = "all"
+            prefix = "/"
+            upstream = "a"
+            [[routes]]
+            name = "cart"
+            prefix = "/api/v1/cart"
+            exact = true
+            methods = ["GET", "HEAD"]
+            upstream = "a"
+            [[routes]]
+            name = "cart-empty"
+            prefix = "/api/v1/cart"
+            exact = true
+            methods = ["DELETE"]
+            upstream = "a"
+            [[routes]]
+            name = "items"
+            prefix = "/api/v1/cart/items/{product_id}"
+            exact = true
+            methods = ["PUT", "DELETE"]
+            upstream = "a"
+            rewrite = "/v1/cart/items/{product_id}"
+            [[routes]]
+            name = "cart-other"
+            prefix = "/api/v1/cart"
+            methods = []
+            upstream = "a"
+            [upstreams.a]
+            endpoints = ["127.0.0.1:1"]
+            "#,
+        )
+        .unwrap();
+        let t = Table::build(config, None, &Clock::manual());
+        assert_eq!(found(&t, Method::GET, "/api/v1/cart"), "cart");
+        assert_eq!(found(&t, Method::DELETE, "/api/v1/cart"), "cart-empty");
+        assert_eq!(
+            found(&t, Method::PUT, "/api/v1/cart"),
+            "MethodNotAllowed([GET, HEAD, DELETE])"
+        );
+        assert_eq!(found(&t, Method::PUT, "/api/v1/cart/items/7"), "items");
+        assert_eq!(
+            found(&t, Method::GET, "/api/v1/cart/items/7"),
+            "MethodNotAllowed([PUT, DELETE])",
+            "only the item's own methods, not the cart's"
+        );
+        // A claiming route (no methods) keeps the rest of its prefix a 404, not the catch-all's.
+        assert_eq!(found(&t, Method::GET, "/api/v1/cart/items"), "NotFound");
+        assert_eq!(found(&t, Method::PUT, "/api/v1/cart/items/7/x"), "NotFound");
+        assert_eq!(found(&t, Method::GET, "/api/v1/cartx"), "all");
+        assert_eq!(
+            t.route("items")
+                .unwrap()
+                .upstream_path("/api/v1/cart/items/7?q"),
+            "/v1/cart/items/7?q"
+        );
     }
 
     #[test]

@@ -31,16 +31,20 @@ pub struct Config {
     /// How often the expiry loop looks for lapsed reservations; 0 turns it off
     /// (`SOUK_INVENTORY__EXPIRY_INTERVAL_MS`).
     pub expiry_interval_ms: u64,
-    /// Where the catalog's product list is (`SOUK_INVENTORY__CATALOG__URL`, `…__TIMEOUT_MS`).
+    /// Where the catalog is: its product list and its product events' feed, an internal endpoint
+    /// (`SOUK_INVENTORY__CATALOG__URL`, `…__TIMEOUT_MS`).
     pub catalog: ClientConfig,
-    /// How often new products are fetched from the catalog; 0 turns the background sync off
-    /// (`SOUK_INVENTORY__CATALOG_SYNC_SECS`).
+    /// How often the whole product list is reconciled with what inventory knows; 0 turns the
+    /// background sync off, the one at start included, and inventory is then not ready until
+    /// [`crate::Inventory::sync_catalog`] is called (`SOUK_INVENTORY__CATALOG_SYNC_SECS`).
     pub catalog_sync_secs: u64,
-    /// How orders' events arrive: their feed (default) or NATS (`SOUK_INVENTORY__EVENTS__*`).
+    /// How orders' and the catalog's events arrive: their feeds (default) or NATS
+    /// (`SOUK_INVENTORY__EVENTS__*`).
     pub events: EventsConfig,
     /// Where orders serves its event feed (`SOUK_INVENTORY__ORDERS__URL`).
     pub orders: ClientConfig,
-    /// Inventory's credentials at identity, for the service token orders' feed asks for
+    /// Inventory's credentials at identity, for the service tokens orders' and the catalog's feeds
+    /// ask for
     /// (`SOUK_INVENTORY__SERVICE_TOKEN__CLIENT_SECRET`, …).
     pub service_token: ServiceTokenConfig,
 }
@@ -65,7 +69,7 @@ impl Default for Config {
             demo_stock: true,
             reservation_ttl_secs: 900,
             expiry_interval_ms: 1000,
-            catalog: ClientConfig::default(),
+            catalog: ClientConfig::with_url("http://127.0.0.1:8101"),
             catalog_sync_secs: 30,
             events: EventsConfig::default(),
             orders: ClientConfig::with_url("http://127.0.0.1:8105"),

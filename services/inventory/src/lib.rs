@@ -1,9 +1,12 @@
 //! souk's inventory service: stock per product and reservations per order.
 //!
-//! Inventory owns its database (SQLite or PostgreSQL). It learns which products exist by reading
-//! the catalog's product list (never its tables), answers how many units one can buy, and holds,
-//! sells or gives back units for orders, all or nothing, idempotently per order.
+//! Inventory owns its database (SQLite or PostgreSQL). It learns which products exist from the
+//! catalog's product events, reconciled with its product list (never its tables), answers how
+//! many units one can buy, and holds, sells or gives back units for orders, all or nothing,
+//! idempotently per order. It is ready once it has read the catalog's products: before, it could
+//! not take an order.
 
+pub mod catalog_events;
 pub mod clients;
 pub mod config;
 pub mod demo;
@@ -30,7 +33,8 @@ pub use config::Config;
 use demo::{DemoError, DemoStock};
 pub use routes::{ApiDoc, AppState};
 use store::Store;
-pub use sync::{SyncError, SyncReport};
+use sync::Syncer;
+pub use sync::{CatalogKnown, SyncError, SyncReport};
 
 /// The service's name: its config section, its log and metrics label, its service-token audience.
 pub const NAME: &str = "inventory";
@@ -66,8 +70,8 @@ pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
     souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
 }
 
-/// A ready inventory: its whole router (API, health, metrics, standard stack), its store, and
-/// what it syncs products with.
+/// A built inventory: its whole router (API, health, metrics, standard stack), its store, and
+/// what it syncs products with. `/readyz` answers 200 once a sync with the catalog has succeeded.
 ///
 /// The catalog sync and expiry loops run in the background for as long as the router (or any
 /// other copy of its state) exists.
@@ -79,8 +83,7 @@ pub struct Inventory {
     pub store: Store,
     /// Its health, to mark it draining on shutdown.
     pub health: Health,
-    catalog: CatalogClient,
-    demo: Arc<DemoStock>,
+    syncer: Syncer,
 }
 
 impl Inventory {
@@ -109,15 +112,49 @@ impl Inventory {
         .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown)
     }
 
-    /// Syncs products from the catalog now (the background loop does it every
-    /// `catalog_sync_secs`).
+    /// Starts consuming the catalog's product events until `shutdown`: new products are counted,
+    /// new SKUs followed, deleted products taken out of sale. The catalog client inventory was
+    /// built with serves the feed (or NATS carries the events, per `config.events`; its service
+    /// name is the producer); `identity` issues the service token the feed asks for.
+    pub fn consume_catalog_events(
+        &self,
+        config: &Config,
+        identity: ServiceClient,
+        shutdown: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let catalog = self.syncer.catalog.client().clone();
+        let producer = catalog.service().to_owned();
+        let name = catalog_events::consumer_name(&producer);
+        let tokens = ServiceTokens::new(identity, &config.service_token);
+        let audience = producer.clone();
+        let source = Source::from_config(&config.events, catalog);
+        let handler = catalog_events::CatalogEvents::new(
+            self.store.clone(),
+            Arc::clone(&self.syncer.demo),
+            &name,
+        );
+        Consumer::new(&name, &producer, source, self.store.database().clone())
+            .with_bearer(move || {
+                let (tokens, audience) = (tokens.clone(), audience.clone());
+                async move { tokens.feed_token(&audience).await.ok() }
+            })
+            .spawn(handler, shutdown)
+    }
+
+    /// Syncs products from the catalog now (the background loop does it at start and every
+    /// `catalog_sync_secs`); a success makes inventory ready.
     pub async fn sync_catalog(&self) -> Result<SyncReport, SyncError> {
-        sync::sync_catalog(&self.store, &self.catalog, &self.demo).await
+        self.syncer.sync().await
+    }
+
+    /// Whether a sync with the catalog has succeeded (what readiness waits for).
+    pub fn catalog_known(&self) -> &CatalogKnown {
+        &self.syncer.known
     }
 }
 
 /// Opens the store, starts the background loops, and builds the router, reading the catalog over
-/// HTTP at `config.catalog`.
+/// HTTP at `config.catalog` (the catalog itself: its event feed is internal).
 pub async fn build(config: &Config) -> Result<Inventory, StartError> {
     build_with(config, ServiceClient::http("catalog", &config.catalog)).await
 }
@@ -131,13 +168,15 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
     } else {
         DemoStock::none()
     });
-    let catalog = CatalogClient::new(catalog);
+    let syncer = Syncer {
+        store: store.clone(),
+        catalog: CatalogClient::new(catalog),
+        demo,
+        known: CatalogKnown::default(),
+    };
     let alive = Arc::new(());
     if config.catalog_sync_secs > 0 {
-        sync::spawn(
-            store.clone(),
-            catalog.clone(),
-            Arc::clone(&demo),
+        syncer.clone().spawn(
             Duration::from_secs(config.catalog_sync_secs),
             Arc::downgrade(&alive),
         );
@@ -149,7 +188,9 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
             Arc::downgrade(&alive),
         );
     }
-    let health = Health::new().with_check(store.database().clone());
+    let health = Health::new()
+        .with_check(store.database().clone())
+        .with_check(syncer.known.clone());
     let api = routes::app(AppState {
         store: store.clone(),
         auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
@@ -161,8 +202,7 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
         router,
         store,
         health,
-        catalog,
-        demo,
+        syncer,
     })
 }
 
@@ -173,12 +213,14 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
     let inventory = build(config).await?;
+    let identity = ServiceClient::http("identity", &config.service_token.identity);
     inventory.consume_order_events(
         config,
         ServiceClient::http("orders", &config.orders),
-        ServiceClient::http("identity", &config.service_token.identity),
+        identity.clone(),
         shutdown.clone(),
     );
+    inventory.consume_catalog_events(config, identity, shutdown.clone());
     let Inventory {
         router,
         store,

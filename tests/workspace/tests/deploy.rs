@@ -340,8 +340,10 @@ fn compose_violations(compose: &Value, init_script: &str, services: &[Service]) 
             .pointer("/healthcheck/test")
             .map(Value::to_string)
             .unwrap_or_default();
-        if !check.contains("/healthz") {
-            out.push(at("no healthcheck on /healthz"));
+        // Liveness, or readiness where the shop must wait for it (inventory, until it has read
+        // the catalog's products).
+        if !check.contains("/healthz") && !check.contains("/readyz") {
+            out.push(at("no healthcheck on /healthz or /readyz"));
         }
         if service["read_only"] != json!(true) || service["cap_drop"] != json!(["ALL"]) {
             out.push(at("not read_only with cap_drop ALL"));
@@ -564,6 +566,7 @@ const SECRET_VARIABLES: &[(&str, &str)] = &[
     ("inventory", "SOUK_INVENTORY__EVENTS__NATS__PASSWORD"),
     ("cart", "SOUK_CART__EVENTS__NATS__PASSWORD"),
     ("history", "SOUK_HISTORY__EVENTS__NATS__PASSWORD"),
+    ("catalog", "SOUK_CATALOG__EVENTS__NATS__PASSWORD"),
 ];
 
 /// Every `SECRET_VARIABLES` entry is set on its Deployment from a `secretKeyRef`.

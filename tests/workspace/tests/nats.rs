@@ -23,7 +23,14 @@ use souk_chassis::events::{
 use souk_chassis::server::Shutdown;
 use souk_chassis::test_util::{Backend, TestDatabase};
 
-const SERVICES: [&str; 5] = ["orders", "payments", "inventory", "cart", "history"];
+const SERVICES: [&str; 6] = [
+    "orders",
+    "payments",
+    "catalog",
+    "inventory",
+    "cart",
+    "history",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

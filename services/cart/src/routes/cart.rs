@@ -43,8 +43,9 @@ pub(super) async fn cart_get(
         (status = 200, description = "The cart after the change, priced now", body = CartView),
         (status = 400, description = "The id is not a UUID, or the body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The catalog has no such product", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Quantity out of range, no such product, or the cart already holds 100 products", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Quantity out of range, or the cart already holds 100 products", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cart's store is unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn cart_items_put(
@@ -124,13 +125,10 @@ async fn priced(state: &AppState, user: &str) -> Result<CartView, ApiError> {
     Ok(price(&lines, &lookups))
 }
 
+/// The path names a product that does not exist: a 404, like any other missing resource.
 fn no_such_product(id: Uuid) -> Problem {
-    Problem::typed(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown-product",
-        "No such product",
-    )
-    .with_detail(format!("the catalog has no product {id}"))
+    Problem::typed(StatusCode::NOT_FOUND, "unknown-product", "No such product")
+        .with_detail(format!("the catalog has no product {id}"))
 }
 
 fn cart_full() -> Problem {

@@ -53,7 +53,7 @@ cart_tests! { spawn;
 
     async fn a_product_the_catalog_does_not_know_is_refused(app) {
         let (status, problem) = app.set(Uuid::now_v7(), 1).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(problem["type"], "urn:souk:problem:unknown-product");
         assert_eq!(app.cart().await["items"], json!([]));
     }

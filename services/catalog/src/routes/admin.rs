@@ -17,11 +17,25 @@ use crate::store::{ProductInput, WriteError};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProductBody {
-    #[schema(example = "KIT-0100")]
+    /// 1 to 32 capital letters, digits or dashes; unique.
+    #[schema(pattern = r"^[A-Z0-9-]{1,32}$", example = "KIT-0100")]
     sku: String,
+    /// 1 to 200 characters (spaces around it are trimmed), in the text rule below.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069][^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$",
+        example = "Enamel mug"
+    )]
     name: String,
+    /// Up to 4,000 characters: no control characters (newlines included), line or paragraph
+    /// separators or bidirectional overrides.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
+    )]
     description: String,
-    #[schema(example = "kitchen")]
+    /// The slug of an existing category.
+    #[schema(pattern = r"^[a-z0-9-]{1,64}$", example = "kitchen")]
     category: String,
     price: PriceBody,
 }
@@ -30,9 +44,11 @@ pub(super) struct ProductBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PriceBody {
+    /// Minor units (cents), not negative.
     #[schema(minimum = 0)]
     amount: i64,
-    #[schema(example = "USD")]
+    /// An ISO 4217 code.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "USD")]
     currency: String,
 }
 
@@ -71,15 +87,29 @@ impl ProductBody {
     }
 }
 
+/// The one rule for the catalog's display text (names, descriptions): `min` to `max` characters
+/// and nothing that breaks a line of text where other services show or copy it — no control
+/// characters (tabs and newlines included), no line or paragraph separators, no bidirectional
+/// overrides that would make a name read differently from what it is.
 fn text(value: &str, min: usize, max: usize) -> Result<(), String> {
     let chars = value.chars().count();
     if chars < min || chars > max {
         return Err(format!("must be {min} to {max} characters"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err("must not contain control characters".into());
+    if value.chars().any(breaks_text) {
+        return Err(
+            "must not contain control characters, line breaks or bidirectional overrides".into(),
+        );
     }
     Ok(())
+}
+
+fn breaks_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 fn write_problem(err: WriteError) -> ApiError {

@@ -11,7 +11,7 @@ use crate::domain::{Category, Money, Product};
 /// The catalog's API description. `services/catalog/openapi.json` is this, committed.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "souk catalog", description = "Products, categories, prices and search. Served at /api/v1 through the gateway."),
+    info(title = "souk catalog", description = "Products, categories, prices and search. Served at /api/v1 through the gateway. The outbox feed GET /v1/events (product_created, product_updated, product_deleted) is internal: service tokens for catalog only."),
     paths(
         super::products::products_list, super::products::products_get, super::categories::categories_list,
         super::admin::products_create, super::admin::products_update, super::admin::products_delete,
@@ -22,11 +22,10 @@ use crate::domain::{Category, Money, Product};
 pub struct ApiDoc;
 
 impl ApiDoc {
-    /// The document as pretty JSON with a trailing newline, as committed.
+    /// The document as committed: pretty JSON with a trailing newline, completed with the
+    /// answers the chassis gives on the handlers' behalf (`souk_chassis::openapi`).
     pub fn json() -> String {
-        let mut json = Self::openapi().to_pretty_json().unwrap_or_default();
-        json.push('\n');
-        json
+        souk_chassis::openapi::to_json(&Self::openapi())
     }
 }
 

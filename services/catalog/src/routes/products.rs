@@ -2,27 +2,32 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use souk_chassis::pagination::{self, decode_cursor, encode_cursor};
+use souk_chassis::pagination::{self, encode_cursor};
 use souk_chassis::{FieldError, Json, Path, Problem, Query};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
 use crate::domain::{CategorySlug, Product, SearchQuery};
-use crate::store::After;
+use crate::store::{After, Filter};
 
-/// Query parameters of the product list.
+/// Query parameters of the product list. Every one given narrows the list; empty ones count as
+/// absent (what a search form sends for a field left blank).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
     /// Full-text search over name and description; every word must match (as a prefix).
+    #[param(max_length = 200)]
     q: Option<String>,
     /// Only products of this category (slug).
+    #[param(pattern = r"^[a-z0-9-]{0,64}$")]
     category: Option<String>,
-    /// Only these products: up to 100 comma-separated ids, answered in one page (unknown ids are
-    /// left out). Not combinable with `q`, `category` or `cursor`.
+    /// Only these products (comma-separated ids, 1 to 100; unknown ids are left out). Without
+    /// a `limit`, one page holds them all.
+    #[param(value_type = Option<Vec<Uuid>>, style = Form, explode = false, min_items = 1, max_items = 100)]
     ids: Option<String>,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size, 1 to 100 (default 20, or the number of `ids`).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -55,46 +60,46 @@ pub(super) async fn products_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ProductPage>, ApiError> {
-    if let Some(ids) = params.ids.as_deref() {
-        return by_ids(&state, ids, &params).await.map(Json);
-    }
-    let limit = pagination::limit(params.limit)?;
+    let ids = params
+        .ids
+        .as_deref()
+        .filter(|ids| !ids.is_empty())
+        .map(parse_ids)
+        .transpose()?;
+    let limit = match (&ids, params.limit) {
+        (Some(ids), None) => u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        _ => pagination::limit(params.limit)?,
+    };
     let category = params
         .category
         .as_deref()
+        .filter(|c| !c.is_empty())
         .map(|c| {
             CategorySlug::parse(c)
                 .map_err(|m| Problem::invalid_query(vec![FieldError::new("category", m)]))
         })
         .transpose()?;
+    let filter = Filter {
+        category: category.as_ref(),
+        ids: ids.as_deref(),
+    };
+    let cursor = params.cursor.as_deref();
     let page = match params.q.as_deref().filter(|q| !q.is_empty()) {
-        Some(q) => {
-            search(
-                &state,
-                q,
-                category.as_ref(),
-                params.cursor.as_deref(),
-                limit,
-            )
-            .await?
-        }
-        None => list(&state, category.as_ref(), params.cursor.as_deref(), limit).await?,
+        Some(q) => search(&state, q, &filter, cursor, limit).await?,
+        None => list(&state, &filter, cursor, limit).await?,
     };
     Ok(Json(page))
 }
 
 async fn list(
     state: &AppState,
-    category: Option<&CategorySlug>,
+    filter: &Filter<'_>,
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<ProductPage, ApiError> {
-    let after: Option<After> = cursor.map(decode_cursor).transpose()?;
+    let after: Option<After> = pagination::position(cursor)?;
     // One extra row tells whether another page exists.
-    let mut items = state
-        .store
-        .list(category, after.as_ref(), limit + 1)
-        .await?;
+    let mut items = state.store.list(filter, after.as_ref(), limit + 1).await?;
     let next_cursor = next_page(&mut items, limit).then(|| {
         items.last().map(|last| {
             encode_cursor(&After {
@@ -112,19 +117,16 @@ async fn list(
 async fn search(
     state: &AppState,
     q: &str,
-    category: Option<&CategorySlug>,
+    filter: &Filter<'_>,
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<ProductPage, ApiError> {
     let query =
         SearchQuery::parse(q).map_err(|m| Problem::invalid_query(vec![FieldError::new("q", m)]))?;
-    let offset = cursor
-        .map(decode_cursor::<SearchPosition>)
-        .transpose()?
-        .map_or(0, |p| p.offset);
+    let offset = pagination::position::<SearchPosition>(cursor)?.map_or(0, |p| p.offset);
     let mut items = state
         .store
-        .search(&query, category, offset, limit + 1)
+        .search(&query, filter, offset, limit + 1)
         .await?;
     let next_cursor = next_page(&mut items, limit).then(|| {
         encode_cursor(&SearchPosition {
@@ -137,24 +139,18 @@ async fn search(
 /// Most ids one `ids` query may name.
 const MAX_IDS: usize = 100;
 
-async fn by_ids(state: &AppState, ids: &str, params: &ListParams) -> Result<ProductPage, ApiError> {
+/// `ids` as product ids: 1 to 100, comma-separated.
+fn parse_ids(ids: &str) -> Result<Vec<Uuid>, Problem> {
     let invalid = |message: &str| Problem::invalid_query(vec![FieldError::new("ids", message)]);
-    if params.q.is_some() || params.category.is_some() || params.cursor.is_some() {
-        return Err(invalid("ids cannot be combined with q, category or cursor").into());
-    }
     let ids = ids
         .split(',')
         .map(|id| Uuid::parse_str(id.trim()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| invalid("ids must be comma-separated product ids (UUIDs)"))?;
     if ids.len() > MAX_IDS {
-        return Err(invalid("at most 100 ids at once").into());
+        return Err(invalid("at most 100 ids at once"));
     }
-    let items = state.store.products_by_ids(&ids).await?;
-    Ok(ProductPage {
-        items,
-        next_cursor: None,
-    })
+    Ok(ids)
 }
 
 /// Trims the look-ahead row; true when there was one.

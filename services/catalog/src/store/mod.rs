@@ -2,29 +2,42 @@
 //!
 //! Both engines hold the same schema (see `migrations/`) and answer the same queries; they differ
 //! in how ids are stored (TEXT vs UUID) and in full-text search (FTS5 vs tsvector).
+//!
+//! Every change an administrator makes to a product appends its event (`crate::events`) to the
+//! outbox in the transaction that makes the change, and wakes the outbox's readers once it has
+//! committed. The demo catalog is loaded without events.
 
 mod postgres;
 mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::events::{OUTBOX_MIGRATION_POSTGRES, OUTBOX_MIGRATION_SQLITE, Outbox};
 use uuid::Uuid;
 
 use crate::domain::{Category, CategorySlug, Product, SearchQuery};
+use crate::events;
 use crate::seed::DemoCatalog;
 
-/// The catalog's migrations for both engines, embedded in the binary.
+/// The catalog's migrations for both engines, embedded in the binary: its own schema, then the
+/// chassis' outbox table.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[(
-        1,
-        "catalog",
-        include_str!("../../migrations/sqlite/0001_catalog.sql"),
-    )],
-    postgres: &[(
-        1,
-        "catalog",
-        include_str!("../../migrations/postgres/0001_catalog.sql"),
-    )],
+    sqlite: &[
+        (
+            1,
+            "catalog",
+            include_str!("../../migrations/sqlite/0001_catalog.sql"),
+        ),
+        OUTBOX_MIGRATION_SQLITE,
+    ],
+    postgres: &[
+        (
+            1,
+            "catalog",
+            include_str!("../../migrations/postgres/0001_catalog.sql"),
+        ),
+        OUTBOX_MIGRATION_POSTGRES,
+    ],
 };
 
 /// A failed storage operation.
@@ -108,6 +121,45 @@ macro_rules! bind_product {
     };
 }
 
+/// The product that binding `$input` with [`bind_product!`] stores under `$id`, as reads return it.
+macro_rules! product_of {
+    ($id:expr, $input:expr) => {
+        Product {
+            id: $id,
+            sku: $input.sku.as_str().to_owned(),
+            name: $input.name.clone(),
+            description: $input.description.clone(),
+            category: $input.category.as_str().to_owned(),
+            price: $input.price.clone(),
+            image_url: $input.sku.image_url(),
+        }
+    };
+}
+
+/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, `$append`, the engine's
+/// outbox append, and `$id`, which turns a product id into what the engine stores (TEXT on
+/// SQLite, UUID on PostgreSQL). The body commits; a transaction dropped without commit rolls back.
+macro_rules! in_write_tx {
+    ($db:expr, |$tx:ident, $append:ident, $id:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock up front: writers queue for it instead of
+                // failing to upgrade a read lock.
+                let mut $tx = souk_chassis::db::begin_write_sqlite(pool).await?;
+                let $append = souk_chassis::events::append_sqlite;
+                let $id = |id: Uuid| id.to_string();
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let $append = souk_chassis::events::append_postgres;
+                let $id = |id: Uuid| id;
+                $body
+            }
+        }
+    };
+}
+
 /// Loads the demo catalog inside transaction `$tx` unless products exist; `$id` turns a new id
 /// into what the engine stores. Returns how many products were added.
 macro_rules! seed_in {
@@ -152,10 +204,34 @@ pub struct After {
     pub id: Uuid,
 }
 
-/// The catalog's store.
+/// What narrows a list or search: every part given must hold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Only products of this category.
+    pub category: Option<&'a CategorySlug>,
+    /// Only these products.
+    pub ids: Option<&'a [Uuid]>,
+}
+
+impl Filter<'_> {
+    fn category(&self) -> Option<&str> {
+        self.category.map(CategorySlug::as_str)
+    }
+
+    /// The ids as one JSON array of strings (SQLite binds them so, however many there are).
+    fn ids_json(&self) -> Option<String> {
+        self.ids.map(|ids| {
+            serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .unwrap_or_else(|_| "[]".into())
+        })
+    }
+}
+
+/// The catalog's store, and the outbox its changes write their events to.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    outbox: Outbox,
 }
 
 impl Store {
@@ -163,7 +239,8 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATIONS).await?;
-        Ok(Self { db })
+        let outbox = Outbox::new(db.clone(), crate::NAME);
+        Ok(Self { db, outbox })
     }
 
     /// The underlying pool (for readiness checks).
@@ -171,37 +248,38 @@ impl Store {
         &self.db
     }
 
-    /// Products in name order, optionally in one category, after a position; `limit` at most.
+    /// The outbox of the catalog's events (served as a feed, or relayed to NATS).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// A page of products by name, after `after`, narrowed by `filter`.
     pub async fn list(
         &self,
-        category: Option<&CategorySlug>,
+        filter: &Filter<'_>,
         after: Option<&After>,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
-        let category = category.map(CategorySlug::as_str);
         match &self.db {
-            Database::Sqlite(pool) => sqlite::list(pool, category, after, limit).await,
-            Database::Postgres(pool) => postgres::list(pool, category, after, limit).await,
+            Database::Sqlite(pool) => sqlite::list(pool, filter, after, limit).await,
+            Database::Postgres(pool) => postgres::list(pool, filter, after, limit).await,
         }
     }
 
-    /// Products matching `query`, best match first, optionally in one category.
+    /// Products matching `query`, best match first, narrowed by `filter`.
     pub async fn search(
         &self,
         query: &SearchQuery,
-        category: Option<&CategorySlug>,
+        filter: &Filter<'_>,
         offset: u32,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let category = category.map(CategorySlug::as_str);
         match &self.db {
-            Database::Sqlite(pool) => sqlite::search(pool, query, category, offset, limit).await,
-            Database::Postgres(pool) => {
-                postgres::search(pool, query, category, offset, limit).await
-            }
+            Database::Sqlite(pool) => sqlite::search(pool, query, filter, offset, limit).await,
+            Database::Postgres(pool) => postgres::search(pool, query, filter, offset, limit).await,
         }
     }
 
@@ -213,17 +291,6 @@ impl Store {
         }
     }
 
-    /// The products among `ids` that exist, in name order.
-    pub async fn products_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Product>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::products_by_ids(pool, ids).await,
-            Database::Postgres(pool) => postgres::products_by_ids(pool, ids).await,
-        }
-    }
-
     /// Every category in display order, with its product count.
     pub async fn categories(&self) -> Result<Vec<Category>, StoreError> {
         match &self.db {
@@ -232,67 +299,67 @@ impl Store {
         }
     }
 
-    /// Adds a product.
+    /// Adds a product, with its `product_created` event.
     pub async fn create(&self, input: &ProductInput) -> Result<Product, WriteError> {
-        let id = Uuid::now_v7();
-        let inserted = match &self.db {
-            Database::Sqlite(pool) => {
-                bind_product!(sqlx::query(sql::INSERT_PRODUCT), id.to_string(), input)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Database::Postgres(pool) => bind_product!(sqlx::query(sql::INSERT_PRODUCT), id, input)
-                .execute(pool)
+        let product = product_of!(Uuid::now_v7(), input);
+        in_write_tx!(&self.db, |tx, append, id| {
+            let inserted = bind_product!(sqlx::query(sql::INSERT_PRODUCT), id(product.id), input)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected(),
-        };
-        if inserted == 0 {
-            return Err(WriteError::SkuTaken);
-        }
-        self.product(id).await?.ok_or(WriteError::NotFound)
+                .rows_affected();
+            if inserted == 0 {
+                return Err(WriteError::SkuTaken);
+            }
+            append(&mut tx, &events::created(&product)).await?;
+            tx.commit().await?;
+        });
+        self.outbox.notify();
+        Ok(product)
     }
 
-    /// Replaces a product's fields.
+    /// Replaces a product's fields, with its `product_updated` event.
     pub async fn update(&self, id: Uuid, input: &ProductInput) -> Result<Product, WriteError> {
-        let updated = match &self.db {
-            Database::Sqlite(pool) => {
-                bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id.to_string(), input)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Database::Postgres(pool) => bind_product!(sqlx::query(sql::UPDATE_PRODUCT), id, input)
-                .execute(pool)
+        let product = product_of!(id, input);
+        in_write_tx!(&self.db, |tx, append, to_id| {
+            let updated = bind_product!(sqlx::query(sql::UPDATE_PRODUCT), to_id(id), input)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected(),
-        };
-        if updated == 0 {
-            return Err(WriteError::NotFound);
-        }
-        self.product(id).await?.ok_or(WriteError::NotFound)
+                .rows_affected();
+            if updated == 0 {
+                return Err(WriteError::NotFound);
+            }
+            append(&mut tx, &events::updated(&product)).await?;
+            tx.commit().await?;
+        });
+        self.outbox.notify();
+        Ok(product)
     }
 
-    /// Removes a product; `false` when there was none.
+    /// Removes a product, with its `product_deleted` event; `false` when there was none.
     pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let sql = "DELETE FROM products WHERE id = $1";
-        let deleted = match &self.db {
-            Database::Sqlite(pool) => sqlx::query(sql)
-                .bind(id.to_string())
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Database::Postgres(pool) => sqlx::query(sql)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
-        Ok(deleted == 1)
+        let sql = "DELETE FROM products WHERE id = $1 RETURNING sku";
+        in_write_tx!(&self.db, |tx, append, to_id| {
+            let sku: Option<String> = sqlx::query_scalar(sql)
+                .bind(to_id(id))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(sku) = sku else {
+                return Ok(false);
+            };
+            append(&mut tx, &events::deleted(id, &sku)).await?;
+            tx.commit().await?;
+        });
+        self.outbox.notify();
+        Ok(true)
     }
 
     /// Loads `demo` if the catalog holds no product yet. Safe to run from several instances at
     /// once: rows that already exist are left alone. Returns how many products were added.
+    ///
+    /// The demo catalog gets no events, like products stored before the catalog had an outbox:
+    /// consumers learn those from the product list, as inventory's first sync does before it is
+    /// ready. (Announcing 220 products would only make inventory learn them twice, on the path
+    /// of the first start.)
     pub async fn seed_if_empty(&self, demo: &DemoCatalog) -> Result<u64, StoreError> {
         match &self.db {
             Database::Sqlite(pool) => {

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use uuid::Uuid;
 
-use super::{After, StoreError, category_from_row, product_from_row, sql};
+use super::{After, Filter, StoreError, category_from_row, product_from_row, sql};
 use crate::domain::{Product, SearchQuery};
 
 fn product_row(row: &sqlx::postgres::PgRow) -> Result<Product, StoreError> {
@@ -13,21 +13,23 @@ fn product_row(row: &sqlx::postgres::PgRow) -> Result<Product, StoreError> {
 
 pub(super) async fn list(
     pool: &PgPool,
-    category: Option<&str>,
+    filter: &Filter<'_>,
     after: Option<&After>,
     limit: u32,
 ) -> Result<Vec<Product>, StoreError> {
     let sql = format!(
         "SELECT {} FROM products \
          WHERE ($1::text IS NULL OR category = $1) AND ($2::text IS NULL OR (name, id) > ($2, $3::uuid)) \
+         AND ($5::uuid[] IS NULL OR id = ANY($5)) \
          ORDER BY name, id LIMIT $4",
         sql::COLUMNS
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(category)
+        .bind(filter.category())
         .bind(after.map(|a| a.name.as_str()))
         .bind(after.map(|a| a.id))
         .bind(i64::from(limit))
+        .bind(filter.ids)
         .fetch_all(pool)
         .await?;
     rows.iter().map(product_row).collect()
@@ -36,7 +38,7 @@ pub(super) async fn list(
 pub(super) async fn search(
     pool: &PgPool,
     query: &SearchQuery,
-    category: Option<&str>,
+    filter: &Filter<'_>,
     offset: u32,
     limit: u32,
 ) -> Result<Vec<Product>, StoreError> {
@@ -44,12 +46,14 @@ pub(super) async fn search(
     let sql = "SELECT id, sku, name, description, category, price_amount, currency, image_url \
          FROM products, to_tsquery('english', $1) AS q \
          WHERE search @@ q AND ($2::text IS NULL OR category = $2) \
+         AND ($5::uuid[] IS NULL OR id = ANY($5)) \
          ORDER BY ts_rank(search, q) DESC, id LIMIT $3 OFFSET $4";
     let rows = sqlx::query(sql)
         .bind(query.to_tsquery())
-        .bind(category)
+        .bind(filter.category())
         .bind(i64::from(limit))
         .bind(i64::from(offset))
+        .bind(filter.ids)
         .fetch_all(pool)
         .await?;
     rows.iter().map(product_row).collect()
@@ -62,21 +66,6 @@ pub(super) async fn product_by_id(pool: &PgPool, id: Uuid) -> Result<Option<Prod
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(product_row).transpose()
-}
-
-pub(super) async fn products_by_ids(
-    pool: &PgPool,
-    ids: &[Uuid],
-) -> Result<Vec<Product>, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM products WHERE id = ANY($1) ORDER BY name, id",
-        sql::COLUMNS
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(product_row).collect()
 }
 
 pub(super) async fn categories(pool: &PgPool) -> Result<Vec<crate::domain::Category>, StoreError> {

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use uuid::Uuid;
 
-use super::{After, StoreError, category_from_row, product_from_row, sql};
+use super::{After, Filter, StoreError, category_from_row, product_from_row, sql};
 use crate::domain::{Product, SearchQuery};
 
 fn product_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError> {
@@ -17,21 +17,24 @@ fn product_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError> {
 
 pub(super) async fn list(
     pool: &SqlitePool,
-    category: Option<&str>,
+    filter: &Filter<'_>,
     after: Option<&After>,
     limit: u32,
 ) -> Result<Vec<Product>, StoreError> {
+    // Ids arrive as one bound JSON array, however many: no SQL is built from the input.
     let sql = format!(
         "SELECT {} FROM products \
          WHERE ($1 IS NULL OR category = $1) AND ($2 IS NULL OR (name, id) > ($2, $3)) \
+         AND ($5 IS NULL OR id IN (SELECT value FROM json_each($5))) \
          ORDER BY name, id LIMIT $4",
         sql::COLUMNS
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(category)
+        .bind(filter.category())
         .bind(after.map(|a| a.name.as_str()))
         .bind(after.map(|a| a.id.to_string()))
         .bind(i64::from(limit))
+        .bind(filter.ids_json())
         .fetch_all(pool)
         .await?;
     rows.iter().map(product_row).collect()
@@ -40,7 +43,7 @@ pub(super) async fn list(
 pub(super) async fn search(
     pool: &SqlitePool,
     query: &SearchQuery,
-    category: Option<&str>,
+    filter: &Filter<'_>,
     offset: u32,
     limit: u32,
 ) -> Result<Vec<Product>, StoreError> {
@@ -48,12 +51,14 @@ pub(super) async fn search(
     let sql = "SELECT p.id, p.sku, p.name, p.description, p.category, p.price_amount, p.currency, p.image_url \
          FROM products_fts f JOIN products p ON p.rowid = f.rowid \
          WHERE products_fts MATCH $1 AND ($2 IS NULL OR p.category = $2) \
+         AND ($5 IS NULL OR p.id IN (SELECT value FROM json_each($5))) \
          ORDER BY bm25(products_fts, 10.0, 1.0), p.id LIMIT $3 OFFSET $4";
     let rows = sqlx::query(sql)
         .bind(query.to_fts5())
-        .bind(category)
+        .bind(filter.category())
         .bind(i64::from(limit))
         .bind(i64::from(offset))
+        .bind(filter.ids_json())
         .fetch_all(pool)
         .await?;
     rows.iter().map(product_row).collect()
@@ -69,24 +74,6 @@ pub(super) async fn product_by_id(
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(product_row).transpose()
-}
-
-pub(super) async fn products_by_ids(
-    pool: &SqlitePool,
-    ids: &[Uuid],
-) -> Result<Vec<Product>, StoreError> {
-    // One bound JSON array, however many ids: no SQL is built from the input.
-    let ids = serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into());
-    let sql = format!(
-        "SELECT {} FROM products WHERE id IN (SELECT value FROM json_each($1)) ORDER BY name, id",
-        sql::COLUMNS
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(product_row).collect()
 }
 
 pub(super) async fn categories(

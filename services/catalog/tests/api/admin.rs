@@ -42,6 +42,7 @@ impl Issuer {
     pub fn auth_config(&self) -> AuthConfig {
         AuthConfig {
             jwks_url: format!("http://{}/.well-known/jwks.json", self.addr),
+            service_audience: "catalog".into(),
             ..AuthConfig::default()
         }
     }
@@ -58,11 +59,11 @@ impl Issuer {
     }
 }
 
-fn product() -> Value {
+pub fn product() -> Value {
     json!({ "sku": "KIT-0999", "name": "Copper Kettle", "description": "Hand-hammered, 1.5 l.", "category": "kitchen", "price": { "amount": 5900, "currency": "USD" } })
 }
 
-async fn send(
+pub async fn send(
     app: &crate::helpers::TestApp,
     method: reqwest::Method,
     path: &str,
@@ -150,6 +151,13 @@ souk_chassis::backend_tests! { spawn;
             ("sku", json!("lower-case")),
             ("category", json!("no-such-category")),
             ("name", json!("")),
+            // One text rule: nothing that breaks a line where orders and history copy the name.
+            ("name", json!("Mug\nBlue")),
+            ("name", json!("Mug\tBlue")),
+            ("name", json!("Mug\u{0}")),
+            ("name", json!("Mug\u{2028}Blue")),
+            ("name", json!("\u{202E}eulB guM")),
+            ("description", json!("Line one\r\nline two")),
             ("price", json!({ "amount": -1, "currency": "USD" })),
             ("price", json!({ "amount": 100, "currency": "dollars" })),
         ];

@@ -6,6 +6,7 @@
 
 mod admin;
 mod bad_input;
+mod events;
 mod helpers;
 mod openapi;
 mod operations;

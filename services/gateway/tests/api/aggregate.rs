@@ -190,3 +190,125 @@ async fn a_failing_catalog_fails_the_page_and_its_404_stays_a_404() {
         404
     );
 }
+
+/// `body` decoded from `coding` (as `Content-Encoding` names it).
+fn decode(coding: Option<&str>, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        None => out.extend_from_slice(body),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(body)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Some(other) => panic!("an unexpected coding: {other}"),
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accept_encoding_gets_the_aggregate_coded_as_it_accepts() {
+    let catalog = Stub::start("catalog").await;
+    let inventory = Stub::start("inventory").await;
+    let gateway = TestGateway::start(
+        &config(&toml_list(&[catalog.addr]), &toml_list(&[inventory.addr]))
+            .replace("timeout_ms = 200", "timeout_ms = 2000"),
+    );
+    // What browsers, curl --compressed, requests/urllib3 and plain clients send.
+    let cases: [(Option<&str>, Option<&str>); 7] = [
+        (None, None),
+        (Some("identity"), None),
+        (Some("gzip"), Some("gzip")),
+        (Some("deflate"), Some("deflate")),
+        (Some("br"), None),
+        (Some("gzip, deflate, br, zstd"), Some("gzip")),
+        (Some("deflate, gzip;q=0.5"), Some("deflate")),
+    ];
+    for (accept, expected) in cases {
+        // reqwest is built without decompression, so the body arrives as the gateway coded it.
+        let mut request = gateway
+            .client
+            .get(gateway.url("/api/v1/products/p-1/details"));
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{accept:?}");
+        let headers = response.headers().clone();
+        let coding = headers
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(coding.as_deref(), expected, "{accept:?}: {headers:?}");
+        assert_eq!(headers["vary"], "accept-encoding", "{accept:?}");
+        assert_eq!(headers["content-type"], "application/json", "{accept:?}");
+        let body = decode(coding.as_deref(), &response.bytes().await.unwrap());
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["degraded"], json!([]), "{accept:?}: {body}");
+        // Parts always ask for the identity coding, whatever the client accepts.
+        for part in ["product", "availability"] {
+            assert_eq!(
+                body[part]["headers"]["accept-encoding"], "identity",
+                "{accept:?}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_part_that_cannot_be_read_is_a_502_never_a_200() {
+    let catalog = Stub::start("catalog").await;
+    let inventory = Stub::start("inventory").await;
+    let gateway = TestGateway::start(&config(
+        &toml_list(&[catalog.addr]),
+        &toml_list(&[inventory.addr]),
+    ));
+    // A coded body, whatever it says it is, is not JSON as it stands.
+    catalog.then(Reply::ok().header("content-encoding", "gzip"));
+    assert_problem(gateway.get("/api/v1/products/p-1/details").await, 502).await;
+    // Nor is a 200 in another media type.
+    catalog.then(Reply::ok().header("content-type", "text/html"));
+    let response = gateway.get("/api/v1/products/p-1/details").await;
+    assert_ne!(response.status(), 200, "{response:?}");
+    // A refusal without a problem body keeps its status, with the gateway's problem.
+    catalog.then(Reply::status(404).header("content-type", "text/plain"));
+    assert_problem(gateway.get("/api/v1/products/p-1/details").await, 404).await;
+    // An optional part that cannot be read degrades only itself.
+    inventory.then(Reply::ok().header("content-encoding", "gzip"));
+    let (status, body) = details(&gateway, "p-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["availability"], Value::Null);
+    assert_eq!(body["degraded"], json!(["availability"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_and_range_headers_never_reach_the_parts() {
+    let catalog = Stub::start("catalog").await;
+    let inventory = Stub::start("inventory").await;
+    let gateway = TestGateway::start(
+        &config(&toml_list(&[catalog.addr]), &toml_list(&[inventory.addr]))
+            .replace("timeout_ms = 200", "timeout_ms = 2000"),
+    );
+    let response = gateway
+        .client
+        .get(gateway.url("/api/v1/products/p-1/details"))
+        .header("if-none-match", "\"abc\"")
+        .header("range", "bytes=0-10")
+        .header("if-modified-since", "Sun, 06 Dec 2026 00:00:00 GMT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    for part in ["product", "availability"] {
+        let headers = &body[part]["headers"];
+        for name in ["if-none-match", "range", "if-modified-since"] {
+            assert!(headers.get(name).is_none(), "{part} got {name}: {body}");
+        }
+    }
+}

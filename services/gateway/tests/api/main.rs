@@ -9,6 +9,7 @@ mod aggregate;
 mod auth;
 mod balancing;
 mod breaker;
+mod early;
 mod faults;
 mod headers;
 mod helpers;

@@ -70,6 +70,7 @@ pub(super) struct HistoryPage {
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -89,15 +90,12 @@ pub(super) async fn history_list(
     Query(params): Query<ListParams>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let limit = pagination::limit(params.limit)?;
-    let after = params
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<(i64, Uuid)>)
-        .transpose()?
-        .map(|(placed_at, order_id)| Position {
+    let after = pagination::position::<(i64, Uuid)>(params.cursor.as_deref())?.map(
+        |(placed_at, order_id)| Position {
             placed_at,
             order_id: order_id.to_string(),
-        });
+        },
+    );
     let mut purchases = state
         .store
         .purchases_of(&caller.id, after.as_ref(), limit + 1)

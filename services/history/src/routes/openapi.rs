@@ -44,11 +44,10 @@ impl Modify for BearerScheme {
 }
 
 impl ApiDoc {
-    /// The document as pretty JSON with a trailing newline, as committed.
+    /// The document as committed: pretty JSON with a trailing newline, completed with the
+    /// answers the chassis gives on the handlers' behalf (`souk_chassis::openapi`).
     pub fn json() -> String {
-        let mut json = Self::openapi().to_pretty_json().unwrap_or_default();
-        json.push('\n');
-        json
+        souk_chassis::openapi::to_json(&Self::openapi())
     }
 }
 

@@ -45,6 +45,18 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.history_of("alice").await.len(), 1);
     }
 
+    async fn a_name_history_cannot_show_as_sent_is_cleaned_never_parked(app) {
+        // Names with control characters reached orders' events before the catalog refused them
+        // (an administrator's "Mug\nBlue"): the purchase is recorded, its name made showable.
+        let order = Uuid::now_v7();
+        let mut event = placed(order, "alice");
+        event.data["lines"][0]["name"] = serde_json::json!("Mug\nBlue\u{1b}[31m");
+        app.deliver(&event).await;
+        let purchase = app.purchase("alice", order).await;
+        assert_eq!(purchase["lines"][0]["name"], "Mug Blue [31m", "{purchase}");
+        assert!(app.dead_letters("history.orders").await.is_empty());
+    }
+
     async fn dead_letters_are_for_administrators_only(app) {
         for (token, expected) in [(None, StatusCode::UNAUTHORIZED), (Some(app.user("alice")), StatusCode::FORBIDDEN)] {
             let (status, _) = app.send(Method::GET, "/v1/admin/dead-letters", token.as_deref()).await;

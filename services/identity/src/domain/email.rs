@@ -9,14 +9,15 @@ impl Email {
     /// spaces, at most 254 characters. Deliverability is not checked (that needs a mail round trip).
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw.trim().to_lowercase();
-        if email.len() > 254 {
+        if email.chars().count() > 254 {
             return Err("must be at most 254 characters".into());
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err("must look like name@example.com".into());
         };
+        // Characters, not bytes: the rule the API document states (`{1,64}`).
         let valid = !local.is_empty()
-            && local.len() <= 64
+            && local.chars().count() <= 64
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')

@@ -15,9 +15,23 @@ use crate::{now, tokens};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Register {
+    /// An address: up to 64 characters, `@`, a domain with a dot; no spaces or control
+    /// characters (stored lowercased).
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[^@\s\x00-\x1f\x7f-\x9f.]+(\.[^@\s\x00-\x1f\x7f-\x9f.]+)+$",
+        example = "ada@example.com"
+    )]
     email: String,
-    /// 12 to 1024 characters, not a common password.
+    /// 12 to 1024 characters, not a common password, not the email address.
+    #[schema(min_length = 12, max_length = 1024)]
     password: String,
+    /// 1 to 100 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "Ada"
+    )]
     name: String,
 }
 

@@ -1,4 +1,5 @@
-//! The catalog, as inventory reads it: pages of `{id, sku}` from `GET /v1/products`.
+//! The catalog, as inventory reads it: pages of `{id, sku}` from `GET /v1/products`, one product
+//! from `GET /v1/products/{id}`, and (through the chassis consumer) its product events.
 //!
 //! Only the fields read here are declared; the catalog may add others freely.
 
@@ -37,6 +38,20 @@ impl CatalogClient {
     /// Reads through `client` (HTTP, or the catalog's router in this process).
     pub fn new(client: ServiceClient) -> Self {
         Self { client }
+    }
+
+    /// The client it reads through (its service name is the producer of the product events).
+    pub fn client(&self) -> &ServiceClient {
+        &self.client
+    }
+
+    /// Product `id` as the catalog has it now; `None` when the catalog has no such product.
+    pub async fn product(&self, id: Uuid) -> Result<Option<CatalogProduct>, ClientError> {
+        match self.client.get(&format!("/v1/products/{id}"), None).await {
+            Ok(product) => Ok(Some(product)),
+            Err(err) if err.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// The page after `cursor` (the first page for `None`).

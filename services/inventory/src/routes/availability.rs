@@ -50,6 +50,7 @@ pub(super) struct AvailabilityList {
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
     /// Product ids (UUIDs), comma-separated, 1 to 100.
+    #[param(value_type = Vec<Uuid>, required = true, style = Form, explode = false, min_items = 1, max_items = 100)]
     ids: Option<String>,
 }
 
@@ -100,8 +101,14 @@ pub(super) async fn availability_list(
 /// Parses `a,b,c` into 1 to 100 distinct UUIDs, in order.
 fn parse_ids(text: &str) -> Result<Vec<Uuid>, String> {
     let mut ids: Vec<Uuid> = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if ids.len() == MAX_IDS {
+    for (named, part) in text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
+        // Counted as sent, repeats included: the document's `maxItems`.
+        if named == MAX_IDS {
             return Err(format!("name at most {MAX_IDS} products"));
         }
         let id = Uuid::parse_str(part).map_err(|_| {

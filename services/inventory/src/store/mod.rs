@@ -8,6 +8,7 @@
 //! never wait on each other in opposite orders.
 
 mod postgres;
+mod products;
 mod sqlite;
 
 use std::future::Future;
@@ -20,6 +21,8 @@ use uuid::Uuid;
 
 use crate::domain::{Line, Lines, Reservation, ReservationState, Step, Stock, Timestamp};
 
+pub use products::{InboxEntry, KnownProduct, Learned, NewProduct, Retired};
+
 /// Inventory's own schema, written once: it uses nothing that differs between the engines.
 const SCHEMA: (i64, &str, &str) = (
     1,
@@ -27,10 +30,25 @@ const SCHEMA: (i64, &str, &str) = (
     include_str!("../../migrations/0001_inventory.sql"),
 );
 
+/// Products the catalog deleted, kept out of sale.
+const RETIRED: (i64, &str, &str) = (
+    2,
+    "retired products",
+    include_str!("../../migrations/0002_retired_products.sql"),
+);
+
 /// Inventory's migrations for both engines: its schema, and the inbox of the events it consumes.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_SQLITE],
-    postgres: &[SCHEMA, souk_chassis::events::INBOX_MIGRATION_POSTGRES],
+    sqlite: &[
+        SCHEMA,
+        souk_chassis::events::INBOX_MIGRATION_SQLITE,
+        RETIRED,
+    ],
+    postgres: &[
+        SCHEMA,
+        souk_chassis::events::INBOX_MIGRATION_POSTGRES,
+        RETIRED,
+    ],
 };
 
 /// How often a transaction the database refused for contention (SQLite busy past its timeout, a
@@ -235,20 +253,6 @@ impl Store {
         &self.db
     }
 
-    /// Every product's SKU, by product id (what the catalog sync compares against).
-    pub async fn known_products(
-        &self,
-    ) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
-        let rows: Vec<(String, String)> = on_pool!(&self.db, |pool| {
-            sqlx::query_as("SELECT product_id, sku FROM stock")
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter()
-            .map(|(id, sku)| Ok((parse_id(&id)?, sku)))
-            .collect()
-    }
-
     /// Starts counting a product with `available` units on sale. Does nothing when the product
     /// or its SKU is known already (so instances syncing together are safe); returns whether it
     /// was added.
@@ -270,28 +274,10 @@ impl Store {
         Ok(added == 1)
     }
 
-    /// Follows a product's new SKU. `false` when it is unknown or already has that SKU.
-    pub async fn rename_sku(
-        &self,
-        product_id: Uuid,
-        sku: &str,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let sql = "UPDATE stock SET sku = $2, updated_at = $3 WHERE product_id = $1 AND sku <> $2";
-        let renamed = on_pool!(&self.db, |pool| sqlx::query(sql)
-            .bind(product_id.to_string())
-            .bind(sku)
-            .bind(now.millis())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(renamed == 1)
-    }
-
-    /// One product's stock.
+    /// One product's stock, unless it is retired.
     pub async fn stock(&self, product_id: Uuid) -> Result<Option<Stock>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM stock WHERE product_id = $1",
+            "SELECT {} FROM stock WHERE product_id = $1 AND retired_at IS NULL",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -303,7 +289,7 @@ impl Store {
         })
     }
 
-    /// The stock of those of `ids` that are known, in no particular order.
+    /// The stock of those of `ids` that are known and not retired, in no particular order.
     pub async fn stock_of(&self, ids: &[Uuid]) -> Result<Vec<Stock>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -311,7 +297,7 @@ impl Store {
         // Only placeholders are formatted into the text; the ids are bound.
         let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
-            "SELECT {} FROM stock WHERE product_id IN ({})",
+            "SELECT {} FROM stock WHERE retired_at IS NULL AND product_id IN ({})",
             sql::STOCK_COLUMNS,
             placeholders.join(", ")
         );
@@ -325,7 +311,8 @@ impl Store {
         })
     }
 
-    /// Every product's stock, by product id (for checks and reports).
+    /// Every product's stock, by product id, retired ones included (for checks and reports: their
+    /// books stay).
     pub async fn all_stock(&self) -> Result<Vec<Stock>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM stock ORDER BY product_id",
@@ -338,7 +325,8 @@ impl Store {
     }
 
     /// Sets the units on sale of the product with `sku` to `available`; what was received moves
-    /// by the difference, reservations and sales stay. `None` when no product has that SKU.
+    /// by the difference, reservations and sales stay. `None` when no product on sale has that
+    /// SKU.
     pub async fn set_available(
         &self,
         sku: &str,
@@ -348,7 +336,7 @@ impl Store {
         // Every right-hand side reads the row as it was, on both engines.
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE stock SET received = received - available + $2, available = $2, updated_at = $3 \
-             WHERE sku = $1 RETURNING {}",
+             WHERE sku = $1 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
         on_pool!(&self.db, |pool| {
@@ -698,9 +686,10 @@ mod sql {
     pub(super) const INSERT_LINE: &str =
         "INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)";
 
-    /// Takes units if that many are available: the one place stock can run out.
+    /// Takes units if that many are available: the one place stock can run out. A retired
+    /// product has none for sale.
     pub(super) const TAKE: &str = "UPDATE stock SET available = available - $2, reserved = reserved + $2, updated_at = $3 \
-         WHERE product_id = $1 AND available >= $2";
+         WHERE product_id = $1 AND available >= $2 AND retired_at IS NULL";
 
     pub(super) const GIVE_BACK: &str = "UPDATE stock SET available = available + $2, reserved = reserved - $2, updated_at = $3 \
          WHERE product_id = $1";

@@ -21,11 +21,16 @@ pub fn demo_quantities() -> BTreeMap<String, i64> {
     serde_json::from_str(include_str!("../../data/demo-stock.json")).unwrap()
 }
 
-/// A stand-in for the catalog: `GET /v1/products?limit=&cursor=` over a list tests can change,
-/// and switch off (503).
+/// A stand-in for the catalog: `GET /v1/products?limit=&cursor=` and `GET /v1/products/{id}` over
+/// a list tests can change, and switch off (503). The listing can be made to lag behind the
+/// products (`set_listing`), as a listing paged while the catalog changes does.
+/// Product ids and SKUs, in listing order.
+type Products = Vec<(Uuid, String)>;
+
 #[derive(Clone)]
 pub struct FakeCatalog {
-    products: Arc<Mutex<Vec<(Uuid, String)>>>,
+    products: Arc<Mutex<Products>>,
+    listing: Arc<Mutex<Option<Products>>>,
     up: Arc<AtomicBool>,
     pub calls: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -46,6 +51,7 @@ impl FakeCatalog {
             .collect();
         Self {
             products: Arc::new(Mutex::new(products)),
+            listing: Arc::default(),
             up: Arc::new(AtomicBool::new(true)),
             calls: Arc::default(),
         }
@@ -61,6 +67,30 @@ impl FakeCatalog {
         id
     }
 
+    /// Deletes product `id`.
+    pub fn remove(&self, id: Uuid) {
+        self.products.lock().unwrap().retain(|(p, _)| *p != id);
+    }
+
+    /// Gives product `id` a new SKU.
+    pub fn rename(&self, id: Uuid, sku: &str) {
+        for (p, s) in self.products.lock().unwrap().iter_mut() {
+            if *p == id {
+                *s = sku.to_owned();
+            }
+        }
+    }
+
+    /// Puts product `id` back with `sku` (as if a deletion had been a mistake).
+    pub fn put_back(&self, id: Uuid, sku: &str) {
+        self.products.lock().unwrap().push((id, sku.to_owned()));
+    }
+
+    /// What the list shows from now on instead of the products (`None`: the products).
+    pub fn set_listing(&self, listing: Option<Vec<(Uuid, String)>>) {
+        *self.listing.lock().unwrap() = listing;
+    }
+
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
@@ -68,7 +98,28 @@ impl FakeCatalog {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route("/v1/products", axum::routing::get(page))
+            .route("/v1/products/{id}", axum::routing::get(one))
             .with_state(self.clone())
+    }
+}
+
+async fn one(
+    State(catalog): State<FakeCatalog>,
+    souk_chassis::Path(id): souk_chassis::Path<Uuid>,
+) -> axum::response::Response {
+    catalog.calls.fetch_add(1, Ordering::SeqCst);
+    if !catalog.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match catalog.products().into_iter().find(|(p, _)| *p == id) {
+        Some((id, sku)) => {
+            Json(json!({ "id": id, "sku": sku, "name": format!("Product {sku}") })).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "type": "about:blank", "title": "Not Found", "status": 404 })),
+        )
+            .into_response(),
     }
 }
 
@@ -80,7 +131,8 @@ async fn page(
     if !catalog.up.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let products = catalog.products();
+    let listing = catalog.listing.lock().unwrap().clone();
+    let products = listing.unwrap_or_else(|| catalog.products());
     let start: usize = params
         .cursor
         .map(|c| c.trim_start_matches("at-").parse().unwrap())

@@ -7,6 +7,7 @@
 mod admin;
 mod availability;
 mod bad_input;
+mod catalog_events;
 mod concurrency;
 mod expiry;
 mod helpers;

@@ -91,6 +91,11 @@ impl ShippingAddress {
 }
 
 /// Whether `code` is an assigned ISO 3166-1 alpha-2 code.
+/// Every ISO 3166-1 alpha-2 code an address may name.
+pub fn countries() -> impl Iterator<Item = &'static str> {
+    COUNTRIES.split(' ')
+}
+
 pub fn is_country(code: &str) -> bool {
     code.len() == 2
         && code.bytes().all(|b| b.is_ascii_uppercase())

@@ -19,10 +19,38 @@ use crate::domain::{CancelReason, Money, OrderLine, OrderStatus, ShippingAddress
         super::orders::CreateOrderBody, super::orders::AddressBody, super::orders::Accepted,
         super::orders::OrderView, super::orders::OrderPage,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CountryCodes),
     tags((name = "orders", description = "The caller's own orders (a user token is required)")),
 )]
 pub struct ApiDoc;
+
+/// Lists the country codes an address may name, from the one list `domain::address` checks.
+#[derive(Debug)]
+struct CountryCodes;
+
+impl Modify for CountryCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(address))) = components.schemas.get_mut("AddressBody")
+        else {
+            return;
+        };
+        let description = "ISO 3166-1 alpha-2, in capitals.";
+        let codes = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .enum_values(Some(crate::domain::address::countries()))
+            .examples(["GB"])
+            .build();
+        address
+            .properties
+            .insert("country".to_owned(), RefOr::T(Schema::Object(codes)));
+    }
+}
 
 /// Declares the `bearer` scheme the operations name: an access token from identity.
 #[derive(Debug)]
@@ -45,11 +73,10 @@ impl Modify for BearerScheme {
 }
 
 impl ApiDoc {
-    /// The document as pretty JSON with a trailing newline, as committed.
+    /// The document as committed: pretty JSON with a trailing newline, completed with the
+    /// answers the chassis gives on the handlers' behalf (`souk_chassis::openapi`).
     pub fn json() -> String {
-        let mut json = Self::openapi().to_pretty_json().unwrap_or_default();
-        json.push('\n');
-        json
+        souk_chassis::openapi::to_json(&Self::openapi())
     }
 }
 

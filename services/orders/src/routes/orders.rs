@@ -35,22 +35,39 @@ pub(super) struct CreateOrderBody {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AddressBody {
-    /// The recipient, 1 to 200 characters.
-    #[schema(example = "Ada Lovelace")]
+    /// The recipient, 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "Ada Lovelace"
+    )]
     name: String,
-    /// Street and number, 1 to 200 characters.
-    #[schema(example = "12 St James's Square")]
+    /// Street and number, 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "12 St James's Square"
+    )]
     line1: String,
-    /// More of the address, up to 200 characters.
+    /// More of the address, up to 200 characters, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     line2: Option<String>,
-    /// 1 to 100 characters.
-    #[schema(example = "London")]
+    /// 1 to 100 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        example = "London"
+    )]
     city: String,
     /// 1 to 20 letters, digits, spaces and dashes.
-    #[schema(example = "SW1Y 4JH")]
+    #[schema(
+        max_length = 20,
+        pattern = r"^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$",
+        example = "SW1Y 4JH"
+    )]
     postal_code: String,
-    /// ISO 3166-1 alpha-2, in capitals.
+    /// ISO 3166-1 alpha-2, in capitals (the document lists them).
     #[schema(example = "GB")]
     country: String,
 }
@@ -120,6 +137,7 @@ pub(super) struct OrderPage {
 #[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -133,7 +151,7 @@ struct ProductIds {
 
 /// Checks out the caller's cart.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = CreateOrderBody, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters naming this attempt: a repeat with the same key and body gets the first answer again (with `Idempotent-Replayed: true`); kept at least 24 hours")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters naming this attempt: a repeat with the same key and body gets the first answer again (with `Idempotent-Replayed: true`); kept at least 24 hours")),
     responses(
         (status = 202, description = "Accepted: the order is pending while stock is reserved and the card charged; poll `Location`", body = Accepted, headers(("location" = String, description = "The order"))),
         (status = 400, description = "Malformed JSON, or an invalid `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
@@ -200,11 +218,7 @@ pub(super) async fn orders_list(
     Query(params): Query<ListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = pagination::limit(params.limit)?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor::<Uuid>)
-        .transpose()?;
+    let before = pagination::position::<Uuid>(params.cursor.as_deref())?;
     let mut orders = state.store.orders_of(&caller.id, before, limit + 1).await?;
     let more = orders.len() > limit as usize;
     orders.truncate(limit as usize);

@@ -23,16 +23,17 @@ const MAX_METHODS: i64 = 20;
 #[serde(deny_unknown_fields)]
 pub(super) struct CardBody {
     /// 12 to 19 digits; spaces and dashes are ignored. Must pass the Luhn check.
-    #[schema(value_type = String, example = "4242 4242 4242 4242")]
+    #[schema(value_type = String, pattern = r"^[ -]*([0-9][ -]*){12,19}$", example = "4242 4242 4242 4242")]
     card_number: Value,
     /// 1 to 12.
     #[schema(value_type = i64, minimum = 1, maximum = 12, example = 12)]
     exp_month: Value,
-    /// Four digits; the card is valid through the end of `exp_month` of this year (UTC).
-    #[schema(value_type = i64, example = 2030)]
+    /// Four digits; the card is valid through the end of `exp_month` of this year (UTC), and
+    /// not for more than 50 years.
+    #[schema(value_type = i64, minimum = 1000, maximum = 9999, example = 2030)]
     exp_year: Value,
     /// 3 or 4 digits. Checked, never stored.
-    #[schema(value_type = String, example = "123")]
+    #[schema(value_type = String, pattern = r"^[0-9]{3,4}$", example = "123")]
     cvc: Value,
 }
 
@@ -84,9 +85,14 @@ fn text<'a>(value: &'a Value, what: &str) -> Result<&'a str, String> {
     value.as_str().ok_or_else(|| format!("must be {what}"))
 }
 
+/// An integer, written as one or as a number without a fraction (`12.0`: JSON Schema's
+/// `integer`, which the document promises).
 fn integer(value: &Value) -> Result<i64, String> {
+    #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+    let integral = |f: f64| (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64);
     value
         .as_i64()
+        .or_else(|| value.as_f64().and_then(integral))
         .ok_or_else(|| "must be an integer".to_owned())
 }
 
