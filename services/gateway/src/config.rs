@@ -131,6 +131,20 @@ pub struct ServerConfig {
     pub linger_ms: u64,
     /// Lingering close: the most bytes read and discarded from such a connection.
     pub linger_bytes: u64,
+    /// The most bytes a request's line and headers may take (at least 8192); beyond it a 431
+    /// (414 for the line alone). It bounds what a client holding a connection can make the
+    /// gateway buffer.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's line and headers; then the connection is
+    /// closed (slow or unterminated headers hold nothing for long).
+    pub header_timeout_ms: u64,
+    /// Most client connections open at once, all threads together; more are answered 503 and
+    /// closed as they are accepted. With `max_header_bytes`, it bounds the memory clients can
+    /// hold.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6 client's /64); a trusted
+    /// proxy (the storefront) is held only to `max_connections`.
+    pub max_connections_per_address: usize,
     /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
@@ -164,6 +178,10 @@ impl Default for ServerConfig {
             drain_timeout_ms: 10_000,
             linger_ms: 5_000,
             linger_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 32 * 1024,
+            header_timeout_ms: 10_000,
+            max_connections: 4_096,
+            max_connections_per_address: 256,
             redis_url: None,
             trusted_proxies: Vec::new(),
             trusted_upstreams: Vec::new(),
@@ -471,6 +489,21 @@ impl GatewayConfig {
             return Err(invalid(
                 "server",
                 "body_limit_bytes and timeout_ms must be positive",
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be at least 8192 (hyper's smallest buffer)",
+            ));
+        }
+        if self.server.header_timeout_ms == 0
+            || self.server.max_connections == 0
+            || self.server.max_connections_per_address == 0
+        {
+            return Err(invalid(
+                "server",
+                "header_timeout_ms, max_connections and max_connections_per_address must be positive",
             ));
         }
         let mut names = std::collections::HashSet::new();

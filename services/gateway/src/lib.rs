@@ -15,6 +15,7 @@ pub mod body;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod encoding;
 pub mod fault;
 pub mod headers;
@@ -26,6 +27,7 @@ pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod table;
+pub mod target;
 pub mod upstream;
 
 pub use config::GatewayConfig;

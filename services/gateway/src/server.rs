@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::{GatewayConfig, ms};
+use crate::connections::Caps;
 use crate::proxy::{InProcess, Proxy, Shared};
 use crate::table::Table;
 use souk_chassis::linger::{Linger, Lingering};
@@ -150,6 +151,7 @@ pub fn start_with(
         table: ArcSwap::from_pointee(Table::build(config, None, &clock)),
         clock,
         in_process,
+        connections: Arc::default(),
     });
     let mut handles = Vec::with_capacity(threads + 1);
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -266,12 +268,8 @@ async fn proxy_thread(
         Ok(listener) => listener,
         Err(err) => return tracing::error!(%err, "cannot register a listener"),
     };
-    let proxy = Arc::new(Proxy::new(shared));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&shared)));
     let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
     let flusher = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -292,6 +290,29 @@ async fn proxy_thread(
             },
             () = shutdown.wait() => break,
         };
+        // Limits come from the configuration in force, so a reload changes them for the
+        // connections that follow.
+        let table = shared.table.load();
+        let server = &table.config.server;
+        let caps = Caps {
+            total: server.max_connections,
+            per_address: server.max_connections_per_address,
+        };
+        let Some(slot) = shared
+            .connections
+            .admit(client.ip(), caps, table.trusts(&client.ip()))
+        else {
+            // Over a cap: a bare 503 into the empty send buffer, and closed. Never waits on a
+            // client that does not read.
+            let _ = stream.try_write(crate::connections::REFUSAL);
+            continue;
+        };
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(ms(server.header_timeout_ms))
+            .max_buf_size(server.max_header_bytes.max(8192))
+            .keep_alive(true);
+        drop(table);
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
         let client_ip = crate::headers::client_ip(&client);
@@ -305,6 +326,7 @@ async fn proxy_thread(
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "client connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
