@@ -207,6 +207,33 @@ async fn a_shopper_signs_up_buys_two_products_sees_the_order_confirmed_and_a_dec
     wait_for_text(&browser, "Featured products", false).await;
     screenshot(&browser, "home").await;
 
+    // The product page aggregate, as a browser asks for it (Accept-Encoding: gzip, deflate, br,
+    // zstd): the composed object, decoded by the browser, never a part's answer.
+    let page: serde_json::Value = shop
+        .get("/api/v1/products?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap();
+    browser
+        .goto(&format!("{home}api/v1/products/{id}/details"))
+        .await
+        .unwrap();
+    let text = browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let details: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(details["product"]["id"], id, "{details}");
+    assert!(details["availability"].is_object(), "{details}");
+    assert_eq!(details["degraded"], json!([]), "{details}");
+    browser.goto(&home).await.unwrap();
+
     // Sign up: the account is made and the shopper is signed in.
     click(&browser, "a[href='/signup']").await;
     fill(&browser, "name", "Ada Lovelace").await;
