@@ -114,12 +114,28 @@ async fn connections_beyond_the_caps_are_refused_at_once() {
         &stub,
         "header_timeout_ms = 20000\nmax_connections = 8\nmax_connections_per_address = 5",
     );
+    // A held connection: one whole request answered (so the gateway has surely admitted and
+    // counted it), then kept open, idle.
     let hold = |mut stream: TcpStream| async move {
-        // Half a request: a connection that holds a slot and never finishes.
         stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: shop\r\n")
+            .write_all(b"GET /held HTTP/1.1\r\nHost: shop\r\n\r\n")
             .await
             .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+                .await
+                .expect("the held connection is answered")
+                .unwrap();
+            assert!(n > 0, "the held connection was closed");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
         stream
     };
 
