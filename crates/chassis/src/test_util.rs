@@ -418,8 +418,12 @@ impl TestFeed {
         let crate::Database::Sqlite(pool) = &self.db else {
             unreachable!("a TestFeed is always on SQLite")
         };
+        // As the real producer would: its events name it as their source (consumers refuse any
+        // other), whatever name the test gave the feed.
+        let mut event = event.clone();
+        event.source = format!("souk/{}", self.outbox.service());
         let mut tx = pool.begin().await.expect("a transaction");
-        crate::events::append_sqlite(&mut tx, event)
+        crate::events::append_sqlite(&mut tx, &event)
             .await
             .expect("the event is appended");
         tx.commit().await.expect("the event is committed");
