@@ -12,7 +12,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 200); do [ -f "$data/souk.json" ] && break; sleep 0.05; done
 control=$(python3 -c "import json; print(json.load(open('$data/souk.json'))['control'])")
-gateway_pid=$(curl -sf "http://$control/processes" | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin) if p["service"]=="gateway"][0])')
+gateway_pid=$(curl -sf -H "Authorization: Bearer $(cat $data/admin-token)" "http://$control/processes" | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin) if p["service"]=="gateway"][0])')
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-identity=$(curl -sf "http://$control/processes" | python3 -c 'import json,sys; print([p["addr"] for p in json.load(sys.stdin) if p["service"]=="identity"][0])')
+identity=$(curl -sf -H "Authorization: Bearer $(cat $data/admin-token)" "http://$control/processes" | python3 -c 'import json,sys; print([p["addr"] for p in json.load(sys.stdin) if p["service"]=="identity"][0])')
 python3 "$root/bench/auth.py" "127.0.0.1:$port" "$gateway_pid" "$identity"

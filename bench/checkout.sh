@@ -40,7 +40,7 @@ for backend in $backends; do
   souk=$!
   for _ in $(seq 300); do [ -f "$work/$backend/souk.json" ] && break; sleep 0.1; done
   control=$(python3 -c "import json; print(json.load(open('$work/$backend/souk.json'))['control'])")
-  identity=$(curl -sf "http://$control/processes" | python3 -c "import json,sys; print([p['addr'] for p in json.load(sys.stdin) if p['service'] == 'identity'][0])")
+  identity=$(curl -sf -H "Authorization: Bearer $(cat $work/$backend/admin-token)" "http://$control/processes" | python3 -c "import json,sys; print([p['addr'] for p in json.load(sys.stdin) if p['service'] == 'identity'][0])")
   echo
   echo "== souk up --backend $backend"
   python3 "$root/bench/checkout.py" "127.0.0.1:$port" "$identity" "$SOUK_ADMIN_EMAIL" "$SOUK_ADMIN_PASSWORD" \

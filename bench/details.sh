@@ -40,7 +40,7 @@ for _ in $(seq 200); do
   sleep 0.1
 done
 control=$(json 'd["control"]' <"$work/souk.json")
-processes=$(curl -sf "http://$control/processes")
+processes=$(curl -sf -H "Authorization: Bearer $(cat $work/admin-token)" "http://$control/processes")
 pid_of() { json "[p['pid'] for p in d if p['service'] == '$1'][0]" <<<"$processes"; }
 catalog_addr=$(json "[p['addr'] for p in d if p['service'] == 'catalog'][0]" <<<"$processes")
 declare -A pids=([gateway]=$(pid_of gateway) [catalog]=$(pid_of catalog) [inventory]=$(pid_of inventory))

@@ -161,6 +161,7 @@ listen = "127.0.0.1:$gateway_port"
 admin_listen = "127.0.0.1:$admin_port"
 threads = $gateway_threads  # 1 by default, like nginx's one worker and haproxy's one thread
 access_log = true
+max_connections_per_address = 4096  # wrk's connections all come from one address
 
 [[routes]]
 name = "bench"

@@ -2,9 +2,19 @@
 # Writes deploy/.env for deploy/compose.yaml: random passwords and secrets, made on this machine
 # and never committed (.gitignore names deploy/.env). Refuses to overwrite an existing file, whose
 # passwords the PostgreSQL volume already holds.
+#
+#   deploy/make-env.sh you@your-shop.example     # the first administrator's address: yours
+#
+# The administrator's address is the operator's own, never an example's: identity refuses to
+# start rather than promote an account someone else registered with it.
 set -eu
 
 cd "$(dirname "$0")"
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "usage: deploy/make-env.sh ADMIN_EMAIL (the first administrator's address: one of yours)" >&2
+    exit 2
+fi
+admin_email=$1
 if [ -e .env ]; then
     echo "deploy/.env exists; delete it (and the postgres-data volume) to start over" >&2
     exit 1
@@ -21,8 +31,16 @@ umask 077
     for service in ORDERS HISTORY INVENTORY CART; do
         echo "SOUK_SERVICE_SECRET_${service}=$(random)"
     done
+    # Each event producer's and consumer's NATS password (nats/souk-users.conf).
+    for service in ORDERS PAYMENTS CATALOG INVENTORY CART HISTORY; do
+        echo "SOUK_NATS_${service}_PASSWORD=$(random)"
+    done
     echo "SOUK_STOREFRONT_CSRF_SECRET=$(random)"
-    echo "SOUK_ADMIN_EMAIL=admin@example.com"
+    # The gateway admin API's bearer token, and the secret that seals identity's signing keys.
+    echo "SOUK_GATEWAY_ADMIN_TOKEN=$(random)"
+    echo "SOUK_IDENTITY_KEY_SECRET=$(random)"
+    echo "SOUK_PAYMENTS_VAULT_KEY=$(random)"
+    echo "SOUK_ADMIN_EMAIL=$admin_email"
     echo "SOUK_ADMIN_PASSWORD=$(random)"
 } > .env
-echo "wrote deploy/.env (the administrator is admin@example.com; its password is in the file)"
+echo "wrote deploy/.env (the administrator is $admin_email; its password is in the file)"

@@ -41,7 +41,7 @@ if [[ -n ${SOUK_POSTGRES_URL:-} ]]; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-export SOUK_ADMIN_EMAIL=admin@example.com SOUK_ADMIN_PASSWORD="rss measuring admin password"
+export SOUK_ADMIN_EMAIL=rss-measure@souk.invalid SOUK_ADMIN_PASSWORD="rss measuring admin password"
 "$souk" up --quiet --data-dir "$data/shop" --port "$port" "${backend[@]}" >"$data/up.out" 2>&1 &
 pid=$!
 until curl -sf "$base/api/v1/categories" >/dev/null; do

@@ -41,7 +41,9 @@ fn reexec_with_argon2_friendly_malloc() {
 
 async fn monolith(options: Options) -> Result<(), String> {
     let started = Instant::now();
+    up::private_umask();
     let listen = up::preflight(&options)?;
+    let storefront_ip = up::storefront_ip();
     let _telemetry = souk_chassis::telemetry::init(
         &souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process()),
     )
@@ -64,6 +66,7 @@ async fn monolith(options: Options) -> Result<(), String> {
             options: &options,
             secrets: &secrets,
             cart_events: &cart_events,
+            storefront_ip,
         };
         let built = build(service, url, &context).await?;
         routers.insert(service.name().to_owned(), built.router);
@@ -80,21 +83,31 @@ async fn monolith(options: Options) -> Result<(), String> {
         () = shutdown.wait() => return Err("interrupted while starting".to_owned()),
     }
 
-    let admin = SocketAddr::from(([127, 0, 0, 1], up::free_port()?));
+    let admin_token = up::new_admin_token(&options.data_dir)?;
+    let data_dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
+    let listeners = up::gateway::Listeners {
+        listen,
+        admin: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
+        metrics: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
+        token_file: state::token_path(&data_dir).display().to_string(),
+    };
     // The endpoints are never dialled: each upstream is served by its router in this process.
-    let placeholder = SocketAddr::from(([127, 0, 0, 1], 9));
+    // The storefront's stands for the address it calls the gateway from (over loopback HTTP,
+    // like any client), which the gateway then believes `X-Forwarded-For` from.
     let endpoints: BTreeMap<Service, Vec<SocketAddr>> = Service::ALL
         .iter()
-        .map(|s| (*s, vec![placeholder]))
+        .map(|s| {
+            let ip = match s {
+                Service::Storefront => storefront_ip,
+                _ => std::net::IpAddr::from([127, 0, 0, 1]),
+            };
+            (*s, vec![SocketAddr::new(ip, 9)])
+        })
         .collect();
-    let text = up::gateway::config(
-        listen,
-        admin,
-        &endpoints,
-        &up::gateway::Tuning::of(&options),
-    );
-    let config = souk_gateway::GatewayConfig::parse(&text)
+    let text = up::gateway::config(&listeners, &endpoints, &up::gateway::Tuning::of(&options));
+    let mut config = souk_gateway::GatewayConfig::parse(&text)
         .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
+    config.server.admin_token = souk_chassis::Secret::new(admin_token);
     let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
         .map_err(|e| e.to_string())?;
     let state = State {
@@ -102,6 +115,8 @@ async fn monolith(options: Options) -> Result<(), String> {
         control: None,
         gateway: running.addr,
         admin: running.admin_addr,
+        metrics: running.metrics_addr,
+        token: String::new(),
     };
     state
         .write(&options.data_dir)
@@ -117,8 +132,12 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("  shop:          http://{}/", running.addr);
     println!("  shop API:      http://{}/api/v1/products", running.addr);
     println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
-    println!("  service map:   http://{}/map", running.admin_addr);
-    println!("  gateway admin: http://{}/upstreams", running.admin_addr);
+    println!("  service map:   http://{}/map", listeners.metrics);
+    println!(
+        "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
+        running.admin_addr,
+        state::token_path(&options.data_dir).display()
+    );
     println!("  data:          {}", options.data_dir.display());
     println!();
     println!("  Ctrl-C stops the shop.");
@@ -128,6 +147,7 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("souk: stopping…");
     let _ = tokio::task::spawn_blocking(move || running.join()).await;
     let _ = std::fs::remove_file(state::path(&options.data_dir));
+    let _ = std::fs::remove_file(state::token_path(&options.data_dir));
     println!("souk: stopped");
     Ok(())
 }
@@ -171,6 +191,8 @@ struct Context<'a> {
     secrets: &'a BTreeMap<Service, String>,
     /// Where the cart keeps its event bookkeeping.
     cart_events: &'a str,
+    /// The storefront's own loopback address, which it calls the gateway from.
+    storefront_ip: std::net::IpAddr,
 }
 
 /// A service built, and the event consumer it runs once its producers exist.
@@ -263,9 +285,18 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
                         .iter()
                         .map(|a| (*a).to_owned())
                         .collect(),
+                    feeds: caller
+                        .feed_audiences()
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect(),
                 };
                 config.services.insert(caller.name().to_owned(), client);
             }
+            // The secret that seals its signing keys, beside (not in) its database.
+            let dir =
+                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
+            config.key_file = dir.join("identity.key").display().to_string();
             let identity = souk_identity::build(config, souk_identity::AdminAccount::from_env(env))
                 .await
                 .map_err(|e| format!("identity: {}", souk_chassis::problem::ErrorChain(&e)))?;
@@ -302,6 +333,10 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             let mut config = souk_payments::load_config(env).map_err(|e| e.to_string())?;
             config.database = souk_chassis::DatabaseConfig::with_url(database);
             config.auth.jwks_url = jwks_url;
+            // The secret that seals the simulated vault, beside (not in) its database.
+            let dir =
+                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
+            config.processor.vault_key_file = dir.join("payments-vault.key").display().to_string();
             let payments = souk_payments::build(&config)
                 .await
                 .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;
@@ -369,6 +404,7 @@ async fn build(service: Service, database: String, context: &Context<'_>) -> Res
             // which calls the services' routers in this process.
             let mut config = souk_storefront::load_config(env).map_err(|e| e.to_string())?;
             config.gateway.url = format!("http://{listen}");
+            config.source_ip = Some(context.storefront_ip);
             let storefront = souk_storefront::build(&config)
                 .map_err(|e| format!("storefront: {}", souk_chassis::problem::ErrorChain(&e)))?;
             storefront.health.drain_on(shutdown);

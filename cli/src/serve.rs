@@ -48,14 +48,17 @@ pub(crate) fn run(target: Target) -> ExitCode {
 }
 
 fn serve_gateway(path: PathBuf) -> ExitCode {
-    let config = match souk_gateway::GatewayConfig::load(&path) {
+    let mut config = match souk_gateway::GatewayConfig::load(&path) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("souk serve gateway: {}: {err}", path.display());
             return ExitCode::FAILURE;
         }
     };
-    souk_chassis::server::run_main(souk_gateway::NAME, move |_env| async move {
+    souk_chassis::server::run_main(souk_gateway::NAME, move |env| async move {
+        if let Some(token) = env.get(souk_gateway::ADMIN_TOKEN_VAR) {
+            config.server.admin_token = souk_chassis::Secret::new(token);
+        }
         let drain = std::time::Duration::from_millis(config.server.drain_timeout_ms);
         let running = souk_gateway::start(
             config,

@@ -54,6 +54,17 @@ const AUTH_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
         shared: false,
     });
 
+/// Password changes: a few per address and per user; identity counts them against the
+/// account's sign-in throttle as well.
+const PASSWORD_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
+    Some(souk_gateway::config::RateLimitConfig {
+        client_per_minute: 30,
+        client_burst: 10,
+        user_per_minute: 6,
+        user_burst: 3,
+        shared: false,
+    });
+
 /// A shopper changes a cart a few times a minute; a script hammering it is cut off per user.
 const CART_LIMIT: Option<souk_gateway::config::RateLimitConfig> =
     Some(souk_gateway::config::RateLimitConfig {
@@ -124,17 +135,63 @@ const fn limited(
 const EXACT: bool = true;
 const PREFIX: bool = false;
 
+/// An allow-list: each public auth operation by its exact path. Anything else under
+/// /api/v1/auth (service-token, for services inside only) reaches no route to identity.
 const IDENTITY_ROUTES: &[PublicRoute] = &[
     limited(
         route(
-            "auth",
-            "/api/v1/auth",
-            PREFIX,
+            "auth-register",
+            "/api/v1/auth/register",
+            EXACT,
             Some(&["POST"]),
-            "/v1/auth",
+            "/v1/auth/register",
             Public,
         ),
         AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-login",
+            "/api/v1/auth/login",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/login",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-refresh",
+            "/api/v1/auth/refresh",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/refresh",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-logout",
+            "/api/v1/auth/logout",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/logout",
+            Public,
+        ),
+        AUTH_LIMIT,
+    ),
+    limited(
+        route(
+            "auth-password",
+            "/api/v1/auth/password",
+            EXACT,
+            Some(&["POST"]),
+            "/v1/auth/password",
+            User,
+        ),
+        PASSWORD_LIMIT,
     ),
     route("me", "/api/v1/me", PREFIX, READ, "/v1/me", User),
     route(
@@ -401,6 +458,28 @@ impl Service {
     /// The services whose internal endpoints it calls with service tokens: identity lets it ask
     /// for tokens addressed to them.
     pub(crate) fn token_audiences(self) -> Vec<&'static str> {
+        match self.reads_feeds_only() {
+            true => Vec::new(),
+            false => self.neighbour_names(),
+        }
+    }
+
+    /// The services whose event feed it reads, and nothing else there: identity gives it only
+    /// tokens narrowed to `events:read` for them (history reads payments' feed, and so cannot
+    /// charge).
+    pub(crate) fn feed_audiences(self) -> Vec<&'static str> {
+        match self.reads_feeds_only() {
+            true => self.neighbour_names(),
+            false => Vec::new(),
+        }
+    }
+
+    /// Whether its internal neighbours are event feeds it consumes (not endpoints it calls).
+    fn reads_feeds_only(self) -> bool {
+        matches!(self, Self::Inventory | Self::Cart | Self::History)
+    }
+
+    fn neighbour_names(self) -> Vec<&'static str> {
         self.internal_neighbours()
             .iter()
             .map(|(_, service)| service.name())

@@ -11,8 +11,9 @@ use crate::state::State;
 pub(crate) fn status(data_dir: &Path) -> ExitCode {
     run(async {
         let state = State::read(data_dir)?;
+        let client = state.client(Duration::from_secs(5))?;
         let upstreams: serde_json::Value =
-            get_json(&format!("http://{}/upstreams", state.admin)).await?;
+            get_json(&client, &format!("http://{}/upstreams", state.admin)).await?;
         println!(
             "gateway http://{} (admin http://{})",
             state.gateway, state.admin
@@ -63,10 +64,7 @@ pub(crate) fn scale(data_dir: &Path, service: &str, count: usize) -> ExitCode {
         let control = state
             .control
             .ok_or("this shop runs as one process (souk monolith): there is nothing to scale")?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = state.client(Duration::from_secs(120))?;
         let response = client
             .put(format!(
                 "http://{}/services/{}/instances",
@@ -93,16 +91,15 @@ pub(crate) fn names() -> String {
     format!("the services are {}", names.join(", "))
 }
 
-async fn get_json(url: &str) -> Result<serde_json::Value, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value, String> {
     let response = client
         .get(url)
         .send()
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
     response
         .json()
         .await

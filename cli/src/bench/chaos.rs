@@ -336,10 +336,8 @@ impl Injector {
             fault: fault.clone(),
             control: state.control,
             admin: state.admin,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| e.to_string())?,
+            // The gateway's admin API and the supervisor's control API want this run's token.
+            client: state.client(Duration::from_secs(5))?,
         })
     }
 

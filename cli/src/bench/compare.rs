@@ -236,7 +236,11 @@ async fn processes(shop: &Started) -> Result<Vec<(String, u32)>, String> {
         return Ok(out);
     };
     out.push(("supervisor".to_owned(), shop.state.pid));
-    let listed: Vec<Value> = reqwest::get(format!("http://{control}/processes"))
+    let listed: Vec<Value> = shop
+        .state
+        .client(Duration::from_secs(5))?
+        .get(format!("http://{control}/processes"))
+        .send()
         .await
         .map_err(|e| format!("cannot reach souk up's control API: {e}"))?
         .json()
@@ -252,10 +256,7 @@ async fn processes(shop: &Started) -> Result<Vec<(String, u32)>, String> {
 
 async fn scale(state: &State, count: usize) -> Result<(), String> {
     let control = state.control.ok_or("no control API")?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = state.client(Duration::from_secs(120))?;
     let response = client
         .put(format!("http://{control}/services/catalog/instances"))
         .json(&serde_json::json!({ "count": count }))

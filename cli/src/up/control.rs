@@ -4,6 +4,9 @@
 //! `GET /processes`; `PUT /services/{name}/instances` `{"count": 2}`;
 //! `PUT /services/{name}/hold` `{"held": true}` keeps the service's processes down once they exit
 //! (`souk chaos --kill S --for D`), `{"held": false}` restarts them at once.
+//!
+//! Every call wants `Authorization: Bearer <the run's admin token>` (`<data dir>/admin-token`):
+//! any local user could otherwise stop or hold the shop's services.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,10 +30,44 @@ pub(crate) async fn serve(shop: Arc<Shop>, shutdown: Shutdown) -> Result<SocketA
         .route("/processes", get(processes_list))
         .route("/services/{name}/instances", put(instances_put))
         .route("/services/{name}/hold", put(hold_put))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shop),
+            require_token,
+        ))
         .with_state(shop);
     let router = souk_chassis::http::stack(api, &souk_chassis::HttpConfig::default());
     tokio::spawn(souk_chassis::serve(listener, router, shutdown));
     Ok(addr)
+}
+
+/// Refuses a call without this run's admin token (401, compared in constant time).
+async fn require_token(
+    State(shop): State<Arc<Shop>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let valid = aws_lc_rs::constant_time::verify_slices_are_equal(
+        presented.trim().as_bytes(),
+        shop.admin_token.as_bytes(),
+    )
+    .is_ok();
+    if !valid {
+        return Problem::typed(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+        )
+        .with_detail("the control API wants Authorization: Bearer <the run's admin token>")
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// One process, as `souk status` and `souk scale` show it.

@@ -11,6 +11,19 @@ use souk_gateway::config::{
 
 use crate::services::Service;
 
+/// Where the gateway listens, and where its admin token is.
+#[derive(Debug, Clone)]
+pub(crate) struct Listeners {
+    /// The shop.
+    pub(crate) listen: SocketAddr,
+    /// The admin API (wants the token).
+    pub(crate) admin: SocketAddr,
+    /// The read-only service map and metrics.
+    pub(crate) metrics: SocketAddr,
+    /// The file holding this run's admin token.
+    pub(crate) token_file: String,
+}
+
 /// What a run changes in the generated configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
@@ -44,10 +57,9 @@ fn scaled(
     })
 }
 
-/// TOML for a gateway on `listen` (admin on `admin`) in front of `endpoints`.
+/// TOML for a gateway on `listeners` in front of `endpoints`.
 pub(crate) fn config(
-    listen: SocketAddr,
-    admin: SocketAddr,
+    listeners: &Listeners,
     endpoints: &BTreeMap<Service, Vec<SocketAddr>>,
     tuning: &Tuning,
 ) -> String {
@@ -101,18 +113,23 @@ pub(crate) fn config(
         });
     let config = GatewayConfig {
         server: ServerConfig {
-            listen,
-            admin_listen: admin,
+            listen: listeners.listen,
+            admin_listen: listeners.admin,
+            metrics_listen: Some(listeners.metrics),
+            admin_token_file: Some(listeners.token_file.clone()),
             access_log,
             // Every service accepts bodies up to 64 KiB (the chassis' default): larger ones are
             // refused at the door instead of being carried to a service that refuses them.
             body_limit_bytes: 64 * 1024,
-            // Everything in a laptop shop calls from loopback, the storefront among them: it
-            // forwards for the shopper, so per-client limits apply to shoppers, not to it.
-            trusted_proxies: vec![
-                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])),
-                ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
-            ],
+            // The storefront forwards for the shopper, so per-client limits apply to shoppers,
+            // not to it. Believed from its own address only (learned from its endpoints, a
+            // loopback address of its own), never from loopback as a whole: every local
+            // program calls from there.
+            trusted_upstreams: endpoints
+                .contains_key(&Service::Storefront)
+                .then(|| Service::Storefront.name().to_owned())
+                .into_iter()
+                .collect(),
             ..ServerConfig::default()
         },
         routes,
@@ -174,14 +191,23 @@ mod tests {
             .zip(9001..)
             .map(|(service, port)| (*service, vec![SocketAddr::from(([127, 0, 0, 1], port))]))
             .collect();
+        let listeners = Listeners {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            admin: "127.0.0.1:9901".parse().unwrap(),
+            metrics: "127.0.0.1:9902".parse().unwrap(),
+            token_file: "/data/admin-token".into(),
+        };
         let text = config(
-            "127.0.0.1:8080".parse().unwrap(),
-            "127.0.0.1:9901".parse().unwrap(),
+            &listeners,
             &endpoints,
             &Tuning {
                 access_log: true,
                 rate_limit_factor: 1,
             },
+        );
+        assert!(
+            !text.contains("token ="),
+            "the token itself is never in the file: {text}"
         );
         let parsed = GatewayConfig::parse(&text).unwrap();
         assert_eq!(
@@ -189,6 +215,25 @@ mod tests {
             endpoints[&Service::Catalog]
         );
         assert_eq!(parsed.aggregates[0].name, "product-details");
+        assert_eq!(parsed.server.trusted_upstreams, ["storefront"]);
+        assert!(
+            parsed.server.trusted_proxies.is_empty(),
+            "not loopback as a whole"
+        );
+        assert_eq!(
+            parsed.server.admin_token_file.as_deref(),
+            Some("/data/admin-token")
+        );
+        // Identity's internal service-token endpoint is on no public route.
+        let internal = "/api/v1/auth/service-token";
+        for route in &parsed.routes {
+            assert!(
+                !(internal == route.prefix || internal.starts_with(&format!("{}/", route.prefix)))
+                    || route.upstream == "storefront",
+                "route {} publishes {internal}",
+                route.name
+            );
+        }
         for service in Service::ALL {
             for route in service.routes() {
                 assert!(

@@ -66,7 +66,15 @@ pub(crate) struct Shop {
     gateway: Mutex<Option<Arc<Supervised>>>,
     gateway_addr: SocketAddr,
     admin_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    /// The bearer token of the gateway's admin API and of the control API, made for this run.
+    pub(crate) admin_token: String,
+    /// The loopback address the storefront listens on and calls the gateway from: the only one
+    /// whose `X-Forwarded-For` the gateway believes.
+    storefront_ip: std::net::IpAddr,
     client: reqwest::Client,
+    /// A client that carries the admin token, for the gateway's admin API.
+    admin_client: reqwest::Client,
 }
 
 /// Runs `souk up` to the end. Errors are one line naming the problem and the fix.
@@ -121,20 +129,30 @@ pub(crate) fn preflight(options: &Options) -> Result<SocketAddr, String> {
 
 async fn up(options: Options) -> Result<(), String> {
     let started = Instant::now();
+    private_umask();
     let gateway_addr = preflight(&options)?;
     let databases = databases(&options).await?;
     let cart_events = cart_events_database(&options).await?;
+    let storefront_ip = storefront_ip();
     let primary = Service::ALL
         .iter()
-        .map(|s| Ok((*s, SocketAddr::from(([127, 0, 0, 1], free_port()?)))))
+        .map(|s| {
+            let ip = match s {
+                Service::Storefront => storefront_ip,
+                _ => LOOPBACK,
+            };
+            Ok((*s, SocketAddr::new(ip, free_port_on(ip)?)))
+        })
         .collect::<Result<_, String>>()?;
     let secrets = service_secrets()?;
+    let admin_token = new_admin_token(&options.data_dir)?;
     let shop = Arc::new(Shop {
         primary,
         secrets,
         csrf_secret: random_hex()?,
         cart_events,
         admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         gateway_addr,
         databases,
         instances: Mutex::new(BTreeMap::new()),
@@ -143,6 +161,9 @@ async fn up(options: Options) -> Result<(), String> {
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| e.to_string())?,
+        admin_client: state::authorized_client(&admin_token, Duration::from_secs(2))?,
+        admin_token,
+        storefront_ip,
         options,
     });
     let shutdown = souk_chassis::Shutdown::on_os_signals(STOP_DEADLINE);
@@ -160,6 +181,8 @@ async fn up(options: Options) -> Result<(), String> {
         control: Some(control),
         gateway: shop.gateway_addr,
         admin: shop.admin_addr,
+        metrics: Some(shop.metrics_addr),
+        token: String::new(),
     };
     state
         .write(&shop.options.data_dir)
@@ -169,6 +192,7 @@ async fn up(options: Options) -> Result<(), String> {
     println!("souk: stopping…");
     shop.stop_all().await;
     let _ = std::fs::remove_file(state::path(&shop.options.data_dir));
+    let _ = std::fs::remove_file(state::token_path(&shop.options.data_dir));
     println!("souk: stopped");
     Ok(())
 }
@@ -223,9 +247,13 @@ impl Shop {
     }
 
     fn instance_spec(&self, service: Service, index: usize) -> Result<Spec, String> {
+        let ip = match service {
+            Service::Storefront => self.storefront_ip,
+            _ => LOOPBACK,
+        };
         let addr = match (index, self.primary.get(&service)) {
             (1, Some(addr)) => *addr,
-            _ => SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            _ => SocketAddr::new(ip, free_port_on(ip)?),
         };
         let label = format!("{}.{index}", service.name());
         let mut env = vec![(service.listen_var(), addr.to_string())];
@@ -289,7 +317,21 @@ impl Shop {
                 env.push((service.var(&format!("{section}__secret")), secret.clone()));
                 let audiences = caller.token_audiences().join(",");
                 env.push((service.var(&format!("{section}__audiences")), audiences));
+                let feeds = caller.feed_audiences().join(",");
+                env.push((service.var(&format!("{section}__feeds")), feeds));
             }
+            // The secret that seals identity's signing keys, beside (not in) its database.
+            if let Ok(dir) = std::fs::canonicalize(&self.options.data_dir) {
+                let file = dir.join("identity.key").display().to_string();
+                env.push((service.var("key_file"), file));
+            }
+        }
+        if service == Service::Payments
+            && let Ok(dir) = std::fs::canonicalize(&self.options.data_dir)
+        {
+            // The secret that seals the simulated processor's vault, beside (not in) its database.
+            let file = dir.join("payments-vault.key").display().to_string();
+            env.push((service.var("processor__vault_key_file"), file));
         }
         if service == Service::Cart {
             env.push((
@@ -304,6 +346,8 @@ impl Shop {
                 format!("http://{}", self.gateway_addr),
             ));
             env.push((service.var("csrf_secret"), self.csrf_secret.clone()));
+            // It calls the gateway from its own address, which the gateway believes.
+            env.push((service.var("source_ip"), self.storefront_ip.to_string()));
         }
         env
     }
@@ -316,13 +360,15 @@ impl Shop {
             .collect();
         drop(instances);
         let path = self.options.data_dir.join("gateway.toml");
-        let config = gateway::config(
-            self.gateway_addr,
-            self.admin_addr,
-            &endpoints,
-            &gateway::Tuning::of(&self.options),
-        );
-        std::fs::write(&path, config)
+        let data_dir = std::fs::canonicalize(&self.options.data_dir).map_err(|e| e.to_string())?;
+        let listeners = gateway::Listeners {
+            listen: self.gateway_addr,
+            admin: self.admin_addr,
+            metrics: self.metrics_addr,
+            token_file: state::token_path(&data_dir).display().to_string(),
+        };
+        let config = gateway::config(&listeners, &endpoints, &gateway::Tuning::of(&self.options));
+        souk_chassis::private::write(&path, config.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let spec = Spec {
             label: "gateway".into(),
@@ -358,7 +404,7 @@ impl Shop {
             service.name()
         );
         let response = self
-            .client
+            .admin_client
             .put(&url)
             .json(&serde_json::json!({ "endpoints": endpoints }))
             .send()
@@ -467,22 +513,29 @@ async fn print_table(shop: &Shop, took: Duration) {
         "  OpenAPI:       http://{}/api/openapi.json",
         shop.gateway_addr
     );
-    println!("  service map:   http://{}/map", shop.admin_addr);
-    println!("  gateway admin: http://{}/upstreams", shop.admin_addr);
+    println!("  service map:   http://{}/map", shop.metrics_addr);
+    println!(
+        "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
+        shop.admin_addr,
+        state::token_path(&shop.options.data_dir).display()
+    );
     println!("  data:          {}", shop.options.data_dir.display());
     println!();
     println!("  `souk status` shows health, `souk scale catalog=2` scales; Ctrl-C stops the shop.");
     println!();
 }
 
-/// Creates the data dir (and its logs folder) and checks it can be written to.
+/// Creates the data dir (and its logs folder), `0700` — the shop's databases, logs and secrets
+/// are its owner's alone — and checks it can be written to.
 pub(crate) fn prepare_data_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir.join("logs")).map_err(|e| {
-        format!(
-            "cannot create the data dir {} ({e}): pick another with --data-dir",
-            dir.display()
-        )
-    })?;
+    souk_chassis::private::dir(dir)
+        .and_then(|()| souk_chassis::private::dir(&dir.join("logs")))
+        .map_err(|e| {
+            format!(
+                "cannot create the data dir {} ({e}): pick another with --data-dir",
+                dir.display()
+            )
+        })?;
     let probe = dir.join(".souk-write-test");
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
@@ -546,7 +599,7 @@ pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
 pub(crate) fn service_secrets() -> Result<BTreeMap<Service, String>, String> {
     Service::ALL
         .iter()
-        .filter(|s| !s.token_audiences().is_empty())
+        .filter(|s| !s.token_audiences().is_empty() || !s.feed_audiences().is_empty())
         .map(|service| Ok((*service, random_hex()?)))
         .collect()
 }
@@ -590,6 +643,54 @@ pub(crate) async fn cart_events_database(options: &Options) -> Result<String, St
                 })
         }
     }
+}
+
+/// Files this process and its children create are their owner's only (`0600`, folders `0700`),
+/// whatever the umask of the shell that started the shop: logs, SQLite files, the generated
+/// configuration. (The chassis makes its own files private too; this covers everything else.)
+pub(crate) fn private_umask() {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
+
+/// Makes this run's admin token and writes it, `0600`, under `data_dir` (never into
+/// `souk.json`).
+pub(crate) fn new_admin_token(data_dir: &Path) -> Result<String, String> {
+    let token = random_hex()?;
+    state::write_token(data_dir, &token).map_err(|e| {
+        format!(
+            "cannot write the admin token in {}: {e}",
+            data_dir.display()
+        )
+    })?;
+    Ok(token)
+}
+
+/// 127.0.0.1.
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// The storefront's own loopback address, 127.0.0.8, where the machine has it (Linux gives a
+/// process all of 127.0.0.0/8): the gateway believes `X-Forwarded-For` from it alone, not from
+/// every local program. Elsewhere 127.0.0.1, where the storefront shares that trust with them.
+pub(crate) fn storefront_ip() -> std::net::IpAddr {
+    let own = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 8));
+    match TcpListener::bind((own, 0)) {
+        Ok(_) => own,
+        Err(_) => LOOPBACK,
+    }
+}
+
+/// A port free on `ip` right now: [`free_port`] on 127.0.0.1, else one the kernel picks.
+pub(crate) fn free_port_on(ip: std::net::IpAddr) -> Result<u16, String> {
+    if ip == LOOPBACK {
+        return free_port();
+    }
+    for _ in 0..64 {
+        let port = free_port()?;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(format!("cannot find a free port on {ip}"))
 }
 
 /// A loopback port free right now (the process that gets it binds it moments later).

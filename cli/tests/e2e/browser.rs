@@ -337,7 +337,8 @@ async fn with_inventory_killed_the_product_page_still_renders_and_the_service_ma
     let product = browser.current_url().await.unwrap().to_string();
 
     // The map, before: every service is a box, inventory among them, up.
-    let map = format!("http://{}/map", shop.admin);
+    // The read-only listener: a browser opens the map with no token.
+    let map = format!("http://{}/map", shop.metrics);
     browser.goto(&map).await.unwrap();
     wait_for_css(&browser, "[data-service=inventory][data-status=up]").await;
     let boxes = browser

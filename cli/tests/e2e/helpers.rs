@@ -33,8 +33,12 @@ pub struct Shop {
     pub data_dir: tempfile::TempDir,
     pub gateway: SocketAddr,
     pub admin: SocketAddr,
+    /// The gateway's read-only listener: the service map, without a token.
+    pub metrics: SocketAddr,
     pub control: Option<SocketAddr>,
     pub client: reqwest::Client,
+    /// The run's admin token (`<data dir>/admin-token`), for the admin and control APIs.
+    pub token: String,
 }
 
 impl Shop {
@@ -84,9 +88,15 @@ impl Shop {
             .build()
             .unwrap();
         let addr = |key: &str| state[key].as_str().unwrap().parse().unwrap();
+        let token = std::fs::read_to_string(data_dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
         Shop {
             gateway: addr("gateway"),
             admin: addr("admin"),
+            metrics: addr("metrics"),
+            token,
             control: state["control"].as_str().map(|c| c.parse().unwrap()),
             child: Some(child),
             data_dir,
@@ -107,6 +117,7 @@ impl Shop {
         let url = format!("http://{}/processes", self.control.unwrap());
         self.client
             .get(url)
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap()
@@ -131,6 +142,7 @@ impl Shop {
         let response = self
             .client
             .put(url)
+            .bearer_auth(&self.token)
             .json(&serde_json::json!({ "held": held }))
             .send()
             .await
@@ -143,6 +155,7 @@ impl Shop {
         let url = format!("http://{}/upstreams", self.admin);
         self.client
             .get(url)
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap()

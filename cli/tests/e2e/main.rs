@@ -14,5 +14,6 @@ mod crash;
 mod helpers;
 mod nats;
 mod ready;
+mod security;
 mod shopping;
 mod up;

@@ -80,7 +80,13 @@ impl Caller {
 struct Claims {
     sub: String,
     role: String,
+    /// `events:read` on a service token that may only read event feeds.
+    #[serde(default)]
+    scope: Option<String>,
 }
+
+/// The scope of a service token that may only read the audience's event feed.
+pub const EVENTS_READ: &str = "events:read";
 
 #[derive(Debug, Deserialize)]
 struct JwkSet {
@@ -156,19 +162,50 @@ impl AuthVerifier {
         self.verify_with(token, &self.validation).await
     }
 
-    /// Verifies a service token addressed to this service (`service_audience`).
+    /// Verifies a service token addressed to this service (`service_audience`) for an internal
+    /// endpoint: a token narrowed to reading event feeds (`scope: "events:read"`) is a 403.
     pub async fn verify_service(&self, token: &str) -> Result<ServiceCaller, Problem> {
+        let (caller, scope) = self.verify_any_service(token).await?;
+        match scope.as_deref() {
+            None => Ok(caller),
+            Some(_) => Err(
+                Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                    .with_detail("this token may only read the event feed"),
+            ),
+        }
+    }
+
+    /// Verifies a service token addressed to this service for its event feed: full tokens and
+    /// feed readers' (`scope: "events:read"`) alike.
+    pub async fn verify_feed_reader(&self, token: &str) -> Result<ServiceCaller, Problem> {
+        let (caller, scope) = self.verify_any_service(token).await?;
+        match scope.as_deref() {
+            None | Some(EVENTS_READ) => Ok(caller),
+            Some(_) => Err(
+                Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                    .with_detail("this token's scope does not cover the event feed"),
+            ),
+        }
+    }
+
+    async fn verify_any_service(
+        &self,
+        token: &str,
+    ) -> Result<(ServiceCaller, Option<String>), Problem> {
         if self.config.service_audience.is_empty() {
             return Err(unauthorized(
                 Some("invalid_token"),
                 "this service has no internal endpoints",
             ));
         }
-        let caller = self.verify_with(token, &self.service_validation).await?;
-        match caller.id.strip_prefix("service:") {
-            Some(service) if caller.role == "service" => Ok(ServiceCaller {
-                service: service.to_owned(),
-            }),
+        let claims = self.claims(token, &self.service_validation).await?;
+        match claims.sub.strip_prefix("service:") {
+            Some(service) if claims.role == "service" => Ok((
+                ServiceCaller {
+                    service: service.to_owned(),
+                },
+                claims.scope,
+            )),
             _ => Err(
                 Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
                     .with_detail("this endpoint is for services only"),
@@ -177,6 +214,14 @@ impl AuthVerifier {
     }
 
     async fn verify_with(&self, token: &str, validation: &Validation) -> Result<Caller, Problem> {
+        let claims = self.claims(token, validation).await?;
+        Ok(Caller {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+
+    async fn claims(&self, token: &str, validation: &Validation) -> Result<Claims, Problem> {
         let invalid = || {
             unauthorized(
                 Some("invalid_token"),
@@ -192,13 +237,9 @@ impl AuthVerifier {
             self.fetch_throttled().await;
         }
         let key = self.key(&kid).ok_or_else(invalid)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, validation)
-            .map_err(|_| invalid())?
-            .claims;
-        Ok(Caller {
-            id: claims.sub,
-            role: claims.role,
-        })
+        jsonwebtoken::decode::<Claims>(token, &key, validation)
+            .map(|data| data.claims)
+            .map_err(|_| invalid())
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -297,6 +338,23 @@ pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
 pub struct ServiceCaller {
     /// The calling service's client id (`orders`).
     pub service: String,
+}
+
+impl ServiceCaller {
+    /// The caller, if it is one of `allowed` (an endpoint only some services may call: charges
+    /// are for orders); else a 403 naming who may.
+    pub fn require_one_of(self, allowed: &[String]) -> Result<Self, Problem> {
+        if allowed.contains(&self.service) {
+            return Ok(self);
+        }
+        tracing::warn!(caller = %self.service, "a service called an endpoint it may not");
+        Err(
+            Problem::typed(StatusCode::FORBIDDEN, "forbidden", "Forbidden").with_detail(format!(
+                "service {} may not call this endpoint",
+                self.service
+            )),
+        )
+    }
 }
 
 /// A service's state gives its verifier to the [`Caller`] extractor.

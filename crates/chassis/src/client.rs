@@ -463,10 +463,24 @@ impl ServiceTokens {
     /// A token for calling `audience` (a service name), from cache when still fresh. Waits at
     /// most one identity call (its client's timeout).
     pub async fn token(&self, audience: &str) -> Result<String, ClientError> {
+        self.scoped(audience, None).await
+    }
+
+    /// A token that only reads `audience`'s event feed (`scope: "events:read"`): what a
+    /// consumer asks for, so that holding it lets it do nothing else there.
+    pub async fn feed_token(&self, audience: &str) -> Result<String, ClientError> {
+        self.scoped(audience, Some(crate::auth::EVENTS_READ)).await
+    }
+
+    async fn scoped(&self, audience: &str, scope: Option<&str>) -> Result<String, ClientError> {
+        let key = match scope {
+            Some(scope) => format!("{audience} {scope}"),
+            None => audience.to_owned(),
+        };
         loop {
-            match self.next(audience) {
+            match self.next(&key) {
                 Next::Done(token) => return Ok(token),
-                Next::Fetch(sender) => return self.fetch(audience, sender).await,
+                Next::Fetch(sender) => return self.fetch(&key, audience, scope, sender).await,
                 Next::Wait(mut watch) => {
                     // The fetcher's answer; if it went away without one (its caller was
                     // cancelled), look again: this caller may fetch now.
@@ -480,39 +494,50 @@ impl ServiceTokens {
         }
     }
 
-    /// Decides under the (synchronous, never awaited-across) lock what a caller does.
-    fn next(&self, audience: &str) -> Next {
+    /// Decides under the (synchronous, never awaited-across) lock what a caller of the token
+    /// cached under `key` does.
+    fn next(&self, key: &str) -> Next {
         let mut slots = self
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slots.get(audience) {
+        match slots.get(key) {
             Some(Slot::Fresh(cached)) if tokio::time::Instant::now() < cached.renew_at => {
                 Next::Done(cached.token.clone())
             }
             Some(Slot::Fetching(watch)) => Next::Wait(watch.clone()),
             _ => {
                 let (sender, watch) = tokio::sync::watch::channel(None);
-                slots.insert(audience.to_owned(), Slot::Fetching(watch));
+                slots.insert(key.to_owned(), Slot::Fetching(watch));
                 Next::Fetch(sender)
             }
         }
     }
 
-    /// Fetches `audience`'s token for every caller waiting on `sender`, and caches it.
-    async fn fetch(&self, audience: &str, sender: FetchSender) -> Result<String, ClientError> {
+    /// Fetches `audience`'s token (of `scope`) for every caller waiting on `sender`, and caches
+    /// it under `key`.
+    async fn fetch(
+        &self,
+        key: &str,
+        audience: &str,
+        scope: Option<&str>,
+        sender: FetchSender,
+    ) -> Result<String, ClientError> {
         // Cancelled mid-fetch: free the slot so that the waiters (told by the sender's drop)
         // fetch themselves instead of waiting for an answer that never comes.
         let mut abandon = Abandon {
             slots: &self.slots,
-            audience,
+            key,
             armed: true,
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "client_id": self.client_id,
             "client_secret": self.client_secret.expose(),
             "audience": audience,
         });
+        if let Some(scope) = scope {
+            body["scope"] = scope.into();
+        }
         let answer: Result<TokenAnswer, ClientError> = self
             .identity
             .send(Method::POST, "/v1/auth/service-token", None, &body)
@@ -528,12 +553,12 @@ impl ServiceTokens {
             };
             let token = cached.token.clone();
             self.lock_slots()
-                .insert(audience.to_owned(), Slot::Fresh(cached));
+                .insert(key.to_owned(), Slot::Fresh(cached));
             token
         });
         if result.is_err() {
             // Failures are not cached: the next caller asks identity again.
-            self.lock_slots().remove(audience);
+            self.lock_slots().remove(key);
         }
         abandon.armed = false;
         sender.send_replace(Some(result.clone()));
@@ -547,10 +572,10 @@ impl ServiceTokens {
     }
 }
 
-/// Removes an audience's `Fetching` slot when its fetch is dropped before it finished.
+/// Removes a token's `Fetching` slot when its fetch is dropped before it finished.
 struct Abandon<'a> {
     slots: &'a std::sync::Mutex<std::collections::HashMap<String, Slot>>,
-    audience: &'a str,
+    key: &'a str,
     armed: bool,
 }
 
@@ -563,8 +588,8 @@ impl Drop for Abandon<'_> {
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if matches!(slots.get(self.audience), Some(Slot::Fetching(_))) {
-            slots.remove(self.audience);
+        if matches!(slots.get(self.key), Some(Slot::Fetching(_))) {
+            slots.remove(self.key);
         }
     }
 }

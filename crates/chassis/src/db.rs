@@ -127,6 +127,7 @@ impl Database {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
                 create_parent_dir(options.get_filename())?;
+                private_files(options.get_filename())?;
                 // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
                 // does not wait for: processes opening one file together take turns here.
                 let file = options.get_filename().to_owned();
@@ -237,12 +238,11 @@ async fn lock_beside(database: &std::path::Path) -> Result<Option<std::fs::File>
         path: std::path::PathBuf::from(&path).display().to_string(),
         source,
     };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(lock_error)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(lock_error)?;
     tokio::task::spawn_blocking(move || file.lock().map(|()| file))
         .await
         .map_err(|join| lock_error(std::io::Error::other(join)))?
@@ -250,16 +250,35 @@ async fn lock_beside(database: &std::path::Path) -> Result<Option<std::fs::File>
         .map_err(lock_error)
 }
 
+/// Creates the database's folder, `0700` when souk makes it: the data of a shop is its owner's.
 fn create_parent_dir(file: &std::path::Path) -> Result<(), DbError> {
     match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => crate::private::dir(dir)
+            .map_err(|source| DbError::CreateDir {
                 path: dir.display().to_string(),
                 source,
-            })
-        }
+            }),
         _ => Ok(()),
     }
+}
+
+/// Makes the database file `0600` before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database's mode), and tightens the files an older version left readable.
+fn private_files(file: &std::path::Path) -> Result<(), DbError> {
+    if file.as_os_str().is_empty() || file == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    let create_error = |source| DbError::CreateDir {
+        path: file.display().to_string(),
+        source,
+    };
+    crate::private::touch(file).map_err(create_error)?;
+    for suffix in ["-wal", "-shm", ".lock"] {
+        let mut beside = file.as_os_str().to_owned();
+        beside.push(suffix);
+        crate::private::tighten(std::path::Path::new(&beside)).map_err(create_error)?;
+    }
+    Ok(())
 }
 
 /// Creates database `name` on the PostgreSQL server at `server_url` if it does not exist, and
@@ -396,6 +415,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode.0, "wal");
+        #[cfg(unix)]
+        {
+            // Another user of the machine reads none of it, whatever the umask.
+            use std::os::unix::fs::PermissionsExt;
+            let mode_of = |path: std::path::PathBuf| {
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+            };
+            let folder = dir.path().join("nested/dir");
+            assert_eq!(mode_of(folder.clone()), 0o700);
+            for file in ["test.db", "test.db-wal", "test.db-shm", "test.db.lock"] {
+                assert_eq!(mode_of(folder.join(file)), 0o600, "{file}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! 3. **request id on the response** — so a client can quote it in a bug report;
 //! 4. **metrics** — outside everything that can fail, so timeouts, 413s and panics are counted;
 //! 5. **compression** — outside the problem mapper, so problem bodies are compressed too and the
-//!    mapper never sees an encoded body;
+//!    mapper never sees an encoded body; never for a response marked `Cache-Control:
+//!    no-transform` (a page with a secret token beside reflected text: BREACH);
 //! 6. **problem+json** — gives the bodiless errors made below (404, 405, 413, timeouts) our format;
 //! 7. **timeout** — bounds the handler, answering 503 when it runs out;
 //! 8. **panic catcher** — a panicking handler becomes a logged 500, never a dropped connection;
@@ -22,6 +23,7 @@ use http::{HeaderName, Request, StatusCode};
 use serde::{Deserialize, Serialize};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -93,11 +95,32 @@ pub fn stack(router: Router, config: &HttpConfig) -> Router {
             Duration::from_millis(config.request_timeout_ms),
         ))
         .layer(axum::middleware::map_response(crate::problem::problemize))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(MayTransform)))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+}
+
+/// Compresses only responses that allow it: `Cache-Control: no-transform` asks that the body
+/// reach the client as it was made (RFC 9111 §5.2.2.6), which pages holding a secret token beside
+/// text an attacker can reflect rely on.
+#[derive(Debug, Clone, Copy)]
+struct MayTransform;
+
+impl Predicate for MayTransform {
+    fn should_compress<B>(&self, response: &http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        !response
+            .headers()
+            .get_all(http::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|directive| directive.trim().eq_ignore_ascii_case("no-transform"))
+    }
 }
 
 /// Answers 413 at once when `Content-Length` declares a body over the limit, whether or not the

@@ -12,6 +12,7 @@
 //! - [`db`]: SQLite/PostgreSQL pools and embedded migrations;
 //! - [`events`]: the outbox, its feed and NATS relay, and consumers with inbox and dead letters;
 //! - [`pagination`]: the `limit`/`cursor` list convention;
+//! - [`private`] and [`seal`]: data only its owner reads (`0700`/`0600`), secrets sealed at rest;
 //! - `test_util` (feature `test-util`): the integration-test harness.
 
 pub mod auth;
@@ -27,7 +28,9 @@ pub mod linger;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod private;
 pub mod problem;
+pub mod seal;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "test-util")]

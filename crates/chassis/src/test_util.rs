@@ -300,9 +300,21 @@ impl TestIssuer {
         self.token(&format!("service:{service}"), "service", audience)
     }
 
+    /// A token of `service` that may only read `audience`'s event feed (`scope: "events:read"`),
+    /// as identity gives services listed in its `feeds`.
+    pub fn feed_token(&self, service: &str, audience: &str) -> String {
+        sign(
+            &self.key,
+            &format!("service:{service}"),
+            "service",
+            audience,
+            Some(crate::auth::EVENTS_READ),
+        )
+    }
+
     /// A token with any subject, role and audience (for negative tests).
     pub fn token(&self, sub: &str, role: &str, audience: &str) -> String {
-        sign(&self.key, sub, role, audience)
+        sign(&self.key, sub, role, audience, None)
     }
 
     /// Identity's service-token endpoint as a router, handing out this issuer's tokens for
@@ -312,6 +324,8 @@ impl TestIssuer {
         #[derive(serde::Deserialize)]
         struct Asked {
             audience: String,
+            #[serde(default)]
+            scope: Option<String>,
         }
         let issuer = self.key.clone();
         let service = service.to_owned();
@@ -323,6 +337,7 @@ impl TestIssuer {
                     &format!("service:{service}"),
                     "service",
                     &asked.audience,
+                    asked.scope.as_deref(),
                 );
                 async move {
                     crate::Json(serde_json::json!({
@@ -336,15 +351,24 @@ impl TestIssuer {
 
 /// A token signed with `key`, valid for ten minutes.
 #[allow(clippy::expect_used)]
-fn sign(key: &jsonwebtoken::EncodingKey, sub: &str, role: &str, audience: &str) -> String {
+fn sign(
+    key: &jsonwebtoken::EncodingKey,
+    sub: &str,
+    role: &str,
+    audience: &str,
+    scope: Option<&str>,
+) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "iss": "souk-identity", "aud": audience, "sub": sub, "role": role,
         "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::now_v7().to_string()
     });
+    if let Some(scope) = scope {
+        claims["scope"] = scope.into();
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("test-key".into());
     jsonwebtoken::encode(&header, &claims, key).expect("a signed token")
@@ -400,8 +424,12 @@ impl TestFeed {
         let crate::Database::Sqlite(pool) = &self.db else {
             unreachable!("a TestFeed is always on SQLite")
         };
+        // As the real producer would: its events name it as their source (consumers refuse any
+        // other), whatever name the test gave the feed.
+        let mut event = event.clone();
+        event.source = format!("souk/{}", self.outbox.service());
         let mut tx = pool.begin().await.expect("a transaction");
-        crate::events::append_sqlite(&mut tx, event)
+        crate::events::append_sqlite(&mut tx, &event)
             .await
             .expect("the event is appended");
         tx.commit().await.expect("the event is committed");

@@ -109,7 +109,7 @@ impl Cart {
             )
             .with_bearer(move || {
                 let tokens = tokens.clone();
-                async move { tokens.token("orders").await.ok() }
+                async move { tokens.feed_token("orders").await.ok() }
             })
             .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown))
     }

@@ -1,6 +1,14 @@
 //! The admin listener (loopback by default): upstream and breaker state, endpoint replacement,
 //! configuration and reload, fault injection, and the gateway's own health and metrics.
 //!
+//! Whoever can call it can repoint an upstream at their own listener (identity: every password
+//! would arrive there) or serve their own key set, so every call but `/healthz` and `/readyz`
+//! wants `Authorization: Bearer <admin token>` (compared in constant time), and both listeners
+//! answer only to a `Host` that is an IP address, `localhost` or a name in `server.admin_hosts`
+//! (a web page reaching them by DNS rebinding sends its own name). The read-only listener
+//! (`server.metrics_listen`) serves the map, `/upstreams`, `/metrics` and health without a token,
+//! for a browser and for monitoring; nothing there changes anything.
+//!
 //! | method and path | what |
 //! |---|---|
 //! | `GET /map` | the service map: a live page of every upstream and instance (polls `/upstreams`) |
@@ -37,10 +45,14 @@ pub struct Admin {
     pub shared: Arc<Shared>,
     /// The file `POST /reload` re-reads, if the gateway was started from one.
     pub config_path: Option<PathBuf>,
+    /// The bearer token every admin call must carry; `None`: the admin API refuses every call.
+    pub token: Option<souk_chassis::Secret>,
 }
 
-/// The admin routes (the caller wraps them in the chassis stack).
+/// The admin routes, each wanting the admin token (the caller wraps them in the chassis stack
+/// and the `Host` check).
 pub fn router(admin: Admin) -> Router {
+    let token = admin.token.clone();
     Router::new()
         .route("/map", get(map_page))
         .route("/upstreams", get(upstreams_list))
@@ -49,7 +61,99 @@ pub fn router(admin: Admin) -> Router {
         .route("/reload", post(reload_post))
         .route("/faults", get(faults_list))
         .route("/faults/{kind}/{name}", put(fault_put).delete(fault_delete))
+        .route_layer(axum::middleware::from_fn_with_state(token, require_token))
         .with_state(admin)
+}
+
+/// The read-only routes of the metrics listener: the service map and what it polls. No token:
+/// a browser opens the map as it is; nothing here changes anything.
+pub fn read_only_router(admin: Admin) -> Router {
+    Router::new()
+        .route("/map", get(map_page))
+        .route("/upstreams", get(upstreams_list))
+        .with_state(admin)
+}
+
+/// Refuses a call without the admin token: 401 with a `Bearer` challenge, or 403 when no token
+/// is configured at all (the admin API is then closed).
+async fn require_token(
+    State(token): State<Option<souk_chassis::Secret>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = token.filter(|t| !t.expose().is_empty()) else {
+        return Problem::typed(StatusCode::FORBIDDEN, "admin-closed", "Admin API closed")
+            .with_detail("no admin token is configured (server.admin_token_file or SOUK_GATEWAY_ADMIN_TOKEN)")
+            .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, value)| value.trim());
+    let valid = presented.is_some_and(|presented| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            presented.as_bytes(),
+            token.expose().as_bytes(),
+        )
+        .is_ok()
+    });
+    if !valid {
+        tracing::warn!(path = %request.uri().path(), "admin call without the admin token refused");
+        let challenge = match presented {
+            Some(_) => "Bearer realm=\"souk-gateway-admin\", error=\"invalid_token\"",
+            None => "Bearer realm=\"souk-gateway-admin\"",
+        };
+        return Problem::typed(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            .with_detail("the admin API wants Authorization: Bearer <admin token>")
+            .with_header(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(challenge),
+            )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Answers only requests whose `Host` is an IP address, `localhost` or one of `hosts`: a page
+/// that reaches a listener through DNS rebinding carries its own name, and gets a 421.
+pub async fn check_host(
+    State(hosts): State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name);
+    let allowed = host.is_some_and(|name| {
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+    });
+    if !allowed {
+        tracing::warn!(host = ?host, "admin listener called with a foreign Host: refused");
+        return Problem::typed(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected",
+            "Misdirected request",
+        )
+        .with_detail("this listener answers only to its address, localhost or server.admin_hosts")
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// The name part of a `Host` value: `[::1]:9901` → `::1`, `localhost:9901` → `localhost`.
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    }
 }
 
 /// Applies a new configuration: the listeners cannot move without a restart; everything else can.
@@ -58,6 +162,7 @@ pub fn apply(shared: &Shared, config: GatewayConfig) -> Result<(), ConfigError> 
     let current = shared.table.load_full();
     if config.server.listen != current.config.server.listen
         || config.server.admin_listen != current.config.server.admin_listen
+        || config.server.metrics_listen != current.config.server.metrics_listen
     {
         return Err(ConfigError::Invalid {
             key: "server.listen".into(),
@@ -181,8 +286,29 @@ async fn endpoints_put(
     Ok(upstreams_list(State(admin)).await)
 }
 
+/// The configuration in force, credentials redacted (the Redis URL's password).
 async fn config_get(State(admin): State<Admin>) -> Json<GatewayConfig> {
-    Json(admin.shared.table.load().config.clone())
+    let mut config = admin.shared.table.load().config.clone();
+    config.server.redis_url = config.server.redis_url.as_deref().map(redact_url);
+    Json(config)
+}
+
+/// `scheme://user:password@host/…` with the password as `***` (and a bare `scheme://secret@host`
+/// as `***@host`); URLs without credentials unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let userinfo = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{userinfo}@{host}{tail}")
 }
 
 async fn config_put(State(admin): State<Admin>, body: String) -> Response {
@@ -271,4 +397,32 @@ async fn fault_delete(
     faults_of(&admin, &kind, &name)?.set(None);
     tracing::info!(%kind, %name, "fault cleared");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:s3cret@redis:6379/0"),
+            "redis://:***@redis:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://user:p@ss@host:6379"),
+            "redis://user:***@host:6379"
+        );
+        assert_eq!(redact_url("redis://token@host"), "redis://***@host");
+        assert_eq!(redact_url("redis://host:6379/0"), "redis://host:6379/0");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("127.0.0.1:9901"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:9901"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert_eq!(host_name("evil.example:9901"), "evil.example");
+    }
 }

@@ -90,6 +90,11 @@ impl Body for ResponseBody {
     }
 }
 
+/// The client's request body could not be read as it streamed to the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body could not be read")]
+pub struct ClientBodyError(#[source] pub BoxError);
+
 pin_project! {
     /// A request body on its way to an upstream.
     #[project = RequestProj]
@@ -129,7 +134,15 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
-            RequestProj::Stream { body } => body.poll_frame(cx),
+            // The client's own body failing (bad chunking, a cut connection) is marked as the
+            // client's, so it answers a 400 and never counts against the upstream.
+            RequestProj::Stream { body } => body.poll_frame(cx).map_err(|err| {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    err
+                } else {
+                    Box::new(ClientBodyError(err)) as BoxError
+                }
+            }),
             RequestProj::Whole { body } => body.poll_frame(cx).map_err(|never| match never {}),
         }
     }

@@ -94,8 +94,26 @@ fn default_jwks_refresh_secs() -> u64 {
 pub struct ServerConfig {
     /// The public listener.
     pub listen: SocketAddr,
-    /// The admin listener (upstream state, reload, faults). Keep it on loopback.
+    /// The admin listener (upstream state, endpoints, reload, faults). Every call but
+    /// `/healthz` and `/readyz` wants `Authorization: Bearer <admin token>`. Keep it on loopback.
     pub admin_listen: SocketAddr,
+    /// A file holding the admin token (a mounted Secret; `souk up` writes one per run). The
+    /// `SOUK_GATEWAY_ADMIN_TOKEN` variable, when set, wins. Neither: the admin API refuses every
+    /// call. The token is never printed, and cannot change on reload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<String>,
+    /// The admin token itself, from `SOUK_GATEWAY_ADMIN_TOKEN` (never from the file, never
+    /// printed).
+    #[serde(skip)]
+    pub admin_token: souk_chassis::Secret,
+    /// A read-only listener for a browser and for monitoring: `/map` (the service map),
+    /// `/upstreams`, `/metrics`, `/healthz`, `/readyz`, with no token. None: not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Host names (besides IP addresses and `localhost`) the admin and metrics listeners answer
+    /// to; any other `Host` is refused, so a web page cannot reach them by DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_hosts: Vec<String>,
     /// Proxy threads, each with its own runtime, listener socket and upstream connections;
     /// 0 means one per core.
     pub threads: usize,
@@ -113,6 +131,20 @@ pub struct ServerConfig {
     pub linger_ms: u64,
     /// Lingering close: the most bytes read and discarded from such a connection.
     pub linger_bytes: u64,
+    /// The most bytes a request's line and headers may take (at least 8192); beyond it a 431
+    /// (414 for the line alone). It bounds what a client holding a connection can make the
+    /// gateway buffer.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's line and headers; then the connection is
+    /// closed (slow or unterminated headers hold nothing for long).
+    pub header_timeout_ms: u64,
+    /// Most client connections open at once, all threads together; more are answered 503 and
+    /// closed as they are accepted. With `max_header_bytes`, it bounds the memory clients can
+    /// hold.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6 client's /64); a trusted
+    /// proxy (the storefront) is held only to `max_connections`.
+    pub max_connections_per_address: usize,
     /// Redis for rate limits shared by several gateways (routes with `rate_limit.shared`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
@@ -122,6 +154,12 @@ pub struct ServerConfig {
     /// believed, and a client-sent `X-Forwarded-For` is replaced by the peer's address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Upstreams whose endpoints' addresses are trusted proxies too (`["storefront"]`): the
+    /// gateway learns them as it learns the endpoints (DNS, `souk up`), so exactly the
+    /// storefront's own addresses are believed — not a whole network that a load balancer or a
+    /// container runtime's port proxy also connects from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_upstreams: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +167,10 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            admin_token_file: None,
+            admin_token: souk_chassis::Secret::default(),
+            metrics_listen: None,
+            admin_hosts: Vec::new(),
             threads: 0,
             access_log: true,
             body_limit_bytes: 1024 * 1024,
@@ -136,8 +178,13 @@ impl Default for ServerConfig {
             drain_timeout_ms: 10_000,
             linger_ms: 5_000,
             linger_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 32 * 1024,
+            header_timeout_ms: 10_000,
+            max_connections: 4_096,
+            max_connections_per_address: 256,
             redis_url: None,
             trusted_proxies: Vec::new(),
+            trusted_upstreams: Vec::new(),
         }
     }
 }
@@ -444,6 +491,21 @@ impl GatewayConfig {
                 "body_limit_bytes and timeout_ms must be positive",
             ));
         }
+        if self.server.max_header_bytes < 8192 {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be at least 8192 (hyper's smallest buffer)",
+            ));
+        }
+        if self.server.header_timeout_ms == 0
+            || self.server.max_connections == 0
+            || self.server.max_connections_per_address == 0
+        {
+            return Err(invalid(
+                "server",
+                "header_timeout_ms, max_connections and max_connections_per_address must be positive",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
@@ -505,6 +567,17 @@ impl GatewayConfig {
             .routes
             .iter()
             .position(|r| r.rate_limit.is_some_and(|l| l.shared));
+        if let Some(missing) = self
+            .server
+            .trusted_upstreams
+            .iter()
+            .find(|u| !self.upstreams.contains_key(*u))
+        {
+            return Err(invalid(
+                "server.trusted_upstreams",
+                format!("no upstream named {missing:?}"),
+            ));
+        }
         if let (Some(i), None) = (shared, &self.server.redis_url) {
             return Err(invalid(
                 format!("routes[{i}].rate_limit.shared"),

@@ -15,6 +15,7 @@ pub mod body;
 pub mod checks;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod encoding;
 pub mod fault;
 pub mod headers;
@@ -26,6 +27,7 @@ pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod table;
+pub mod target;
 pub mod upstream;
 
 pub use config::GatewayConfig;
@@ -34,3 +36,6 @@ pub use server::{Running, StartError, start, start_with};
 
 /// The service's name.
 pub const NAME: &str = "gateway";
+
+/// The variable holding the admin API's bearer token (it wins over `server.admin_token_file`).
+pub const ADMIN_TOKEN_VAR: &str = "SOUK_GATEWAY_ADMIN_TOKEN";

@@ -106,7 +106,7 @@ impl Limits {
         let (per_minute, burst) = (shared.config.client_per_minute, shared.config.client_burst);
         gcra(
             redis,
-            &format!("souk:rl:{}:client:{client}", shared.route),
+            &format!("souk:rl:{}:client:{}", shared.route, bucket_of(client)),
             per_minute,
             burst,
         )
@@ -132,13 +132,13 @@ impl Limits {
         .await
     }
 
-    /// Takes a token from `client`'s bucket.
+    /// Takes a token from `client`'s bucket (its /64 for IPv6).
     pub fn check_client(&self, client: IpAddr) -> Result<(), Exceeded> {
         let Some((limiter, limit)) = &self.client else {
             return Ok(());
         };
         limiter
-            .check_key(&client)
+            .check_key(&bucket_of(client))
             .map_err(|until| exceeded(&until, *limit))
     }
 
@@ -160,6 +160,19 @@ impl Limits {
         if let Some((limiter, _)) = &self.user {
             limiter.retain_recent();
         }
+    }
+}
+
+/// The address a client's bucket is kept under: an IPv4 address as it is (an IPv4-mapped IPv6
+/// one as IPv4), an IPv6 address as its /64 — one host is usually given a whole /64, and would
+/// otherwise have 2^64 buckets to choose from.
+pub fn bucket_of(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -203,6 +216,30 @@ fn exceeded(until: &governor::NotUntil<<DefaultClock as Clock>::Instant>, limit:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
+        let limits = Limits::new(
+            "r",
+            Some(&RateLimitConfig {
+                client_per_minute: 60,
+                client_burst: 2,
+                ..RateLimitConfig::default()
+            }),
+        );
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limits.check_client(one).is_ok());
+        assert!(limits.check_client(same_64).is_ok());
+        assert!(limits.check_client(one).is_err(), "one /64, one bucket");
+        assert!(limits.check_client(same_64).is_err());
+        assert!(limits.check_client(other_64).is_ok());
+        assert_eq!(
+            bucket_of("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+    }
 
     #[test]
     fn each_client_has_its_own_bucket() {

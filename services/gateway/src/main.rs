@@ -4,6 +4,9 @@
 //! souk-gateway --config gateway.toml        serve
 //! souk-gateway --check-config gateway.toml  validate and exit (0 valid, 1 not)
 //! ```
+//!
+//! `SOUK_GATEWAY_ADMIN_TOKEN`, when set, is the admin API's bearer token (else
+//! `server.admin_token_file`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match GatewayConfig::load(&path) {
+    let mut config = match GatewayConfig::load(&path) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("souk-gateway: {}: {err}", path.display());
@@ -42,7 +45,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    souk_chassis::server::run_main(souk_gateway::NAME, move |_env| async move {
+    souk_chassis::server::run_main(souk_gateway::NAME, move |env| async move {
+        if let Some(token) = env.get(souk_gateway::ADMIN_TOKEN_VAR) {
+            config.server.admin_token = souk_chassis::Secret::new(token);
+        }
         let shutdown = Shutdown::on_os_signals(std::time::Duration::from_millis(
             config.server.drain_timeout_ms,
         ));

@@ -40,6 +40,8 @@ pub struct Shared {
     /// Upstreams served in this process (`souk monolith`): their routers are called directly,
     /// with no socket, and their configured endpoints are never dialled.
     pub in_process: InProcess,
+    /// Client connections open, for the caps.
+    pub connections: Arc<crate::connections::Connections>,
 }
 
 /// Routers of in-process upstreams, by upstream name.
@@ -79,6 +81,8 @@ enum Outcome {
     Broken,
     /// The client's body went over the route's limit while streaming.
     BodyTooLarge,
+    /// The client's body could not be read while streaming (bad chunking, cut off).
+    BadClientBody,
 }
 
 impl Proxy {
@@ -101,12 +105,14 @@ impl Proxy {
         client_ip: &HeaderValue,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
+        let target = crate::target::check(request.uri())
+            .and_then(|()| crate::target::check_host(request.headers(), request.version()));
+        if let Err(reason) = target {
+            let response = problem(StatusCode::BAD_REQUEST, reason);
+            return self.unrouted(response, &request, client, started);
+        }
         let table = self.shared.table.load_full();
-        let forwarded = headers::forwarded_client(
-            request.headers(),
-            client,
-            &table.config.server.trusted_proxies,
-        );
+        let forwarded = headers::forwarded_client(request.headers(), client, |ip| table.trusts(ip));
         let (client, client_ip) = match &forwarded {
             Some((forwarded_for, chain)) => (*forwarded_for, chain),
             None => (client, client_ip),
@@ -546,7 +552,10 @@ impl Proxy {
             let outcome = self
                 .attempt(upstream, &endpoint, &parts, &path, this_body, per_try)
                 .await;
-            let endpoint_ok = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
+            let endpoint_ok = matches!(
+                outcome,
+                Outcome::Answered(_) | Outcome::BodyTooLarge | Outcome::BadClientBody
+            );
             upstream.record(&endpoint, endpoint_ok);
 
             let retry_after = match &outcome {
@@ -571,7 +580,10 @@ impl Proxy {
                     continue;
                 }
             }
-            let success = matches!(outcome, Outcome::Answered(_) | Outcome::BodyTooLarge);
+            let success = matches!(
+                outcome,
+                Outcome::Answered(_) | Outcome::BodyTooLarge | Outcome::BadClientBody
+            );
             verdict.record(success);
             upstream.publish_breaker_state();
             let answered = Some(Arc::clone(&endpoint));
@@ -596,6 +608,11 @@ impl Proxy {
                     .into_response(request_id)
                 }
                 Outcome::BodyTooLarge => too_large().into_response(request_id),
+                Outcome::BadClientBody => problem(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )
+                .into_response(request_id),
             };
             break (response, answered, attempt);
         }
@@ -692,6 +709,7 @@ impl Proxy {
                 Outcome::Unreachable
             }
             Ok(Err(SendError::Http(err))) if caused_by_length_limit(&err) => Outcome::BodyTooLarge,
+            Ok(Err(SendError::Http(err))) if caused_by_client_body(&err) => Outcome::BadClientBody,
             Ok(Err(SendError::Http(err))) => {
                 tracing::debug!(error = %souk_chassis::problem::ErrorChain(&err), "upstream attempt failed");
                 Outcome::Broken
@@ -806,6 +824,18 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// Whether the client's own body failed (see [`crate::body::ClientBodyError`]).
+fn caused_by_client_body(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<crate::body::ClientBodyError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn caused_by_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::{GatewayConfig, ms};
+use crate::connections::Caps;
 use crate::proxy::{InProcess, Proxy, Shared};
 use crate::table::Table;
 use souk_chassis::linger::{Linger, Lingering};
@@ -38,6 +39,14 @@ pub enum StartError {
     /// A thread or runtime could not start.
     #[error("cannot start the gateway's threads: {0}")]
     Thread(std::io::Error),
+    /// The admin token file could not be read, or is empty.
+    #[error("server.admin_token_file {path}: {reason}")]
+    AdminToken {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A running gateway.
@@ -47,6 +56,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin listener's address.
     pub admin_addr: SocketAddr,
+    /// The read-only metrics and map listener's address, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// State shared by every thread (routing table, upstreams).
     pub shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -103,6 +114,31 @@ pub fn start_with(
             addr: config.server.admin_listen,
             source,
         })?;
+    let metrics_listener = config
+        .server
+        .metrics_listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| StartError::Bind { addr, source })
+        })
+        .transpose()?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| {
+            l.local_addr().map_err(|source| StartError::Bind {
+                addr: admin_addr,
+                source,
+            })
+        })
+        .transpose()?;
+    let token = admin_token(&config)?;
+    if token.is_none() {
+        tracing::warn!(
+            "no admin token (server.admin_token_file or SOUK_GATEWAY_ADMIN_TOKEN): the admin API refuses every call"
+        );
+    }
+    let hosts = Arc::new(config.server.admin_hosts.clone());
 
     let clock = Clock::real();
     let drain = ms(config.server.drain_timeout_ms);
@@ -115,6 +151,7 @@ pub fn start_with(
         table: ArcSwap::from_pointee(Table::build(config, None, &clock)),
         clock,
         in_process,
+        connections: Arc::default(),
     });
     let mut handles = Vec::with_capacity(threads + 1);
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -128,19 +165,53 @@ pub fn start_with(
     let admin = Admin {
         shared: Arc::clone(&shared),
         config_path,
+        token,
+    };
+    let listeners = AdminListeners {
+        admin: admin_listener,
+        metrics: metrics_listener,
+        hosts,
     };
     let handle = std::thread::Builder::new()
         .name("gateway-admin".into())
-        .spawn(move || on_own_runtime(admin_thread(admin_listener, admin, shutdown)))
+        .spawn(move || on_own_runtime(admin_thread(listeners, admin, shutdown)))
         .map_err(StartError::Thread)?;
     handles.push(handle);
-    tracing::info!(%addr, %admin_addr, threads, "gateway listening");
+    tracing::info!(%addr, %admin_addr, ?metrics_addr, threads, "gateway listening");
     Ok(Running {
         addr,
         admin_addr,
+        metrics_addr,
         shared,
         threads: handles,
     })
+}
+
+/// The admin token: `SOUK_GATEWAY_ADMIN_TOKEN` (given as `server.admin_token`), else the file.
+fn admin_token(config: &GatewayConfig) -> Result<Option<souk_chassis::Secret>, StartError> {
+    if !config.server.admin_token.expose().is_empty() {
+        return Ok(Some(config.server.admin_token.clone()));
+    }
+    let Some(path) = &config.server.admin_token_file else {
+        return Ok(None);
+    };
+    let refused = |reason: String| StartError::AdminToken {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| refused(e.to_string()))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(refused("holds fewer than 16 characters".into()));
+    }
+    Ok(Some(souk_chassis::Secret::new(token)))
+}
+
+/// The admin thread's listeners.
+struct AdminListeners {
+    admin: std::net::TcpListener,
+    metrics: Option<std::net::TcpListener>,
+    hosts: Arc<Vec<String>>,
 }
 
 fn on_own_runtime(work: impl std::future::Future<Output = ()>) {
@@ -197,12 +268,8 @@ async fn proxy_thread(
         Ok(listener) => listener,
         Err(err) => return tracing::error!(%err, "cannot register a listener"),
     };
-    let proxy = Arc::new(Proxy::new(shared));
+    let proxy = Arc::new(Proxy::new(Arc::clone(&shared)));
     let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
     let flusher = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -223,6 +290,29 @@ async fn proxy_thread(
             },
             () = shutdown.wait() => break,
         };
+        // Limits come from the configuration in force, so a reload changes them for the
+        // connections that follow.
+        let table = shared.table.load();
+        let server = &table.config.server;
+        let caps = Caps {
+            total: server.max_connections,
+            per_address: server.max_connections_per_address,
+        };
+        let Some(slot) = shared
+            .connections
+            .admit(client.ip(), caps, table.trusts(&client.ip()))
+        else {
+            // Over a cap: a bare 503 into the empty send buffer, and closed. Never waits on a
+            // client that does not read.
+            let _ = stream.try_write(crate::connections::REFUSAL);
+            continue;
+        };
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(ms(server.header_timeout_ms))
+            .max_buf_size(server.max_header_bytes.max(8192))
+            .keep_alive(true);
+        drop(table);
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
         let client_ip = crate::headers::client_ip(&client);
@@ -236,6 +326,7 @@ async fn proxy_thread(
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "client connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -249,8 +340,8 @@ async fn proxy_thread(
     crate::access_log::flush();
 }
 
-async fn admin_thread(listener: std::net::TcpListener, admin: Admin, shutdown: Shutdown) {
-    let listener = match TcpListener::from_std(listener) {
+async fn admin_thread(listeners: AdminListeners, admin: Admin, shutdown: Shutdown) {
+    let listener = match TcpListener::from_std(listeners.admin) {
         Ok(listener) => listener,
         Err(err) => return tracing::error!(%err, "cannot register the admin listener"),
     };
@@ -262,8 +353,33 @@ async fn admin_thread(listener: std::net::TcpListener, admin: Admin, shutdown: S
     ));
     tokio::spawn(reload_on_sighup(admin.clone(), shutdown.clone()));
     let http = souk_chassis::HttpConfig::default();
+    let hosts = listeners.hosts;
+    let host_check = move |router: axum::Router| {
+        router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&hosts),
+            admin::check_host,
+        ))
+    };
+    if let Some(metrics) = listeners.metrics {
+        match TcpListener::from_std(metrics) {
+            Ok(metrics) => {
+                let router = souk_chassis::http::service_router(
+                    admin::read_only_router(admin.clone()),
+                    health.clone(),
+                    &http,
+                );
+                let (shutdown, router) = (shutdown.clone(), host_check(router));
+                tokio::spawn(async move {
+                    if let Err(err) = souk_chassis::serve(metrics, router, shutdown).await {
+                        tracing::error!(%err, "the metrics listener failed");
+                    }
+                });
+            }
+            Err(err) => tracing::error!(%err, "cannot register the metrics listener"),
+        }
+    }
     let router = souk_chassis::http::service_router(admin::router(admin), health, &http);
-    if let Err(err) = souk_chassis::serve(listener, router, shutdown).await {
+    if let Err(err) = souk_chassis::serve(listener, host_check(router), shutdown).await {
         tracing::error!(%err, "the admin listener failed");
     }
 }

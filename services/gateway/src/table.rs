@@ -64,6 +64,8 @@ pub struct Table {
     pub openapi: Option<Arc<crate::openapi::Merger>>,
     /// Aggregation endpoints.
     pub aggregates: Vec<Arc<crate::aggregate::Aggregate>>,
+    /// The upstreams whose endpoints are trusted proxies (`server.trusted_upstreams`).
+    trusted_upstreams: Vec<Arc<Upstream>>,
 }
 
 impl Table {
@@ -131,6 +133,12 @@ impl Table {
             .filter_map(|a| crate::aggregate::Aggregate::new(a, &config, &upstreams, faults_of))
             .map(Arc::new)
             .collect();
+        let trusted_upstreams = config
+            .server
+            .trusted_upstreams
+            .iter()
+            .filter_map(|name| upstreams.get(name).cloned())
+            .collect();
         Self {
             routes,
             upstreams,
@@ -138,7 +146,23 @@ impl Table {
             verifier,
             openapi,
             aggregates,
+            trusted_upstreams,
         }
+    }
+
+    /// Whether a peer at `ip` is a trusted proxy, whose `X-Forwarded-For` names the client: in
+    /// `server.trusted_proxies`, or the address of an endpoint of a `server.trusted_upstreams`
+    /// upstream as the gateway knows them now (a storefront instance).
+    pub fn trusts(&self, ip: &std::net::IpAddr) -> bool {
+        self.config
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(ip))
+            || self
+                .trusted_upstreams
+                .iter()
+                .any(|u| u.endpoints().iter().any(|e| e.addr.ip() == *ip))
     }
 
     /// The route for `method` and `path`.

@@ -1,5 +1,6 @@
 //! Identity's configuration: section `[identity]` of the shared file, `SOUK_IDENTITY__*` variables.
-//! The first administrator comes from `SOUK_ADMIN_EMAIL` and `SOUK_ADMIN_PASSWORD`.
+//! The first administrator comes from `SOUK_ADMIN_EMAIL` and `SOUK_ADMIN_PASSWORD`; the secret
+//! that seals the signing keys from `key_secret` or `key_file`, never from the database.
 
 use std::net::SocketAddr;
 
@@ -30,6 +31,19 @@ pub struct Config {
     pub login_per_minute: u32,
     /// Password hashes computed at once (0: one per core), which bounds the CPU a flood can take.
     pub hashing_concurrency: usize,
+    /// Of those, hashes for strangers — sign-ins to unknown accounts, and sign-ups — computed at
+    /// once (0: half of `hashing_concurrency`, at least one): however many addresses a flood
+    /// comes from, it gets this many cores and no more.
+    pub stranger_hashing_concurrency: usize,
+    /// Strangers waiting for a hash beyond those; more are answered 429 at once.
+    pub stranger_hashing_queue: usize,
+    /// The secret that seals the signing keys in the store (32+ characters; from a Secret in a
+    /// deployment: `SOUK_IDENTITY__KEY_SECRET`). Empty: the secret is read from `key_file`.
+    pub key_secret: souk_chassis::Secret,
+    /// A file holding that secret, made (`0600`, 32 random bytes) when missing.
+    pub key_file: String,
+    /// How often refresh tokens of ended logins are deleted, in seconds.
+    pub purge_interval_secs: u64,
     /// Services that may ask for service tokens, by client id (`[identity.services.orders]`).
     pub services: std::collections::BTreeMap<String, ServiceClient>,
     /// Lifetime of a service token, in seconds.
@@ -46,6 +60,11 @@ pub struct ServiceClient {
     /// environment as a comma-separated list (`SOUK_IDENTITY__SERVICES__ORDERS__AUDIENCES=inventory,payments`).
     #[serde(deserialize_with = "list_or_commas")]
     pub audiences: Vec<String>,
+    /// The services whose event feed it may read, and nothing else there: tokens for these carry
+    /// `scope: "events:read"`, which every internal endpoint but the feed refuses (history reads
+    /// payments' feed and cannot charge). Same forms as `audiences`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub feeds: Vec<String>,
 }
 
 /// A list, or a string of comma-separated items (environment variables cannot hold lists).
@@ -82,6 +101,11 @@ impl Default for Config {
             login_burst: 10,
             login_per_minute: 6,
             hashing_concurrency: 0,
+            stranger_hashing_concurrency: 0,
+            stranger_hashing_queue: 64,
+            key_secret: souk_chassis::Secret::default(),
+            key_file: ".souk/identity.key".into(),
+            purge_interval_secs: 3600,
             services: std::collections::BTreeMap::new(),
             service_ttl_secs: 300,
         }

@@ -1,6 +1,8 @@
 //! Signing keys: Ed25519 key pairs kept in identity's store, published as a JWKS.
 //!
-//! One key signs at a time. Rotation makes a new key the signer and retires the old one, which
+//! The private half is stored sealed (chassis `seal`: AES-256-GCM, bound to the key id) with a
+//! key that lives outside the database (`key_secret` or `key_file`), so whoever reads the store
+//! — a backup, a dump, another user of the machine — cannot sign tokens. One key signs at a time. Rotation makes a new key the signer and retires the old one, which
 //! stays in the JWKS until every token it signed has expired, so rotation logs nobody out.
 
 use std::sync::Arc;
@@ -10,13 +12,15 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde::Serialize;
+use souk_chassis::seal::{self, Sealer};
 
 /// A stored key, as identity keeps it.
 #[derive(Clone)]
 pub struct StoredKey {
     /// Key id, in every token's header.
     pub kid: String,
-    /// Base64 PKCS#8 of the private key.
+    /// The private key's PKCS#8, sealed (`sealed:v1:…`); a store written before sealing holds
+    /// it as plain base64, which [`KeySet::from_stored`] still reads and identity then reseals.
     pub pkcs8: String,
     /// Base64url public key (the JWK `x`).
     pub public_x: String,
@@ -41,20 +45,62 @@ impl std::fmt::Debug for StoredKey {
 pub struct KeyError(String);
 
 impl StoredKey {
-    /// A fresh Ed25519 key.
-    pub fn generate(now: i64) -> Result<Self, KeyError> {
+    /// A fresh Ed25519 key, its private half sealed by `sealer`.
+    pub fn generate(now: i64, sealer: &Sealer) -> Result<Self, KeyError> {
         let pair =
             Ed25519KeyPair::generate().map_err(|_| KeyError("cannot generate a key".into()))?;
         let pkcs8 = pair
             .to_pkcs8()
             .map_err(|_| KeyError("cannot encode the key".into()))?;
         let public_x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let kid = uuid::Uuid::now_v7().simple().to_string();
+        let sealed = sealer
+            .seal(pkcs8.as_ref(), &kid)
+            .map_err(|e| KeyError(e.to_string()))?;
         Ok(Self {
-            kid: uuid::Uuid::now_v7().simple().to_string(),
-            pkcs8: STANDARD.encode(pkcs8.as_ref()),
+            kid,
+            pkcs8: sealed,
             public_x,
             created_at: now,
             retired_at: None,
+        })
+    }
+
+    /// Whether the private key is stored in the clear (written before sealing existed).
+    pub fn is_plain(&self) -> bool {
+        !seal::is_sealed(&self.pkcs8)
+    }
+
+    /// This key with its private half sealed by `sealer` (a plain one is sealed; a sealed one
+    /// is returned as it is).
+    pub fn sealed(&self, sealer: &Sealer) -> Result<Self, KeyError> {
+        if !self.is_plain() {
+            return Ok(self.clone());
+        }
+        let der = STANDARD
+            .decode(&self.pkcs8)
+            .map_err(|e| KeyError(e.to_string()))?;
+        let pkcs8 = sealer
+            .seal(&der, &self.kid)
+            .map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self {
+            pkcs8,
+            ..self.clone()
+        })
+    }
+
+    /// The private key's PKCS#8 DER.
+    fn der(&self, sealer: &Sealer) -> Result<Vec<u8>, KeyError> {
+        if self.is_plain() {
+            return STANDARD
+                .decode(&self.pkcs8)
+                .map_err(|e| KeyError(e.to_string()));
+        }
+        sealer.open(&self.pkcs8, &self.kid).map_err(|e| {
+            KeyError(format!(
+                "signing key {} does not open: {e} (is key_secret / key_file the one it was sealed with?)",
+                self.kid
+            ))
         })
     }
 }
@@ -102,16 +148,14 @@ pub struct Jwks {
 }
 
 impl KeySet {
-    /// Builds the set from stored keys: the newest unretired one signs.
-    pub fn from_stored(keys: &[StoredKey]) -> Result<Self, KeyError> {
+    /// Builds the set from stored keys: the newest unretired one signs, opened with `sealer`.
+    pub fn from_stored(keys: &[StoredKey], sealer: &Sealer) -> Result<Self, KeyError> {
         let signer = keys
             .iter()
             .filter(|k| k.retired_at.is_none())
             .max_by_key(|k| (k.created_at, k.kid.clone()))
             .ok_or_else(|| KeyError("no active signing key".into()))?;
-        let der = STANDARD
-            .decode(&signer.pkcs8)
-            .map_err(|e| KeyError(e.to_string()))?;
+        let der = signer.der(sealer)?;
         let published = keys
             .iter()
             .map(|k| {

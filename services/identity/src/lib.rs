@@ -42,6 +42,9 @@ pub enum StartError {
     /// Keys could not be made or loaded.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    /// The secret that seals the signing keys is missing, weak or unreadable.
+    #[error("identity.key_secret / identity.key_file: {0}")]
+    Seal(#[from] souk_chassis::seal::SealError),
     /// The administrator from SOUK_ADMIN_EMAIL / SOUK_ADMIN_PASSWORD is invalid.
     #[error("SOUK_ADMIN_EMAIL / SOUK_ADMIN_PASSWORD: {0}")]
     Admin(String),
@@ -106,12 +109,15 @@ pub struct Identity {
 /// Opens the store, makes a signing key if there is none, creates the administrator if one is
 /// named, and builds the router.
 pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identity, StartError> {
+    let secret = souk_chassis::seal::secret_from(&config.key_secret, &config.key_file)?;
+    let sealer = souk_chassis::seal::Sealer::new(&secret, SEALING_PURPOSE)?;
     let store = Store::open(&config.database).await?;
-    let keys = load_keys(&store, &config).await?;
-    let state = AppState::new(store.clone(), config, keys);
+    let keys = load_keys(&store, &config, &sealer).await?;
+    let state = AppState::new(store.clone(), config, keys, sealer);
     if let Some(admin) = admin {
         ensure_admin(&state, &admin).await?;
     }
+    spawn_purge(&state);
     // Keyed login buckets would grow with every email ever tried: prune the full ones.
     let logins = std::sync::Arc::downgrade(&state.logins);
     tokio::spawn(async move {
@@ -125,10 +131,11 @@ pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identi
     });
     // Another instance may rotate the keys: reload them from the store now and then, so this one
     // signs with the current key and publishes every valid one.
-    let (weak_keys, store_for_keys, config_for_keys) = (
+    let (weak_keys, store_for_keys, config_for_keys, sealer) = (
         std::sync::Arc::downgrade(&state.keys),
         state.store.clone(),
         std::sync::Arc::clone(&state.config),
+        state.sealer.clone(),
     );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_RELOAD);
@@ -137,7 +144,7 @@ pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identi
             tick.tick().await;
             weak_keys.upgrade()
         } {
-            match load_keys(&store_for_keys, &config_for_keys).await {
+            match load_keys(&store_for_keys, &config_for_keys, &sealer).await {
                 Ok(fresh) => {
                     *keys
                         .write()
@@ -162,24 +169,60 @@ pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identi
     })
 }
 
-/// The keys in force, making the first one on a new store.
-async fn load_keys(store: &Store, config: &Config) -> Result<keys::KeySet, StartError> {
+/// What the signing keys' sealing key is derived for (chassis `seal`).
+const SEALING_PURPOSE: &str = "souk identity signing keys";
+
+/// The keys in force, making the first one on a new store; keys stored in the clear by an
+/// older version are sealed in place.
+async fn load_keys(
+    store: &Store,
+    config: &Config,
+    sealer: &souk_chassis::seal::Sealer,
+) -> Result<keys::KeySet, StartError> {
     // A retired key stays published as long as a token it signed can still be valid.
     let since = now() - config.access_ttl_secs - 60;
     let mut stored = store.keys(since).await?;
     if !stored.iter().any(|k| k.retired_at.is_none()) {
         store
-            .rotate_keys(&keys::StoredKey::generate(now())?, now())
+            .rotate_keys(&keys::StoredKey::generate(now(), sealer)?, now())
             .await?;
         stored = store.keys(since).await?;
     }
-    Ok(keys::KeySet::from_stored(&stored)?)
+    for key in stored.iter_mut().filter(|k| k.is_plain()) {
+        *key = key.sealed(sealer)?;
+        store.reseal_key(&key.kid, &key.pkcs8).await?;
+        tracing::info!(kid = %key.kid, "a signing key stored in the clear is now sealed");
+    }
+    Ok(keys::KeySet::from_stored(&stored, sealer)?)
+}
+
+/// Deletes the refresh tokens of ended logins every `purge_interval_secs`, while the service
+/// lives, so the table holds live logins (and their used tokens, for reuse detection) only.
+fn spawn_purge(state: &AppState) {
+    let (config, store) = (
+        std::sync::Arc::downgrade(&state.config),
+        state.store.clone(),
+    );
+    let every = std::time::Duration::from_secs(state.config.purge_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        while {
+            tick.tick().await;
+            config.upgrade().is_some()
+        } {
+            match store.purge_refresh(now()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "refresh tokens of ended logins purged"),
+                Err(err) => tracing::warn!(error = %err, "cannot purge ended refresh tokens"),
+            }
+        }
+    });
 }
 
 /// Reloads the keys in force from the store (what every instance does every [`KEY_RELOAD`]), so
 /// a rotation made by another instance reaches this one.
 pub async fn reload_keys(state: &AppState) -> Result<(), StartError> {
-    let fresh = load_keys(&state.store, &state.config).await?;
+    let fresh = load_keys(&state.store, &state.config, &state.sealer).await?;
     *state
         .keys
         .write()
@@ -191,9 +234,9 @@ pub async fn reload_keys(state: &AppState) -> Result<(), StartError> {
 pub async fn rotate_keys(state: &AppState) -> Result<(), StartError> {
     state
         .store
-        .rotate_keys(&keys::StoredKey::generate(now())?, now())
+        .rotate_keys(&keys::StoredKey::generate(now(), &state.sealer)?, now())
         .await?;
-    let fresh = load_keys(&state.store, &state.config).await?;
+    let fresh = load_keys(&state.store, &state.config, &state.sealer).await?;
     *state
         .keys
         .write()
@@ -201,10 +244,33 @@ pub async fn rotate_keys(state: &AppState) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Creates the administrator named at start. An account that already has the address is never
+/// made an administrator silently: registration does not prove an email, so whoever registered
+/// the address first would own the shop. It is promoted only when its password is the
+/// administrator's (the operator made it); otherwise identity refuses to start.
 async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), StartError> {
     let email = domain::Email::parse(&admin.email).map_err(StartError::Admin)?;
-    if state.store.user_by_email(email.as_str()).await?.is_some() {
+    if let Some(existing) = state.store.user_by_email(email.as_str()).await? {
+        if existing.role == domain::Role::Admin {
+            return Ok(());
+        }
+        let owned = state
+            .hasher
+            .verify(
+                admin.password.expose().to_owned(),
+                Some(existing.password_hash),
+            )
+            .await
+            .map_err(|e| StartError::Admin(e.to_string()))?;
+        if !owned {
+            return Err(StartError::Admin(format!(
+                "{} is the address of an existing account that is not an administrator, and its password is not SOUK_ADMIN_PASSWORD: \
+                 refusing to make it an administrator (anyone may have registered it). Name another address, or remove that account",
+                email.as_str()
+            )));
+        }
         state.store.promote(email.as_str()).await?;
+        tracing::warn!(email = %email.as_str(), "an existing account whose password is the administrator's is now an administrator");
         return Ok(());
     }
     let password = domain::Password::new(admin.password.expose(), email.as_str())

@@ -9,11 +9,18 @@ use crate::domain::Role;
 use crate::keys::StoredKey;
 
 /// One schema, written once: it uses nothing that differs between the engines.
-const SCHEMA: &[(i64, &str, &str)] = &[(
-    1,
-    "identity",
-    include_str!("../migrations/0001_identity.sql"),
-)];
+const SCHEMA: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identity",
+        include_str!("../migrations/0001_identity.sql"),
+    ),
+    (
+        2,
+        "refresh indexes",
+        include_str!("../migrations/0002_refresh_indexes.sql"),
+    ),
+];
 
 /// Identity's migrations for both engines.
 pub const MIGRATIONS: Migrations = Migrations {
@@ -231,6 +238,76 @@ impl Store {
             }
             _ => Ok(Rotation::Invalid),
         }
+    }
+
+    /// Ends the login `hash` belongs to (logout): every refresh token of its family is revoked.
+    /// Returns whether the token was known; an unknown one changes nothing.
+    pub async fn revoke_family_of(&self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        let sql = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1";
+        let family: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?);
+        match family {
+            Some(family) => {
+                self.revoke_family(&family, now).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Sets a new password hash and revokes every refresh token of the account, in one
+    /// transaction: after a password change no earlier login can be refreshed.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes refresh tokens whose login ended before `before` (expired, used or revoked alike:
+    /// a whole family shares one end, so reuse detection loses nothing that could still work).
+    /// Returns how many were deleted.
+    pub async fn purge_refresh(&self, before: i64) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM refresh_tokens WHERE expires_at < $1";
+        let deleted = on_pool!(&self.db, |pool| sqlx::query(sql)
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(deleted)
+    }
+
+    /// Replaces a stored key's private half (sealing one stored in the clear).
+    pub async fn reseal_key(&self, kid: &str, pkcs8: &str) -> Result<(), StoreError> {
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE signing_keys SET pkcs8 = $1 WHERE kid = $2"
+        )
+        .bind(pkcs8)
+        .bind(kid)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
     }
 
     /// Revokes every refresh token of a family.

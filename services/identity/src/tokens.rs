@@ -109,18 +109,24 @@ struct ServiceClaims {
     iat: i64,
     nbf: i64,
     jti: String,
+    /// `events:read` for a token that only reads the audience's event feed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
-/// Signs a token for service `client_id` to call `audience`.
+/// Signs a token for service `client_id` to call `audience` (only to read its feed, with
+/// `scope` `events:read`).
 pub fn issue_service(
     keys: &KeySet,
     issuer: &str,
     audience: &str,
     client_id: &str,
+    scope: Option<&str>,
     now: i64,
     ttl_secs: i64,
 ) -> Result<String, TokenError> {
     let claims = ServiceClaims {
+        scope: scope.map(str::to_owned),
         iss: issuer.to_owned(),
         aud: audience.to_owned(),
         sub: format!("service:{client_id}"),
@@ -160,7 +166,12 @@ mod tests {
     use crate::keys::StoredKey;
 
     fn keys() -> KeySet {
-        KeySet::from_stored(&[StoredKey::generate(0).unwrap()]).unwrap()
+        let sealer = souk_chassis::seal::Sealer::new(
+            &souk_chassis::Secret::new("a test secret of 32 characters!!"),
+            "tests",
+        )
+        .unwrap();
+        KeySet::from_stored(&[StoredKey::generate(0, &sealer).unwrap()], &sealer).unwrap()
     }
 
     fn now() -> i64 {

@@ -111,7 +111,7 @@ impl Inventory {
         .retention(config.events.retention.clone())
         .with_bearer(move || {
             let tokens = tokens.clone();
-            async move { tokens.token("orders").await.ok() }
+            async move { tokens.feed_token("orders").await.ok() }
         })
         .spawn(order_events::OrderEvents::new(self.store.clone()), shutdown)
     }
@@ -141,7 +141,7 @@ impl Inventory {
             .retention(config.events.retention.clone())
             .with_bearer(move || {
                 let (tokens, audience) = (tokens.clone(), audience.clone());
-                async move { tokens.token(&audience).await.ok() }
+                async move { tokens.feed_token(&audience).await.ok() }
             })
             .spawn(handler, shutdown)
     }

@@ -40,6 +40,33 @@ pub struct Config {
     /// days (`SOUK_PAYMENTS__TOMBSTONES_KEEP_DAYS`); at least the late-capture window. Captured,
     /// declined and refunded payments are records, and stay.
     pub tombstones_keep_days: u64,
+    /// The services that may charge, refund and read payments (`/v1/payments…`), by client id;
+    /// from the environment as a comma-separated list (`SOUK_PAYMENTS__CALLERS=orders`). Any
+    /// other service's token is a 403 there, whatever its audience. Event feed readers need
+    /// only a token narrowed to `events:read`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub callers: Vec<String>,
+}
+
+/// A list, or a string of comma-separated items (environment variables cannot hold lists).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::List(items) => items,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -58,6 +85,7 @@ impl Default for Config {
             late_capture_sweep_ms: 60_000,
             late_capture_window_hours: 24,
             tombstones_keep_days: 30,
+            callers: vec!["orders".into()],
         }
     }
 }

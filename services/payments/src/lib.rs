@@ -51,6 +51,12 @@ pub enum StartError {
     /// Configuration was read but makes no sense.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// The vault's sealing secret is missing, weak or unreadable.
+    #[error("payments.processor.vault_key / vault_key_file: {0}")]
+    Seal(#[from] souk_chassis::seal::SealError),
+    /// The vault could not be brought up to date.
+    #[error("the simulated processor's vault")]
+    Vault(#[source] crate::processor::ProcessorError),
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -107,10 +113,30 @@ impl Payments {
 /// Opens the store and builds the router.
 pub async fn build(config: &Config) -> Result<Payments, StartError> {
     config.validate().map_err(StartError::Invalid)?;
+    if !config.processor.simulated {
+        return Err(StartError::Invalid(
+            "payments.processor.simulated is false, and souk has no real card processor: the \
+             simulated one approves any Luhn-valid card and keeps card numbers, so it never runs \
+             where money is taken"
+                .into(),
+        ));
+    }
+    let secret = souk_chassis::seal::secret_from(
+        &config.processor.vault_key,
+        &config.processor.vault_key_file,
+    )?;
+    let sealer = souk_chassis::seal::Sealer::new(&secret, crate::processor::VAULT_PURPOSE)?;
     let store = Store::open(&config.database).await?;
     let outbox = Outbox::new(store.database().clone(), NAME);
     outbox.spawn_retention(&config.events);
-    let processor = Processor::new(store.database().clone(), &config.processor);
+    let processor = Processor::new(store.database().clone(), &config.processor, sealer);
+    let sealed = processor
+        .seal_plain_cards()
+        .await
+        .map_err(StartError::Vault)?;
+    if sealed > 0 {
+        tracing::info!(sealed, "card numbers kept in the clear are now sealed");
+    }
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
     let alive = std::sync::Arc::new(());
@@ -120,6 +146,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
         auth: auth.clone(),
         outbox: outbox.clone(),
         pending_lease: config.charge_lease(),
+        callers: std::sync::Arc::new(config.callers.clone()),
         alive: std::sync::Arc::clone(&alive),
     };
     if config.late_capture_sweep_ms > 0 {

@@ -4,7 +4,10 @@
 //! It stands for an external system. Its tables (`processor_*`, see
 //! `migrations/0002_processor.sql`) share payments' database only because a laptop has one; in
 //! production they are the processor's, and payments would hold nothing but its tokens. This
-//! module is the only code that reads them, and the vault is the only place a card number rests.
+//! module is the only code that reads them, and the vault is the only place a card number rests —
+//! sealed (chassis `seal`, bound to its token) with `vault_key`/`vault_key_file`, which live
+//! outside the database. It approves any Luhn-valid card: `simulated = false` (the production
+//! overlay) keeps it from running at all.
 //!
 //! Like a real processor it is idempotent: a charge or refund names an idempotency key, and asking
 //! again with that key returns the first result instead of charging twice. That is what makes a
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use souk_chassis::Database;
+use souk_chassis::seal::Sealer;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -37,14 +41,39 @@ pub mod test_cards {
 }
 
 /// How the simulated processor behaves (`[payments.processor]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessorConfig {
     /// Added to every call, as a network round trip to a real processor would be.
     pub latency_ms: u64,
     /// Share of charges, 0 to 100, that fail with a retryable processor error (for chaos runs).
     pub failure_percent: u8,
+    /// Whether to run the simulated processor at all. It approves every Luhn-valid card and
+    /// keeps card numbers in a vault of its own: for development and demonstrations, never for
+    /// taking money. With `false` payments refuses to start (souk has no real processor yet):
+    /// the production overlay says so.
+    pub simulated: bool,
+    /// The secret that seals the vault's card numbers (32+ characters; from a Secret in a
+    /// deployment: `SOUK_PAYMENTS__PROCESSOR__VAULT_KEY`). Empty: read from `vault_key_file`.
+    pub vault_key: souk_chassis::Secret,
+    /// A file holding that secret, made (`0600`, random) when missing.
+    pub vault_key_file: String,
 }
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            failure_percent: 0,
+            simulated: true,
+            vault_key: souk_chassis::Secret::default(),
+            vault_key_file: ".souk/payments-vault.key".into(),
+        }
+    }
+}
+
+/// What the vault's sealing key is derived for (chassis `seal`).
+pub const VAULT_PURPOSE: &str = "souk simulated processor vault";
 
 /// A charge as the processor recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +123,9 @@ pub enum ProcessorError {
     /// Its storage failed.
     #[error("the processor's storage failed")]
     Storage(#[from] sqlx::Error),
+    /// A vault entry could not be sealed or opened (the wrong vault key, say).
+    #[error("the processor's vault failed: {0}")]
+    Vault(String),
 }
 
 /// A handle on the simulated processor. Cheap to clone.
@@ -103,17 +135,46 @@ pub struct Processor {
     latency: Duration,
     failure_percent: u8,
     charge_calls: Arc<AtomicU64>,
+    /// Seals card numbers in the vault: a copy of the database holds none in the clear.
+    sealer: Sealer,
 }
 
 impl Processor {
-    /// The processor, keeping its records in `db`.
-    pub fn new(db: Database, config: &ProcessorConfig) -> Self {
+    /// The processor, keeping its records in `db`, its vault sealed by `sealer`.
+    pub fn new(db: Database, config: &ProcessorConfig, sealer: Sealer) -> Self {
         Self {
             db,
             latency: Duration::from_millis(config.latency_ms),
             failure_percent: config.failure_percent,
             charge_calls: Arc::new(AtomicU64::new(0)),
+            sealer,
         }
+    }
+
+    /// Seals the card numbers an older version kept in the clear; returns how many.
+    pub async fn seal_plain_cards(&self) -> Result<u64, ProcessorError> {
+        let sql =
+            "SELECT token, card_number FROM processor_vault WHERE card_number NOT LIKE 'sealed:%'";
+        let plain: Vec<(String, String)> =
+            on_pool!(&self.db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+        for (token, number) in &plain {
+            let sealed = self.seal(number, token)?;
+            on_pool!(&self.db, |pool| sqlx::query(
+                "UPDATE processor_vault SET card_number = $1 WHERE token = $2"
+            )
+            .bind(&sealed)
+            .bind(token)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        }
+        Ok(plain.len() as u64)
+    }
+
+    fn seal(&self, number: &str, token: &str) -> Result<String, ProcessorError> {
+        self.sealer
+            .seal(number.as_bytes(), token)
+            .map_err(|e| ProcessorError::Vault(e.to_string()))
     }
 
     /// Keeps `card` in the vault and returns the token that stands for it from now on.
@@ -126,9 +187,10 @@ impl Processor {
         let token = format!("tok_{}", Uuid::now_v7().simple());
         let sql =
             "INSERT INTO processor_vault (token, card_number, created_at) VALUES ($1, $2, $3)";
+        let sealed = self.seal(card.digits(), &token)?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(&token)
-            .bind(card.digits())
+            .bind(&sealed)
             .bind(now.millis())
             .execute(pool)
             .await?
@@ -242,11 +304,19 @@ impl Processor {
     /// The vault's number for `token`: the one read of a card number in the shop.
     async fn card_number(&self, token: &str) -> Result<String, ProcessorError> {
         let sql = "SELECT card_number FROM processor_vault WHERE token = $1";
-        let number: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+        let stored: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(token)
             .fetch_optional(pool)
             .await?);
-        number.ok_or(ProcessorError::UnknownToken)
+        let stored = stored.ok_or(ProcessorError::UnknownToken)?;
+        if !souk_chassis::seal::is_sealed(&stored) {
+            return Ok(stored);
+        }
+        let opened = self
+            .sealer
+            .open(&stored, token)
+            .map_err(|e| ProcessorError::Vault(e.to_string()))?;
+        String::from_utf8(opened).map_err(|e| ProcessorError::Vault(e.to_string()))
     }
 
     async fn find_refund(&self, key: &str) -> Result<Option<ProcessorRefund>, ProcessorError> {

@@ -21,8 +21,12 @@ pub struct Config {
     /// The key that signs CSRF tokens (`SOUK_STOREFRONT__CSRF_SECRET`). Empty: a random key made
     /// at start, which is right for one instance; several instances must share one.
     pub csrf_secret: Secret,
-    /// Whether cookies carry `Secure` (set it when shoppers reach the shop over HTTPS).
-    pub secure_cookies: bool,
+    /// Whether cookies are `Secure` and named `__Host-…` (`SOUK_STOREFRONT__SECURE_COOKIES`):
+    /// `auto` (the default) unless the shopper reached the shop at a loopback host (localhost,
+    /// 127.0.0.1, [::1]: a browser on the machine itself, over plain HTTP); `always`; `never`
+    /// (a shop served over plain HTTP at another address — then cookies can be planted by
+    /// sibling hosts). `true` and `false` mean `always` and `never`.
+    pub secure_cookies: SecureCookies,
     /// Peers whose `X-Forwarded-For` names the shopper (the gateway in front of the storefront),
     /// as networks (`10.42.0.0/16`) or addresses; from the environment as a comma-separated list
     /// (`SOUK_STOREFRONT__TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`). Anyone else is the shopper.
@@ -30,6 +34,47 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Products per page of the product list (1–100).
     pub page_size: u32,
+    /// The address its calls to the gateway come from (`SOUK_STOREFRONT__SOURCE_IP`), when the
+    /// gateway must tell them from other local callers: `souk up` gives the storefront a
+    /// loopback address of its own, the only one the gateway believes `X-Forwarded-For` from.
+    /// None: whatever the system picks.
+    pub source_ip: Option<IpAddr>,
+}
+
+/// When cookies are `Secure` with the `__Host-` prefix (which no sibling host can set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    /// Secure unless the shop was reached at a loopback host.
+    #[default]
+    Auto,
+    /// Always secure (the shop is served over HTTPS).
+    Always,
+    /// Never (a shop served over plain HTTP at a non-loopback address).
+    Never,
+}
+
+impl<'de> Deserialize<'de> for SecureCookies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Flag(bool),
+            Text(String),
+        }
+        match Either::deserialize(deserializer)? {
+            Either::Flag(true) => Ok(Self::Always),
+            Either::Flag(false) => Ok(Self::Never),
+            Either::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "auto" => Ok(Self::Auto),
+                "always" | "true" => Ok(Self::Always),
+                "never" | "false" => Ok(Self::Never),
+                other => Err(serde::de::Error::custom(format!(
+                    "secure_cookies: {other:?} is not auto, always or never"
+                ))),
+            },
+        }
+    }
 }
 
 /// A list of networks or addresses, or a string of them separated by commas (environment
@@ -73,12 +118,13 @@ impl Default for Config {
                 timeout_ms: 5000,
             },
             csrf_secret: Secret::default(),
-            secure_cookies: false,
+            secure_cookies: SecureCookies::Auto,
             trusted_proxies: vec![
                 IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
             ],
             page_size: 12,
+            source_ip: None,
         }
     }
 }
@@ -124,6 +170,32 @@ mod tests {
         assert_eq!(from(serde_json::json!(["172.16.0.0/12"])).unwrap().len(), 1);
         let err = from(serde_json::json!("10.0.0.0/8,the gateway")).unwrap_err();
         assert!(err.to_string().contains("the gateway"), "{err}");
+    }
+
+    #[test]
+    fn secure_cookies_are_auto_always_never_or_a_flag() {
+        let from = |value: serde_json::Value| {
+            serde_json::from_value::<Config>(serde_json::json!({ "secure_cookies": value }))
+                .map(|c| c.secure_cookies)
+        };
+        assert_eq!(
+            from(serde_json::json!("auto")).unwrap(),
+            SecureCookies::Auto
+        );
+        assert_eq!(
+            from(serde_json::json!(true)).unwrap(),
+            SecureCookies::Always
+        );
+        assert_eq!(
+            from(serde_json::json!("true")).unwrap(),
+            SecureCookies::Always
+        );
+        assert_eq!(
+            from(serde_json::json!("never")).unwrap(),
+            SecureCookies::Never
+        );
+        assert!(from(serde_json::json!("sometimes")).is_err());
+        assert_eq!(Config::default().secure_cookies, SecureCookies::Auto);
     }
 
     #[test]

@@ -377,9 +377,11 @@ pub struct ProductQuery {
 }
 
 impl Gateway {
-    /// A client of the gateway at `config.url` (no `/api`), each call within `config`'s deadline.
-    pub fn new(config: &ClientConfig) -> Self {
+    /// A client of the gateway at `config.url` (no `/api`), each call within `config`'s deadline,
+    /// its connections from `source_ip` when given.
+    pub fn new(config: &ClientConfig, source_ip: Option<std::net::IpAddr>) -> Self {
         let client = reqwest::Client::builder()
+            .local_address(source_ip)
             .timeout(config.timeout())
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
@@ -445,6 +447,16 @@ impl Gateway {
         let body = serde_json::json!({"refresh_token": refresh_token});
         self.send(Method::POST, "/api/v1/auth/refresh", who, Some(body), None)
             .await
+    }
+
+    /// Ends the login `refresh_token` belongs to: identity revokes its whole family, so a copy
+    /// of the cookie buys nothing afterwards.
+    pub async fn logout(&self, refresh_token: &str, who: &Who) -> Result<(), GatewayError> {
+        let body = serde_json::json!({"refresh_token": refresh_token});
+        let _: serde_json::Value = self
+            .send(Method::POST, "/api/v1/auth/logout", who, Some(body), None)
+            .await?;
+        Ok(())
     }
 
     /// The shopper's cart.

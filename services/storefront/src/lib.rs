@@ -68,7 +68,7 @@ pub struct Storefront {
 pub fn build(config: &Config) -> Result<Storefront, StartError> {
     config.validate().map_err(StartError::Invalid)?;
     let app = App {
-        gateway: gateway::Gateway::new(&config.gateway),
+        gateway: gateway::Gateway::new(&config.gateway, config.source_ip),
         csrf: csrf::Key::new(config.csrf_secret.expose()),
         settings: Arc::new(routes::Settings {
             trusted_proxies: config.trusted_proxies.clone(),

@@ -1,9 +1,15 @@
-//! Who is shopping: their cookies (tokens, CSRF nonce), their address, and the cookies a request
-//! sets on its way out.
+//! Who is shopping: their cookies (session tokens, CSRF nonce), their address, and the cookies a
+//! request sets on its way out.
 //!
 //! The access and refresh tokens live in `HttpOnly`, `SameSite=Lax`, `Path=/` cookies: scripts
-//! cannot read them and other sites' forms do not carry them. When the access token has expired
-//! (its cookie is gone, or the gateway answers 401) the refresh token buys a new pair once.
+//! cannot read them and other sites' forms do not carry them. Outside loopback they are `Secure`
+//! and named `__Host-…`, which no other host (a sibling subdomain) can set. Both carry the
+//! session's id (`<id>~<token>`), made at sign-in and kept across refreshes; cookies whose ids
+//! disagree (one of them planted) are no session at all. The CSRF nonce is made anew at sign-in
+//! and sign-out, and form tokens are bound to the session id (see `csrf`).
+//!
+//! When the access token has expired (its cookie is gone, or the gateway answers 401) the
+//! refresh token buys a new pair once. Signing out ends the login at identity too.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -14,19 +20,25 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, header};
 use ipnet::IpNet;
 
+use crate::config::SecureCookies;
 use crate::csrf;
 use crate::gateway::{GatewayError, Tokens, Who};
 use crate::pages::{Chrome, PageError};
 use crate::routes::App;
 
-/// The access token's cookie.
+/// The access token's cookie (`__Host-souk_at` when secure).
 pub const ACCESS: &str = "souk_at";
 /// The refresh token's cookie.
 pub const REFRESH: &str = "souk_rt";
 /// The CSRF nonce's cookie.
 pub const NONCE: &str = "souk_csrf";
+/// The prefix of secure cookies' names: the browser takes them only `Secure`, `Path=/` and from
+/// this host itself, never from a sibling.
+pub const SECURE_PREFIX: &str = "__Host-";
 /// How long a refresh token cookie is kept (identity decides how long the token works).
 const REFRESH_MAX_AGE: u64 = 30 * 24 * 3600;
+/// Between a session cookie's id and its token.
+const SESSION_MARK: char = '~';
 
 /// The shopper behind a request.
 #[derive(Debug)]
@@ -35,6 +47,8 @@ pub struct Shopper {
     pub client_ip: Option<IpAddr>,
     access: Option<String>,
     refresh: Option<String>,
+    /// The session both token cookies name; `None` while signed out.
+    session: Option<String>,
     refreshed: bool,
     nonce: String,
     /// Where to come back to after signing in.
@@ -53,34 +67,54 @@ impl FromRequestParts<App> for Shopper {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        let client_ip = client_ip(peer, &parts.headers, &app.settings.trusted_proxies);
-        let access = cookie(&parts.headers, ACCESS);
-        let refresh = cookie(&parts.headers, REFRESH);
+        let trusted = &app.settings.trusted_proxies;
+        let client_ip = client_ip(peer, &parts.headers, trusted);
+        let secure = match app.settings.secure_cookies {
+            SecureCookies::Always => true,
+            SecureCookies::Never => false,
+            SecureCookies::Auto => !shop_host(peer, &parts.headers, trusted)
+                .as_deref()
+                .is_some_and(is_loopback_host),
+        };
+        let named = |base: &str| cookie_name(secure, base);
+        let access = cookie(&parts.headers, &named(ACCESS)).and_then(|c| split_session(&c));
+        let refresh = cookie(&parts.headers, &named(REFRESH)).and_then(|c| split_session(&c));
         let mut shopper = Self {
             client_ip,
-            access,
-            refresh,
+            access: None,
+            refresh: None,
+            session: None,
             refreshed: false,
             nonce: String::new(),
             return_to: "/".into(),
             set_cookies: Vec::new(),
-            secure: app.settings.secure_cookies,
+            secure,
             csrf_key: app.csrf.clone(),
         };
+        // One session or none: cookies naming different sessions mean one was planted.
+        let sessions: Vec<&String> = [&access, &refresh]
+            .into_iter()
+            .flatten()
+            .map(|(s, _)| s)
+            .collect();
+        if sessions.windows(2).all(|pair| pair[0] == pair[1]) {
+            shopper.session = sessions.first().map(|s| (*s).clone());
+            shopper.access = access.map(|(_, token)| token);
+            shopper.refresh = refresh.map(|(_, token)| token);
+        } else {
+            tracing::warn!("session cookies of two sessions: treated as none");
+            shopper.clear_tokens();
+        }
         if parts.method == Method::GET {
             shopper.return_to = parts
                 .uri
                 .path_and_query()
                 .map_or("/".into(), |p| safe_return_path(p.as_str()));
         }
-        match cookie(&parts.headers, NONCE).filter(|n| csrf::is_nonce(n)) {
+        match cookie(&parts.headers, &named(NONCE)).filter(|n| csrf::is_nonce(n)) {
             Some(nonce) => shopper.nonce = nonce,
             None if parts.method == Method::GET || parts.method == Method::HEAD => {
-                if let Some(nonce) = csrf::new_nonce() {
-                    let value = shopper.cookie(NONCE, &nonce, None);
-                    shopper.set_cookies.push(value);
-                    shopper.nonce = nonce;
-                }
+                shopper.new_nonce();
             }
             // A form posted without the cookie fails its CSRF check.
             None => {}
@@ -112,14 +146,16 @@ impl Shopper {
     pub fn chrome(&self) -> Chrome {
         Chrome {
             signed_in: self.signed_in(),
-            csrf: csrf::token(&self.csrf_key, &self.nonce),
+            csrf: csrf::token(&self.csrf_key, &self.nonce, self.session_id()),
             q: String::new(),
         }
     }
 
-    /// Checks a posted form's CSRF token against this shopper's nonce.
+    /// Checks a posted form's CSRF token against this shopper's nonce and session.
     pub fn check_csrf(&self, token: &str) -> Result<(), PageError> {
-        if !self.nonce.is_empty() && csrf::verify(&self.csrf_key, &self.nonce, token) {
+        if !self.nonce.is_empty()
+            && csrf::verify(&self.csrf_key, &self.nonce, self.session_id(), token)
+        {
             Ok(())
         } else {
             Err(PageError::Forbidden)
@@ -152,7 +188,7 @@ impl Shopper {
         self.refreshed = true;
         match app.gateway.refresh(&refresh, &self.anonymous()).await {
             Ok(tokens) => {
-                self.signed_in_with(&tokens);
+                self.keep_tokens(&tokens);
                 Ok(())
             }
             Err(GatewayError::Unauthorized | GatewayError::Rejected { .. }) => {
@@ -162,23 +198,65 @@ impl Shopper {
         }
     }
 
-    /// Keeps a fresh pair of tokens in cookies.
+    /// A new login: a new session id and a new CSRF nonce (a nonce known before signing in,
+    /// planted or not, is worth nothing after), and the tokens in cookies.
     pub fn signed_in_with(&mut self, tokens: &Tokens) {
+        self.session = csrf::new_nonce();
+        self.new_nonce();
+        self.keep_tokens(tokens);
+    }
+
+    /// Keeps a fresh pair of the same session in cookies.
+    fn keep_tokens(&mut self, tokens: &Tokens) {
+        let session = self.session_id().to_owned();
         self.access = Some(tokens.access_token.clone());
         self.refresh = Some(tokens.refresh_token.clone());
-        let access = self.cookie(ACCESS, &tokens.access_token, Some(tokens.expires_in));
-        let refresh = self.cookie(REFRESH, &tokens.refresh_token, Some(REFRESH_MAX_AGE));
+        let access = format!("{session}{SESSION_MARK}{}", tokens.access_token);
+        let refresh = format!("{session}{SESSION_MARK}{}", tokens.refresh_token);
+        let access = self.cookie(ACCESS, &access, Some(tokens.expires_in));
+        let refresh = self.cookie(REFRESH, &refresh, Some(REFRESH_MAX_AGE));
         self.set_cookies.extend([access, refresh]);
     }
 
-    /// Forgets the tokens (the cookies are cleared with the response).
-    pub fn sign_out(&mut self) {
+    /// Signs out: the login ends at identity (its refresh tokens stop working, so a copied
+    /// cookie buys nothing), the cookies are cleared, and the CSRF nonce is made anew. A
+    /// gateway that cannot be reached does not keep the shopper signed in here.
+    pub async fn sign_out(&mut self, app: &App) {
+        if let Some(refresh) = &self.refresh
+            && let Err(err) = app.gateway.logout(refresh, &self.anonymous()).await
+        {
+            tracing::warn!(error = %err, "could not end the login at identity; the cookies are cleared anyway");
+        }
+        self.forget();
+    }
+
+    /// Forgets the session here (the cookies are cleared with the response) and makes a new
+    /// CSRF nonce.
+    fn forget(&mut self) {
+        self.clear_tokens();
+        self.new_nonce();
+    }
+
+    fn clear_tokens(&mut self) {
         self.access = None;
         self.refresh = None;
+        self.session = None;
         for name in [ACCESS, REFRESH] {
             let value = self.cookie(name, "", Some(0));
             self.set_cookies.push(value);
         }
+    }
+
+    fn new_nonce(&mut self) {
+        if let Some(nonce) = csrf::new_nonce() {
+            let value = self.cookie(NONCE, &nonce, None);
+            self.set_cookies.push(value);
+            self.nonce = nonce;
+        }
+    }
+
+    fn session_id(&self) -> &str {
+        self.session.as_deref().unwrap_or("")
     }
 
     /// The response for `result`, with the cookies this request set; an error becomes its page.
@@ -186,7 +264,7 @@ impl Shopper {
         let mut response = match result {
             Ok(response) => response,
             Err(PageError::SignIn) => {
-                self.sign_out();
+                self.forget();
                 let location = format!("/signin?next={}", crate::pages::encode(&self.return_to));
                 crate::pages::see_other(&location)
             }
@@ -197,9 +275,12 @@ impl Shopper {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
         }
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Pages carry a CSRF token beside text the shopper typed (a search): never stored, and
+        // never compressed — by the storefront or anyone between (BREACH).
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-transform"),
+        );
         response
     }
 
@@ -211,6 +292,7 @@ impl Shopper {
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+        let name = cookie_name(self.secure, name);
         let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
         if let Some(age) = max_age {
             cookie.push_str(&format!("; Max-Age={age}"));
@@ -226,6 +308,45 @@ impl IntoResponse for Shopper {
     fn into_response(self) -> Response {
         self.finish(Ok(http::StatusCode::NO_CONTENT.into_response()))
     }
+}
+
+/// A cookie's name: `__Host-<base>` when secure.
+fn cookie_name(secure: bool, base: &str) -> String {
+    match secure {
+        true => format!("{SECURE_PREFIX}{base}"),
+        false => base.to_owned(),
+    }
+}
+
+/// A session cookie's `(session id, token)`; anything else (an old cookie without an id) is
+/// no session.
+fn split_session(value: &str) -> Option<(String, String)> {
+    let (session, token) = value.split_once(SESSION_MARK)?;
+    (csrf::is_nonce(session) && !token.is_empty()).then(|| (session.to_owned(), token.to_owned()))
+}
+
+/// The host the shopper's browser asked for: the gateway's `X-Forwarded-Host` when a trusted
+/// proxy forwarded the request, else `Host`.
+fn shop_host(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<String> {
+    let forwarded = peer.is_none_or(|p| trusted.iter().any(|net| net.contains(&p.ip())));
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = match forwarded {
+        true => header("x-forwarded-host").or_else(|| header("host")),
+        false => header("host"),
+    };
+    host.map(str::to_owned)
+}
+
+/// Whether `host` (with or without a port) is this machine: `localhost`, `127.x.y.z`, `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A return path after signing in: only a path on this site (`/…`), never `//host`, a scheme, a
@@ -346,6 +467,44 @@ mod tests {
             Some("127.0.0.1".parse().unwrap()),
             "a shopper on this machine"
         );
+    }
+
+    #[test]
+    fn loopback_hosts_are_the_machine_itself() {
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "127.0.0.2",
+            "[::1]:8080",
+            "shop.localhost",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "shop.example",
+            "shop.example:443",
+            "10.0.0.1:8080",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn session_cookies_carry_their_session() {
+        let session = csrf::new_nonce().unwrap();
+        assert_eq!(
+            split_session(&format!("{session}~a.b.c")),
+            Some((session.clone(), "a.b.c".to_owned()))
+        );
+        assert_eq!(
+            split_session("a.b.c"),
+            None,
+            "an old cookie without a session"
+        );
+        assert_eq!(split_session(&format!("{session}~")), None);
+        assert_eq!(split_session("short~token"), None);
     }
 
     #[test]

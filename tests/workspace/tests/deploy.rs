@@ -458,6 +458,46 @@ fn gateway_config_violations(
             out.push(format!("upstream {name}: no route uses it"));
         }
     }
+    // Internal paths must reach no upstream from outside: identity's service tokens are for the
+    // services inside (an allow-list of public auth operations, never a prefix covering them).
+    for internal in ["/api/v1/auth/service-token", "/v1/auth/service-token"] {
+        for route in &config.routes {
+            let covers = internal == route.prefix
+                || route.prefix.ends_with('/') && internal.starts_with(&route.prefix)
+                || internal.starts_with(&format!("{}/", route.prefix));
+            if covers && route.upstream == "identity" {
+                out.push(format!(
+                    "route {} sends {internal} to identity: route the public auth operations by name",
+                    route.name
+                ));
+            }
+        }
+    }
+    // The admin API (which can repoint identity) stays on loopback; monitoring and probes read
+    // the read-only listener.
+    if !config.server.admin_listen.ip().is_loopback() {
+        out.push(format!(
+            "server.admin_listen {} is reachable from outside the pod or container",
+            config.server.admin_listen
+        ));
+    }
+    if config.server.metrics_listen.is_none() {
+        out.push("no server.metrics_listen for probes and metrics".into());
+    }
+    // X-Forwarded-For is believed from the storefront's own addresses, not a network that a
+    // load balancer, an ingress or Docker's port proxy also connects from.
+    if !config.server.trusted_proxies.is_empty() {
+        out.push(format!(
+            "server.trusted_proxies {:?} trusts whole networks: use trusted_upstreams",
+            config.server.trusted_proxies
+        ));
+    }
+    if config.server.trusted_upstreams != ["storefront"] {
+        out.push(format!(
+            "server.trusted_upstreams is {:?}, wanted [\"storefront\"]",
+            config.server.trusted_upstreams
+        ));
+    }
     if config.server.drain_timeout_ms != (DRAIN_SECS * 1000) as u64 {
         out.push(format!(
             "server.drain_timeout_ms is {}, the manifests assume {DRAIN_SECS} s",
@@ -484,6 +524,224 @@ fn the_gateway_configurations_route_every_service_through_dns() {
     let broken = read("deploy/k8s/base/gateway.toml")
         .replace("upstream = \"catalog\"", "upstream = \"catlog\"");
     assert!(!gateway_config_violations(&broken, &services, |s| format!("{s}-headless")).is_empty());
+    let open = read("deploy/k8s/base/gateway.toml")
+        .replace(
+            "admin_listen = \"127.0.0.1:9901\"",
+            "admin_listen = \"0.0.0.0:9901\"",
+        )
+        .replace(
+            "trusted_upstreams = [\"storefront\"]",
+            "trusted_proxies = [\"10.0.0.0/8\"]",
+        );
+    let found = gateway_config_violations(&open, &services, |s| format!("{s}-headless"));
+    for wanted in ["admin_listen", "trusted_proxies", "trusted_upstreams"] {
+        assert!(
+            found.iter().any(|v| v.contains(wanted)),
+            "no {wanted:?} in {found:?}"
+        );
+    }
+    let published = read("deploy/k8s/base/gateway.toml").replace(
+        "prefix = \"/api/v1/auth/login\"",
+        "prefix = \"/api/v1/auth\"",
+    );
+    let found = gateway_config_violations(&published, &services, |s| format!("{s}-headless"));
+    assert!(
+        found.iter().any(|v| v.contains("service-token")),
+        "{found:?}"
+    );
+}
+
+// --- Secrets the shop's security rests on -------------------------------------------------------
+
+/// Variables that must come from a Secret (Kubernetes) or `deploy/.env` (Compose), never a
+/// literal in a committed file: (service, variable).
+const SECRET_VARIABLES: &[(&str, &str)] = &[
+    // The gateway admin API's bearer token.
+    ("gateway", "SOUK_GATEWAY_ADMIN_TOKEN"),
+    // What seals identity's signing keys in its database.
+    ("identity", "SOUK_IDENTITY__KEY_SECRET"),
+    // Each service's NATS password (deploy/nats/souk-users.conf).
+    ("orders", "SOUK_ORDERS__EVENTS__NATS__PASSWORD"),
+    ("payments", "SOUK_PAYMENTS__EVENTS__NATS__PASSWORD"),
+    ("inventory", "SOUK_INVENTORY__EVENTS__NATS__PASSWORD"),
+    ("cart", "SOUK_CART__EVENTS__NATS__PASSWORD"),
+    ("history", "SOUK_HISTORY__EVENTS__NATS__PASSWORD"),
+    ("catalog", "SOUK_CATALOG__EVENTS__NATS__PASSWORD"),
+];
+
+/// Every `SECRET_VARIABLES` entry is set on its Deployment from a `secretKeyRef`.
+fn secret_env_violations(rendered: &[Value]) -> Vec<String> {
+    let deployments = objects(rendered, "Deployment");
+    let mut out = Vec::new();
+    for (service, variable) in SECRET_VARIABLES {
+        let env = deployments
+            .get(*service)
+            .and_then(|d| d.pointer("/spec/template/spec/containers/0/env"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let from_secret = env
+            .iter()
+            .any(|e| e["name"] == *variable && e.pointer("/valueFrom/secretKeyRef/name").is_some());
+        if !from_secret {
+            out.push(format!(
+                "Deployment {service}: {variable} is not read from a Secret"
+            ));
+        }
+    }
+    out
+}
+
+/// Every `SECRET_VARIABLES` entry is set in Compose from `deploy/.env`, and make-env.sh writes
+/// every variable compose.yaml wants from it.
+fn compose_secret_violations(compose: &Value, env_written: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (service, variable) in SECRET_VARIABLES {
+        let value = compose
+            .pointer(&format!("/services/{service}/environment/{variable}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !value.starts_with("${") {
+            out.push(format!(
+                "compose.yaml {service}: {variable} is not read from deploy/.env"
+            ));
+        }
+    }
+    let text = compose.to_string();
+    for wanted in text
+        .split("${")
+        .skip(1)
+        .filter_map(|v| v.split([':', '}']).next())
+    {
+        if !env_written.contains(wanted) {
+            out.push(format!(
+                "compose.yaml wants {wanted}, which deploy/make-env.sh does not write"
+            ));
+        }
+    }
+    out
+}
+
+/// Runs deploy/make-env.sh in a scratch copy: the variables it writes to `.env`.
+fn make_env(admin_email: Option<&str>) -> (std::process::ExitStatus, BTreeSet<String>, String) {
+    let dir = tempfile::tempdir().expect("a scratch dir");
+    let script = dir.path().join("make-env.sh");
+    std::fs::copy(workspace_root().join("deploy/make-env.sh"), &script).expect("copied");
+    let status = Command::new("sh")
+        .arg(&script)
+        .args(admin_email)
+        .status()
+        .expect("sh runs");
+    let env = std::fs::read_to_string(dir.path().join(".env")).unwrap_or_default();
+    #[cfg(unix)]
+    if !env.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(".env"))
+            .expect(".env")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "deploy/.env is readable by others: {mode:o}"
+        );
+    }
+    let names = env
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect();
+    (status, names, env)
+}
+
+/// The simulated processor (it approves any Luhn-valid card, and keeps card numbers) runs in dev
+/// with its vault key from a Secret, and never in prod, where no vault key is referenced.
+fn simulated_processor_violations(overlay: &str, rendered: &[Value]) -> Vec<String> {
+    let env = objects(rendered, "Deployment")
+        .get("payments")
+        .and_then(|d| d.pointer("/spec/template/spec/containers/0/env"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let value = |name: &str| env.iter().find(|e| e["name"] == name).cloned();
+    let simulated = value("SOUK_PAYMENTS__PROCESSOR__SIMULATED").map(|e| e["value"].clone());
+    let key = value("SOUK_PAYMENTS__PROCESSOR__VAULT_KEY");
+    let mut out = Vec::new();
+    match overlay {
+        "prod" => {
+            if simulated != Some(json!("false")) {
+                out.push("prod: payments runs the simulated processor".into());
+            }
+            if key.is_some() {
+                out.push("prod: a simulated vault key is referenced".into());
+            }
+        }
+        _ => {
+            if key.is_none_or(|k| k.pointer("/valueFrom/secretKeyRef/name").is_none()) {
+                out.push(format!(
+                    "{overlay}: the vault key is not read from a Secret"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_come_from_secrets_and_make_env_writes_them_all() {
+    let (refused, _, _) = make_env(None);
+    assert!(
+        !refused.success(),
+        "make-env.sh wants the administrator's address"
+    );
+    let (status, written, env) = make_env(Some("ops@shop.example"));
+    assert!(status.success());
+    assert!(env.contains("SOUK_ADMIN_EMAIL=ops@shop.example"), "{env}");
+    let compose = yaml_documents(&read("deploy/compose.yaml")).remove(0);
+    let mut violations = compose_secret_violations(&compose, &written);
+    for overlay in ["dev", "prod"] {
+        let rendered = render(overlay);
+        violations.extend(secret_env_violations(&rendered));
+        violations.extend(simulated_processor_violations(overlay, &rendered));
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    // The checks notice a literal.
+    let mut broken = compose.clone();
+    broken["services"]["gateway"]["environment"]["SOUK_GATEWAY_ADMIN_TOKEN"] = json!("hunter2");
+    let found = compose_secret_violations(&broken, &written);
+    assert!(
+        found.iter().any(|v| v.contains("SOUK_GATEWAY_ADMIN_TOKEN")),
+        "{found:?}"
+    );
+    let mut rendered = render("dev");
+    for object in &mut rendered {
+        if object["kind"] == "Deployment" && object["metadata"]["name"] == "identity" {
+            let env = &mut object["spec"]["template"]["spec"]["containers"][0]["env"];
+            if let Some(list) = env.as_array_mut() {
+                list.retain(|e| e["name"] != "SOUK_IDENTITY__KEY_SECRET");
+            }
+        }
+    }
+    let found = secret_env_violations(&rendered);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("SOUK_IDENTITY__KEY_SECRET")),
+        "{found:?}"
+    );
+    let found = simulated_processor_violations("prod", &render("dev"));
+    assert!(found.iter().any(|v| v.contains("simulated")), "{found:?}");
+    // No committed file names a fixed administrator someone else could register first.
+    for file in [
+        "deploy/make-env.sh",
+        "docs/deploy.md",
+        "README.md",
+        "deploy/compose.yaml",
+    ] {
+        assert!(
+            !read(file).contains("admin@example.com"),
+            "{file} names a fixed admin address"
+        );
+    }
 }
 
 // --- Kubernetes -------------------------------------------------------------------------------

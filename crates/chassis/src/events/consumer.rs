@@ -263,6 +263,23 @@ impl Consumer {
     ) -> Attempt {
         let labels = [("consumer", self.name.clone())];
         let span = event_span(&self.name, event);
+        // Only the producer this consumer reads may speak on its stream or feed: an event that
+        // names another source (forged, or misrouted) is never handled, only parked for a person
+        // to look at. (NATS permissions keep others from publishing there; this holds even if
+        // they were wrong.)
+        let expected = format!("souk/{}", self.producer);
+        if event.source != expected {
+            metrics::counter!("events_foreign_source_total", &labels).increment(1);
+            let reason = format!(
+                "the event's source {:?} is not {expected:?}, the producer this consumer reads: refused, never handled",
+                event.source
+            );
+            span.in_scope(|| tracing::error!(%reason, "event from a foreign source parked"));
+            return Attempt::Failed {
+                reason,
+                attempts: 0,
+            };
+        }
         let mut attempts = 0;
         // Failures for want of infrastructure: they never count towards parking.
         let mut outages: u32 = 0;

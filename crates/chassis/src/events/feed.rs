@@ -84,7 +84,8 @@ impl Outbox {
     }
 
     /// `GET /v1/events` for callers with a service token for this service (its
-    /// `service_audience`); anything else is a 401 (or a 403 for a user's token).
+    /// `service_audience`), full or narrowed to `events:read`; anything else is a 401 (or a 403
+    /// for a user's token).
     pub fn feed_router_with_auth(&self, verifier: AuthVerifier) -> Router {
         feed_router(self.clone(), Some(verifier))
     }
@@ -105,7 +106,7 @@ async fn events_get(
         let token = bearer(&headers).ok_or_else(|| {
             crate::auth::unauthorized(None, "the event feed needs a service token")
         })?;
-        verifier.verify_service(token).await?;
+        verifier.verify_feed_reader(token).await?;
     }
     let (after, limit, wait) = validate(&query)?;
     let unreadable = |err: sqlx::Error| {

@@ -26,6 +26,11 @@ pub struct NatsConfig {
     /// The most bytes a stream keeps (JetStream's `MaxBytes`; the oldest go first); 0 for no
     /// limit beyond the age.
     pub stream_max_bytes: u64,
+    /// This service's NATS user (its name, in the deployments): the server lets each user
+    /// publish only its own events and read only the streams it consumes. Empty: no credentials.
+    pub user: String,
+    /// Its password (from a Secret: `SOUK_<SERVICE>__EVENTS__NATS__PASSWORD`); never logged.
+    pub password: crate::Secret,
 }
 
 impl Default for NatsConfig {
@@ -37,6 +42,8 @@ impl Default for NatsConfig {
             duplicate_window_secs: 120,
             stream_max_age_secs: 7 * 24 * 3600,
             stream_max_bytes: 0,
+            user: String::new(),
+            password: crate::Secret::default(),
         }
     }
 }
@@ -56,7 +63,16 @@ pub(crate) async fn connect(
     config: &NatsConfig,
     client_name: &str,
 ) -> Result<jetstream::Context, String> {
-    let client = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    if !config.user.is_empty() {
+        // Replies (JetStream acknowledgements, pulled messages) come to inboxes under a prefix
+        // of this user's own, which the server lets only this user read: no other service can
+        // subscribe to `_INBOX.>` and read them.
+        options = options
+            .user_and_password(config.user.clone(), config.password.expose().to_owned())
+            .custom_inbox_prefix(inbox_prefix(&config.user));
+    }
+    let client = options
         .name(client_name)
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
@@ -115,6 +131,12 @@ pub(crate) async fn ensure_stream(
             .map_err(|e| failed(&e))?;
     }
     Ok(stream)
+}
+
+/// `_INBOX_<user>`: where a user with credentials gets its replies (the deployments' NATS
+/// permissions let user `history` subscribe to `_INBOX_history.>` and nothing of the kind else).
+pub(crate) fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{}", token(user))
 }
 
 /// `SOUK_<SERVICE>`: the stream holding `service`'s events.

@@ -87,6 +87,34 @@ souk_chassis::backend_tests! { fixture;
         assert_eq!(effects(&fx.db, "inventory.orders").await, sent);
     }
 
+    async fn an_event_whose_source_is_not_the_producer_is_parked_never_handled(fx) {
+        // The attack: an `order_cancelled` that orders did not send (another service's, forged)
+        // arrives on orders' stream. The consumer refuses it and goes on with the rest.
+        let outbox = Outbox::new(fx.db.clone(), "orders");
+        let handler = Recorder::new("inventory.orders", &fx.db);
+        let genuine = event("orders", 1);
+        let mut forged = event("orders", 2);
+        forged.source = "souk/payments".into();
+        let after = event("orders", 3);
+        for e in [&genuine, &forged, &after] {
+            append(&fx.db, e).await;
+        }
+        outbox.notify();
+        let (trigger, signal) = shutdown();
+        let task = feed_consumer("inventory.orders", &outbox, &fx.db).spawn(handler.clone(), signal);
+        eventually("the genuine events are handled", WAIT, || async { effects(&fx.db, "inventory.orders").await.len() == 2 }).await;
+        stop(trigger, task).await;
+        assert_eq!(effects(&fx.db, "inventory.orders").await, [genuine.id.clone(), after.id.clone()]);
+        assert_eq!(handler.calls_of(&forged.subject), 0, "the forged event never reached the handler");
+        let parked: Vec<(String, String)> = match &fx.db {
+            souk_chassis::Database::Sqlite(pool) => sqlx::query_as("SELECT event_id, error FROM event_dead_letters").fetch_all(pool).await.unwrap(),
+            souk_chassis::Database::Postgres(pool) => sqlx::query_as("SELECT event_id, error FROM event_dead_letters").fetch_all(pool).await.unwrap(),
+        };
+        assert_eq!(parked.len(), 1, "{parked:?}");
+        assert_eq!(parked[0].0, forged.id);
+        assert!(parked[0].1.contains("souk/payments"), "{parked:?}");
+    }
+
     async fn two_instances_on_one_database_handle_each_event_once(fx) {
         let outbox = Outbox::new(fx.db.clone(), "orders");
         let handler = Recorder::new("history.orders", &fx.db);

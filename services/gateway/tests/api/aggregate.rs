@@ -110,7 +110,7 @@ async fn a_slowed_inventory_costs_only_its_deadline() {
         &toml_list(&[inventory.addr]),
     ));
     let slowed = gateway
-        .client
+        .admin
         .put(gateway.admin_url("/faults/upstreams/inventory"))
         .json(&json!({"delay_ms": 2000, "delay_percent": 100}))
         .send()
@@ -130,13 +130,13 @@ async fn a_slowed_inventory_costs_only_its_deadline() {
 
     // A fault on the part's own route works too, and clearing it restores the whole answer.
     gateway
-        .client
+        .admin
         .delete(gateway.admin_url("/faults/upstreams/inventory"))
         .send()
         .await
         .unwrap();
     let aborted = gateway
-        .client
+        .admin
         .put(gateway.admin_url("/faults/routes/product-details.availability"))
         .json(&json!({"abort_status": 503, "abort_percent": 100}))
         .send()
@@ -148,7 +148,7 @@ async fn a_slowed_inventory_costs_only_its_deadline() {
         json!(["availability"])
     );
     gateway
-        .client
+        .admin
         .delete(gateway.admin_url("/faults/routes/product-details.availability"))
         .send()
         .await

@@ -22,7 +22,7 @@ async fn injected_aborts_and_delays_apply_until_cleared() {
     ));
     let put = |path: &str, fault: Value| {
         gateway
-            .client
+            .admin
             .put(gateway.admin_url(path))
             .json(&fault)
             .send()
@@ -45,7 +45,7 @@ async fn injected_aborts_and_delays_apply_until_cleared() {
         "an aborted request never reaches the upstream"
     );
     let listed: Value = gateway
-        .client
+        .admin
         .get(gateway.admin_url("/faults"))
         .send()
         .await
@@ -56,7 +56,7 @@ async fn injected_aborts_and_delays_apply_until_cleared() {
     assert_eq!(listed["routes"]["chaos"]["abort_status"], 418, "{listed}");
 
     let cleared = gateway
-        .client
+        .admin
         .delete(gateway.admin_url("/faults/routes/chaos"))
         .send()
         .await
@@ -124,7 +124,7 @@ async fn faults_on_unknown_routes_or_with_invalid_percentages_are_refused() {
     ];
     for (path, fault, status) in attempts {
         let response = gateway
-            .client
+            .admin
             .put(gateway.admin_url(path))
             .json(&fault)
             .send()
@@ -134,7 +134,7 @@ async fn faults_on_unknown_routes_or_with_invalid_percentages_are_refused() {
         assert_eq!(response.headers()["content-type"], PROBLEM_JSON);
     }
     let listed: Value = gateway
-        .client
+        .admin
         .get(gateway.admin_url("/faults"))
         .send()
         .await

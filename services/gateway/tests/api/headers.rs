@@ -230,3 +230,123 @@ async fn a_trusted_proxy_is_limited_and_forwarded_as_the_clients_it_speaks_for()
         "another shopper behind the same proxy has a bucket of its own"
     );
 }
+
+/// A client whose connections come from `ip` (a loopback address of its own, like another host).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(Some(ip.parse().unwrap()))
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_storefronts_own_addresses_are_believed_as_they_change() {
+    // The storefront's one instance listens on 127.0.0.1; the gateway learns that address from
+    // its endpoints (trusted_upstreams), not from a network like 127.0.0.0/8 or 172.16.0.0/12.
+    let storefront = Stub::start("storefront").await;
+    let target = Stub::start("echo").await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\n\
+         access_log = false\ntrusted_upstreams = [\"storefront\"]\n{}",
+        r#"
+        [[routes]]
+        name = "login"
+        prefix = "/login"
+        upstream = "echo"
+        [routes.rate_limit]
+        client_per_minute = 60
+        client_burst = 2
+        [[routes]]
+        name = "storefront"
+        prefix = "/"
+        upstream = "storefront"
+        [upstreams.echo]
+        endpoints = ECHO
+        [upstreams.storefront]
+        endpoints = STOREFRONT
+        "#
+        .replace("ECHO", &toml_list(&[target.addr]))
+        .replace("STOREFRONT", &toml_list(&[storefront.addr]))
+    );
+    let gateway = TestGateway::start_with(&toml);
+    let send = |client: &reqwest::Client, xff: &str| {
+        client
+            .get(gateway.url("/login"))
+            .header("x-forwarded-for", xff)
+            .send()
+    };
+
+    // The attack: a client elsewhere (127.0.0.2) writes a new X-Forwarded-For each time.
+    let attacker = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let response = send(&attacker, &format!("198.51.100.{i}")).await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 200 {
+            let echo: Value = response.json().await.unwrap();
+            assert_eq!(
+                echo["headers"]["x-forwarded-for"], "127.0.0.2",
+                "its own address, not what it wrote"
+            );
+        }
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 429],
+        "one bucket, whatever it claims"
+    );
+
+    // The storefront's address is believed: each shopper has a bucket, IPv6 ones per /64.
+    let from_storefront = client_from("127.0.0.1");
+    assert_eq!(
+        send(&from_storefront, "203.0.113.7")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(&from_storefront, "2001:db8:1:2::1")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(&from_storefront, "2001:db8:1:2::ffff")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(&from_storefront, "2001:db8:1:2:abcd::9")
+            .await
+            .unwrap()
+            .status(),
+        429,
+        "one /64, one bucket"
+    );
+    assert_eq!(
+        send(&from_storefront, "2001:db8:1:3::1")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The storefront moves (souk up scaled it, DNS changed): its old address is believed no more.
+    let moved = gateway
+        .admin
+        .put(gateway.admin_url("/upstreams/storefront/endpoints"))
+        .json(&serde_json::json!({ "endpoints": ["127.0.0.3:9"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    let response = send(&from_storefront, "203.0.113.99").await.unwrap();
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+}

@@ -30,9 +30,12 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// The `[server]` section every in-process test gateway uses: port 0 on loopback, two threads.
 pub fn server_section(access_log: bool) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\naccess_log = {access_log}\n\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nthreads = 2\naccess_log = {access_log}\n\n"
     )
 }
+
+/// The admin token of every test gateway (given as `SOUK_GATEWAY_ADMIN_TOKEN` would be).
+pub const ADMIN_TOKEN: &str = "the test gateway's admin token";
 
 /// `addrs` as a TOML array of strings.
 pub fn toml_list(addrs: &[SocketAddr]) -> String {
@@ -57,11 +60,32 @@ pub fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// A client that sends the admin token with every request.
+pub fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}")
+            .parse()
+            .expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .expect("reqwest client")
+}
+
 /// A gateway running in this process until dropped.
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The read-only listener, when the configuration has one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
+    /// A client carrying the admin token.
+    pub admin: reqwest::Client,
     trigger: ShutdownTrigger,
     running: Option<Running>,
 }
@@ -75,13 +99,16 @@ impl TestGateway {
     /// Starts a gateway on a whole configuration file's text.
     pub fn start_with(toml: &str) -> Self {
         souk_chassis::test_util::init_test_logging();
-        let config = GatewayConfig::parse(toml).expect("the test configuration is valid");
+        let mut config = GatewayConfig::parse(toml).expect("the test configuration is valid");
+        config.server.admin_token = souk_chassis::Secret::new(ADMIN_TOKEN);
         let (trigger, shutdown) = Shutdown::manual(Duration::from_secs(1));
         let running = souk_gateway::start(config, None, shutdown).expect("the gateway starts");
         Self {
             addr: running.addr,
             admin_addr: running.admin_addr,
+            metrics_addr: running.metrics_addr,
             client: client(),
+            admin: admin_client(),
             trigger,
             running: Some(running),
         }
@@ -95,6 +122,14 @@ impl TestGateway {
     /// The admin URL of `path`.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// The read-only listener's URL of `path`.
+    pub fn metrics_url(&self, path: &str) -> String {
+        let addr = self
+            .metrics_addr
+            .expect("the test gateway has a metrics listener");
+        format!("http://{addr}{path}")
     }
 
     /// GET `path` through the gateway.
@@ -114,7 +149,7 @@ impl TestGateway {
     /// The admin API's view of `upstream`.
     pub async fn upstream(&self, upstream: &str) -> Value {
         let all: Value = self
-            .client
+            .admin
             .get(self.admin_url("/upstreams"))
             .send()
             .await
@@ -150,7 +185,7 @@ impl TestGateway {
 
     /// PUT a TOML configuration on the admin API.
     pub async fn put_config(&self, toml: &str) -> reqwest::Response {
-        self.client
+        self.admin
             .put(self.admin_url("/config"))
             .body(toml.to_owned())
             .send()
@@ -160,7 +195,7 @@ impl TestGateway {
 
     /// The Prometheus text on the admin listener.
     pub async fn metrics(&self) -> String {
-        self.client
+        self.admin
             .get(self.admin_url("/metrics"))
             .send()
             .await

@@ -4,10 +4,12 @@
 // A test binary: panicking on the unexpected is how it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod admin;
 mod aggregate;
 mod auth;
 mod balancing;
 mod breaker;
+mod connections;
 mod early;
 mod faults;
 mod headers;
@@ -18,4 +20,5 @@ mod outliers;
 mod reload;
 mod retries;
 mod routing;
+mod smuggling;
 mod streaming;

@@ -85,7 +85,7 @@ async fn the_service_map_is_served_and_its_counts_follow_the_answers() {
     ));
     let page = gateway
         .client
-        .get(gateway.admin_url("/map"))
+        .get(gateway.metrics_url("/map"))
         .send()
         .await
         .unwrap();

@@ -103,7 +103,7 @@ async fn reloads_under_load_lose_no_request_and_move_the_traffic() {
     assert_eq!(next_answers(&gateway, 10).await, ["a"; 10]);
     assert_eq!((a.hits(), b.hits()), (a_hits + 10, b_hits));
     let in_force: Value = gateway
-        .client
+        .admin
         .get(gateway.admin_url("/config"))
         .send()
         .await
@@ -134,7 +134,7 @@ async fn endpoint_changes_under_load_lose_no_request() {
             _ => vec![a.addr],
         };
         let put = gateway
-            .client
+            .admin
             .put(&url)
             .json(&json!({ "endpoints": to }))
             .send()
@@ -144,7 +144,7 @@ async fn endpoint_changes_under_load_lose_no_request() {
     }
     // Round 7 left both in: finish on b alone.
     let put = gateway
-        .client
+        .admin
         .put(&url)
         .json(&json!({ "endpoints": [b.addr] }))
         .send();
@@ -166,7 +166,7 @@ async fn endpoint_changes_under_load_lose_no_request() {
     assert_eq!(a.hits(), a_hits);
 
     let unknown = gateway
-        .client
+        .admin
         .put(gateway.admin_url("/upstreams/nope/endpoints"))
         .json(&json!({ "endpoints": [a.addr] }))
         .send()
@@ -174,7 +174,7 @@ async fn endpoint_changes_under_load_lose_no_request() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
     let empty = gateway
-        .client
+        .admin
         .put(&url)
         .json(&json!({ "endpoints": [] }))
         .send();
@@ -212,7 +212,7 @@ async fn an_invalid_configuration_is_refused_and_the_old_one_stays() {
     assert_eq!(unparsable.status(), 422);
 
     let in_force: Value = gateway
-        .client
+        .admin
         .get(gateway.admin_url("/config"))
         .send()
         .await
@@ -233,7 +233,7 @@ async fn a_reload_keeps_endpoint_state_and_injected_faults() {
         assert_eq!(gateway.get_status("/x").await, 200);
     }
     let fault = gateway
-        .client
+        .admin
         .put(gateway.admin_url("/faults/routes/reloaded"))
         .json(&json!({"abort_status": 418, "abort_percent": 100}))
         .send()
@@ -259,7 +259,7 @@ async fn a_reload_keeps_endpoint_state_and_injected_faults() {
     );
 
     let cleared = gateway
-        .client
+        .admin
         .delete(gateway.admin_url("/faults/routes/reloaded"))
         .send()
         .await

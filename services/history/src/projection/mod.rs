@@ -84,7 +84,7 @@ pub fn spawn(
 /// A service token for reading `audience`'s feed; `None` (the feed then refuses, and the
 /// consumer retries with backoff) when identity cannot give one.
 async fn bearer(tokens: ServiceTokens, audience: String) -> Option<String> {
-    match tokens.token(&audience).await {
+    match tokens.feed_token(&audience).await {
         Ok(token) => Some(token),
         Err(err) => {
             // The feed then answers 401, and the consumer backs off before it asks again.

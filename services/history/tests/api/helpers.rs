@@ -67,7 +67,11 @@ impl Producer {
 
     /// Appends `event` to the outbox, committed on its own, and wakes the feed's readers.
     pub async fn publish(&self, event: &Event) {
-        publish(&self.db, &self.outbox, event).await;
+        // As the real producer would: its events name it as their source (a consumer refuses
+        // any other), whatever name this run gave it.
+        let mut event = event.clone();
+        event.source = format!("souk/{}", self.name);
+        publish(&self.db, &self.outbox, &event).await;
     }
 
     /// Where its feed answers.

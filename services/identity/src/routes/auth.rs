@@ -1,4 +1,4 @@
-//! `/v1/auth/*`: register, log in, refresh.
+//! `/v1/auth/*`: register, log in, refresh, log out, change the password.
 
 use axum::extract::State;
 use http::StatusCode;
@@ -76,6 +76,7 @@ pub(super) struct TokenPair {
         (status = 201, description = "Created", body = Account),
         (status = 409, description = "The email has an account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email, name or weak password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups being checked at once", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn register_post(
     State(state): State<AppState>,
@@ -100,9 +101,8 @@ pub(super) async fn register_post(
     }
     let hash = state
         .hasher
-        .hash(password.expose().to_owned())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .hash_for_stranger(password.expose().to_owned())
+        .await?;
     let user = User {
         id: uuid::Uuid::now_v7().to_string(),
         email: email.as_str().to_owned(),
@@ -139,7 +139,7 @@ fn taken() -> Problem {
     responses(
         (status = 200, description = "Signed in", body = TokenPair),
         (status = 401, description = "Wrong email or password (the same answer for both)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts for this account", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account, or for unknown accounts at once", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn login_post(
     State(state): State<AppState>,
@@ -152,24 +152,7 @@ pub(super) async fn login_post(
         return Err(wrong_credentials().into());
     }
     // Throttle per account before any hashing, so a flood cannot burn the CPU on Argon2.
-    if let Err(not_until) = state.logins.check_key(&email) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let retry_after = wait.as_secs().max(1).to_string();
-        return Err(Problem::typed(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-logins",
-            "Too many sign-in attempts",
-        )
-        .with_detail("too many attempts for this account; wait and try again")
-        .with_header(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::try_from(retry_after)
-                .unwrap_or(http::HeaderValue::from_static("60")),
-        )
-        .into());
-    }
+    throttle(&state, &email)?;
     if body.password.chars().count() > crate::domain::password::MAX_CHARS {
         return Err(wrong_credentials().into());
     }
@@ -180,7 +163,7 @@ pub(super) async fn login_post(
             body.password,
             user.as_ref().map(|u| u.password_hash.clone()),
         )
-        .await;
+        .await?;
     let Some(user) = user.filter(|_| valid) else {
         return Err(wrong_credentials().into());
     };
@@ -193,6 +176,28 @@ pub(super) async fn login_post(
     )
     .await?;
     Ok(Json(pair))
+}
+
+/// Takes one of the account's attempts (sign-ins and password changes share them): a 429 with
+/// `Retry-After` when none is left.
+fn throttle(state: &AppState, email: &str) -> Result<(), Problem> {
+    let Err(not_until) = state.logins.check_key(&email.to_owned()) else {
+        return Ok(());
+    };
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ));
+    let retry_after = wait.as_secs().max(1).to_string();
+    Err(Problem::typed(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-logins",
+        "Too many sign-in attempts",
+    )
+    .with_detail("too many attempts for this account; wait and try again")
+    .with_header(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::try_from(retry_after).unwrap_or(http::HeaderValue::from_static("60")),
+    ))
 }
 
 fn wrong_credentials() -> Problem {
@@ -244,6 +249,86 @@ pub(super) async fn refresh_post(
             Err(unauthorized("this refresh token is not valid", Some("invalid_token")).into())
         }
     }
+}
+
+/// A refresh token whose login to end.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Logout {
+    refresh_token: String,
+}
+
+/// Logs out: every refresh token of the login this one belongs to stops working (the access
+/// token in hand lives out its few minutes). Answers 204 whether or not the token was known, so
+/// the answer tells nothing about it.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = Logout,
+    responses(
+        (status = 204, description = "The login is ended (or was not one)"),
+        (status = 422, description = "Not a JSON body with a refresh_token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn logout_post(
+    State(state): State<AppState>,
+    Json(body): Json<Logout>,
+) -> Result<StatusCode, ApiError> {
+    if body.refresh_token.len() <= 256 {
+        let hash = tokens::refresh_hash(&body.refresh_token);
+        if state.store.revoke_family_of(&hash, now()).await? {
+            tracing::info!("logged out: the login's refresh tokens are revoked");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    /// 12 to 1024 characters, not a common password.
+    new_password: String,
+}
+
+/// Changes the caller's password. Every refresh token of the account stops working (every
+/// login, on every device, must sign in again); access tokens live out their few minutes.
+/// Attempts count against the account's sign-in throttle.
+#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed; every login of the account is ended"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The current password is wrong, or the new one is weak", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn password_post(
+    State(state): State<AppState>,
+    headers: http::HeaderMap,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let claims = super::me::verified(&state, &headers)?;
+    let user = state
+        .store
+        .user_by_id(&claims.sub)
+        .await?
+        .ok_or_else(|| unauthorized("this account no longer exists", Some("invalid_token")))?;
+    throttle(&state, &user.email)?;
+    let new = Password::new(&body.new_password, &user.email)
+        .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.to_string())]))?;
+    let current_ok = body.current_password.chars().count() <= crate::domain::password::MAX_CHARS
+        && state
+            .hasher
+            .verify(body.current_password, Some(user.password_hash.clone()))
+            .await?;
+    if !current_ok {
+        return Err(Problem::validation(vec![FieldError::new(
+            "current_password",
+            "is not this account's password",
+        )])
+        .into());
+    }
+    let hash = state.hasher.hash(new.expose().to_owned()).await?;
+    state.store.change_password(&user.id, &hash, now()).await?;
+    tracing::info!(user = %user.id, "password changed: every login of the account is ended");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new pair; the refresh token lives until `login_ends` (a new login: now + refresh_ttl_secs).

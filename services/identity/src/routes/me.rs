@@ -18,29 +18,7 @@ pub(super) async fn me_get(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Account>, ApiError> {
-    let token = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        })
-        .map(|(_, token)| token)
-        .ok_or_else(|| unauthorized("send an access token: Authorization: Bearer <token>", None))?;
-    let config = &state.config;
-    let claims = tokens::verify_access(
-        &state.keys(),
-        &config.issuer,
-        &config.audience,
-        token.trim(),
-    )
-    .map_err(|_| {
-        unauthorized(
-            "the access token is not valid or has expired",
-            Some("invalid_token"),
-        )
-    })?;
+    let claims = verified(&state, &headers)?;
     let user = state
         .store
         .user_by_id(&claims.sub)
@@ -52,4 +30,31 @@ pub(super) async fn me_get(
         name: user.name,
         role: user.role,
     }))
+}
+
+/// The claims of the request's bearer access token, verified; a 401 problem otherwise.
+pub(super) fn verified(state: &AppState, headers: &HeaderMap) -> Result<tokens::Claims, Problem> {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token)
+        .ok_or_else(|| unauthorized("send an access token: Authorization: Bearer <token>", None))?;
+    let config = &state.config;
+    tokens::verify_access(
+        &state.keys(),
+        &config.issuer,
+        &config.audience,
+        token.trim(),
+    )
+    .map_err(|_| {
+        unauthorized(
+            "the access token is not valid or has expired",
+            Some("invalid_token"),
+        )
+    })
 }

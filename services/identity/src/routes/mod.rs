@@ -34,18 +34,30 @@ pub struct AppState {
     pub hasher: Hasher,
     /// The signing keys in force.
     pub keys: Arc<RwLock<KeySet>>,
-    /// Login attempts per account.
+    /// Login attempts per account (password changes count as attempts too).
     pub logins: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Seals the signing keys in the store.
+    pub sealer: souk_chassis::seal::Sealer,
 }
 
 impl AppState {
     /// State for `config` over `store` with `keys`.
-    pub fn new(store: Store, config: Config, keys: KeySet) -> Self {
+    pub fn new(
+        store: Store,
+        config: Config,
+        keys: KeySet,
+        sealer: souk_chassis::seal::Sealer,
+    ) -> Self {
         let burst = NonZeroU32::new(config.login_burst.max(1)).unwrap_or(NonZeroU32::MIN);
         let per_minute = NonZeroU32::new(config.login_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Self {
-            hasher: Hasher::new(config.hashing_concurrency),
+            hasher: Hasher::new(
+                config.hashing_concurrency,
+                config.stranger_hashing_concurrency,
+                config.stranger_hashing_queue,
+            ),
+            sealer,
             logins: Arc::new(RateLimiter::keyed(quota)),
             keys: Arc::new(RwLock::new(keys)),
             config: Arc::new(config),
@@ -68,6 +80,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/auth/register", post(auth::register_post))
         .route("/v1/auth/login", post(auth::login_post))
         .route("/v1/auth/refresh", post(auth::refresh_post))
+        .route("/v1/auth/logout", post(auth::logout_post))
+        .route("/v1/auth/password", post(auth::password_post))
         .route("/v1/auth/service-token", post(service::service_token_post))
         .route("/v1/me", get(me::me_get))
         .route("/.well-known/jwks.json", get(jwks::jwks_get))
@@ -84,6 +98,9 @@ pub enum ApiError {
     /// Storage failed.
     #[error("storage failed")]
     Store(#[from] StoreError),
+    /// Hashing a password failed, or strangers are being hashed for at capacity.
+    #[error(transparent)]
+    Hash(#[from] crate::hashing::HashError),
     /// Something else failed inside.
     #[error("{0}")]
     Internal(String),
@@ -104,6 +121,17 @@ impl IntoResponse for ApiError {
                 Problem::unavailable("accounts are unavailable; try again shortly").into_response()
             }
             Self::Store(err) => Problem::internal(&err).into_response(),
+            Self::Hash(crate::hashing::HashError::Busy) => Problem::typed(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-strangers",
+                "Too many sign-ins right now",
+            )
+            .with_detail(
+                "too many sign-ins and sign-ups are being checked right now; try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .into_response(),
+            Self::Hash(err) => Problem::internal(&err).into_response(),
             Self::Internal(message) => {
                 Problem::internal(&std::io::Error::other(message)).into_response()
             }

@@ -11,9 +11,10 @@ use utoipa::OpenApi;
 #[openapi(
     info(title = "souk identity", description = "Accounts, sign-in and the keys that verify access tokens. Served at /api/v1 through the gateway."),
     paths(super::auth::register_post, super::auth::login_post, super::auth::refresh_post,
+        super::auth::logout_post, super::auth::password_post,
         super::service::service_token_post, super::me::me_get, super::jwks::jwks_get),
     components(schemas(Problem, FieldError, crate::domain::Role, crate::keys::Jwks, crate::keys::Jwk)),
-    tags((name = "auth", description = "Register, sign in, refresh"), (name = "accounts", description = "The caller's account"), (name = "keys", description = "Token verification keys")),
+    tags((name = "auth", description = "Register, sign in, refresh, log out, change the password"), (name = "accounts", description = "The caller's account"), (name = "keys", description = "Token verification keys")),
 )]
 pub struct ApiDoc;
 

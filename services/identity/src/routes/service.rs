@@ -3,7 +3,8 @@
 //! A service configured in `[identity.services.<id>]` trades its id and secret for a token whose
 //! audience is one service it may call (`sub: "service:<id>"`, `role: "service"`). Internal
 //! endpoints accept only such tokens with their own name as audience; user tokens (audience
-//! `souk`) are refused there.
+//! `souk`) are refused there. A service that only reads another's event feed gets a token with
+//! `scope: "events:read"`, which nothing but the feed accepts.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::extract::State;
@@ -23,7 +24,14 @@ pub(super) struct ServiceTokenRequest {
     client_secret: String,
     /// The service to call, e.g. `inventory`.
     audience: String,
+    /// `events:read` for a token that only reads the audience's event feed; absent for one that
+    /// calls its internal endpoints.
+    #[serde(default)]
+    scope: Option<String>,
 }
+
+/// The one scope a service token may be narrowed to.
+const EVENTS_READ: &str = "events:read";
 
 /// A service token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,7 +48,7 @@ pub(super) struct ServiceToken {
     responses(
         (status = 200, description = "A token for the audience", body = ServiceToken),
         (status = 401, description = "Unknown client or wrong secret", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The client may not call that audience", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The client may not call that audience (or not with that scope)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn service_token_post(
     State(state): State<AppState>,
@@ -59,10 +67,24 @@ pub(super) async fn service_token_post(
     {
         return Err(refused().into());
     }
-    if !client.audiences.contains(&body.audience) {
+    let allowed = match body.scope.as_deref() {
+        None => client.audiences.contains(&body.audience),
+        Some(EVENTS_READ) => {
+            client.feeds.contains(&body.audience) || client.audiences.contains(&body.audience)
+        }
+        Some(_) => false,
+    };
+    if !allowed {
+        let what = match body.scope.as_deref() {
+            None => "call",
+            Some(_) => "have this scope at",
+        };
         return Err(
             Problem::typed(StatusCode::FORBIDDEN, "audience-not-allowed", "Forbidden")
-                .with_detail(format!("{} may not call {}", body.client_id, body.audience))
+                .with_detail(format!(
+                    "{} may not {what} {}",
+                    body.client_id, body.audience
+                ))
                 .into(),
         );
     }
@@ -72,6 +94,7 @@ pub(super) async fn service_token_post(
         &config.issuer,
         &body.audience,
         &body.client_id,
+        body.scope.as_deref(),
         now(),
         config.service_ttl_secs,
     )

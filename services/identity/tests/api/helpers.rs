@@ -69,8 +69,19 @@ pub async fn spawn_with(
 pub fn config_for(db: &TestDatabase) -> Config {
     Config {
         database: db.config.clone(),
+        key_secret: Secret::new(KEY_SECRET),
+        key_file: String::new(),
         ..Config::default()
     }
+}
+
+/// The secret the test services seal their signing keys with.
+pub const KEY_SECRET: &str = "the test shop's key-sealing secret";
+
+/// A sealer like the test services' own.
+pub fn sealer() -> souk_chassis::seal::Sealer {
+    souk_chassis::seal::Sealer::new(&Secret::new(KEY_SECRET), "souk identity signing keys")
+        .expect("a valid secret")
 }
 
 /// An administrator account for `build`.

@@ -70,3 +70,65 @@ souk_chassis::backend_tests! { crate::helpers::spawn;
         assert_eq!(app.state.keys().published.len(), 2, "the retired key stays published");
     }
 }
+
+/// Every stored signing key: (kid, the private key column as stored).
+async fn stored_private_keys(app: &crate::helpers::TestApp) -> Vec<(String, String)> {
+    let sql = "SELECT kid, pkcs8 FROM signing_keys ORDER BY created_at";
+    match app.state.store.database() {
+        souk_chassis::Database::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        souk_chassis::Database::Postgres(pool) => {
+            sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+        }
+    }
+}
+
+souk_chassis::backend_tests! { crate::helpers::spawn;
+
+    async fn a_copy_of_the_database_cannot_sign_tokens(app) {
+        // The attack: read identity's database (a backup, a dump, a file another local user can
+        // read) and sign an admin token with the private key found there.
+        use base64::Engine;
+        let stored = stored_private_keys(&app).await;
+        assert!(!stored.is_empty());
+        for (kid, column) in &stored {
+            assert!(souk_chassis::seal::is_sealed(column), "sealed at rest: {column:.20}");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(column.trim_start_matches("sealed:v1:"))
+                .unwrap();
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            header.kid = Some(kid.clone());
+            let mut claims = crate::helpers::claims("forged-admin");
+            claims["role"] = "admin".into();
+            let forged = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&bytes));
+            if let Ok(forged) = forged {
+                crate::helpers::assert_unauthorized(&app.me(&forged).await, "a token signed with the stored column");
+            }
+        }
+        // Without the key that lives outside the database, identity itself cannot use them.
+        let wrong = souk_identity::Config {
+            key_secret: souk_chassis::Secret::new("another secret of thirty-two characters"),
+            ..crate::helpers::config_for(&app.db)
+        };
+        match souk_identity::build(wrong, None).await {
+            Err(souk_identity::StartError::Keys(err)) => assert!(err.to_string().contains("does not open"), "{err}"),
+            other => panic!("expected the wrong key to be refused, got {:?}", other.map(|_| "a running service")),
+        }
+    }
+
+    async fn keys_stored_in_the_clear_by_an_older_version_are_sealed_at_start(app) {
+        use base64::Engine;
+        app.registered("ada@example.com").await;
+        let (token, _) = app.tokens("ada@example.com", PASSWORD).await;
+        let sealer = crate::helpers::sealer();
+        for (kid, column) in stored_private_keys(&app).await {
+            let der = sealer.open(&column, &kid).unwrap();
+            let plain = base64::engine::general_purpose::STANDARD.encode(der);
+            app.state.store.reseal_key(&kid, &plain).await.unwrap();
+        }
+        assert!(stored_private_keys(&app).await.iter().all(|(_, c)| !souk_chassis::seal::is_sealed(c)));
+        let restarted = app.build_again(None).await.unwrap();
+        assert!(stored_private_keys(&app).await.iter().all(|(_, c)| souk_chassis::seal::is_sealed(c)));
+        assert_eq!(restarted.state.keys().signer.0, app.state.keys().signer.0, "the same key, now sealed");
+        souk_identity::tokens::verify_access(&restarted.state.keys(), "souk-identity", "souk", &token).unwrap();
+    }
+}

@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use souk_identity::tokens;
 
-use crate::helpers::{PASSWORD, Reply, assert_unauthorized, jwt_parts, now, pair, spawn};
+use crate::helpers::{
+    PASSWORD, Reply, assert_unauthorized, jwt_parts, now, pair, spawn, spawn_with,
+};
 
 souk_chassis::backend_tests! { spawn;
 
@@ -97,9 +99,9 @@ souk_chassis::backend_tests! { spawn;
         app.registered("bystander@example.com").await;
         // What one hash costs on this machine, now.
         let stored = app.state.store.user_by_email("victim@example.com").await.unwrap().unwrap();
-        let hasher = souk_identity::hashing::Hasher::new(1);
+        let hasher = souk_identity::hashing::Hasher::new(1, 1, 1);
         let started = Instant::now();
-        assert!(!hasher.verify("a wrong guess".into(), Some(stored.password_hash)).await);
+        assert!(!hasher.verify("a wrong guess".into(), Some(stored.password_hash)).await.unwrap());
         let one_hash = started.elapsed();
 
         let started = Instant::now();
@@ -136,5 +138,48 @@ souk_chassis::backend_tests! { spawn;
         app.tokens("bystander@example.com", PASSWORD).await;
         let reply = app.login("bystander@example.com", "a wrong guess here").await;
         assert_unauthorized(&reply, "another account");
+    }
+}
+
+async fn spawn_with_one_stranger_at_a_time(
+    backend: souk_chassis::test_util::Backend,
+) -> Option<crate::helpers::TestApp> {
+    spawn_with(
+        backend,
+        |config| {
+            config.stranger_hashing_concurrency = 1;
+            config.stranger_hashing_queue = 1;
+        },
+        None,
+    )
+    .await
+}
+
+souk_chassis::backend_tests! { spawn_with_one_stranger_at_a_time;
+
+    async fn a_flood_of_unknown_accounts_from_many_addresses_hashes_within_a_bound(app) {
+        // The attack: sign-ins to accounts that do not exist, each email new (so no account's
+        // throttle applies) and, behind a spoofed or rotating address, no address limit either.
+        // Identity hashes a dummy for each — at most one at a time, one more waiting, and the
+        // rest are answered 429 at once instead of queueing for the CPU.
+        app.registered("known@example.com").await;
+        let replies: Vec<Reply> = stream::iter(0..40)
+            .map(|i| {
+                let app = &app;
+                async move { app.login(&format!("nobody-{i}@example.com"), "a guess that is long").await }
+            })
+            .buffer_unordered(40)
+            .collect()
+            .await;
+        let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+        let wrong = replies.iter().filter(|r| r.status == StatusCode::UNAUTHORIZED).count();
+        assert_eq!(refused.len() + wrong, 40, "only 401s and 429s");
+        assert!(!refused.is_empty(), "40 strangers at once, one hashed at a time and one waiting: some must be refused");
+        for reply in refused {
+            assert_eq!(reply.body["type"], "urn:souk:problem:too-many-strangers", "{}", reply.text);
+            assert_eq!(reply.headers["retry-after"], "1");
+        }
+        // Sign-ups are strangers too; a known account is not, and signs in.
+        app.tokens("known@example.com", PASSWORD).await;
     }
 }

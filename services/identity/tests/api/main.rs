@@ -14,3 +14,4 @@ mod passwords;
 mod refresh;
 mod register;
 mod services;
+mod sessions;

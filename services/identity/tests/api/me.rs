@@ -60,7 +60,8 @@ souk_chassis::backend_tests! { spawn;
 
     async fn a_token_signed_by_another_key_is_401(app) {
         let (id, keys) = user(&app).await;
-        let foreign = KeySet::from_stored(&[StoredKey::generate(now()).unwrap()]).unwrap();
+        let sealer = crate::helpers::sealer();
+        let foreign = KeySet::from_stored(&[StoredKey::generate(now(), &sealer).unwrap()], &sealer).unwrap();
         let token = tokens::issue_access(&foreign, "souk-identity", "souk", &id, Role::Admin, now(), 900).unwrap();
         assert_unauthorized(&app.me(&token).await, "a key identity never published");
         // The same forgery claiming one of identity's key ids.

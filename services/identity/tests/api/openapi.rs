@@ -23,6 +23,8 @@ fn the_document_is_openapi_3_1_and_names_every_route() {
         ("post", "/v1/auth/register"),
         ("post", "/v1/auth/login"),
         ("post", "/v1/auth/refresh"),
+        ("post", "/v1/auth/logout"),
+        ("post", "/v1/auth/password"),
         ("get", "/v1/me"),
         ("get", "/.well-known/jwks.json"),
     ] {

@@ -12,13 +12,25 @@ fn orders() -> ServiceClient {
     ServiceClient {
         secret: souk_chassis::Secret::new("orders-secret-0123456789"),
         audiences: vec!["inventory".into(), "payments".into()],
+        feeds: Vec::new(),
+    }
+}
+
+fn history() -> ServiceClient {
+    ServiceClient {
+        secret: souk_chassis::Secret::new("history-secret-0123456789"),
+        audiences: Vec::new(),
+        feeds: vec!["orders".into(), "payments".into()],
     }
 }
 
 async fn spawn(backend: souk_chassis::test_util::Backend) -> Option<crate::helpers::TestApp> {
     spawn_with(
         backend,
-        |config| drop(config.services.insert("orders".into(), orders())),
+        |config| {
+            config.services.insert("orders".into(), orders());
+            config.services.insert("history".into(), history());
+        },
         None,
     )
     .await
@@ -64,5 +76,36 @@ souk_chassis::backend_tests! { spawn;
             let reply = app.post("/v1/auth/service-token", &json!({ "client_id": id, "client_secret": secret, "audience": audience })).await;
             assert_eq!(reply.status, status, "{id}/{audience}: {:?}", reply.body);
         }
+    }
+}
+
+souk_chassis::backend_tests! { spawn;
+
+    async fn a_feed_reader_gets_only_a_token_that_reads_the_feed(app) {
+        let ask = |audience: &str, scope: Option<&str>| {
+            let mut body = json!({ "client_id": "history", "client_secret": "history-secret-0123456789", "audience": audience });
+            if let Some(scope) = scope {
+                body["scope"] = scope.into();
+            }
+            body
+        };
+        // History may not ask for a token that calls payments (charges, refunds)…
+        assert_eq!(app.post("/v1/auth/service-token", &ask("payments", None)).await.status, 403);
+        assert_eq!(app.post("/v1/auth/service-token", &ask("payments", Some("admin"))).await.status, 403);
+        assert_eq!(app.post("/v1/auth/service-token", &ask("inventory", Some("events:read"))).await.status, 403);
+        // …only one that reads its feed: internal endpoints refuse it, the feed takes it.
+        let reply = app.post("/v1/auth/service-token", &ask("payments", Some("events:read"))).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let token = reply.body["access_token"].as_str().unwrap();
+        assert_eq!(crate::helpers::jwt_parts(token).1["scope"], "events:read");
+        let payments = verifier(&app, "payments");
+        assert_eq!(payments.verify_service(token).await.unwrap_err().status, 403);
+        assert_eq!(payments.verify_feed_reader(token).await.unwrap().service, "history");
+        // A caller of payments gets a full token, which reads the feed too.
+        let full = app.post("/v1/auth/service-token", &json!({ "client_id": "orders", "client_secret": "orders-secret-0123456789", "audience": "payments" })).await;
+        let full = full.body["access_token"].as_str().unwrap();
+        assert!(crate::helpers::jwt_parts(full).1.get("scope").is_none());
+        assert_eq!(payments.verify_service(full).await.unwrap().service, "orders");
+        assert_eq!(payments.verify_feed_reader(full).await.unwrap().service, "orders");
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub pending_lease: Duration,
     /// Background work (the late-capture sweep) runs while this has an owner.
     pub alive: std::sync::Arc<()>,
+    /// The services that may call `/v1/payments…` (orders).
+    pub callers: std::sync::Arc<Vec<String>>,
 }
 
 impl souk_chassis::auth::HasAuth for AppState {
@@ -74,7 +76,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Another service calling an internal endpoint, verified by a service token whose audience is
-/// payments. A user's token is refused (401: wrong audience), whoever the user is.
+/// payments, from one of the configured `callers` (orders). A user's token is refused (401:
+/// wrong audience), whoever the user is; another service's (403), whatever its audience; and a
+/// token narrowed to reading the event feed (403), such as history's.
 #[derive(Debug, Clone)]
 pub(crate) struct Service(pub(crate) ServiceCaller);
 
@@ -100,7 +104,8 @@ impl FromRequestParts<AppState> for Service {
                     "internal endpoint: send Authorization: Bearer <service token>",
                 )
             })?;
-        state.auth.verify_service(&token).await.map(Self)
+        let caller = state.auth.verify_service(&token).await?;
+        caller.require_one_of(&state.callers).map(Self)
     }
 }
 

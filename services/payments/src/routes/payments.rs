@@ -170,7 +170,7 @@ pub(super) struct DeclinedProblem {
         (status = 201, description = "Captured. A repeat of the same request answers the same, whenever it comes", body = PaymentBody, headers(("location" = String, description = "The order's payment"))),
         (status = 401, description = "No valid service token (a user's token is refused)", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`card-declined`: recorded, so a repeat answers the same", body = DeclinedProblem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a service", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service, a service other than orders, or a token that only reads the event feed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`payment-conflict`: the order has a payment with another user, method or amount; `order-cancelled`: the order was refunded before any charge; `in-progress`: another request is charging it right now (retry after `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `payment-method-not-owned`: the method is not the user's", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`processor-unavailable`: nothing was charged; retry the same request after `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -204,6 +204,7 @@ pub(super) async fn payments_create(
         (status = 200, description = "The payment (`cancelled` for an order refunded before any charge)", body = PaymentBody),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid service token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service, a service other than orders, or a token that only reads the event feed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Payments never heard of this order", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn payments_get(

@@ -86,6 +86,7 @@ impl RefundResult {
         (status = 200, description = "Refunded (the same refund on every repeat), or nothing to refund; a later charge for an order never charged is refused", body = RefundResult),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid service token (a user's token is refused)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a service, a service other than orders, or a token that only reads the event feed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`in-progress`: a charge for the order is running; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn refunds_create(

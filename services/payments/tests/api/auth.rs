@@ -38,6 +38,39 @@ souk_chassis::backend_tests! { spawn;
         assert_eq!(app.payment(order).await.0, StatusCode::NOT_FOUND, "the refund attempts left no tombstone");
     }
 
+    async fn only_orders_may_charge_and_a_feed_readers_token_moves_no_money(app) {
+        // The attack: history holds a token for payments only to read its event feed; another
+        // service may hold one for payments too. Neither may charge, refund or read payments.
+        let method = app.method_id("u1", VISA).await;
+        let order = Uuid::now_v7();
+        let body = charge_body(order, "u1", &method, 100);
+        let history_feed = app.issuer.feed_token("history", "payments");
+        let history_full = app.issuer.service_token("history", "payments");
+        let inventory_full = app.issuer.service_token("inventory", "payments");
+        for (method, path, body) in [
+            (Method::POST, "/v1/payments".to_owned(), Some(&body)),
+            (Method::POST, format!("/v1/payments/{order}/refund"), None),
+            (Method::GET, format!("/v1/payments/{order}"), None),
+        ] {
+            for (who, token) in [
+                ("history's feed token", &history_feed),
+                ("a full token of history", &history_full),
+                ("a full token of inventory", &inventory_full),
+            ] {
+                let (status, problem) = app.send(method.clone(), &path, Some(token), body).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{who} {method} {path}: {problem}");
+            }
+        }
+        assert_eq!(app.payments.processor.charge_calls(), 0, "nothing was charged");
+        assert_eq!(app.payment(order).await.0, StatusCode::NOT_FOUND, "no refund tombstone either");
+        // The feed token does what it is for: reading the feed.
+        let (status, feed) = app.send(Method::GET, "/v1/events?after=0", Some(&history_feed), None).await;
+        assert_eq!(status, StatusCode::OK, "{feed}");
+        // And orders still charges.
+        let (status, charged) = app.send(Method::POST, "/v1/payments", Some(&app.service()), Some(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{charged}");
+    }
+
     async fn payment_methods_take_user_tokens(app) {
         let service = app.service();
         for (method, path, body) in [

@@ -34,6 +34,9 @@ pub async fn spawn_slow(backend: Backend) -> Option<TestApp> {
 }
 
 /// Payments with its config changed by `tweak`.
+/// The secret the test services seal their vault with.
+pub const VAULT_KEY: &str = "the test processor's vault key, 32+";
+
 pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     init_test_logging();
     let db = TestDatabase::create(backend).await?;
@@ -43,6 +46,8 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Op
         auth: issuer.auth_config("payments"),
         ..Config::default()
     };
+    config.processor.vault_key = souk_chassis::Secret::new(VAULT_KEY);
+    config.processor.vault_key_file = String::new();
     tweak(&mut config);
     let payments = souk_payments::build(&config)
         .await

@@ -18,3 +18,4 @@ mod logs;
 mod methods;
 mod openapi;
 mod refunds;
+mod vault;

@@ -1,4 +1,4 @@
-//! Accounts: sign up, sign in (tokens into cookies), sign out.
+//! Accounts: sign up, sign in (tokens into cookies), sign out (the login ended at identity).
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -141,12 +141,14 @@ fn retry_page(
     }
 }
 
-/// `POST /signout`.
-pub(super) async fn signout(mut shopper: Shopper, body: Bytes) -> Response {
-    let result: Result<Response, PageError> =
-        form::<EmptyForm>(&shopper, &body).map(|EmptyForm {}| {
-            shopper.sign_out();
-            see_other("/")
-        });
+/// `POST /signout`: ends the login at identity (logout) and clears the cookies.
+pub(super) async fn signout(State(app): State<App>, mut shopper: Shopper, body: Bytes) -> Response {
+    let result: Result<Response, PageError> = match form::<EmptyForm>(&shopper, &body) {
+        Ok(EmptyForm {}) => {
+            shopper.sign_out(&app).await;
+            Ok(see_other("/"))
+        }
+        Err(error) => Err(error),
+    };
     shopper.finish(result)
 }

@@ -28,6 +28,8 @@ pub struct Seen {
     pub cards: usize,
     /// Orders placed: `Idempotency-Key` and body.
     pub orders: Vec<(String, String)>,
+    /// Bodies of `POST /api/v1/auth/logout`.
+    pub logouts: Vec<String>,
 }
 
 /// A storefront in front of a fake gateway.
@@ -107,6 +109,62 @@ impl Shop {
         let html = page.text().await.unwrap();
         (pair, form_token(&html))
     }
+
+    /// A browser that signed in (the fake gateway's tokens `good` and `r1`): its cookies (as a
+    /// `Cookie` header value) and the CSRF token of the forms of its next page.
+    pub async fn session(&self) -> (String, String) {
+        let (cookie, token) = self.csrf().await;
+        let signed_in = self
+            .post(
+                "/signin",
+                &cookie,
+                &[
+                    ("csrf", &token),
+                    ("email", "ada@example.com"),
+                    ("password", "pw"),
+                ],
+            )
+            .await;
+        assert_eq!(signed_in.status(), 303);
+        let cookies = jar(&cookie, &set_cookies(&signed_in));
+        let page = self.get("/", &cookies).await;
+        assert_eq!(page.status(), 200);
+        let cookies = jar(&cookies, &set_cookies(&page));
+        let token = form_token(&page.text().await.unwrap());
+        (cookies, token)
+    }
+}
+
+/// The `Cookie` header a browser sends after `set` arrived for a browser that sent `cookies`:
+/// set values replace earlier ones of the same name, cleared ones (`Max-Age=0`) go.
+pub fn jar(cookies: &str, set: &[String]) -> String {
+    let mut pairs: Vec<(String, String)> = cookies
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for cookie in set {
+        let (name, value) = cookie.split(';').next().unwrap().split_once('=').unwrap();
+        pairs.retain(|(k, _)| k != name);
+        if !cookie.contains("Max-Age=0") {
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The value of cookie `name` in a `Cookie` header value.
+pub fn cookie_value(cookies: &str, name: &str) -> String {
+    cookies
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
 }
 
 /// Every `Set-Cookie` of a response.
@@ -140,6 +198,7 @@ pub const ORDER: &str = "01930000-0000-7000-8000-0000000000bb";
 fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
     let cards = Arc::clone(&seen);
     let orders = Arc::clone(&seen);
+    let logouts = Arc::clone(&seen);
     Router::new()
         .route(
             "/api/v1/payment-methods",
@@ -200,6 +259,13 @@ fn fake_gateway(seen: Arc<Mutex<Seen>>) -> Router {
             "/api/v1/auth/login",
             post(|| async {
                 Json(json!({"access_token": "good", "refresh_token": "r1", "token_type": "Bearer", "expires_in": 900}))
+            }),
+        )
+        .route(
+            "/api/v1/auth/logout",
+            post(move |body: String| async move {
+                logouts.lock().unwrap().logouts.push(body);
+                StatusCode::NO_CONTENT
             }),
         )
         .route(

@@ -106,6 +106,7 @@ async fn unknown_paths_get_the_404_page_and_unknown_api_paths_problem_json() {
 async fn invalid_forms_come_back_as_422_with_each_fields_error_beside_it() {
     let shop = Shop::start().await;
     let (cookie, token) = shop.csrf().await;
+    let (signed_in, signed_in_token) = shop.session().await;
     // The gateway's field errors (a weak password), shown on the sign-up form.
     let signup = shop
         .post(
@@ -131,13 +132,12 @@ async fn invalid_forms_come_back_as_422_with_each_fields_error_beside_it() {
         "what was typed is kept"
     );
     // The storefront's own checks on the checkout form; the card number is never echoed.
-    let signed_in = format!("{cookie}; souk_at=good");
     let checkout = shop
         .post(
             "/checkout",
             &signed_in,
             &[
-                ("csrf", &token),
+                ("csrf", &signed_in_token),
                 ("key", "01930000-0000-7000-8000-0000000000aa"),
                 ("name", "Ada"),
                 ("line1", ""),
@@ -169,8 +169,7 @@ async fn invalid_forms_come_back_as_422_with_each_fields_error_beside_it() {
 #[tokio::test]
 async fn a_checkout_form_sent_twice_registers_one_card_and_places_one_order() {
     let shop = Shop::start().await;
-    let (cookie, token) = shop.csrf().await;
-    let signed_in = format!("{cookie}; souk_at=good");
+    let (signed_in, token) = shop.session().await;
     let form = shop
         .get("/checkout", &signed_in)
         .await
