@@ -177,6 +177,8 @@ async fn database() -> (TestDatabase, souk_chassis::Database) {
         sqlite: &[
             souk_chassis::events::OUTBOX_MIGRATION_SQLITE,
             souk_chassis::events::INBOX_MIGRATION_SQLITE,
+            souk_chassis::events::OUTBOX_META_MIGRATION_SQLITE,
+            souk_chassis::events::INBOX_RETENTION_MIGRATION_SQLITE,
         ],
         postgres: &[],
     })
