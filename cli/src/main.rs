@@ -1,6 +1,7 @@
 //! `souk`: the command at the top of the house. It runs the shop's services; none of them know it.
 
 mod bench;
+mod gateway_config;
 mod monolith;
 mod serve;
 mod services;
@@ -84,6 +85,13 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Break a service of a running `souk up` during a bench run and report the blast radius.
     Chaos(Box<bench::chaos::ChaosArgs>),
+    /// Print the gateway configuration of a deployment, generated from the registry of services
+    /// (`deploy/compose/gateway.toml`, `deploy/k8s/base/gateway.toml` are this, committed).
+    GatewayConfig {
+        /// Which deployment.
+        #[arg(long, value_enum)]
+        target: gateway_config::Target,
+    },
     /// Run one service (what `souk up` spawns, and what each service's own binary does).
     Serve {
         #[command(subcommand)]
@@ -94,6 +102,16 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { target } => serve::run(target),
+        Command::GatewayConfig { target } => match gateway_config::rendered_for(target) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("souk gateway-config: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Up {
             data_dir,
             port,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use souk_chassis::client::ServiceClient;
 use souk_chassis::{Env, Shutdown};
 
+use crate::gateway_config;
 use crate::services::Service;
 use crate::state::{self, State};
 use crate::up::{self, Backend, Options};
@@ -85,7 +86,7 @@ async fn monolith(options: Options) -> Result<(), String> {
 
     let admin_token = up::new_admin_token(&options.data_dir)?;
     let data_dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
-    let listeners = up::gateway::Listeners {
+    let listeners = gateway_config::Listeners {
         listen,
         admin: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
         metrics: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
@@ -104,9 +105,15 @@ async fn monolith(options: Options) -> Result<(), String> {
             (*s, vec![SocketAddr::new(ip, 9)])
         })
         .collect();
-    let text = up::gateway::config(&listeners, &endpoints, &up::gateway::Tuning::of(&options));
-    let mut config = souk_gateway::GatewayConfig::parse(&text)
-        .map_err(|e| format!("generated gateway config is invalid: {e}"))?;
+    // The typed configuration, used as it is: checked like a file would be, never written.
+    let mut config = gateway_config::for_run(
+        &listeners,
+        &endpoints,
+        &gateway_config::Tuning::of(&options),
+    );
+    config
+        .validate()
+        .map_err(|e| format!("the gateway configuration is invalid: {e}"))?;
     config.server.admin_token = souk_chassis::Secret::new(admin_token);
     let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
         .map_err(|e| e.to_string())?;

@@ -412,6 +412,22 @@ impl Service {
         }
     }
 
+    /// The port it listens on unless told otherwise (its own config's default): what the
+    /// deployments' gateway dials and their manifests expose.
+    pub(crate) fn port(self) -> u16 {
+        let listen = match self {
+            Self::Identity => souk_identity::Config::default().listen,
+            Self::Catalog => souk_catalog::Config::default().listen,
+            Self::Inventory => souk_inventory::Config::default().listen,
+            Self::Cart => souk_cart::Config::default().listen,
+            Self::Payments => souk_payments::Config::default().listen,
+            Self::Orders => souk_orders::Config::default().listen,
+            Self::History => souk_history::Config::default().listen,
+            Self::Storefront => souk_storefront::Config::default().listen,
+        };
+        listen.port()
+    }
+
     /// The variable that sets its listen address.
     pub(crate) fn listen_var(self) -> String {
         format!("SOUK_{}__LISTEN", self.name().to_ascii_uppercase())

@@ -3,7 +3,6 @@
 //! cleanly on Ctrl-C or SIGTERM with no process left behind.
 
 mod control;
-pub(crate) mod gateway;
 mod process;
 mod timing;
 
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 use process::{Logs, Spec, Supervised};
 use tokio::sync::Mutex;
 
+use crate::gateway_config;
 use crate::services::Service;
 use crate::state::{self, State};
 
@@ -361,13 +361,20 @@ impl Shop {
         drop(instances);
         let path = self.options.data_dir.join("gateway.toml");
         let data_dir = std::fs::canonicalize(&self.options.data_dir).map_err(|e| e.to_string())?;
-        let listeners = gateway::Listeners {
+        let listeners = gateway_config::Listeners {
             listen: self.gateway_addr,
             admin: self.admin_addr,
             metrics: self.metrics_addr,
             token_file: state::token_path(&data_dir).display().to_string(),
         };
-        let config = gateway::config(&listeners, &endpoints, &gateway::Tuning::of(&self.options));
+        let config = gateway_config::for_run(
+            &listeners,
+            &endpoints,
+            &gateway_config::Tuning::of(&self.options),
+        );
+        let header =
+            "# Written by `souk up` for the processes it started; rewritten on every start.\n";
+        let config = gateway_config::render(&config, header)?;
         souk_chassis::private::write(&path, config.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let spec = Spec {
