@@ -194,13 +194,12 @@ pub(crate) async fn chaos(args: &ChaosArgs) -> Result<BlastRadius, String> {
     let accepted = shop.orders.all();
     let ended = drain(&shop.client, &base, &accepted).await;
     let ids: Vec<String> = accepted.iter().map(|a| a.id.clone()).collect();
-    let invariants = if invariants::readable(&load.data_dir) {
-        invariants::check(&load.data_dir, &ids, Duration::from_secs(60)).await
-    } else {
-        Err(format!(
-            "not checked: no SQLite books under {} (the postgres backend keeps them elsewhere)",
+    let invariants = match invariants::place(&load.data_dir) {
+        Some(place) => invariants::check(&place, &ids, Duration::from_secs(60)).await,
+        None => Err(format!(
+            "not checked: no SQLite books under {}, and no SOUK_POSTGRES_URL naming the server of a --backend postgres shop",
             load.data_dir.display()
-        ))
+        )),
     };
     let windows = windows(&samples, from, until);
     let (touched, untouched, unexercised) = split_touched(&windows);

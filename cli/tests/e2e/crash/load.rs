@@ -125,12 +125,7 @@ pub fn problem(body: &Value) -> &str {
 }
 
 /// A product the load buys, with the units put on sale for it.
-#[derive(Debug, Clone)]
-pub struct Product {
-    pub id: String,
-    pub sku: String,
-    pub stock: i64,
-}
+pub use souk::books::Product;
 
 /// Confirmed orders before any shopper pays with another card than the good one: more than the
 /// charges a crash point may be armed at (`payments.after-charge-before-record@3` must crash a
