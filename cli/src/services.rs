@@ -563,3 +563,36 @@ pub(crate) fn serve(service: Service) -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every folder under `services/` is a service of the registry (the gateway, the roof, is
+    /// none), and every service of the registry has its folder: a service cannot be added to
+    /// one and forgotten in the other.
+    #[test]
+    fn the_registry_names_every_service_folder() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../services");
+        let mut folders: Vec<String> = std::fs::read_dir(&root)
+            .expect("services/ is readable")
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                entry
+                    .path()
+                    .join("Cargo.toml")
+                    .is_file()
+                    .then(|| entry.file_name().to_string_lossy().into_owned())
+            })
+            .filter(|name| name != "gateway")
+            .collect();
+        folders.sort();
+        let mut registered: Vec<String> =
+            Service::ALL.iter().map(|s| s.name().to_owned()).collect();
+        registered.sort();
+        assert_eq!(registered, folders, "Service::ALL against services/*");
+        for service in Service::ALL {
+            assert_eq!(Service::parse(service.name()), Some(service));
+        }
+    }
+}
