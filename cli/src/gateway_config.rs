@@ -222,8 +222,8 @@ fn shop(
         .collect();
     let has = |service: Service| upstreams.contains_key(&service);
     // Tokens are identity's, checked against its published keys.
-    let auth = has(Service::Identity).then(|| AuthConfig {
-        jwks_upstream: Service::Identity.name().to_owned(),
+    let auth = has(Service::IDENTITY).then(|| AuthConfig {
+        jwks_upstream: Service::IDENTITY.name().to_owned(),
         jwks_path: "/.well-known/jwks.json".to_owned(),
         issuer: "souk-identity".to_owned(),
         audience: "souk".to_owned(),
@@ -237,13 +237,13 @@ fn shop(
         // to it. Believed from its own addresses only (learned from its endpoints), never from
         // a whole network: every local program calls from loopback, and Docker's proxy of a
         // published port or an ingress calls from the pod network for every client.
-        trusted_upstreams: has(Service::Storefront)
-            .then(|| Service::Storefront.name().to_owned())
+        trusted_upstreams: has(Service::STOREFRONT)
+            .then(|| Service::STOREFRONT.name().to_owned())
             .into_iter()
             .collect(),
         ..server
     };
-    let aggregates = (has(Service::Catalog) && has(Service::Inventory))
+    let aggregates = (has(Service::CATALOG) && has(Service::INVENTORY))
         .then(product_details)
         .into_iter()
         .collect();
@@ -280,14 +280,14 @@ fn product_details() -> AggregateConfig {
         parts: vec![
             PartConfig {
                 name: "product".to_owned(),
-                upstream: Service::Catalog.name().to_owned(),
+                upstream: Service::CATALOG.name().to_owned(),
                 path: "/v1/products/{id}".to_owned(),
                 timeout_ms: 2000,
                 required: true,
             },
             PartConfig {
                 name: "availability".to_owned(),
-                upstream: Service::Inventory.name().to_owned(),
+                upstream: Service::INVENTORY.name().to_owned(),
                 path: "/v1/availability/{id}".to_owned(),
                 timeout_ms: 150,
                 required: false,
@@ -329,7 +329,7 @@ mod tests {
         let parsed = GatewayConfig::parse(&text).unwrap();
         assert_eq!(
             parsed.upstreams["catalog"].endpoints,
-            endpoints[&Service::Catalog]
+            endpoints[&Service::CATALOG]
         );
         assert_eq!(parsed.aggregates[0].name, "product-details");
         assert_eq!(parsed.server.trusted_upstreams, ["storefront"]);

@@ -93,15 +93,12 @@ enum Command {
         target: gateway_config::Target,
     },
     /// Run one service (what `souk up` spawns, and what each service's own binary does).
-    Serve {
-        #[command(subcommand)]
-        target: serve::Target,
-    },
+    Serve(serve::Target),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { target } => serve::run(target),
+        Command::Serve(target) => serve::run(target),
         Command::GatewayConfig { target } => match gateway_config::rendered_for(target) {
             Ok(text) => {
                 print!("{text}");

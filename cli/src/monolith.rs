@@ -11,9 +11,11 @@ use souk_chassis::client::ServiceClient;
 use souk_chassis::{Env, Shutdown};
 
 use crate::gateway_config;
-use crate::services::Service;
+use crate::services::{Facts, Service};
 use crate::state::{self, State};
 use crate::up::{self, Backend, Options};
+use souk_chassis::problem::ErrorChain;
+use souk_chassis::service::{Local, Wiring};
 
 /// Runs the shop as one process until Ctrl-C or SIGTERM.
 pub(crate) fn run(options: Options) -> std::process::ExitCode {
@@ -53,31 +55,44 @@ async fn monolith(options: Options) -> Result<(), String> {
     let databases = up::databases(&options).await?;
     let cart_events = up::cart_events_database(&options).await?;
     let secrets = up::service_secrets()?;
-    let env = Env::from_process();
-    let mut routers = souk_gateway::InProcess::new();
-    let mut consumers = Vec::new();
-    // In start order, so a service's neighbours are built before it and it calls their routers.
+    let data_dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
+    let facts = Facts {
+        gateway: listen,
+        data_dir: &data_dir,
+        databases: &databases,
+        secrets: &secrets,
+        // Neighbours are called on their routers in this process, never at an address.
+        internal: &BTreeMap::new(),
+        csrf_secret: &up::random_hex()?,
+        storefront_ip,
+        cart_events: &cart_events,
+        cart_key_prefix: up::cart_key_prefix(&options),
+    };
+    // Each service reads the configuration `souk up` would give its process (the same pairs,
+    // over this process's environment) and calls its neighbours' routers here: bound as each
+    // starts, so a call to one not started yet fails as unavailable and is retried.
+    let local = Local::new();
+    let wiring = Wiring::local(shutdown.clone(), local.clone());
+    let process_env = Env::from_process();
+    let mut running = Vec::new();
     for service in Service::ALL {
-        let url = databases.get(&service).cloned().unwrap_or_default();
-        let context = Context {
-            env: &env,
-            listen,
-            built: &routers,
-            shutdown: &shutdown,
-            options: &options,
-            secrets: &secrets,
-            cart_events: &cart_events,
-            storefront_ip,
-        };
-        let built = build(service, url, &context).await?;
-        routers.insert(service.name().to_owned(), built.router);
-        consumers.extend(built.consumer);
+        let env = process_env.clone().with(service.pairs(&facts));
+        let started = service
+            .launch(env, wiring.clone())
+            .await
+            .map_err(|e| format!("{}: {}", service.name(), ErrorChain(&e)))?;
+        if local
+            .provide(service.name(), started.router.clone())
+            .is_err()
+        {
+            return Err(format!("{} is in the registry twice", service.name()));
+        }
+        running.push(started);
     }
-    // Consumers read producers built after them (orders calls inventory, whose consumer reads
-    // orders' events): they start once every router exists.
-    for consumer in consumers {
-        consumer.start(&routers, &shutdown).await?;
-    }
+    let routers: souk_gateway::InProcess = Service::ALL
+        .iter()
+        .filter_map(|s| Some((s.name().to_owned(), local.router(s.name())?)))
+        .collect();
     // The gateway opens the shop's port only once the shop can take and confirm an order.
     tokio::select! {
         ready = wait_ready(&routers) => ready?,
@@ -98,9 +113,9 @@ async fn monolith(options: Options) -> Result<(), String> {
     let endpoints: BTreeMap<Service, Vec<SocketAddr>> = Service::ALL
         .iter()
         .map(|s| {
-            let ip = match s {
-                Service::Storefront => storefront_ip,
-                _ => std::net::IpAddr::from([127, 0, 0, 1]),
+            let ip = match *s == Service::STOREFRONT {
+                true => storefront_ip,
+                false => std::net::IpAddr::from([127, 0, 0, 1]),
             };
             (*s, vec![SocketAddr::new(ip, 9)])
         })
@@ -115,14 +130,14 @@ async fn monolith(options: Options) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("the gateway configuration is invalid: {e}"))?;
     config.server.admin_token = souk_chassis::Secret::new(admin_token);
-    let running = souk_gateway::start_with(config, None, shutdown.clone(), routers)
+    let gateway = souk_gateway::start_with(config, None, shutdown.clone(), routers)
         .map_err(|e| e.to_string())?;
     let state = State {
         pid: std::process::id(),
         control: None,
-        gateway: running.addr,
-        admin: running.admin_addr,
-        metrics: running.metrics_addr,
+        gateway: gateway.addr,
+        admin: gateway.admin_addr,
+        metrics: gateway.metrics_addr,
         token: String::new(),
     };
     state
@@ -136,13 +151,13 @@ async fn monolith(options: Options) -> Result<(), String> {
         std::process::id()
     );
     println!();
-    println!("  shop:          http://{}/", running.addr);
-    println!("  shop API:      http://{}/api/v1/products", running.addr);
-    println!("  OpenAPI:       http://{}/api/openapi.json", running.addr);
+    println!("  shop:          http://{}/", gateway.addr);
+    println!("  shop API:      http://{}/api/v1/products", gateway.addr);
+    println!("  OpenAPI:       http://{}/api/openapi.json", gateway.addr);
     println!("  service map:   http://{}/map", listeners.metrics);
     println!(
         "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
-        running.admin_addr,
+        gateway.admin_addr,
         state::token_path(&options.data_dir).display()
     );
     println!("  data:          {}", options.data_dir.display());
@@ -152,7 +167,10 @@ async fn monolith(options: Options) -> Result<(), String> {
 
     shutdown.wait().await;
     println!("souk: stopping…");
-    let _ = tokio::task::spawn_blocking(move || running.join()).await;
+    let _ = tokio::task::spawn_blocking(move || gateway.join()).await;
+    for service in running {
+        service.stop(shutdown.drain_deadline()).await;
+    }
     let _ = std::fs::remove_file(state::path(&options.data_dir));
     let _ = std::fs::remove_file(state::token_path(&options.data_dir));
     println!("souk: stopped");
@@ -183,241 +201,6 @@ async fn wait_ready(routers: &souk_gateway::InProcess) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// What every service of the monolith is built with.
-struct Context<'a> {
-    env: &'a Env,
-    /// The gateway's address (where the JWKS is).
-    listen: SocketAddr,
-    /// The routers built so far: the neighbours a service calls.
-    built: &'a souk_gateway::InProcess,
-    shutdown: &'a Shutdown,
-    options: &'a Options,
-    /// Each calling service's secret at identity.
-    secrets: &'a BTreeMap<Service, String>,
-    /// Where the cart keeps its event bookkeeping.
-    cart_events: &'a str,
-    /// The storefront's own loopback address, which it calls the gateway from.
-    storefront_ip: std::net::IpAddr,
-}
-
-/// A service built, and the event consumer it runs once its producers exist.
-struct Built {
-    router: axum::Router,
-    consumer: Option<Consumer>,
-}
-
-impl From<axum::Router> for Built {
-    fn from(router: axum::Router) -> Self {
-        Self {
-            router,
-            consumer: None,
-        }
-    }
-}
-
-/// An event consumer to start when every router exists.
-enum Consumer {
-    Inventory(Box<souk_inventory::Inventory>, Box<souk_inventory::Config>),
-    Cart(Box<souk_cart::Cart>, Box<souk_cart::Config>),
-}
-
-impl Consumer {
-    /// Starts it on the in-process producers (orders; and for inventory the catalog) and
-    /// identity (its tokens).
-    async fn start(
-        self,
-        routers: &souk_gateway::InProcess,
-        shutdown: &Shutdown,
-    ) -> Result<(), String> {
-        let client = |name: &str| {
-            routers
-                .get(name)
-                .cloned()
-                .map(|router| ServiceClient::in_process(name, router, Duration::from_secs(30)))
-                .ok_or_else(|| format!("{name} was not built"))
-        };
-        let (orders, identity) = (client("orders")?, client("identity")?);
-        match self {
-            Self::Inventory(inventory, config) => {
-                inventory.consume_order_events(&config, orders, identity.clone(), shutdown.clone());
-                // The catalog's router, which inventory was built with, serves the product events.
-                inventory.consume_catalog_events(&config, identity, shutdown.clone());
-            }
-            Self::Cart(cart, config) => {
-                cart.consume_order_events(&config, orders, identity, shutdown.clone())
-                    .await
-                    .map_err(|e| format!("cart: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Builds `service`'s router on `database`, as its own process would, calling its neighbours'
-/// routers in this process.
-async fn build(service: Service, database: String, context: &Context<'_>) -> Result<Built, String> {
-    let Context {
-        env,
-        listen,
-        shutdown,
-        ..
-    } = *context;
-    let jwks_url = format!("http://{listen}/.well-known/jwks.json");
-    let neighbour = |name: &str, config: &souk_chassis::client::ClientConfig| {
-        context
-            .built
-            .get(name)
-            .cloned()
-            .map(|router| ServiceClient::in_process(name, router, config.timeout()))
-            .ok_or_else(|| format!("{} is built before {name}", service.name()))
-    };
-    let secret = |service: Service| {
-        context
-            .secrets
-            .get(&service)
-            .map(|s| souk_chassis::Secret::new(s.clone()))
-            .ok_or_else(|| format!("no service secret for {}", service.name()))
-    };
-    match service {
-        Service::Identity => {
-            let mut config = souk_identity::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            for (caller, secret) in context.secrets {
-                let client = souk_identity::config::ServiceClient {
-                    secret: souk_chassis::Secret::new(secret.clone()),
-                    audiences: caller
-                        .token_audiences()
-                        .iter()
-                        .map(|a| (*a).to_owned())
-                        .collect(),
-                    feeds: caller
-                        .feed_audiences()
-                        .iter()
-                        .map(|a| (*a).to_owned())
-                        .collect(),
-                };
-                config.services.insert(caller.name().to_owned(), client);
-            }
-            // The secret that seals its signing keys, beside (not in) its database.
-            let dir =
-                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
-            config.key_file = dir.join("identity.key").display().to_string();
-            let identity = souk_identity::build(config, souk_identity::AdminAccount::from_env(env))
-                .await
-                .map_err(|e| format!("identity: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            identity.health.drain_on(shutdown);
-            Ok(identity.router.into())
-        }
-        Service::Catalog => {
-            let mut config = souk_catalog::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = jwks_url;
-            let catalog = souk_catalog::build(&config)
-                .await
-                .map_err(|e| format!("catalog: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            catalog.spawn_relay(shutdown);
-            catalog.health.drain_on(shutdown);
-            Ok(catalog.router.into())
-        }
-        Service::Inventory => {
-            let mut config = souk_inventory::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = jwks_url;
-            config.service_token.client_secret = secret(Service::Inventory)?;
-            let catalog = neighbour("catalog", &config.catalog)?;
-            let inventory = souk_inventory::build_with(&config, catalog)
-                .await
-                .map_err(|e| format!("inventory: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            inventory.health.drain_on(shutdown);
-            Ok(Built {
-                router: inventory.router.clone(),
-                consumer: Some(Consumer::Inventory(Box::new(inventory), Box::new(config))),
-            })
-        }
-        Service::Payments => {
-            let mut config = souk_payments::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = jwks_url;
-            // The secret that seals the simulated vault, beside (not in) its database.
-            let dir =
-                std::fs::canonicalize(&context.options.data_dir).map_err(|e| e.to_string())?;
-            config.processor.vault_key_file = dir.join("payments-vault.key").display().to_string();
-            let payments = souk_payments::build(&config)
-                .await
-                .map_err(|e| format!("payments: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            // Its events leave through NATS only if its relay runs, as orders' does.
-            payments.spawn_relay(shutdown);
-            payments.health.drain_on(shutdown);
-            Ok(payments.router.into())
-        }
-        Service::Cart => {
-            let mut config = souk_cart::load_config(env).map_err(|e| e.to_string())?;
-            config.store.url = souk_chassis::Secret::new(database);
-            if let Some(prefix) = up::cart_key_prefix(context.options) {
-                config.store.key_prefix = prefix;
-            }
-            config.auth.jwks_url = jwks_url;
-            config.events_database = souk_chassis::DatabaseConfig::with_url(context.cart_events);
-            config.service_token.client_secret = secret(Service::Cart)?;
-            let catalog = neighbour("catalog", &config.catalog)?;
-            let cart = souk_cart::build_with(&config, catalog)
-                .await
-                .map_err(|e| format!("cart: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            cart.health.drain_on(shutdown);
-            Ok(Built {
-                router: cart.router.clone(),
-                consumer: Some(Consumer::Cart(Box::new(cart), Box::new(config))),
-            })
-        }
-        Service::Orders => {
-            let mut config = souk_orders::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = jwks_url;
-            config.service_token.client_secret = secret(Service::Orders)?;
-            let neighbours = souk_orders::Neighbours {
-                cart: neighbour("cart", &config.cart)?,
-                catalog: neighbour("catalog", &config.catalog)?,
-                inventory: neighbour("inventory", &config.inventory)?,
-                payments: neighbour("payments", &config.payments)?,
-                identity: neighbour("identity", &config.service_token.identity)?,
-            };
-            let orders = souk_orders::build_with(&config, neighbours)
-                .await
-                .map_err(|e| format!("orders: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            orders.spawn_relay(shutdown);
-            orders.health.drain_on(shutdown);
-            Ok(orders.router.into())
-        }
-        Service::History => {
-            let mut config = souk_history::load_config(env).map_err(|e| e.to_string())?;
-            config.database = souk_chassis::DatabaseConfig::with_url(database);
-            config.auth.jwks_url = jwks_url;
-            config.service_token.client_secret = secret(Service::History)?;
-            let producers = souk_history::Producers {
-                orders: neighbour("orders", &config.orders)?,
-                payments: neighbour("payments", &config.payments)?,
-                identity: neighbour("identity", &config.service_token.identity)?,
-            };
-            let history = souk_history::build_with(&config, producers, shutdown)
-                .await
-                .map_err(|e| format!("history: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            history.health.drain_on(shutdown);
-            Ok(history.router.into())
-        }
-        Service::Storefront => {
-            // A client of the public API like any other: over loopback HTTP to the gateway,
-            // which calls the services' routers in this process.
-            let mut config = souk_storefront::load_config(env).map_err(|e| e.to_string())?;
-            config.gateway.url = format!("http://{listen}");
-            config.source_ip = Some(context.storefront_ip);
-            let storefront = souk_storefront::build(&config)
-                .map_err(|e| format!("storefront: {}", souk_chassis::problem::ErrorChain(&e)))?;
-            storefront.health.drain_on(shutdown);
-            Ok(storefront.router.into())
-        }
-    }
 }
 
 /// The backend `souk monolith` runs on (the same choice as `souk up`).

@@ -3,47 +3,36 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::services::{self, Service};
+use crate::services::Service;
 
-/// What `souk serve` can run: a service, or the gateway with its configuration file.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum Target {
-    /// Accounts, sign-in, signing keys.
-    Identity,
-    /// Products, categories, prices and search.
-    Catalog,
-    /// Stock per product and reservations per order.
-    Inventory,
-    /// One cart per shopper.
-    Cart,
-    /// Cards, payments per order, refunds.
-    Payments,
-    /// Checkout: orders and their saga.
-    Orders,
-    /// Purchase history.
-    History,
-    /// The web shop.
-    Storefront,
-    /// The API gateway.
-    Gateway {
-        /// Its TOML configuration (see services/gateway/examples/gateway.toml).
-        #[arg(long)]
-        config: PathBuf,
-    },
+/// What `souk serve` can run: a service of the registry, or the gateway with its configuration.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Target {
+    /// The service, or `gateway`.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(names()))]
+    name: String,
+    /// The gateway's TOML configuration (see services/gateway/examples/gateway.toml).
+    #[arg(long, required_if_eq("name", "gateway"))]
+    config: Option<PathBuf>,
+}
+
+fn names() -> Vec<clap::builder::PossibleValue> {
+    let services = Service::ALL.iter().map(|s| (s.name(), s.about()));
+    services
+        .chain([("gateway", "The API gateway (with --config)")])
+        .map(|(name, about)| clap::builder::PossibleValue::new(name).help(about))
+        .collect()
 }
 
 /// Runs `target` until SIGTERM or Ctrl-C.
 pub(crate) fn run(target: Target) -> ExitCode {
-    match target {
-        Target::Identity => services::serve(Service::Identity),
-        Target::Catalog => services::serve(Service::Catalog),
-        Target::Inventory => services::serve(Service::Inventory),
-        Target::Cart => services::serve(Service::Cart),
-        Target::Payments => services::serve(Service::Payments),
-        Target::Orders => services::serve(Service::Orders),
-        Target::History => services::serve(Service::History),
-        Target::Storefront => services::serve(Service::Storefront),
-        Target::Gateway { config } => serve_gateway(config),
+    match (Service::parse(&target.name), target.config) {
+        (Some(service), _) => service.serve(),
+        (None, Some(config)) => serve_gateway(config),
+        (None, None) => {
+            eprintln!("souk serve gateway: --config names its configuration file");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -77,15 +66,21 @@ mod tests {
 
     #[derive(Debug, clap::Parser)]
     struct Serve {
-        #[command(subcommand)]
+        #[command(flatten)]
         target: super::Target,
     }
 
     #[test]
-    fn every_service_can_be_served() {
+    fn every_service_can_be_served_and_nothing_else() {
         for service in crate::services::Service::ALL {
             let parsed = Serve::try_parse_from(["serve", service.name()]);
             assert!(parsed.is_ok(), "souk serve {}", service.name());
         }
+        assert!(Serve::try_parse_from(["serve", "gateway", "--config", "g.toml"]).is_ok());
+        assert!(
+            Serve::try_parse_from(["serve", "gateway"]).is_err(),
+            "the gateway needs --config"
+        );
+        assert!(Serve::try_parse_from(["serve", "reviews"]).is_err());
     }
 }

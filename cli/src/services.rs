@@ -1,27 +1,100 @@
-//! The services `souk` runs, and the public routes the gateway gives each of them.
+//! The registry of the services `souk` runs: one [`Spec`] per service, the only place that
+//! says what a service is to the rest of the shop.
 //!
-//! This is the one list to extend when a service joins the shop: `souk up`, `souk serve` and the
-//! generated gateway configuration all read it.
+//! A spec names the service, the routes the gateway gives it, where it keeps its data, whom it
+//! calls and whose events it reads, and how it is wired into a run. `souk up` turns that wiring
+//! into each process's environment, `souk monolith` into the same pairs of its in-process
+//! configuration ([`Service::pairs`]: one source for both), `souk serve` runs it, and
+//! `souk gateway-config` writes the deployments' gateway files from it. A service joins the shop
+//! with its folder under `services/` and one entry in [`Service::ALL`].
 
-/// A service the shop is made of (the gateway excluded: it is the roof, not a stall).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
-pub(crate) enum Service {
-    /// Accounts, sign-in, signing keys.
-    Identity,
-    /// Products, categories, prices and search.
-    Catalog,
-    /// Stock per product and reservations per order.
-    Inventory,
-    /// One cart per shopper.
-    Cart,
-    /// Cards (as tokens), one payment per order, refunds, the simulated processor.
-    Payments,
-    /// Checkout: orders and the saga that reserves, charges and confirms them.
-    Orders,
-    /// Purchase history, projected from orders' and payments' events.
-    History,
-    /// The web shop: server-rendered pages, a client of the gateway's public API.
-    Storefront,
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+
+use futures::future::BoxFuture;
+use souk_chassis::Env;
+use souk_chassis::service::{Running, StartError, Wiring};
+
+/// A service the shop is made of (the gateway excluded: it is the roof, not a stall). Cheap to
+/// copy; compared and ordered by name.
+#[derive(Clone, Copy)]
+pub(crate) struct Service(&'static Spec);
+
+/// What the shop knows of one service.
+pub(crate) struct Spec {
+    /// Its name: config section, database file, log prefix, upstream name.
+    name: &'static str,
+    /// What it does, in a few words (`souk serve --help`).
+    about: &'static str,
+    /// The routes the gateway sends to it.
+    routes: &'static [PublicRoute],
+    /// Where it keeps its data, if it keeps any.
+    storage: Option<Storage>,
+    /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
+    verifies_tokens: bool,
+    /// The neighbours it calls on their public API, through the gateway (which balances over
+    /// the healthy instances): each is the config key of a `ClientConfig` and the neighbour's
+    /// name.
+    public_neighbours: &'static [&'static str],
+    /// The neighbours it calls on internal endpoints, or whose event feed it reads, directly:
+    /// `(config key, neighbour)`.
+    internal_neighbours: &'static [&'static str],
+    /// Whether its internal neighbours are event feeds it reads (and nothing else there).
+    reads_feeds_only: bool,
+    /// Secrets it keeps in files beside (not in) its database: `(config key, file name)`.
+    key_files: &'static [(&'static str, &'static str)],
+    /// Variables its own process needs beyond its configuration (`souk up` only).
+    process_env: &'static [(&'static str, &'static str)],
+    /// Its own wiring beyond what every service gets: `(config key, value)`.
+    wiring: fn(&Facts<'_>) -> Vec<(String, String)>,
+    /// Runs it: its crate's [`souk_chassis::service::Service`].
+    runner: &'static dyn Runner,
+}
+
+/// What kind of store a service keeps its data in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// A SQL database (`database__url`): a SQLite file, or a PostgreSQL database.
+    Sql,
+    /// Keys and values (`store__url`): a SQLite file, or Redis.
+    KeyValue,
+}
+
+impl Storage {
+    /// The config key of its URL.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Sql => "database__url",
+            Self::KeyValue => "store__url",
+        }
+    }
+}
+
+/// What a run of the shop tells its services: the same facts for `souk up` (each process's
+/// environment) and `souk monolith` (its in-process configuration).
+pub(crate) struct Facts<'a> {
+    /// The gateway: the public API (for public neighbours and the storefront) and the JWKS.
+    pub(crate) gateway: SocketAddr,
+    /// The data dir, absolute: key files live there.
+    pub(crate) data_dir: &'a Path,
+    /// Where each service keeps its data.
+    pub(crate) databases: &'a BTreeMap<Service, String>,
+    /// Each calling service's secret at identity, made up for this run.
+    pub(crate) secrets: &'a BTreeMap<Service, String>,
+    /// Where the first instance of each service listens: internal neighbours are called there.
+    /// Empty in the monolith, whose services call each other's routers.
+    pub(crate) internal: &'a BTreeMap<Service, SocketAddr>,
+    /// The key every storefront instance signs its forms' CSRF tokens with.
+    pub(crate) csrf_secret: &'a str,
+    /// The loopback address the storefront calls the gateway from (the one it believes).
+    pub(crate) storefront_ip: IpAddr,
+    /// Where the cart keeps its event bookkeeping.
+    pub(crate) cart_events: &'a str,
+    /// The prefix of the cart's keys on a shared Redis.
+    pub(crate) cart_key_prefix: Option<String>,
 }
 
 /// A public route: `prefix` on the gateway (with `{name}` segments, and `exact` for one path
@@ -366,31 +439,198 @@ const STOREFRONT_ROUTES: &[PublicRoute] = &[
     route("api", "/api", PREFIX, CLAIM, "/api", Public),
 ];
 
+/// No wiring beyond what every service gets.
+fn common(_: &Facts<'_>) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+const IDENTITY: Spec = Spec {
+    name: "identity",
+    about: "Accounts, sign-in, signing keys",
+    routes: IDENTITY_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: false,
+    public_neighbours: &[],
+    internal_neighbours: &[],
+    reads_feeds_only: false,
+    key_files: &[("key_file", "identity.key")],
+    process_env: &[crate::up::ARGON2_FRIENDLY_MALLOC],
+    wiring: |facts| {
+        // Every calling service: its secret, and whom it may ask tokens for.
+        let mut pairs = Vec::new();
+        for (caller, secret) in facts.secrets {
+            let section = format!("services__{}", caller.name());
+            pairs.push((format!("{section}__secret"), secret.clone()));
+            pairs.push((
+                format!("{section}__audiences"),
+                caller.token_audiences().join(","),
+            ));
+            pairs.push((
+                format!("{section}__feeds"),
+                caller.feed_audiences().join(","),
+            ));
+        }
+        pairs
+    },
+    runner: &Of::<souk_identity::Service>(PhantomData),
+};
+
+const CATALOG: Spec = Spec {
+    name: "catalog",
+    about: "Products, categories, prices and search",
+    routes: CATALOG_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: true,
+    public_neighbours: &[],
+    internal_neighbours: &[],
+    reads_feeds_only: false,
+    key_files: &[],
+    process_env: &[],
+    wiring: common,
+    runner: &Of::<souk_catalog::Service>(PhantomData),
+};
+
+const INVENTORY: Spec = Spec {
+    name: "inventory",
+    about: "Stock per product and reservations per order",
+    routes: INVENTORY_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: true,
+    public_neighbours: &[],
+    // Orders' events; the catalog's product events and, to be ready, its product list.
+    internal_neighbours: &["orders", "catalog"],
+    reads_feeds_only: true,
+    key_files: &[],
+    process_env: &[],
+    wiring: common,
+    runner: &Of::<souk_inventory::Service>(PhantomData),
+};
+
+const CART: Spec = Spec {
+    name: "cart",
+    about: "One cart per shopper",
+    routes: CART_ROUTES,
+    storage: Some(Storage::KeyValue),
+    verifies_tokens: true,
+    public_neighbours: &["catalog"],
+    internal_neighbours: &["orders"],
+    reads_feeds_only: true,
+    key_files: &[],
+    process_env: &[],
+    wiring: |facts| {
+        let mut pairs = vec![(
+            "events_database__url".to_owned(),
+            facts.cart_events.to_owned(),
+        )];
+        if let Some(prefix) = &facts.cart_key_prefix {
+            pairs.push(("store__key_prefix".to_owned(), prefix.clone()));
+        }
+        pairs
+    },
+    runner: &Of::<souk_cart::Service>(PhantomData),
+};
+
+const PAYMENTS: Spec = Spec {
+    name: "payments",
+    about: "Cards (as tokens), one payment per order, refunds, the simulated processor",
+    routes: PAYMENTS_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: true,
+    public_neighbours: &[],
+    internal_neighbours: &[],
+    reads_feeds_only: false,
+    key_files: &[("processor__vault_key_file", "payments-vault.key")],
+    process_env: &[],
+    wiring: common,
+    runner: &Of::<souk_payments::Service>(PhantomData),
+};
+
+const ORDERS: Spec = Spec {
+    name: "orders",
+    about: "Checkout: orders and the saga that reserves, charges and confirms them",
+    routes: ORDERS_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: true,
+    public_neighbours: &["cart", "catalog"],
+    internal_neighbours: &["inventory", "payments"],
+    reads_feeds_only: false,
+    key_files: &[],
+    process_env: &[],
+    wiring: common,
+    runner: &Of::<souk_orders::Service>(PhantomData),
+};
+
+const HISTORY: Spec = Spec {
+    name: "history",
+    about: "Purchase history, projected from orders' and payments' events",
+    routes: HISTORY_ROUTES,
+    storage: Some(Storage::Sql),
+    verifies_tokens: true,
+    public_neighbours: &[],
+    internal_neighbours: &["orders", "payments"],
+    reads_feeds_only: true,
+    key_files: &[],
+    process_env: &[],
+    wiring: common,
+    runner: &Of::<souk_history::Service>(PhantomData),
+};
+
+const STOREFRONT: Spec = Spec {
+    name: "storefront",
+    about: "The web shop: server-rendered pages, a client of the gateway's public API",
+    routes: STOREFRONT_ROUTES,
+    storage: None,
+    verifies_tokens: false,
+    public_neighbours: &[],
+    internal_neighbours: &[],
+    reads_feeds_only: false,
+    key_files: &[],
+    process_env: &[],
+    wiring: |facts| {
+        vec![
+            // The public API, exactly as any client reaches it.
+            (
+                "gateway__url".to_owned(),
+                format!("http://{}", facts.gateway),
+            ),
+            ("csrf_secret".to_owned(), facts.csrf_secret.to_owned()),
+            // It calls the gateway from its own address, which the gateway believes.
+            ("source_ip".to_owned(), facts.storefront_ip.to_string()),
+        ]
+    },
+    runner: &Of::<souk_storefront::Service>(PhantomData),
+};
+
 impl Service {
     /// Every service, in start order.
     pub(crate) const ALL: [Service; 8] = [
-        Service::Identity,
-        Service::Catalog,
-        Service::Inventory,
-        Service::Cart,
-        Service::Payments,
-        Service::Orders,
-        Service::History,
-        Service::Storefront,
+        Service(&IDENTITY),
+        Service(&CATALOG),
+        Service(&INVENTORY),
+        Service(&CART),
+        Service(&PAYMENTS),
+        Service(&ORDERS),
+        Service(&HISTORY),
+        Service(&STOREFRONT),
     ];
+
+    /// Identity: the gateway serves its JWKS and checks tokens with it.
+    pub(crate) const IDENTITY: Service = Service(&IDENTITY);
+    /// The catalog: the product page aggregate's required part.
+    pub(crate) const CATALOG: Service = Service(&CATALOG);
+    /// Inventory: the product page aggregate's optional part.
+    pub(crate) const INVENTORY: Service = Service(&INVENTORY);
+    /// The storefront: the one upstream whose `X-Forwarded-For` the gateway believes.
+    pub(crate) const STOREFRONT: Service = Service(&STOREFRONT);
 
     /// Its name: config section, database file, log prefix, upstream name.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Identity => "identity",
-            Self::Catalog => "catalog",
-            Self::Inventory => "inventory",
-            Self::Cart => "cart",
-            Self::Payments => "payments",
-            Self::Orders => "orders",
-            Self::History => "history",
-            Self::Storefront => "storefront",
-        }
+        self.0.name
+    }
+
+    /// What it does, in a few words.
+    pub(crate) fn about(self) -> &'static str {
+        self.0.about
     }
 
     /// Parses a service name as users type it.
@@ -400,83 +640,41 @@ impl Service {
 
     /// The routes the gateway sends to it.
     pub(crate) fn routes(self) -> &'static [PublicRoute] {
-        match self {
-            Self::Identity => IDENTITY_ROUTES,
-            Self::Catalog => CATALOG_ROUTES,
-            Self::Inventory => INVENTORY_ROUTES,
-            Self::Cart => CART_ROUTES,
-            Self::Payments => PAYMENTS_ROUTES,
-            Self::Orders => ORDERS_ROUTES,
-            Self::History => HISTORY_ROUTES,
-            Self::Storefront => STOREFRONT_ROUTES,
-        }
+        self.0.routes
     }
 
     /// The port it listens on unless told otherwise (its own config's default): what the
     /// deployments' gateway dials and their manifests expose.
     pub(crate) fn port(self) -> u16 {
-        let listen = match self {
-            Self::Identity => souk_identity::Config::default().listen,
-            Self::Catalog => souk_catalog::Config::default().listen,
-            Self::Inventory => souk_inventory::Config::default().listen,
-            Self::Cart => souk_cart::Config::default().listen,
-            Self::Payments => souk_payments::Config::default().listen,
-            Self::Orders => souk_orders::Config::default().listen,
-            Self::History => souk_history::Config::default().listen,
-            Self::Storefront => souk_storefront::Config::default().listen,
-        };
-        listen.port()
+        self.0.runner.port()
     }
 
     /// The variable that sets its listen address.
     pub(crate) fn listen_var(self) -> String {
-        format!("SOUK_{}__LISTEN", self.name().to_ascii_uppercase())
+        self.var("listen")
     }
 
-    /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
-    pub(crate) fn verifies_tokens(self) -> bool {
-        !matches!(self, Self::Identity | Self::Storefront)
-    }
-
-    /// Whether it keeps data (and so gets a database); the storefront owns none.
-    pub(crate) fn has_database(self) -> bool {
-        !matches!(self, Self::Storefront)
+    /// Where it keeps its data, if it keeps any (the storefront owns none).
+    pub(crate) fn storage(self) -> Option<Storage> {
+        self.0.storage
     }
 
     /// Whether it publishes an OpenAPI document for the gateway's merged one.
     pub(crate) fn has_openapi(self) -> bool {
-        !matches!(self, Self::Storefront)
+        self.0.runner.has_openapi()
     }
 
-    /// The neighbours it calls on their public API, through the gateway (which balances over the
-    /// healthy instances): each is the config key of a `ClientConfig`.
-    pub(crate) fn public_neighbours(self) -> &'static [&'static str] {
-        match self {
-            Self::Cart => &["catalog"],
-            Self::Orders => &["cart", "catalog"],
-            _ => &[],
-        }
-    }
-
-    /// The neighbours it calls on internal endpoints (or whose event feed it reads), directly:
-    /// `(config key, service)`. Inventory reads the catalog's product events and, to be ready,
-    /// its product list there too: the gateway starts only once every service is ready.
-    pub(crate) fn internal_neighbours(self) -> &'static [(&'static str, Service)] {
-        match self {
-            Self::Inventory => &[("orders", Self::Orders), ("catalog", Self::Catalog)],
-            Self::Cart => &[("orders", Self::Orders)],
-            Self::Orders => &[("inventory", Self::Inventory), ("payments", Self::Payments)],
-            Self::History => &[("orders", Self::Orders), ("payments", Self::Payments)],
-            _ => &[],
-        }
+    /// Variables its own process needs beyond its configuration.
+    pub(crate) fn process_env(self) -> &'static [(&'static str, &'static str)] {
+        self.0.process_env
     }
 
     /// The services whose internal endpoints it calls with service tokens: identity lets it ask
     /// for tokens addressed to them.
     pub(crate) fn token_audiences(self) -> Vec<&'static str> {
-        match self.reads_feeds_only() {
+        match self.0.reads_feeds_only {
             true => Vec::new(),
-            false => self.neighbour_names(),
+            false => self.0.internal_neighbours.to_vec(),
         }
     }
 
@@ -484,22 +682,15 @@ impl Service {
     /// tokens narrowed to `events:read` for them (history reads payments' feed, and so cannot
     /// charge).
     pub(crate) fn feed_audiences(self) -> Vec<&'static str> {
-        match self.reads_feeds_only() {
-            true => self.neighbour_names(),
+        match self.0.reads_feeds_only {
+            true => self.0.internal_neighbours.to_vec(),
             false => Vec::new(),
         }
     }
 
-    /// Whether its internal neighbours are event feeds it consumes (not endpoints it calls).
-    fn reads_feeds_only(self) -> bool {
-        matches!(self, Self::Inventory | Self::Cart | Self::History)
-    }
-
-    fn neighbour_names(self) -> Vec<&'static str> {
-        self.internal_neighbours()
-            .iter()
-            .map(|(_, service)| service.name())
-            .collect()
+    /// Whether it calls identity for service tokens (and so has a secret there).
+    pub(crate) fn calls_internally(self) -> bool {
+        !self.0.internal_neighbours.is_empty()
     }
 
     /// The variable that sets `key` of its config (`SOUK_ORDERS__CART__URL`).
@@ -511,56 +702,130 @@ impl Service {
         )
     }
 
-    /// The variable that sets where it fetches the JWKS.
-    pub(crate) fn jwks_var(self) -> String {
-        format!("SOUK_{}__AUTH__JWKS_URL", self.name().to_ascii_uppercase())
+    /// Its configuration for a run, as `(variable, value)` pairs: where its data is, where its
+    /// neighbours and the JWKS are, its secrets. `souk up` gives them to its process as
+    /// environment variables, `souk monolith` reads its in-process configuration from them.
+    pub(crate) fn pairs(self, facts: &Facts<'_>) -> Vec<(String, String)> {
+        let spec = self.0;
+        let mut pairs = Vec::new();
+        if let (Some(storage), Some(url)) = (spec.storage, facts.databases.get(&self)) {
+            pairs.push((storage.key().to_owned(), url.clone()));
+        }
+        if spec.verifies_tokens {
+            // Through the gateway: one stable address, whichever identity instances run.
+            let jwks = format!("http://{}/.well-known/jwks.json", facts.gateway);
+            pairs.push(("auth__jwks_url".to_owned(), jwks));
+        }
+        for key in spec.public_neighbours {
+            // Through the gateway: it balances over the instances that are healthy now.
+            pairs.push((
+                format!("{key}__url"),
+                format!("http://{}/api", facts.gateway),
+            ));
+        }
+        for key in spec.internal_neighbours {
+            // Internal endpoints and event feeds are not on the gateway: the first instance.
+            let neighbour = Self::parse(key).and_then(|n| facts.internal.get(&n));
+            if let Some(addr) = neighbour {
+                pairs.push((format!("{key}__url"), format!("http://{addr}")));
+            }
+        }
+        if let Some(secret) = facts.secrets.get(&self) {
+            pairs.push(("service_token__client_secret".to_owned(), secret.clone()));
+            if let Some(identity) = facts.internal.get(&Self::IDENTITY) {
+                let url = format!("http://{identity}");
+                pairs.push(("service_token__identity__url".to_owned(), url));
+            }
+        }
+        for (key, file) in spec.key_files {
+            let path = facts.data_dir.join(file).display().to_string();
+            pairs.push(((*key).to_owned(), path));
+        }
+        pairs.extend((spec.wiring)(facts));
+        pairs
+            .into_iter()
+            .map(|(key, value)| (self.var(&key), value))
+            .collect()
     }
 
-    /// The variable that sets its database URL (the cart's store: SQLite or Redis).
-    pub(crate) fn database_var(self) -> String {
-        match self {
-            Self::Cart => "SOUK_CART__STORE__URL".to_owned(),
-            _ => format!("SOUK_{}__DATABASE__URL", self.name().to_ascii_uppercase()),
-        }
+    /// Runs it in this process until SIGTERM or Ctrl-C: what `souk serve` and its own binary do.
+    pub(crate) fn serve(self) -> ExitCode {
+        self.0.runner.serve()
+    }
+
+    /// Starts it in this process on `wiring`, configured by `env`, without serving it.
+    pub(crate) fn launch(
+        self,
+        env: Env,
+        wiring: Wiring,
+    ) -> BoxFuture<'static, Result<Running, StartError>> {
+        self.0.runner.launch(env, wiring)
     }
 }
 
-/// Runs `service` in this process until SIGTERM or Ctrl-C (what `souk serve` and each service's
-/// own binary do).
-pub(crate) fn serve(service: Service) -> std::process::ExitCode {
-    match service {
-        Service::Identity => {
-            souk_chassis::server::run_main(souk_identity::NAME, |env| async move {
-                souk_identity::serve_from_env(&env).await
-            })
-        }
-        Service::Catalog => souk_chassis::server::run_main(souk_catalog::NAME, |env| async move {
-            souk_catalog::serve_from_env(&env).await
-        }),
-        Service::Inventory => {
-            souk_chassis::server::run_main(souk_inventory::NAME, |env| async move {
-                souk_inventory::serve_from_env(&env).await
-            })
-        }
-        Service::Cart => souk_chassis::server::run_main(souk_cart::NAME, |env| async move {
-            souk_cart::serve_from_env(&env).await
-        }),
-        Service::Payments => {
-            souk_chassis::server::run_main(souk_payments::NAME, |env| async move {
-                souk_payments::serve_from_env(&env).await
-            })
-        }
-        Service::Orders => souk_chassis::server::run_main(souk_orders::NAME, |env| async move {
-            souk_orders::serve_from_env(&env).await
-        }),
-        Service::History => souk_chassis::server::run_main(souk_history::NAME, |env| async move {
-            souk_history::serve_from_env(&env).await
-        }),
-        Service::Storefront => {
-            souk_chassis::server::run_main(souk_storefront::NAME, |env| async move {
-                souk_storefront::serve_from_env(&env).await
-            })
-        }
+impl PartialEq for Service {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Service {}
+
+impl PartialOrd for Service {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Service {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl std::hash::Hash for Service {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the registry does with a service's crate, whatever its type.
+trait Runner: Sync {
+    fn port(&self) -> u16;
+    fn has_openapi(&self) -> bool;
+    fn serve(&self) -> ExitCode;
+    fn launch(&self, env: Env, wiring: Wiring) -> BoxFuture<'static, Result<Running, StartError>>;
+}
+
+/// The [`Runner`] of the service `S`.
+struct Of<S>(PhantomData<fn() -> S>);
+
+impl<S: souk_chassis::service::Service> Runner for Of<S> {
+    fn port(&self) -> u16 {
+        souk_chassis::service::ServiceConfig::listen(&S::Config::default()).port()
+    }
+
+    fn has_openapi(&self) -> bool {
+        S::openapi().is_some()
+    }
+
+    fn serve(&self) -> ExitCode {
+        souk_chassis::server::run_main(S::NAME, |env| async move {
+            souk_chassis::service::serve::<S>(&env).await
+        })
+    }
+
+    fn launch(&self, env: Env, wiring: Wiring) -> BoxFuture<'static, Result<Running, StartError>> {
+        Box::pin(async move {
+            let config = S::load(&env)?;
+            souk_chassis::service::launch::<S>(config, &wiring).await
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use process::{Logs, Spec, Supervised};
 use tokio::sync::Mutex;
 
 use crate::gateway_config;
-use crate::services::Service;
+use crate::services::{Facts, Service, Storage};
 use crate::state::{self, State};
 
 /// How long every process gets to stop after SIGTERM before it is killed.
@@ -137,9 +137,9 @@ async fn up(options: Options) -> Result<(), String> {
     let primary = Service::ALL
         .iter()
         .map(|s| {
-            let ip = match s {
-                Service::Storefront => storefront_ip,
-                _ => LOOPBACK,
+            let ip = match *s == Service::STOREFRONT {
+                true => storefront_ip,
+                false => LOOPBACK,
             };
             Ok((*s, SocketAddr::new(ip, free_port_on(ip)?)))
         })
@@ -247,30 +247,31 @@ impl Shop {
     }
 
     fn instance_spec(&self, service: Service, index: usize) -> Result<Spec, String> {
-        let ip = match service {
-            Service::Storefront => self.storefront_ip,
-            _ => LOOPBACK,
+        let ip = match service == Service::STOREFRONT {
+            true => self.storefront_ip,
+            false => LOOPBACK,
         };
         let addr = match (index, self.primary.get(&service)) {
             (1, Some(addr)) => *addr,
             _ => SocketAddr::new(ip, free_port_on(ip)?),
         };
         let label = format!("{}.{index}", service.name());
+        let data_dir = std::fs::canonicalize(&self.options.data_dir).map_err(|e| e.to_string())?;
+        let facts = Facts {
+            gateway: self.gateway_addr,
+            data_dir: &data_dir,
+            databases: &self.databases,
+            secrets: &self.secrets,
+            internal: &self.primary,
+            csrf_secret: &self.csrf_secret,
+            storefront_ip: self.storefront_ip,
+            cart_events: &self.cart_events,
+            cart_key_prefix: cart_key_prefix(&self.options),
+        };
         let mut env = vec![(service.listen_var(), addr.to_string())];
-        env.extend(self.neighbour_env(service));
-        if let Some(url) = self.databases.get(&service) {
-            env.push((service.database_var(), url.clone()));
-        }
-        if let Some(prefix) = cart_key_prefix(&self.options).filter(|_| service == Service::Cart) {
-            env.push(("SOUK_CART__STORE__KEY_PREFIX".to_owned(), prefix));
-        }
-        if service.verifies_tokens() {
-            // Through the gateway: one stable address, whichever identity instances run.
-            env.push((
-                service.jwks_var(),
-                format!("http://{}/.well-known/jwks.json", self.gateway_addr),
-            ));
-        }
+        let own = service.process_env().iter();
+        env.extend(own.map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        env.extend(service.pairs(&facts));
         Ok(Spec {
             args: vec!["serve".into(), service.name().into()],
             env,
@@ -280,76 +281,6 @@ impl Shop {
             label,
             stop_deadline: STOP_DEADLINE,
         })
-    }
-
-    /// Where `service` finds the services it calls, and the credentials it calls them with.
-    fn neighbour_env(&self, service: Service) -> Vec<(String, String)> {
-        let mut env = Vec::new();
-        for key in service.public_neighbours() {
-            // Through the gateway: it balances over the instances that are healthy now.
-            let url = format!("http://{}/api", self.gateway_addr);
-            env.push((service.var(&format!("{key}__url")), url));
-        }
-        for (key, neighbour) in service.internal_neighbours() {
-            // Internal endpoints and event feeds are not on the gateway: the first instance.
-            if let Some(addr) = self.primary.get(neighbour) {
-                env.push((
-                    service.var(&format!("{key}__url")),
-                    format!("http://{addr}"),
-                ));
-            }
-        }
-        if let (Some(secret), Some(identity)) = (
-            self.secrets.get(&service),
-            self.primary.get(&Service::Identity),
-        ) {
-            env.push((service.var("service_token__client_secret"), secret.clone()));
-            env.push((
-                service.var("service_token__identity__url"),
-                format!("http://{identity}"),
-            ));
-        }
-        if service == Service::Identity {
-            let (name, value) = ARGON2_FRIENDLY_MALLOC;
-            env.push((name.to_owned(), value.to_owned()));
-            for (caller, secret) in &self.secrets {
-                let section = format!("services__{}", caller.name());
-                env.push((service.var(&format!("{section}__secret")), secret.clone()));
-                let audiences = caller.token_audiences().join(",");
-                env.push((service.var(&format!("{section}__audiences")), audiences));
-                let feeds = caller.feed_audiences().join(",");
-                env.push((service.var(&format!("{section}__feeds")), feeds));
-            }
-            // The secret that seals identity's signing keys, beside (not in) its database.
-            if let Ok(dir) = std::fs::canonicalize(&self.options.data_dir) {
-                let file = dir.join("identity.key").display().to_string();
-                env.push((service.var("key_file"), file));
-            }
-        }
-        if service == Service::Payments
-            && let Ok(dir) = std::fs::canonicalize(&self.options.data_dir)
-        {
-            // The secret that seals the simulated processor's vault, beside (not in) its database.
-            let file = dir.join("payments-vault.key").display().to_string();
-            env.push((service.var("processor__vault_key_file"), file));
-        }
-        if service == Service::Cart {
-            env.push((
-                service.var("events_database__url"),
-                self.cart_events.clone(),
-            ));
-        }
-        if service == Service::Storefront {
-            // The public API, exactly as any client reaches it.
-            env.push((
-                service.var("gateway__url"),
-                format!("http://{}", self.gateway_addr),
-            ));
-            env.push((service.var("csrf_secret"), self.csrf_secret.clone()));
-            // It calls the gateway from its own address, which the gateway believes.
-            env.push((service.var("source_ip"), self.storefront_ip.to_string()));
-        }
-        env
     }
 
     async fn start_gateway(&self) -> Result<(), String> {
@@ -558,14 +489,16 @@ pub(crate) fn prepare_data_dir(dir: &Path) -> Result<(), String> {
 /// PostgreSQL server named by `SOUK_POSTGRES_URL` (created when missing).
 pub(crate) async fn databases(options: &Options) -> Result<BTreeMap<Service, String>, String> {
     let mut urls = BTreeMap::new();
-    for service in Service::ALL.into_iter().filter(|s| s.has_database()) {
+    for service in Service::ALL.into_iter().filter(|s| s.storage().is_some()) {
         let url = match options.backend {
             Backend::Embedded => {
                 let dir = std::fs::canonicalize(&options.data_dir).map_err(|e| e.to_string())?;
                 format!("sqlite://{}/{}.db", dir.display(), service.name())
             }
-            Backend::Postgres if service == Service::Cart => std::env::var("SOUK_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            Backend::Postgres if service.storage() == Some(Storage::KeyValue) => {
+                std::env::var("SOUK_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+            }
             Backend::Postgres => {
                 let prefix = server_prefix();
                 let server = std::env::var("SOUK_POSTGRES_URL").map_err(|_| {
@@ -606,7 +539,7 @@ pub(crate) fn cart_key_prefix(options: &Options) -> Option<String> {
 pub(crate) fn service_secrets() -> Result<BTreeMap<Service, String>, String> {
     Service::ALL
         .iter()
-        .filter(|s| !s.token_audiences().is_empty() || !s.feed_audiences().is_empty())
+        .filter(|s| s.calls_internally())
         .map(|service| Ok((*service, random_hex()?)))
         .collect()
 }

@@ -9,6 +9,7 @@
 //! do not go through `souk` get the same warning from orders at run time, on the first
 //! reservation whose hold is too short (`orders_hold_too_short_total`).
 
+use souk_chassis::service::Service as _;
 use std::time::Duration;
 
 use souk_chassis::Env;
@@ -18,8 +19,8 @@ pub(crate) const HOLD_MARGIN: u32 = 2;
 
 /// Refuses a hold shorter than [`HOLD_MARGIN`] × (orders' deadline + lease), naming the keys.
 pub(crate) fn check(env: &Env) -> Result<(), String> {
-    let orders = souk_orders::load_config(env).map_err(|e| format!("orders: {e}"))?;
-    let inventory = souk_inventory::load_config(env).map_err(|e| format!("inventory: {e}"))?;
+    let orders = souk_orders::Service::load(env).map_err(|e| format!("orders: {e}"))?;
+    let inventory = souk_inventory::Service::load(env).map_err(|e| format!("inventory: {e}"))?;
     check_values(
         inventory.reservation_ttl(),
         orders.saga.deadline(),

@@ -7,6 +7,7 @@
 //! not answer at all ([`ClientError::Unavailable`]: refused, timed out, 5xx) — the second is when
 //! a caller degrades instead of failing.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -116,6 +117,9 @@ enum Target {
         client: reqwest::Client,
     },
     InProcess(Router),
+    /// A router in this process that may not exist yet (`service::Local`): until it does, the
+    /// service is unavailable, as a process not yet listening would be.
+    Late(Arc<OnceLock<Router>>),
 }
 
 /// An answer as received: status and raw body.
@@ -146,6 +150,20 @@ impl ServiceClient {
         Self {
             service: service.into(),
             target: Target::InProcess(router),
+            timeout,
+        }
+    }
+
+    /// A client calling the router that will be put in `slot` (the monolith, whose services
+    /// start in any order); until then every call fails as unavailable.
+    pub(crate) fn late(
+        service: impl Into<String>,
+        slot: Arc<OnceLock<Router>>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            service: service.into(),
+            target: Target::Late(slot),
             timeout,
         }
     }
@@ -245,6 +263,13 @@ impl ServiceClient {
                     self.in_process_call(router, method, path, headers, body)
                         .await
                 }
+                Target::Late(slot) => match slot.get() {
+                    Some(router) => {
+                        self.in_process_call(router, method, path, headers, body)
+                            .await
+                    }
+                    None => Err(self.unavailable("not started yet".into())),
+                },
             }
         };
         tokio::time::timeout(self.timeout, call)

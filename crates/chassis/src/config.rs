@@ -44,6 +44,18 @@ impl Env {
         }
     }
 
+    /// This environment with `pairs` set over it (the monolith: the process's variables, and
+    /// what `souk up` would give one service's process).
+    #[must_use]
+    pub fn with<K: Into<String>, V: Into<String>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.vars
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     /// One variable, if set and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars

@@ -32,6 +32,7 @@ pub mod private;
 pub mod problem;
 pub mod seal;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod test_util;

@@ -154,10 +154,11 @@ impl StoreConfig {
 mod tests {
     use super::*;
     use souk_chassis::Env;
+    use souk_chassis::service::Service as _;
 
     #[test]
     fn defaults_then_environment() {
-        let config = crate::load_config(&Env::from_pairs([] as [(&str, &str); 0])).unwrap();
+        let config = crate::Service::load(&Env::from_pairs([] as [(&str, &str); 0])).unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.listen.port(), 8104);
         assert_eq!(config.auth.service_audience, "cart");
@@ -169,7 +170,7 @@ mod tests {
             ("SOUK_CART__PRICE_CACHE_MS", "250"),
             ("SOUK_CART__ABANDONED_AFTER_DAYS", "7"),
         ]);
-        let config = crate::load_config(&env).unwrap();
+        let config = crate::Service::load(&env).unwrap();
         assert_eq!(config.store.url.expose(), "redis://127.0.0.1:6379/0");
         assert_eq!(config.store.key_prefix, "shop:cart:");
         assert_eq!(config.catalog.url, "http://127.0.0.1:8101");

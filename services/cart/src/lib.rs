@@ -15,62 +15,20 @@ use std::time::Duration;
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
-use souk_chassis::config::ConfigError;
 use souk_chassis::events::{Consumer, Source};
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::{Health, Shutdown};
 
 pub use config::{Config, StoreConfig};
 pub use routes::{ApiDoc, AppState};
-use store::{OpenError, Store};
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
+use store::Store;
 
 /// The service's name: its config section, its log and metrics label, its service audience.
 pub const NAME: &str = "cart";
 
 /// How often SQLite is swept for abandoned carts (Redis expires them by itself).
 const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Why the cart could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A setting is out of range.
-    #[error("cart.{key} {reason}")]
-    Invalid {
-        /// The key.
-        key: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The event settings make no sense.
-    #[error("invalid configuration: {0}")]
-    Events(String),
-    /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] OpenError),
-    /// The event bookkeeping database could not be opened or migrated.
-    #[error("cannot open the events database")]
-    EventsDatabase(#[from] souk_chassis::db::DbError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads the cart's config: defaults < `SOUK_CONFIG` file < `SOUK_CART__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// A ready cart: its whole router (API, health, metrics, standard stack) and its store.
 #[derive(Debug, Clone)]
@@ -124,16 +82,17 @@ pub async fn build(config: &Config) -> Result<Cart, StartError> {
 /// `ServiceClient::in_process("catalog", catalog_router, timeout)`.
 pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Cart, StartError> {
     if config.abandoned_after_days == 0 {
-        return Err(StartError::Invalid {
-            key: "abandoned_after_days",
-            reason: "must be at least 1",
-        });
+        return Err(StartError::Invalid(
+            "cart.abandoned_after_days must be at least 1".into(),
+        ));
     }
     config
         .events
         .validate()
-        .map_err(|e| StartError::Events(format!("cart.{e}")))?;
-    let store = Store::open(&config.store, config.abandoned_after()).await?;
+        .map_err(|e| StartError::Invalid(format!("cart.{e}")))?;
+    let store = Store::open(&config.store, config.abandoned_after())
+        .await
+        .map_err(StartError::setup)?;
     if matches!(store, Store::Sqlite(_)) {
         tokio::spawn(purge_abandoned(store.clone()));
     }
@@ -151,44 +110,42 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Cart,
     })
 }
 
-/// Serves the cart on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let cart = build(config).await?;
-    cart.consume_order_events(
-        config,
-        ServiceClient::http("orders", &config.orders),
-        ServiceClient::http("identity", &config.service_token.identity),
-        shutdown.clone(),
-    )
-    .await?;
-    cart.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = cart.store.engine(), "cart listening");
-    souk_chassis::serve(listener, cart.router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    cart.store.close().await;
-    Ok(())
+/// The cart, as the service skeleton runs it (`souk-cart`, `souk serve cart`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let cart = build_with(&config, wiring.client("catalog", &config.catalog)).await?;
+        let orders = wiring.client("orders", &config.orders);
+        let identity = wiring.client("identity", &config.service_token.identity);
+        let order_events = cart
+            .consume_order_events(&config, orders, identity, wiring.shutdown().clone())
+            .await?;
+        let running = Running::new(cart.router, cart.health).waiting_for(order_events);
+        Ok(match &cart.store {
+            Store::Sqlite(store) => running.closing(store.database().clone()),
+            Store::Redis(_) => running,
+        })
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }
 
 /// Sweeps abandoned carts now and every [`PURGE_EVERY`], until the store is closed.

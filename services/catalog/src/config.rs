@@ -47,14 +47,15 @@ impl Default for Config {
 mod tests {
     use souk_chassis::Env;
     use souk_chassis::events::Transport;
+    use souk_chassis::service::Service as _;
 
     #[test]
     fn the_feed_is_the_default_and_nats_is_chosen_by_environment() {
         let config =
-            crate::load_config(&Env::from_pairs([("SOUK_CATALOG__DEMO_DATA", "true")])).unwrap();
+            crate::Service::load(&Env::from_pairs([("SOUK_CATALOG__DEMO_DATA", "true")])).unwrap();
         assert_eq!(config.events.transport, Transport::Feed);
         assert_eq!(config.auth.service_audience, "catalog");
-        let config = crate::load_config(&Env::from_pairs([
+        let config = crate::Service::load(&Env::from_pairs([
             ("SOUK_CATALOG__EVENTS__TRANSPORT", "nats"),
             ("SOUK_CATALOG__EVENTS__NATS__URL", "nats://n:4222"),
         ]))

@@ -13,56 +13,18 @@ pub mod seed;
 pub mod store;
 
 use axum::Router;
-use souk_chassis::config::ConfigError;
-use souk_chassis::db::DbError;
 use souk_chassis::events::{EventsConfig, Outbox, Transport};
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::service::{Running, Wiring};
+use souk_chassis::{Health, Shutdown};
 
 pub use config::Config;
 pub use routes::{ApiDoc, AppState};
-use seed::{DemoCatalog, SeedError};
-use store::{Store, StoreError};
+use seed::DemoCatalog;
+pub use souk_chassis::service::StartError;
+use store::Store;
 
 /// The service's name: its config section, its log and metrics label.
 pub const NAME: &str = "catalog";
-
-/// Why the catalog could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// The demo catalog is invalid.
-    #[error(transparent)]
-    Seed(#[from] SeedError),
-    /// The demo catalog could not be stored.
-    #[error("cannot load the demo catalog")]
-    Store(#[from] StoreError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads the catalog's config: defaults < `SOUK_CONFIG` file < `SOUK_CATALOG__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// A ready catalog: its whole router (API, events feed, health, metrics, standard stack), its
 /// store and its outbox.
@@ -101,7 +63,11 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
         .map_err(|e| StartError::Invalid(format!("catalog.{e}")))?;
     let store = Store::open(&config.database).await?;
     if config.demo_data {
-        let added = store.seed_if_empty(&DemoCatalog::bundled()?).await?;
+        let demo = DemoCatalog::bundled().map_err(StartError::setup)?;
+        let added = store
+            .seed_if_empty(&demo)
+            .await
+            .map_err(StartError::setup)?;
         if added > 0 {
             tracing::info!(products = added, "loaded the demo catalog");
         }
@@ -125,36 +91,32 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
     })
 }
 
-/// Serves the catalog on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let catalog = build(config).await?;
-    catalog.spawn_relay(&shutdown);
-    catalog.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = catalog.store.database().engine(), "catalog listening");
-    souk_chassis::serve(listener, catalog.router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    catalog.store.database().close().await;
-    Ok(())
+/// The catalog, as the service skeleton runs it (`souk-catalog`, `souk serve catalog`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let catalog = build(&config).await?;
+        catalog.spawn_relay(wiring.shutdown());
+        Ok(Running::new(catalog.router, catalog.health).closing(catalog.store.database().clone()))
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

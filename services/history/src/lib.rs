@@ -31,50 +31,18 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
-use souk_chassis::config::ConfigError;
-use souk_chassis::db::DbError;
 use souk_chassis::server::ShutdownTrigger;
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::{Health, Shutdown};
 use tokio::task::JoinHandle;
 
 pub use config::{Config, ConsumerConfig};
 pub use routes::{ApiDoc, AppState};
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
 use store::Store;
 
 /// The service's name: its config section, its log and metrics label, its consumers' prefix.
 pub const NAME: &str = "history";
-
-/// Why history could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads history's config: defaults < `SOUK_CONFIG` file < `SOUK_HISTORY__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// The services history hears from, as clients: over HTTP ([`Producers::http`]) or, in the
 /// monolith, on their routers in this process (`ServiceClient::in_process`).
@@ -206,41 +174,40 @@ async fn assemble(
     })
 }
 
-/// Serves history on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let history = build_with(config, Producers::http(config), &shutdown).await?;
-    history.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = history.store.database().engine(), "history listening");
-    souk_chassis::serve(listener, history.router.clone(), shutdown.clone())
-        .await
-        .map_err(StartError::Serve)?;
-    if tokio::time::timeout(shutdown.drain_deadline(), history.stopped())
-        .await
-        .is_err()
-    {
-        tracing::warn!("event consumers did not stop within the drain deadline");
+/// History, as the service skeleton runs it (`souk-history`, `souk serve history`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let producers = Producers {
+            orders: wiring.client("orders", &config.orders),
+            payments: wiring.client("payments", &config.payments),
+            identity: wiring.client("identity", &config.service_token.identity),
+        };
+        let history = build_with(&config, producers, wiring.shutdown()).await?;
+        let database = history.store.database().clone();
+        let consumers = history.clone();
+        Ok(Running::new(history.router, history.health)
+            .waiting_for(tokio::spawn(async move { consumers.stopped().await }))
+            .closing(database))
     }
-    history.store.database().close().await;
-    Ok(())
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

@@ -48,6 +48,10 @@ pub struct Config {
     pub services: std::collections::BTreeMap<String, ServiceClient>,
     /// Lifetime of a service token, in seconds.
     pub service_ttl_secs: i64,
+    /// The first administrator, from `SOUK_ADMIN_EMAIL` and `SOUK_ADMIN_PASSWORD` only: never
+    /// read from a file, never written out.
+    #[serde(skip)]
+    pub admin: Option<crate::AdminAccount>,
 }
 
 /// A service allowed to call other services' internal endpoints.
@@ -108,6 +112,7 @@ impl Default for Config {
             purge_interval_secs: 3600,
             services: std::collections::BTreeMap::new(),
             service_ttl_secs: 300,
+            admin: None,
         }
     }
 }

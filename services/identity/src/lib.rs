@@ -14,11 +14,12 @@ pub mod tokens;
 use axum::Router;
 use souk_chassis::config::ConfigError;
 use souk_chassis::db::DbError;
-use souk_chassis::{Env, Health, Secret, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::service::{Running, Wiring};
+use souk_chassis::{Env, Health, Secret};
 
 pub use config::Config;
 pub use routes::{ApiDoc, AppState};
+pub use souk_chassis::service::StartError;
 use store::{Store, StoreError};
 
 /// The service's name.
@@ -27,12 +28,9 @@ pub const NAME: &str = "identity";
 /// How often each instance reloads the signing keys from the store (another may have rotated).
 pub const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Why identity could not start.
+/// What in identity's own start-up failed (a [`StartError::Setup`]).
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+pub enum SetupError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -48,22 +46,10 @@ pub enum StartError {
     /// The administrator from SOUK_ADMIN_EMAIL / SOUK_ADMIN_PASSWORD is invalid.
     #[error("SOUK_ADMIN_EMAIL / SOUK_ADMIN_PASSWORD: {0}")]
     Admin(String),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 /// The first administrator, from `SOUK_ADMIN_EMAIL` and `SOUK_ADMIN_PASSWORD`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminAccount {
     /// Email.
     pub email: String,
@@ -90,11 +76,6 @@ pub fn now() -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
-/// Reads identity's config: defaults < `SOUK_CONFIG` file < `SOUK_IDENTITY__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
-
 /// A ready identity service.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -108,7 +89,7 @@ pub struct Identity {
 
 /// Opens the store, makes a signing key if there is none, creates the administrator if one is
 /// named, and builds the router.
-pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identity, StartError> {
+pub async fn build(config: Config, admin: Option<AdminAccount>) -> Result<Identity, SetupError> {
     let secret = souk_chassis::seal::secret_from(&config.key_secret, &config.key_file)?;
     let sealer = souk_chassis::seal::Sealer::new(&secret, SEALING_PURPOSE)?;
     let store = Store::open(&config.database).await?;
@@ -178,7 +159,7 @@ async fn load_keys(
     store: &Store,
     config: &Config,
     sealer: &souk_chassis::seal::Sealer,
-) -> Result<keys::KeySet, StartError> {
+) -> Result<keys::KeySet, SetupError> {
     // A retired key stays published as long as a token it signed can still be valid.
     let since = now() - config.access_ttl_secs - 60;
     let mut stored = store.keys(since).await?;
@@ -221,7 +202,7 @@ fn spawn_purge(state: &AppState) {
 
 /// Reloads the keys in force from the store (what every instance does every [`KEY_RELOAD`]), so
 /// a rotation made by another instance reaches this one.
-pub async fn reload_keys(state: &AppState) -> Result<(), StartError> {
+pub async fn reload_keys(state: &AppState) -> Result<(), SetupError> {
     let fresh = load_keys(&state.store, &state.config, &state.sealer).await?;
     *state
         .keys
@@ -231,7 +212,7 @@ pub async fn reload_keys(state: &AppState) -> Result<(), StartError> {
 }
 
 /// Makes a new signing key the signer; tokens signed by the old one stay valid until they expire.
-pub async fn rotate_keys(state: &AppState) -> Result<(), StartError> {
+pub async fn rotate_keys(state: &AppState) -> Result<(), SetupError> {
     state
         .store
         .rotate_keys(&keys::StoredKey::generate(now(), &state.sealer)?, now())
@@ -248,8 +229,8 @@ pub async fn rotate_keys(state: &AppState) -> Result<(), StartError> {
 /// made an administrator silently: registration does not prove an email, so whoever registered
 /// the address first would own the shop. It is promoted only when its password is the
 /// administrator's (the operator made it); otherwise identity refuses to start.
-async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), StartError> {
-    let email = domain::Email::parse(&admin.email).map_err(StartError::Admin)?;
+async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), SetupError> {
+    let email = domain::Email::parse(&admin.email).map_err(SetupError::Admin)?;
     if let Some(existing) = state.store.user_by_email(email.as_str()).await? {
         if existing.role == domain::Role::Admin {
             return Ok(());
@@ -261,9 +242,9 @@ async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), Star
                 Some(existing.password_hash),
             )
             .await
-            .map_err(|e| StartError::Admin(e.to_string()))?;
+            .map_err(|e| SetupError::Admin(e.to_string()))?;
         if !owned {
-            return Err(StartError::Admin(format!(
+            return Err(SetupError::Admin(format!(
                 "{} is the address of an existing account that is not an administrator, and its password is not SOUK_ADMIN_PASSWORD: \
                  refusing to make it an administrator (anyone may have registered it). Name another address, or remove that account",
                 email.as_str()
@@ -274,12 +255,12 @@ async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), Star
         return Ok(());
     }
     let password = domain::Password::new(admin.password.expose(), email.as_str())
-        .map_err(|e| StartError::Admin(format!("the password {e}")))?;
+        .map_err(|e| SetupError::Admin(format!("the password {e}")))?;
     let hash = state
         .hasher
         .hash(password.expose().to_owned())
         .await
-        .map_err(|e| StartError::Admin(e.to_string()))?;
+        .map_err(|e| SetupError::Admin(e.to_string()))?;
     let user = store::User {
         id: uuid::Uuid::now_v7().to_string(),
         email: email.as_str().to_owned(),
@@ -292,33 +273,41 @@ async fn ensure_admin(state: &AppState, admin: &AdminAccount) -> Result<(), Star
     Ok(())
 }
 
-/// Serves identity on `listener` until `shutdown`.
-pub async fn run(
-    config: Config,
-    admin: Option<AdminAccount>,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let identity = build(config, admin).await?;
-    identity.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(StartError::Serve)?;
-    tracing::info!(%addr, engine = identity.state.store.database().engine(), "identity listening");
-    souk_chassis::serve(listener, identity.router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    identity.state.store.database().close().await;
-    Ok(())
+/// Identity, as the service skeleton runs it (`souk-identity`, `souk serve identity`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    /// Its section, and the first administrator from `SOUK_ADMIN_EMAIL` / `SOUK_ADMIN_PASSWORD`.
+    fn load(env: &Env) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            souk_chassis::config::load(NAME, env.config_file().as_deref(), env)?;
+        config.admin = AdminAccount::from_env(env);
+        Ok(config)
+    }
+
+    async fn start(mut config: Config, _wiring: &Wiring) -> Result<Running, StartError> {
+        let admin = config.admin.take();
+        let identity = build(config, admin).await.map_err(StartError::setup)?;
+        let database = identity.state.store.database().clone();
+        Ok(Running::new(identity.router, identity.health).closing(database))
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(config, AdminAccount::from_env(env), listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

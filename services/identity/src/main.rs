@@ -2,14 +2,6 @@
 //!
 //! `souk-identity` serves; `souk-identity openapi` prints the OpenAPI document.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("openapi") {
-        print!("{}", souk_identity::ApiDoc::json());
-        return ExitCode::SUCCESS;
-    }
-    souk_chassis::server::run_main(souk_identity::NAME, |env| async move {
-        souk_identity::serve_from_env(&env).await
-    })
+fn main() -> std::process::ExitCode {
+    souk_chassis::service::main::<souk_identity::Service>()
 }

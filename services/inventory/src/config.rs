@@ -109,10 +109,11 @@ impl Default for Config {
 mod tests {
     use super::*;
     use souk_chassis::Env;
+    use souk_chassis::service::Service as _;
 
     #[test]
     fn defaults_and_environment_layer() {
-        let config = crate::load_config(&Env::from_pairs([
+        let config = crate::Service::load(&Env::from_pairs([
             ("SOUK_INVENTORY__CATALOG__URL", "http://127.0.0.1:8101"),
             ("SOUK_INVENTORY__RESERVATION_TTL_SECS", "60"),
             ("SOUK_INVENTORY__DEMO_STOCK", "false"),
@@ -128,7 +129,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = crate::load_config(&Env::from_pairs([("SOUK_INVENTORY__STOK", "1")]));
+        let err = crate::Service::load(&Env::from_pairs([("SOUK_INVENTORY__STOK", "1")]));
         assert!(err.is_err());
     }
 }

@@ -22,56 +22,21 @@ use std::time::Duration;
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
-use souk_chassis::config::ConfigError;
-use souk_chassis::db::DbError;
 use souk_chassis::events::{Consumer, Source};
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::{Health, Shutdown};
 
 use clients::catalog::CatalogClient;
 pub use config::Config;
-use demo::{DemoError, DemoStock};
+use demo::DemoStock;
 pub use routes::{ApiDoc, AppState};
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
 use store::Store;
 use sync::Syncer;
 pub use sync::{CatalogKnown, SyncError, SyncReport};
 
 /// The service's name: its config section, its log and metrics label, its service-token audience.
 pub const NAME: &str = "inventory";
-
-/// Why inventory could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// The demo stock is invalid.
-    #[error(transparent)]
-    Demo(#[from] DemoError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads inventory's config: defaults < `SOUK_CONFIG` file < `SOUK_INVENTORY__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// A built inventory: its whole router (API, health, metrics, standard stack), its store, and
 /// what it syncs products with. `/readyz` answers 200 once a sync with the catalog has succeeded.
@@ -170,7 +135,7 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let demo = Arc::new(if config.demo_stock {
-        DemoStock::bundled()?
+        DemoStock::bundled().map_err(StartError::setup)?
     } else {
         DemoStock::none()
     });
@@ -213,50 +178,41 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
     })
 }
 
-/// Serves inventory on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let inventory = build(config).await?;
-    let identity = ServiceClient::http("identity", &config.service_token.identity);
-    inventory.consume_order_events(
-        config,
-        ServiceClient::http("orders", &config.orders),
-        identity.clone(),
-        shutdown.clone(),
-    );
-    inventory.consume_catalog_events(config, identity, shutdown.clone());
-    let Inventory {
-        router,
-        store,
-        health,
-        ..
-    } = inventory;
-    health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = store.database().engine(), "inventory listening");
-    // The router is the last holder of the state: serving ends, the background loops stop.
-    souk_chassis::serve(listener, router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    store.database().close().await;
-    Ok(())
+/// Inventory, as the service skeleton runs it (`souk-inventory`, `souk serve inventory`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let inventory = build_with(&config, wiring.client("catalog", &config.catalog)).await?;
+        let identity = wiring.client("identity", &config.service_token.identity);
+        let orders = wiring.client("orders", &config.orders);
+        let shutdown = wiring.shutdown();
+        let order_events =
+            inventory.consume_order_events(&config, orders, identity.clone(), shutdown.clone());
+        let catalog_events = inventory.consume_catalog_events(&config, identity, shutdown.clone());
+        let database = inventory.store.database().clone();
+        Ok(Running::new(inventory.router, inventory.health)
+            .waiting_for(order_events)
+            .waiting_for(catalog_events)
+            .closing(database))
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

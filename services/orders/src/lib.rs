@@ -37,50 +37,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
-use souk_chassis::config::ConfigError;
-use souk_chassis::db::DbError;
 use souk_chassis::events::{Outbox, Transport};
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::{Health, Shutdown};
 
 pub use config::{Config, SagaConfig};
 pub use routes::{ApiDoc, AppState};
 use saga::{SagaParts, SagaRunner};
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
 use store::Store;
 
 /// The service's name: its config section, its log and metrics label, its service audience.
 pub const NAME: &str = "orders";
-
-/// Why orders could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads orders' config: defaults < `SOUK_CONFIG` file < `SOUK_ORDERS__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// The services orders calls, as clients: over HTTP ([`Neighbours::http`]) or, in the monolith,
 /// on their routers in this process (`ServiceClient::in_process`).
@@ -202,45 +170,41 @@ pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Order
     })
 }
 
-/// Serves orders on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let Orders {
-        router,
-        store,
-        health,
-        ..
-    } = {
-        let orders = build(config).await?;
-        orders.spawn_relay(&shutdown);
-        orders
-    };
-    health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = store.database().engine(), "orders listening");
-    // The router is the last holder of the state: serving ends, the background work stops.
-    souk_chassis::serve(listener, router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    store.database().close().await;
-    Ok(())
+/// Orders, as the service skeleton runs it (`souk-orders`, `souk serve orders`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let neighbours = Neighbours {
+            cart: wiring.client("cart", &config.cart),
+            catalog: wiring.client("catalog", &config.catalog),
+            inventory: wiring.client("inventory", &config.inventory),
+            payments: wiring.client("payments", &config.payments),
+            identity: wiring.client("identity", &config.service_token.identity),
+        };
+        let orders = build_with(&config, neighbours).await?;
+        orders.spawn_relay(wiring.shutdown());
+        let database = orders.store.database().clone();
+        // The saga runner and the key purge stop once the router's last copy is gone.
+        Ok(Running::new(orders.router, orders.health).closing(database))
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

@@ -28,56 +28,18 @@ mod sweep;
 use std::time::Duration;
 
 use axum::Router;
-use souk_chassis::config::ConfigError;
-use souk_chassis::db::DbError;
 use souk_chassis::events::{EventsConfig, Outbox, Transport};
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::{Health, Shutdown};
 
 pub use config::Config;
 pub use processor::{Processor, ProcessorConfig};
 pub use routes::{ApiDoc, AppState};
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
 use store::Store;
 
 /// The service's name: its config section, its log and metrics label.
 pub const NAME: &str = "payments";
-
-/// Why payments could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The vault's sealing secret is missing, weak or unreadable.
-    #[error("payments.processor.vault_key / vault_key_file: {0}")]
-    Seal(#[from] souk_chassis::seal::SealError),
-    /// The vault could not be brought up to date.
-    #[error("the simulated processor's vault")]
-    Vault(#[source] crate::processor::ProcessorError),
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads payments' config: defaults < `SOUK_CONFIG` file < `SOUK_PAYMENTS__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// Ready payments: its whole router (API, events feed, health, metrics, standard stack), its
 /// store, its outbox and the simulated processor behind it.
@@ -124,8 +86,10 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     let secret = souk_chassis::seal::secret_from(
         &config.processor.vault_key,
         &config.processor.vault_key_file,
-    )?;
-    let sealer = souk_chassis::seal::Sealer::new(&secret, crate::processor::VAULT_PURPOSE)?;
+    )
+    .map_err(StartError::setup)?;
+    let sealer = souk_chassis::seal::Sealer::new(&secret, crate::processor::VAULT_PURPOSE)
+        .map_err(StartError::setup)?;
     let store = Store::open(&config.database).await?;
     let outbox = Outbox::new(store.database().clone(), NAME);
     outbox.spawn_retention(&config.events);
@@ -133,7 +97,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     let sealed = processor
         .seal_plain_cards()
         .await
-        .map_err(StartError::Vault)?;
+        .map_err(StartError::setup)?;
     if sealed > 0 {
         tracing::info!(sealed, "card numbers kept in the clear are now sealed");
     }
@@ -171,36 +135,33 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     })
 }
 
-/// Serves payments on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let payments = build(config).await?;
-    payments.spawn_relay(&shutdown);
-    payments.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, engine = payments.store.database().engine(), "payments listening");
-    souk_chassis::serve(listener, payments.router, shutdown)
-        .await
-        .map_err(StartError::Serve)?;
-    payments.store.database().close().await;
-    Ok(())
+/// Payments, as the service skeleton runs it (`souk-payments`, `souk serve payments`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
+        let payments = build(&config).await?;
+        payments.spawn_relay(wiring.shutdown());
+        let database = payments.store.database().clone();
+        Ok(Running::new(payments.router, payments.health).closing(database))
+    }
+
+    fn openapi() -> Option<String> {
+        Some(ApiDoc::json())
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

@@ -16,43 +16,15 @@ pub mod session;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use souk_chassis::config::ConfigError;
-use souk_chassis::{Env, Health, Shutdown};
-use tokio::net::TcpListener;
+use souk_chassis::Health;
 
 pub use config::Config;
 pub use routes::App;
+pub use souk_chassis::service::StartError;
+use souk_chassis::service::{Running, Wiring};
 
 /// The service's name: its config section, its log and metrics label.
 pub const NAME: &str = "storefront";
-
-/// Why the storefront could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Configuration was read but makes no sense.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("the server failed")]
-    Serve(#[source] std::io::Error),
-}
-
-/// Reads the storefront's config: defaults < `SOUK_CONFIG` file < `SOUK_STOREFRONT__*` variables.
-pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
-    souk_chassis::config::load(NAME, env.config_file().as_deref(), env)
-}
 
 /// A ready storefront: its whole router (pages, health, metrics, standard stack) and its health.
 #[derive(Debug, Clone)]
@@ -82,33 +54,27 @@ pub fn build(config: &Config) -> Result<Storefront, StartError> {
     Ok(Storefront { router, health })
 }
 
-/// Serves the storefront on `listener` until `shutdown`.
-pub async fn run(
-    config: &Config,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), StartError> {
-    let storefront = build(config)?;
-    storefront.health.drain_on(&shutdown);
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(%addr, gateway = %config.gateway.url, "storefront listening");
-    souk_chassis::serve(listener, storefront.router, shutdown)
-        .await
-        .map_err(StartError::Serve)
+/// The storefront, as the service skeleton runs it (`souk-storefront`, `souk serve storefront`, the
+/// monolith).
+#[derive(Debug, Clone, Copy)]
+pub struct Service;
+
+impl souk_chassis::service::Service for Service {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    async fn start(config: Config, _wiring: &Wiring) -> Result<Running, StartError> {
+        let storefront = build(&config)?;
+        Ok(Running::new(storefront.router, storefront.health))
+    }
 }
 
-/// Loads config from `env`, binds the configured address, and serves until SIGTERM or Ctrl-C.
-pub async fn serve_from_env(env: &Env) -> Result<(), StartError> {
-    let config = load_config(env)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let shutdown = Shutdown::on_os_signals(config.http.drain_timeout());
-    run(&config, listener, shutdown).await
+impl souk_chassis::service::ServiceConfig for Config {
+    fn listen(&self) -> std::net::SocketAddr {
+        self.listen
+    }
+
+    fn http(&self) -> &souk_chassis::HttpConfig {
+        &self.http
+    }
 }

@@ -1,9 +1,7 @@
 //! The storefront's own binary, what its container image runs. `souk serve storefront` does the same.
+//!
+//! `souk-storefront` serves; `souk-storefront openapi` prints the OpenAPI document.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    souk_chassis::server::run_main(souk_storefront::NAME, |env| async move {
-        souk_storefront::serve_from_env(&env).await
-    })
+fn main() -> std::process::ExitCode {
+    souk_chassis::service::main::<souk_storefront::Service>()
 }

@@ -11,8 +11,8 @@ use super::{ApiError, AppState};
 use crate::domain::{CategorySlug, Product, SearchQuery};
 use crate::store::{After, Filter};
 
-/// Query parameters of the product list. Every one given narrows the list; empty ones count as
-/// absent (what a search form sends for a field left blank).
+/// Query parameters of the product list. Every one given narrows the list; an empty `q`,
+/// `category` or `cursor` counts as absent (what a search form sends for a field left blank).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
@@ -60,12 +60,7 @@ pub(super) async fn products_list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ProductPage>, ApiError> {
-    let ids = params
-        .ids
-        .as_deref()
-        .filter(|ids| !ids.is_empty())
-        .map(parse_ids)
-        .transpose()?;
+    let ids = params.ids.as_deref().map(parse_ids).transpose()?;
     let limit = match (&ids, params.limit) {
         (Some(ids), None) => u32::try_from(ids.len()).unwrap_or(u32::MAX),
         _ => pagination::limit(params.limit)?,

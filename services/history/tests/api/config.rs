@@ -2,6 +2,7 @@
 
 use souk_chassis::Env;
 use souk_chassis::events::Transport;
+use souk_chassis::service::Service as _;
 
 #[test]
 fn variables_override_the_defaults() {
@@ -13,7 +14,7 @@ fn variables_override_the_defaults() {
         ("SOUK_HISTORY__SERVICE_TOKEN__CLIENT_SECRET", "s3cret"),
         ("SOUK_HISTORY__CONSUMERS__MAX_ATTEMPTS", "4"),
     ]);
-    let config = souk_history::load_config(&env).unwrap();
+    let config = souk_history::Service::load(&env).unwrap();
     assert_eq!(config.listen.port(), 9107);
     assert_eq!(config.orders.url, "http://orders:8105");
     assert_eq!(config.payments.url, "http://127.0.0.1:8106");
@@ -26,7 +27,7 @@ fn variables_override_the_defaults() {
         !format!("{config:?}").contains("s3cret"),
         "secrets never print"
     );
-    let defaults = souk_history::load_config(&Env::default()).unwrap();
+    let defaults = souk_history::Service::load(&Env::default()).unwrap();
     assert_eq!(defaults, souk_history::Config::default());
 }
 
@@ -40,11 +41,11 @@ fn a_config_file_is_read_and_unknown_keys_are_refused() {
     )
     .unwrap();
     let env = Env::from_pairs([("SOUK_CONFIG", file.to_str().unwrap())]);
-    let config = souk_history::load_config(&env).unwrap();
+    let config = souk_history::Service::load(&env).unwrap();
     assert_eq!(config.listen.port(), 9999);
     assert_eq!(config.consumers.long_poll_ms, 1000);
     std::fs::write(&file, "[history]\nlisten_on = \"127.0.0.1:9999\"\n").unwrap();
-    assert!(souk_history::load_config(&env).is_err());
+    assert!(souk_history::Service::load(&env).is_err());
 }
 
 #[tokio::test]

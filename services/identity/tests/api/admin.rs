@@ -1,7 +1,7 @@
 //! The first administrator, named at start (`SOUK_ADMIN_EMAIL` / `SOUK_ADMIN_PASSWORD`).
 
 use reqwest::StatusCode;
-use souk_identity::StartError;
+use souk_identity::SetupError;
 use souk_identity::domain::Role;
 
 use crate::helpers::{
@@ -46,8 +46,8 @@ souk_chassis::backend_tests! { spawn;
             ("invalid email", "not-an-email", "a perfectly long passphrase"),
         ] {
             match app.build_again(Some(admin(email, password))).await {
-                Err(StartError::Admin(message)) => assert!(!message.contains(password), "{what}: the password is not echoed: {message}"),
-                other => panic!("{what}: expected StartError::Admin, got {:?}", other.map(|_| "a running service")),
+                Err(SetupError::Admin(message)) => assert!(!message.contains(password), "{what}: the password is not echoed: {message}"),
+                other => panic!("{what}: expected SetupError::Admin, got {:?}", other.map(|_| "a running service")),
             }
         }
         assert!(app.state.store.user_by_email("boss@example.com").await.unwrap().is_none(), "nobody was created");
@@ -59,7 +59,7 @@ souk_chassis::backend_tests! { spawn;
         let attacker = app.registered("boss@example.com").await;
         // The operator then starts the shop naming that address as the administrator.
         match app.build_again(Some(admin(" Boss@Example.com", ADMIN_PASSWORD))).await {
-            Err(StartError::Admin(message)) => {
+            Err(SetupError::Admin(message)) => {
                 assert!(message.contains("boss@example.com") && message.contains("refusing"), "{message}");
                 assert!(!message.contains(ADMIN_PASSWORD), "the password is not echoed: {message}");
             }

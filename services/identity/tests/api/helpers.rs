@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use souk_chassis::Secret;
 use souk_chassis::test_util::{Backend, TestDatabase, TestServer, init_test_logging};
 use souk_identity::keys::KeySet;
-use souk_identity::{AdminAccount, AppState, Config, Identity, StartError};
+use souk_identity::{AdminAccount, AppState, Config, Identity, SetupError};
 
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -94,7 +94,7 @@ pub fn admin(email: &str, password: &str) -> AdminAccount {
 
 impl TestApp {
     /// Builds another identity over this app's database (a restart, or a second instance).
-    pub async fn build_again(&self, admin: Option<AdminAccount>) -> Result<Identity, StartError> {
+    pub async fn build_again(&self, admin: Option<AdminAccount>) -> Result<Identity, SetupError> {
         souk_identity::build(config_for(&self.db), admin).await
     }
 

@@ -110,7 +110,7 @@ souk_chassis::backend_tests! { crate::helpers::spawn;
             ..crate::helpers::config_for(&app.db)
         };
         match souk_identity::build(wrong, None).await {
-            Err(souk_identity::StartError::Keys(err)) => assert!(err.to_string().contains("does not open"), "{err}"),
+            Err(souk_identity::SetupError::Keys(err)) => assert!(err.to_string().contains("does not open"), "{err}"),
             other => panic!("expected the wrong key to be refused, got {:?}", other.map(|_| "a running service")),
         }
     }

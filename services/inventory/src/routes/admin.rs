@@ -110,7 +110,7 @@ struct Current {
 
 /// One product's stock, with its version as `ETag`.
 #[utoipa::path(get, path = "/v1/admin/stock/{sku}", tag = "admin", security(("bearer" = [])),
-    params(("sku" = String, Path, description = "The product's SKU")),
+    params(("sku" = String, Path, pattern = r"^[A-Z0-9-]{1,64}$", description = "The product's SKU")),
     responses(
         (status = 200, description = "The product's stock", body = StockLevel, headers(("etag" = String, description = "Its version, to send back in `If-Match`"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -134,7 +134,7 @@ pub(super) async fn stock_get(
 /// from a stale reading never creates or loses units.
 #[utoipa::path(put, path = "/v1/admin/stock/{sku}", tag = "admin", request_body = StockBody, security(("bearer" = [])),
     params(
-        ("sku" = String, Path, description = "The product's SKU"),
+        ("sku" = String, Path, pattern = r"^[A-Z0-9-]{1,64}$", description = "The product's SKU"),
         ("if-match" = String, Header, pattern = r#"^(W/)?"[^"]*"( *, *(W/)?"[^"]*")*$"#, description = "The `ETag` of the stock read before (`\"42\"`); required"),
     ),
     responses(
@@ -145,6 +145,7 @@ pub(super) async fn stock_get(
         (status = 412, description = "`stale-stock`: the stock changed since that version; nothing was set. The stock as it stands and its `ETag` come with it", body = StockProblem, content_type = "application/problem+json"),
         (status = 422, description = "The quantity is out of range", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "`precondition-required`: no `If-Match` naming a version", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`If-Match` is not a list of entity tags", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn stock_set(
     State(state): State<AppState>,
@@ -194,7 +195,7 @@ pub(super) async fn stock_set(
 /// checkout. With an `Idempotency-Key`, a repeat answers the first adjustment.
 #[utoipa::path(post, path = "/v1/admin/stock/{sku}/adjustments", tag = "admin", request_body = AdjustmentBody, security(("bearer" = [])),
     params(
-        ("sku" = String, Path, description = "The product's SKU"),
+        ("sku" = String, Path, pattern = r"^[A-Z0-9-]{1,64}$", description = "The product's SKU"),
         ("idempotency-key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a repeat of the same adjustment answers the first (200)"),
     ),
     responses(
@@ -366,10 +367,27 @@ fn if_match(headers: &HeaderMap) -> Result<Vec<i64>, ApiError> {
     if values.is_empty() || values.contains(&"*") {
         return Err(required().into());
     }
+    // An entity tag is `"…"` or `W/"…"` (RFC 9110 §8.8.3); anything else is a malformed header,
+    // not a version that moved on.
+    let quoted = |tag: &str| {
+        tag.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|inner| !inner.contains('"'))
+            .map(str::to_owned)
+    };
+    if values
+        .iter()
+        .any(|tag| quoted(tag.strip_prefix("W/").unwrap_or(tag)).is_none())
+    {
+        return Err(Problem::bad_request(
+            "If-Match must list entity tags, such as the ETag a GET answered (\"42\")",
+        )
+        .into());
+    }
     // Strong comparison: weak tags (`W/"…"`) never match.
     Ok(values
         .iter()
-        .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok())
+        .filter_map(|tag| quoted(tag)?.parse().ok())
         .collect())
 }
 
@@ -405,7 +423,12 @@ mod tests {
         assert_eq!(if_match(&headers(&["\"7\""])).unwrap(), vec![7]);
         assert_eq!(if_match(&headers(&["\"7\", \"8\""])).unwrap(), vec![7, 8]);
         assert_eq!(if_match(&headers(&["W/\"7\""])).unwrap(), Vec::<i64>::new());
-        assert_eq!(if_match(&headers(&["7"])).unwrap(), Vec::<i64>::new());
+        assert_eq!(if_match(&headers(&["\"x\""])).unwrap(), Vec::<i64>::new());
+        assert!(
+            if_match(&headers(&["7"])).is_err(),
+            "not an entity tag: a 400"
+        );
+        assert!(if_match(&headers(&["M!jg"])).is_err());
         assert!(if_match(&headers(&[])).is_err());
         assert!(if_match(&headers(&["*"])).is_err());
     }

@@ -1,6 +1,7 @@
 //! Configuration: defaults, `SOUK_ORDERS__*` variables, and what is refused at start.
 
 use souk_chassis::Env;
+use souk_chassis::service::Service as _;
 
 #[test]
 fn variables_override_the_defaults() {
@@ -12,7 +13,7 @@ fn variables_override_the_defaults() {
         ("SOUK_ORDERS__EVENTS__TRANSPORT", "nats"),
         ("SOUK_ORDERS__PUBLIC_PREFIX", ""),
     ]);
-    let config = souk_orders::load_config(&env).unwrap();
+    let config = souk_orders::Service::load(&env).unwrap();
     assert_eq!(config.listen.port(), 9105);
     assert_eq!(config.saga.deadline_secs, 90);
     assert_eq!(config.payments.url, "http://payments:8106");
@@ -26,7 +27,7 @@ fn variables_override_the_defaults() {
         !format!("{config:?}").contains("s3cret"),
         "secrets never print"
     );
-    let defaults = souk_orders::load_config(&Env::default()).unwrap();
+    let defaults = souk_orders::Service::load(&Env::default()).unwrap();
     assert_eq!(defaults, souk_orders::Config::default());
 }
 

@@ -1,6 +1,7 @@
 //! Configuration: defaults, `SOUK_PAYMENTS__*` variables, and what is refused at start.
 
 use souk_chassis::Env;
+use souk_chassis::service::Service as _;
 
 #[test]
 fn variables_override_the_defaults() {
@@ -9,12 +10,12 @@ fn variables_override_the_defaults() {
         ("SOUK_PAYMENTS__PROCESSOR__LATENCY_MS", "250"),
         ("SOUK_PAYMENTS__PROCESSOR__FAILURE_PERCENT", "30"),
     ]);
-    let config = souk_payments::load_config(&env).unwrap();
+    let config = souk_payments::Service::load(&env).unwrap();
     assert_eq!(config.listen.port(), 9106);
     assert_eq!(config.processor.latency_ms, 250);
     assert_eq!(config.processor.failure_percent, 30);
     assert_eq!(config.auth.service_audience, "payments");
-    let defaults = souk_payments::load_config(&Env::default()).unwrap();
+    let defaults = souk_payments::Service::load(&Env::default()).unwrap();
     assert_eq!(defaults, souk_payments::Config::default());
 }
 
