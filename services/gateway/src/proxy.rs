@@ -24,7 +24,7 @@ use crate::config::{Protocol, ms};
 use crate::headers;
 use crate::pool::{Pool, SendError, Target};
 use crate::table::{Match, Route, Table};
-use crate::upstream::{Admission, Endpoint, OwnedInFlight, Upstream};
+use crate::upstream::{Admission, Endpoint, InProcess, OwnedInFlight, Upstream};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -43,9 +43,6 @@ pub struct Shared {
     /// Client connections open, for the caps.
     pub connections: Arc<crate::connections::Connections>,
 }
-
-/// Routers of in-process upstreams, by upstream name.
-pub type InProcess = std::collections::BTreeMap<String, axum::Router>;
 
 /// One proxy thread's request handler and upstream connection pools.
 #[derive(Debug)]
