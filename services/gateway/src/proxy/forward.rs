@@ -43,19 +43,39 @@ enum Outcome {
     BadClientBody,
 }
 
+/// What forwarding a request came to.
+pub(super) struct Forwarded {
+    /// The client's answer.
+    pub(super) response: Response<ResponseBody>,
+    /// The endpoint that answered last, if one was tried.
+    pub(super) endpoint: Option<Arc<Endpoint>>,
+    /// Attempts sent.
+    pub(super) attempts: u32,
+}
+
+impl Forwarded {
+    /// An answer the gateway gave without sending anything upstream.
+    pub(super) fn unsent(response: Response<ResponseBody>) -> Self {
+        Self {
+            response,
+            endpoint: None,
+            attempts: 0,
+        }
+    }
+}
+
 impl Proxy {
-    /// Forwards to the route's upstream and counts the answer in its traffic. Returns the
-    /// response, the endpoint that answered last and the number of attempts.
+    /// Forwards to the route's upstream and counts the answer in its traffic.
     pub(super) async fn forward(
         &self,
         route: &Arc<Route>,
         parts: Parts,
         body: ClientBody,
         request_id: &HeaderValue,
-    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
-        let answer = self.try_forward(route, parts, body, request_id).await;
-        route.upstream.traffic.record(answer.0.status());
-        answer
+    ) -> Forwarded {
+        let forwarded = self.try_forward(route, parts, body, request_id).await;
+        route.upstream.traffic.record(forwarded.response.status());
+        forwarded
     }
 
     /// [`Self::forward`] without the counting.
@@ -65,21 +85,19 @@ impl Proxy {
         parts: Parts,
         body: ClientBody,
         request_id: &HeaderValue,
-    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
+    ) -> Forwarded {
         let upstream = &route.upstream;
         let deadline = Instant::now() + route.timeout;
         if declared_length(&parts).is_some_and(|length| length > route.body_limit) {
-            return (too_large().into_response(request_id), None, 0);
+            return Forwarded::unsent(too_large().into_response(request_id));
         }
         for decision in [route.faults.decide(), upstream.faults.decide()] {
             if let Some(delay) = decision.delay {
                 tokio::time::sleep(delay).await;
             }
             if let Some(status) = decision.abort {
-                return (
+                return Forwarded::unsent(
                     problem(status, "fault injected for a chaos run").into_response(request_id),
-                    None,
-                    0,
                 );
             }
         }
@@ -99,7 +117,7 @@ impl Proxy {
                     "this part of the shop is failing; try again shortly",
                 )
                 .with_header(header::RETRY_AFTER, &retry_after);
-                return (response.into_response(request_id), None, 0);
+                return Forwarded::unsent(response.into_response(request_id));
             }
         };
         let verdict = Verdict {
@@ -113,7 +131,7 @@ impl Proxy {
                 "this part of the shop is too busy; try again shortly",
             )
             .with_header(header::RETRY_AFTER, "1");
-            return (response.into_response(request_id), None, 0);
+            return Forwarded::unsent(response.into_response(request_id));
         };
         upstream.budget.deposit();
 
@@ -129,7 +147,7 @@ impl Proxy {
             Ok(body) => body,
             Err(response) => {
                 verdict.record(true);
-                return (response.into_response(request_id), None, 0);
+                return Forwarded::unsent(response.into_response(request_id));
             }
         };
         let spare = body.replay();
@@ -144,21 +162,25 @@ impl Proxy {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "this part of the shop has no instance running",
                 );
-                return (response.into_response(request_id), None, attempt);
+                return Forwarded {
+                    response: response.into_response(request_id),
+                    endpoint: None,
+                    attempts: attempt,
+                };
             };
             let Some(this_body) = body
                 .take()
                 .or_else(|| spare.as_ref().and_then(RequestBody::replay))
             else {
-                break (
-                    problem(
+                break Forwarded {
+                    response: problem(
                         StatusCode::BAD_GATEWAY,
                         "the request could not be sent again",
                     )
                     .into_response(request_id),
-                    None,
-                    attempt,
-                );
+                    endpoint: None,
+                    attempts: attempt,
+                };
             };
             attempt += 1;
             route.metrics.attempts.increment(1);
@@ -230,7 +252,11 @@ impl Proxy {
                 )
                 .into_response(request_id),
             };
-            break (response, answered, attempt);
+            break Forwarded {
+                response,
+                endpoint: answered,
+                attempts: attempt,
+            };
         }
     }
 

@@ -1,7 +1,5 @@
 //! In-process upstreams: a router called with tower `oneshot` instead of over a socket.
 
-use std::sync::Arc;
-
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
@@ -10,8 +8,8 @@ use http_body_util::Limited;
 use crate::body::ResponseBody;
 use crate::headers;
 use crate::table::Route;
-use crate::upstream::Endpoint;
 
+use super::forward::Forwarded;
 use super::problem::problem;
 use super::{ClientBody, Proxy};
 
@@ -26,7 +24,7 @@ impl Proxy {
         mut parts: Parts,
         body: ClientBody,
         request_id: &HeaderValue,
-    ) -> (Response<ResponseBody>, Option<Arc<Endpoint>>, u32) {
+    ) -> Forwarded {
         use tower::ServiceExt;
         parts.uri = route.upstream_uri(&parts.uri);
         let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
@@ -40,22 +38,22 @@ impl Proxy {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 headers::prepare_response(&mut parts.headers, request_id);
-                (
-                    Response::from_parts(parts, ResponseBody::in_process(body)),
-                    None,
-                    1,
-                )
+                Forwarded {
+                    response: Response::from_parts(parts, ResponseBody::in_process(body)),
+                    endpoint: None,
+                    attempts: 1,
+                }
             }
             Ok(Err(never)) => match never {},
-            Err(_) => (
-                problem(
+            Err(_) => Forwarded {
+                response: problem(
                     StatusCode::GATEWAY_TIMEOUT,
                     "this part of the shop did not answer in time",
                 )
                 .into_response(request_id),
-                None,
-                1,
-            ),
+                endpoint: None,
+                attempts: 1,
+            },
         }
     }
 }

@@ -23,9 +23,10 @@ use crate::body::ResponseBody;
 use crate::clock::Clock;
 use crate::headers;
 use crate::pool::Pool;
-use crate::table::{Match, Table};
+use crate::table::{Match, Route, Table};
 use crate::upstream::InProcess;
 
+use forward::Forwarded;
 use problem::{Problem, problem};
 
 /// What every proxy thread shares.
@@ -74,7 +75,7 @@ impl Proxy {
     }
 
     /// Serves one client request. `client_ip` is `client`'s address as a header value, made once
-    /// per connection.
+    /// per connection. The stages, in order, are the module's doc.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
@@ -85,125 +86,173 @@ impl Proxy {
         let target = crate::target::check(request.uri())
             .and_then(|()| crate::target::check_host(request.headers(), request.version()));
         if let Err(reason) = target {
-            let response = problem(StatusCode::BAD_REQUEST, reason);
-            return self.unrouted(response, &request, client, started);
+            let refusal = problem(StatusCode::BAD_REQUEST, reason);
+            return self.unrouted(refusal, &request, client, started);
         }
         let table = self.shared.table.load_full();
-        let forwarded = headers::forwarded_client(request.headers(), client, |ip| table.trusts(ip));
-        let (client, client_ip) = match &forwarded {
+        let on_behalf = headers::forwarded_client(request.headers(), client, |ip| table.trusts(ip));
+        let (client, client_ip) = match &on_behalf {
             Some((forwarded_for, chain)) => (*forwarded_for, chain),
             None => (client, client_ip),
         };
-        let method = request.method().clone();
-        if let Some(merger) = table
-            .openapi
-            .as_ref()
-            .filter(|m| m.config.path == request.uri().path())
-            && matches!(method, Method::GET | Method::HEAD)
+        let (method, path) = (request.method(), request.uri().path());
+        if let Some(merger) = table.openapi.as_ref().filter(|m| m.config.path == path)
+            && matches!(*method, Method::GET | Method::HEAD)
         {
-            return match merger.document(&table, &self.shared.in_process).await {
-                Ok(document) => {
-                    let mut response = Response::new(ResponseBody::whole(document));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "cannot build the merged OpenAPI document");
-                    problem(
-                        StatusCode::BAD_GATEWAY,
-                        "the API description is unavailable right now",
-                    )
-                    .into_response(&headers::request_id_of(request.headers()))
-                }
-            };
-        }
-        if let Some((aggregate, id)) = table.aggregate(&method, request.uri().path()) {
-            let id = id.to_owned();
-            let aggregate = Arc::clone(aggregate);
             return self
-                .aggregate(&table, &aggregate, &id, request, client, client_ip)
+                .document(&table, merger, &request, client, started)
                 .await;
         }
-        let route = match table.find(&method, request.uri().path()) {
-            Match::Found(route) => Arc::clone(route),
-            Match::MethodNotAllowed(allowed) => {
-                let allow = allowed
-                    .iter()
-                    .map(Method::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let response = problem(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "this method is not allowed here; see the Allow header",
-                )
-                .with_header(header::ALLOW, &allow);
-                return self.unrouted(response, &request, client, started);
-            }
-            Match::NotFound => {
-                let response = problem(StatusCode::NOT_FOUND, "no route for this path");
-                return self.unrouted(response, &request, client, started);
-            }
+        self.route(&table, request, client, client_ip, started)
+            .await
+    }
+
+    /// Routes a request to an aggregate or a route, applies its policy and forwards it.
+    async fn route(
+        &self,
+        table: &Table,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        client_ip: &HeaderValue,
+        started: Instant,
+    ) -> Response<ResponseBody> {
+        let (method, path) = (request.method(), request.uri().path());
+        // An aggregate's own route carries its policy and limits, like any route's.
+        let aggregate = table
+            .aggregate(method, path)
+            .map(|(aggregate, id)| (Arc::clone(aggregate), id.to_owned()));
+        let route = match &aggregate {
+            Some((aggregate, _)) => Arc::clone(&aggregate.route),
+            None => match route_for(table, method, path) {
+                Ok(route) => route,
+                Err(refusal) => return self.unrouted(refusal, &request, client, started),
+            },
         };
         let (mut parts, body) = request.into_parts();
         let request_id = headers::prepare_request(&mut parts.headers, client_ip);
-        let uri = parts.uri.clone();
-        let (response, endpoint, attempts) = match self
-            .authorize(&table, &route, client, &mut parts.headers)
-            .await
-        {
-            Ok(()) => {
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let authorized = self
+            .authorize(table, &route, client, &mut parts.headers)
+            .await;
+        let forwarded = match (authorized, &aggregate) {
+            (Err(refusal), _) => Forwarded::unsent(refusal.into_response(&request_id)),
+            (Ok(()), Some((aggregate, id))) => {
+                self.aggregate(aggregate, id, &parts, &request_id).await
+            }
+            (Ok(()), None) => {
                 self.forward(&route, parts, ClientBody::Incoming(body), &request_id)
                     .await
             }
-            Err(problem) => (problem.into_response(&request_id), None, 0),
         };
-        let status = response.status();
-        route.metrics.record(&method, status, started.elapsed());
-        if self.shared.access_log {
-            crate::access_log::write(&crate::access_log::Line {
-                request_id: &request_id,
-                client,
-                method: &method,
-                path: uri.path(),
-                route: &route.name,
-                upstream: &route.upstream.name,
-                endpoint: endpoint.as_ref().map(|e| &e.host),
-                status,
-                attempts,
-                elapsed: started.elapsed(),
-            });
-        }
-        response
+        let upstream = match aggregate {
+            Some(_) => "aggregate",
+            None => &route.upstream.name,
+        };
+        let served = Served {
+            request_id: &request_id,
+            client,
+            method: &method,
+            path: uri.path(),
+            started,
+            by: By::Route(&route, upstream),
+        };
+        self.finish(&served, forwarded)
     }
 
     /// Answers a request no route takes, counting and logging it like any other.
     fn unrouted(
         &self,
-        problem: Problem,
+        refusal: Problem,
         request: &Request<Incoming>,
         client: SocketAddr,
         started: Instant,
     ) -> Response<ResponseBody> {
         let request_id = headers::request_id_of(request.headers());
-        let status = problem.status;
-        crate::metrics::record_unrouted(status);
+        let served = Served {
+            request_id: &request_id,
+            client,
+            method: request.method(),
+            path: request.uri().path(),
+            started,
+            by: By::Nobody,
+        };
+        self.finish(
+            &served,
+            Forwarded::unsent(refusal.into_response(&request_id)),
+        )
+    }
+
+    /// The last stage of every request, whatever answered it: its metrics and its access-log
+    /// line.
+    fn finish(&self, served: &Served<'_>, forwarded: Forwarded) -> Response<ResponseBody> {
+        let status = forwarded.response.status();
+        let elapsed = served.started.elapsed();
+        let (route, upstream) = match served.by {
+            By::Nobody => {
+                crate::metrics::record_unrouted(status);
+                ("-", "-")
+            }
+            By::Document => ("-", "-"),
+            By::Route(route, upstream) => {
+                route.metrics.record(served.method, status, elapsed);
+                (&*route.name, upstream)
+            }
+        };
         if self.shared.access_log {
             crate::access_log::write(&crate::access_log::Line {
-                request_id: &request_id,
-                client,
-                method: request.method(),
-                path: request.uri().path(),
-                route: "-",
-                upstream: "-",
-                endpoint: None,
+                request_id: served.request_id,
+                client: served.client,
+                method: served.method,
+                path: served.path,
+                route,
+                upstream,
+                endpoint: forwarded.endpoint.as_ref().map(|e| &e.host),
                 status,
-                attempts: 0,
-                elapsed: started.elapsed(),
+                attempts: forwarded.attempts,
+                elapsed,
             });
         }
-        problem.into_response(&request_id)
+        forwarded.response
+    }
+}
+
+/// One request as its metrics and access-log line see it.
+struct Served<'a> {
+    request_id: &'a HeaderValue,
+    client: SocketAddr,
+    method: &'a Method,
+    /// The path as the client sent it.
+    path: &'a str,
+    started: Instant,
+    by: By<'a>,
+}
+
+/// What answered a request, for its metrics and the log's `route=` and `upstream=`.
+enum By<'a> {
+    /// No route: counted in `gateway_unrouted_requests_total`.
+    Nobody,
+    /// The merged OpenAPI document: logged, counted nowhere.
+    Document,
+    /// A route, with the upstream named in the log (`aggregate` for an aggregate's own route).
+    Route(&'a Route, &'a str),
+}
+
+/// The route that owns `path` for `method`, or the 405 or 404 that answers it.
+fn route_for(table: &Table, method: &Method, path: &str) -> Result<Arc<Route>, Problem> {
+    match table.find(method, path) {
+        Match::Found(route) => Ok(Arc::clone(route)),
+        Match::MethodNotAllowed(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed here; see the Allow header",
+            )
+            .with_header(header::ALLOW, &allow))
+        }
+        Match::NotFound => Err(problem(StatusCode::NOT_FOUND, "no route for this path")),
     }
 }

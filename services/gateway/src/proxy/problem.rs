@@ -9,7 +9,7 @@ use crate::headers;
 /// A problem+json answer made by the gateway.
 #[derive(Debug)]
 pub(super) struct Problem {
-    pub(super) status: StatusCode,
+    status: StatusCode,
     detail: &'static str,
     extra: Vec<(header::HeaderName, HeaderValue)>,
 }
