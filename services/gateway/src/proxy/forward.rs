@@ -1,4 +1,5 @@
-//! Forwarding to an upstream: guards, balancing, attempts and retries.
+//! Forwarding to a route's upstream: the guards, then attempts on the endpoints the balancer
+//! picks, sent again while [`retry_decision`] says so, and the last outcome made the answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
@@ -16,32 +17,12 @@ use crate::config::{Protocol, ms};
 use crate::headers;
 use crate::pool::{SendError, Target};
 use crate::table::Route;
-use crate::upstream::{Admission, Endpoint, OwnedInFlight, Upstream};
+use crate::upstream::{Endpoint, OwnedInFlight, Upstream};
 
+use super::guard::{self, Admitted, declared_length};
 use super::problem::{Problem, problem, too_large};
+use super::retry::{self, Decision, retry_decision};
 use super::{ClientBody, Proxy};
-
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// How one attempt ended.
-enum Outcome {
-    /// An answer below 500, or any answer that will not be retried.
-    Answered(Response<Incoming>),
-    /// 502, 503 or 504 from the upstream: retryable for idempotent requests.
-    Overloaded(Response<Incoming>),
-    /// Other 5xx: a failure, never retried.
-    Failed(Response<Incoming>),
-    /// No connection: the request was never sent, so any method may be retried.
-    Unreachable,
-    /// No response head in time.
-    TimedOut,
-    /// The connection broke after the request may have been sent.
-    Broken,
-    /// The client's body went over the route's limit while streaming.
-    BodyTooLarge,
-    /// The client's body could not be read while streaming (bad chunking, cut off).
-    BadClientBody,
-}
 
 /// What forwarding a request came to.
 pub(super) struct Forwarded {
@@ -61,6 +42,74 @@ impl Forwarded {
             endpoint: None,
             attempts: 0,
         }
+    }
+}
+
+/// How one attempt ended (generic over the body so that retry decisions are tested without a
+/// connection).
+pub(super) enum Outcome<B = Incoming> {
+    /// An answer below 500.
+    Answered(Response<B>),
+    /// 502, 503 or 504 from the upstream: retryable for idempotent requests.
+    Overloaded(Response<B>),
+    /// Other 5xx: a failure, never retried.
+    Failed(Response<B>),
+    /// No connection: the request was never sent, so any method may be retried.
+    Unreachable,
+    /// No response head in time.
+    TimedOut,
+    /// The connection broke after the request may have been sent.
+    Broken,
+    /// The client's body went over the route's limit while streaming.
+    BodyTooLarge,
+    /// The client's body could not be read while streaming (bad chunking, cut off).
+    BadClientBody,
+}
+
+impl Outcome {
+    /// Whether the upstream did its part (for outlier ejection and the breaker): it answered
+    /// below 500, or the client's own body failed.
+    fn upstream_ok(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Answered(_) | Outcome::BodyTooLarge | Outcome::BadClientBody
+        )
+    }
+
+    /// The client's answer for the last attempt: the upstream's own, streamed back while `held`
+    /// is (the concurrency slot and the endpoint's in-flight count), or the gateway's problem.
+    fn into_response(
+        self,
+        upstream: &Upstream,
+        endpoint: &Endpoint,
+        request_id: &HeaderValue,
+        held: impl Send + Sync + 'static,
+    ) -> Response<ResponseBody> {
+        let refusal = match self {
+            Outcome::Answered(response)
+            | Outcome::Overloaded(response)
+            | Outcome::Failed(response) => return stream_back(response, request_id, held),
+            Outcome::Unreachable | Outcome::Broken => {
+                tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream unreachable");
+                problem(
+                    StatusCode::BAD_GATEWAY,
+                    "this part of the shop could not be reached",
+                )
+            }
+            Outcome::TimedOut => {
+                tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream timed out");
+                problem(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "this part of the shop did not answer in time",
+                )
+            }
+            Outcome::BodyTooLarge => too_large(),
+            Outcome::BadClientBody => problem(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            ),
+        };
+        refusal.into_response(request_id)
     }
 }
 
@@ -86,74 +135,58 @@ impl Proxy {
         body: ClientBody,
         request_id: &HeaderValue,
     ) -> Forwarded {
-        let upstream = &route.upstream;
         let deadline = Instant::now() + route.timeout;
-        if declared_length(&parts).is_some_and(|length| length > route.body_limit) {
-            return Forwarded::unsent(too_large().into_response(request_id));
+        if let Err(refusal) = guard::check(route, &parts).await {
+            return Forwarded::unsent(refusal.into_response(request_id));
         }
-        for decision in [route.faults.decide(), upstream.faults.decide()] {
-            if let Some(delay) = decision.delay {
-                tokio::time::sleep(delay).await;
-            }
-            if let Some(status) = decision.abort {
-                return Forwarded::unsent(
-                    problem(status, "fault injected for a chaos run").into_response(request_id),
-                );
-            }
-        }
-        if let Some(router) = self.shared.in_process.get(&*upstream.name) {
+        if let Some(router) = self.shared.in_process.get(&*route.upstream.name) {
             return self
                 .call_in_process(router, route, parts, body, request_id)
                 .await;
         }
-        let probe = match upstream.breaker.admit(upstream.clock.now_ms()) {
-            Admission::Allowed { probe } => probe,
-            Admission::Refused { retry_after_ms } => {
-                route.metrics.breaker_refusals.increment(1);
-                upstream.publish_breaker_state();
-                let retry_after = retry_after_ms.div_ceil(1_000).max(1).to_string();
-                let response = problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this part of the shop is failing; try again shortly",
-                )
-                .with_header(header::RETRY_AFTER, &retry_after);
-                return Forwarded::unsent(response.into_response(request_id));
-            }
+        let admitted = match guard::admit(route) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return Forwarded::unsent(refusal.into_response(request_id)),
         };
-        let verdict = Verdict {
-            upstream,
-            probe,
-            recorded: false,
-        };
-        let Some(slot) = upstream.acquire() else {
-            let response = problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this part of the shop is too busy; try again shortly",
-            )
-            .with_header(header::RETRY_AFTER, "1");
-            return Forwarded::unsent(response.into_response(request_id));
-        };
-        upstream.budget.deposit();
-
-        let retryable_method =
-            is_idempotent(&parts.method) || parts.headers.contains_key(IDEMPOTENCY_KEY);
         // Any method is retried when its connection could not be opened, so small bodies are
         // buffered whenever retries are on: a body handed to a failed attempt is gone.
-        let may_retry = upstream.config.retry.max_retries > 0;
+        let may_retry = route.upstream.config.retry.max_retries > 0;
         let body = match self
             .request_body(body, &parts, route, may_retry, deadline)
             .await
         {
             Ok(body) => body,
-            Err(response) => {
-                verdict.record(true);
-                return Forwarded::unsent(response.into_response(request_id));
+            Err(refusal) => {
+                admitted.verdict.record(true);
+                return Forwarded::unsent(refusal.into_response(request_id));
             }
         };
+        self.send(route, &parts, body, admitted, deadline, request_id)
+            .await
+    }
+
+    /// Sends attempts until one is the answer: on another endpoint than the last when there is
+    /// one, each within `per_try_timeout_ms` and all before `deadline`.
+    async fn send(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        body: RequestBody,
+        admitted: Admitted<'_>,
+        deadline: Instant,
+        request_id: &HeaderValue,
+    ) -> Forwarded {
+        let upstream = &route.upstream;
+        let Admitted { verdict, slot } = admitted;
         let spare = body.replay();
         let mut body = Some(body);
         let path = route.upstream_uri(&parts.uri);
-        let mut attempt: u32 = 0;
+        let mut request = retry::Request {
+            idempotent: retry::safe_to_repeat(parts),
+            attempt: 0,
+            max_retries: upstream.config.retry.max_retries,
+            replayable: spare.is_some(),
+        };
         let mut previous: Option<Arc<Endpoint>> = None;
         loop {
             let Ok(endpoint) = upstream.pick(previous.as_deref()) else {
@@ -165,97 +198,51 @@ impl Proxy {
                 return Forwarded {
                     response: response.into_response(request_id),
                     endpoint: None,
-                    attempts: attempt,
+                    attempts: request.attempt,
                 };
             };
             let Some(this_body) = body
                 .take()
                 .or_else(|| spare.as_ref().and_then(RequestBody::replay))
             else {
-                break Forwarded {
+                return Forwarded {
                     response: problem(
                         StatusCode::BAD_GATEWAY,
                         "the request could not be sent again",
                     )
                     .into_response(request_id),
                     endpoint: None,
-                    attempts: attempt,
+                    attempts: request.attempt,
                 };
             };
-            attempt += 1;
+            request.attempt += 1;
             route.metrics.attempts.increment(1);
             let in_flight = OwnedInFlight::new(Arc::clone(&endpoint));
             let per_try = ms(upstream.config.per_try_timeout_ms)
                 .min(deadline.saturating_duration_since(Instant::now()));
             let outcome = self
-                .attempt(upstream, &endpoint, &parts, &path, this_body, per_try)
+                .attempt(upstream, &endpoint, parts, &path, this_body, per_try)
                 .await;
-            let endpoint_ok = matches!(
-                outcome,
-                Outcome::Answered(_) | Outcome::BodyTooLarge | Outcome::BadClientBody
-            );
-            upstream.record(&endpoint, endpoint_ok);
-
-            let retry_after = match &outcome {
-                Outcome::Overloaded(response) if retryable_method => Some(retry_after(response)),
-                Outcome::Unreachable => Some(Duration::ZERO),
-                Outcome::TimedOut | Outcome::Broken if retryable_method => Some(Duration::ZERO),
-                _ => None,
-            };
-            if let Some(wait) = retry_after {
-                let wait = wait.max(backoff(&upstream.config.retry, attempt));
-                let retry = attempt <= upstream.config.retry.max_retries
-                    && spare.is_some()
-                    && Instant::now() + wait < deadline
-                    // A connection that could not be opened cost the upstream nothing: retrying
-                    // it elsewhere does not spend the budget, which caps extra load.
-                    && (matches!(outcome, Outcome::Unreachable)
-                        || upstream.budget.withdraw(upstream.clock.now_ms()));
-                if retry {
-                    route.metrics.retries.increment(1);
-                    tokio::time::sleep(wait).await;
-                    previous = Some(endpoint);
-                    continue;
-                }
+            let upstream_ok = outcome.upstream_ok();
+            upstream.record(&endpoint, upstream_ok);
+            let decision = retry_decision(&outcome, request, || retry::Timing {
+                backoff: retry::backoff(&upstream.config.retry, request.attempt),
+                time_left: deadline.saturating_duration_since(Instant::now()),
+            });
+            if let Decision::Retry { wait, from_budget } = decision
+                && (!from_budget || upstream.budget.withdraw(upstream.clock.now_ms()))
+            {
+                route.metrics.retries.increment(1);
+                tokio::time::sleep(wait).await;
+                previous = Some(endpoint);
+                continue;
             }
-            let success = matches!(
-                outcome,
-                Outcome::Answered(_) | Outcome::BodyTooLarge | Outcome::BadClientBody
-            );
-            verdict.record(success);
+            verdict.record(upstream_ok);
             upstream.publish_breaker_state();
-            let answered = Some(Arc::clone(&endpoint));
-            let response = match outcome {
-                Outcome::Answered(response)
-                | Outcome::Overloaded(response)
-                | Outcome::Failed(response) => stream_back(response, request_id, (slot, in_flight)),
-                Outcome::Unreachable | Outcome::Broken => {
-                    tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream unreachable");
-                    problem(
-                        StatusCode::BAD_GATEWAY,
-                        "this part of the shop could not be reached",
-                    )
-                    .into_response(request_id)
-                }
-                Outcome::TimedOut => {
-                    tracing::warn!(upstream = %upstream.name, endpoint = %endpoint.addr, request_id = ?request_id, "upstream timed out");
-                    problem(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "this part of the shop did not answer in time",
-                    )
-                    .into_response(request_id)
-                }
-                Outcome::BodyTooLarge => too_large().into_response(request_id),
-                Outcome::BadClientBody => problem(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                )
-                .into_response(request_id),
-            };
-            break Forwarded {
-                response,
-                endpoint: answered,
-                attempts: attempt,
+            return Forwarded {
+                response: outcome.into_response(upstream, &endpoint, request_id, (slot, in_flight)),
+                endpoint: Some(endpoint),
+                attempts: request.attempt,
             };
         }
     }
@@ -307,8 +294,14 @@ impl Proxy {
                 tracing::debug!(%err, endpoint = %endpoint.addr, "cannot connect upstream");
                 Outcome::Unreachable
             }
-            Ok(Err(SendError::Http(err))) if caused_by_length_limit(&err) => Outcome::BodyTooLarge,
-            Ok(Err(SendError::Http(err))) if caused_by_client_body(&err) => Outcome::BadClientBody,
+            Ok(Err(SendError::Http(err)))
+                if caused_by::<http_body_util::LengthLimitError>(&err) =>
+            {
+                Outcome::BodyTooLarge
+            }
+            Ok(Err(SendError::Http(err))) if caused_by::<crate::body::ClientBodyError>(&err) => {
+                Outcome::BadClientBody
+            }
             Ok(Err(SendError::Http(err))) => {
                 tracing::debug!(error = %souk_chassis::problem::ErrorChain(&err), "upstream attempt failed");
                 Outcome::Broken
@@ -334,11 +327,6 @@ impl Proxy {
                 });
             }
         };
-        if body.is_end_stream() {
-            return Ok(RequestBody::Whole {
-                body: Full::new(Bytes::new()),
-            });
-        }
         let limit = usize::try_from(route.body_limit).unwrap_or(usize::MAX);
         let small = declared_length(parts)
             .is_some_and(|n| n <= route.upstream.config.retry.buffer_body_bytes);
@@ -370,33 +358,6 @@ impl Proxy {
     }
 }
 
-/// How one admitted request ended, for the breaker; recorded once. A half-open probe dropped
-/// unrecorded (its client went away, or it was shed) counts as failed: otherwise the breaker would
-/// wait for its result forever, refusing every request meanwhile.
-struct Verdict<'a> {
-    upstream: &'a Upstream,
-    probe: bool,
-    recorded: bool,
-}
-
-impl Verdict<'_> {
-    fn record(mut self, success: bool) {
-        self.recorded = true;
-        let now = self.upstream.clock.now_ms();
-        self.upstream.breaker.record(success, self.probe, now);
-    }
-}
-
-impl Drop for Verdict<'_> {
-    fn drop(&mut self) {
-        if self.probe && !self.recorded {
-            let now = self.upstream.clock.now_ms();
-            self.upstream.breaker.record(false, true, now);
-            self.upstream.publish_breaker_state();
-        }
-    }
-}
-
 /// Passes an upstream response on, streaming its body and holding `guard` until it is done.
 fn stream_back(
     response: Response<Incoming>,
@@ -408,90 +369,15 @@ fn stream_back(
     Response::from_parts(parts, ResponseBody::upstream(body, guard))
 }
 
-fn declared_length(parts: &Parts) -> Option<u64> {
-    parts
-        .headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
-}
-
-/// Whether the client's own body failed (see [`crate::body::ClientBodyError`]).
-fn caused_by_client_body(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `err` or one of its sources is an `E`: the client's own body failing
+/// ([`crate::body::ClientBodyError`]) or going over the route's limit.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(err);
     while let Some(err) = source {
-        if err.is::<crate::body::ClientBodyError>() {
+        if err.is::<E>() {
             return true;
         }
         source = err.source();
     }
     false
-}
-
-fn caused_by_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
-/// How long an overloaded upstream asked us to wait (`Retry-After` in seconds), if it said.
-fn retry_after(response: &Response<Incoming>) -> Duration {
-    response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
-}
-
-/// Exponential backoff with full jitter: a random wait up to `base × 2^(attempt-1)`, capped.
-fn backoff(config: &crate::config::RetryConfig, attempt: u32) -> Duration {
-    let ceiling = config
-        .backoff_base_ms
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(config.backoff_max_ms);
-    Duration::from_millis(fastrand::u64(0..=ceiling))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::RetryConfig;
-
-    #[test]
-    fn backoff_is_jittered_and_capped() {
-        let config = RetryConfig {
-            backoff_base_ms: 10,
-            backoff_max_ms: 50,
-            ..RetryConfig::default()
-        };
-        for attempt in 1..20 {
-            let ceiling = (10u64 << (attempt - 1).min(16)).min(50);
-            assert!(backoff(&config, attempt) <= Duration::from_millis(ceiling));
-        }
-    }
-
-    #[test]
-    fn only_safe_methods_are_idempotent() {
-        assert!(
-            is_idempotent(&Method::GET)
-                && is_idempotent(&Method::PUT)
-                && is_idempotent(&Method::DELETE)
-        );
-        assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
-    }
 }

@@ -6,9 +6,11 @@
 
 mod composed;
 mod forward;
+mod guard;
 mod in_process;
 mod policy;
 mod problem;
+mod retry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
