@@ -48,14 +48,7 @@ impl Proxy {
                 .into_response(&request_id)
             }
         };
-        let served = Served {
-            request_id: &request_id,
-            client,
-            method: request.method(),
-            path: request.uri().path(),
-            started,
-            by: By::Document,
-        };
+        let served = Served::before_routing(request, &request_id, client, started, By::Document);
         self.finish(&served, Forwarded::unsent(response))
     }
 

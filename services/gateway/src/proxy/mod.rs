@@ -1,8 +1,42 @@
-//! The request path: route, guard (faults, breaker, concurrency limit), forward with retries,
-//! and answer — streaming bodies both ways, never parsing them.
+//! The request path: one `Proxy` per proxy thread, with that thread's own upstream connection
+//! pools; the routing table and upstream state are shared by all threads. Bodies stream both
+//! ways and are never parsed (aggregates excepted: `composed`).
 //!
-//! One `Proxy` lives on each proxy thread, with that thread's own upstream connection pools;
-//! the routing table and upstream state are shared by all threads.
+//! A request goes through these stages, in this order, with the reason for each position:
+//! 1. **target** (`crate::target`): first, before anything reads the path — a target not in
+//!    origin form and normal form, or a second `Host`, is a 400, so what is routed is exactly
+//!    what the upstream will read;
+//! 2. **whom it speaks for** (`headers::forwarded_client`): before anything keys on the client
+//!    — a trusted peer's `X-Forwarded-For` names the shopper that limits and logs count;
+//! 3. **the OpenAPI document** (`composed`): the gateway's own answer on its own path, before
+//!    routing, since no route serves it;
+//! 4. **route**: an aggregate's path first (it has a route of its own), then the most specific
+//!    route; none is a 404, a wrong method a 405 with `Allow`;
+//! 5. **header hygiene** (`headers::prepare_request`): before policy, so client-sent `x-souk-*`
+//!    headers are gone before policy sets the verified ones, and every answer from here on
+//!    carries the request id;
+//! 6. **policy** (`policy`): the per-address rate limit first (a flood costs a bucket lookup,
+//!    not a signature check), then the token and the route's policy, then the per-user limit,
+//!    which needs the verified user;
+//! 7. **guards** (`guard::check`): a declared body over the route's limit (413) and injected
+//!    faults — they cost nothing and hold nothing, so they come before anything that takes a
+//!    share of the upstream, and they apply to in-process upstreams too;
+//! 8. **in-process upstreams** (`in_process`) leave here: called directly, with no breaker,
+//!    limit, balancing or retries, as there is no network to fail;
+//! 9. **admission** (`guard::admit`): the breaker, then the concurrency limit (shed rather than
+//!    queue), then a deposit in the retry budget — each takes a share of the upstream that only
+//!    a request about to be sent should take;
+//! 10. **body** (`forward`): small bodies of retryable requests are buffered so they can be sent
+//!     again — after admission, so a refused request's body is never read;
+//! 11. **attempts** (`forward`, `retry`): an endpoint picked, one attempt within the per-try
+//!     timeout, its outcome recorded for outlier ejection, and `retry::retry_decision` asked
+//!     whether to send it again; the breaker's verdict is recorded once, for the last;
+//! 12. **finish** (`Proxy::finish`): last, whatever answered — no route, the document, a
+//!     route or an aggregate — one place counts the request and writes its access-log line.
+//!
+//! An aggregate's request leaves after stage 6 for `composed`, which sends each of its parts
+//! through stages 7 to 11 on the part's own route (`<aggregate>.<part>`) and comes back to 12
+//! with the composed answer. Every answer the gateway makes itself is problem+json (`problem`).
 
 mod composed;
 mod forward;
@@ -170,14 +204,7 @@ impl Proxy {
         started: Instant,
     ) -> Response<ResponseBody> {
         let request_id = headers::request_id_of(request.headers());
-        let served = Served {
-            request_id: &request_id,
-            client,
-            method: request.method(),
-            path: request.uri().path(),
-            started,
-            by: By::Nobody,
-        };
+        let served = Served::before_routing(request, &request_id, client, started, By::Nobody);
         self.finish(
             &served,
             Forwarded::unsent(refusal.into_response(&request_id)),
@@ -227,6 +254,26 @@ struct Served<'a> {
     path: &'a str,
     started: Instant,
     by: By<'a>,
+}
+
+impl<'a> Served<'a> {
+    /// A request answered before routing, as the client sent it.
+    fn before_routing(
+        request: &'a Request<Incoming>,
+        request_id: &'a HeaderValue,
+        client: SocketAddr,
+        started: Instant,
+        by: By<'a>,
+    ) -> Self {
+        Self {
+            request_id,
+            client,
+            method: request.method(),
+            path: request.uri().path(),
+            started,
+            by,
+        }
+    }
 }
 
 /// What answered a request, for its metrics and the log's `route=` and `upstream=`.
