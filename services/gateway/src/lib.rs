@@ -31,8 +31,8 @@ pub mod target;
 pub mod upstream;
 
 pub use config::GatewayConfig;
-pub use proxy::InProcess;
 pub use server::{Running, StartError, start, start_with};
+pub use upstream::InProcess;
 
 /// The service's name.
 pub const NAME: &str = "gateway";

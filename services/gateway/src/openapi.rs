@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::aggregate::Aggregate;
 use crate::config::OpenApiConfig;
-use crate::proxy::InProcess;
 use crate::table::Table;
+use crate::upstream::InProcess;
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
 

@@ -21,8 +21,9 @@ use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::{GatewayConfig, ms};
 use crate::connections::Caps;
-use crate::proxy::{InProcess, Proxy, Shared};
+use crate::proxy::{Proxy, Shared};
 use crate::table::Table;
+use crate::upstream::InProcess;
 use souk_chassis::linger::{Linger, Lingering};
 
 /// Why the gateway could not start.

@@ -19,6 +19,10 @@ use crate::clock::Clock;
 use crate::config::{Balance, UpstreamConfig};
 use crate::fault::Faults;
 
+/// Routers of upstreams served in this process (`souk monolith`), by upstream name: called with
+/// tower `oneshot` instead of over a socket, their configured endpoints never dialled.
+pub type InProcess = std::collections::BTreeMap<String, axum::Router>;
+
 /// A named pool of endpoints.
 #[derive(Debug)]
 pub struct Upstream {

@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod aggregate;
+
+pub use aggregate::{AggregateConfig, PartConfig};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +37,7 @@ pub struct GatewayConfig {
     pub openapi: Option<OpenApiConfig>,
     /// Endpoints answered by fanning out to several upstreams (see `aggregate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aggregates: Vec<crate::aggregate::AggregateConfig>,
+    pub aggregates: Vec<AggregateConfig>,
 }
 
 /// `[openapi]`: the gateway serves one document made of its upstreams' documents, with their
@@ -599,7 +603,7 @@ impl GatewayConfig {
                 ));
             }
         }
-        crate::aggregate::validate(self)?;
+        aggregate::validate(self)?;
         let routes = self.routes.iter().map(|r| (r.policy, "routes"));
         let aggregates = self.aggregates.iter().map(|a| (a.policy, "aggregates"));
         // Each list's own index: `routes[2].policy`, `aggregates[0].policy`.
@@ -720,7 +724,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses() {
-        let example = include_str!("../examples/gateway.toml");
+        let example = include_str!("../../examples/gateway.toml");
         let config = GatewayConfig::parse(example).unwrap();
         assert!(config.routes.len() >= 3);
     }
