@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use souk_gateway::aggregate::{AggregateConfig, PartConfig};
+use souk_gateway::config::{AggregateConfig, PartConfig};
 use souk_gateway::config::{
     AuthConfig, GatewayConfig, HealthConfig, OpenApiConfig, RouteConfig, ServerConfig,
     UpstreamConfig,

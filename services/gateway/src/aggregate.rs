@@ -35,8 +35,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 
-// The CLI names the configuration types by this path; `config` owns them.
-pub use crate::config::{AggregateConfig, PartConfig};
+use crate::config::AggregateConfig;
 
 use crate::body::ResponseBody;
 use crate::config::aggregate::ID;
