@@ -19,7 +19,7 @@ use souk_chassis::Env;
 use souk_chassis::service::{Running, StartError, Wiring};
 
 /// A service the shop is made of (the gateway excluded: it is the roof, not a stall). Cheap to
-/// copy; compared and ordered by name.
+/// copy; known by its name, ordered as the registry lists it.
 #[derive(Clone, Copy)]
 pub(crate) struct Service(&'static Spec);
 
@@ -777,9 +777,11 @@ impl PartialOrd for Service {
     }
 }
 
+/// In start order: what the registry lists first comes first everywhere (the route table too).
 impl Ord for Service {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name().cmp(other.name())
+        let position = |s: &Self| Self::ALL.iter().position(|t| t.name() == s.name());
+        position(self).cmp(&position(other))
     }
 }
 
