@@ -338,6 +338,24 @@ fn split_database(url: &str) -> Option<(&str, &str)> {
     Some((base, query))
 }
 
+/// Runs the same code on whichever pool `$db` (a [`Database`] or a reference to one) is: `$pool`
+/// is a `SqlitePool` in one arm and a `PgPool` in the other, and `$body` is compiled for each.
+///
+/// ```ignore
+/// let n: i64 = souk_chassis::on_pool!(&self.db, |pool| {
+///     sqlx::query_scalar("SELECT COUNT(*) FROM things").fetch_one(pool).await?
+/// });
+/// ```
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite($pool) => $body,
+            $crate::db::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Whether `err` means the database cannot be reached right now (a 503, try again) rather than
 /// that a query went wrong (a 500). One decision for every service. SQLite's "busy" is one of
 /// them: another writer held the lock past the busy timeout, and the statement did nothing.

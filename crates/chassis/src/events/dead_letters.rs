@@ -19,6 +19,7 @@ use super::event::{Event, now_ms, rfc3339};
 use crate::auth::AuthVerifier;
 use crate::db::{Database, trusted_sql};
 use crate::extract::{Json, Path, Query};
+use crate::on_pool;
 use crate::problem::Problem;
 
 /// An event a consumer gave up on.

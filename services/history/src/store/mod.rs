@@ -11,6 +11,7 @@ use souk_chassis::events::{
     self, INBOX_MIGRATION_POSTGRES, INBOX_MIGRATION_SQLITE, INBOX_RETENTION_MIGRATION_POSTGRES,
     INBOX_RETENTION_MIGRATION_SQLITE,
 };
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use crate::domain::{Card, Fact, Instant, Line, Money, Purchase, Stage};

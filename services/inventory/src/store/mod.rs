@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::on_pool;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -233,16 +234,6 @@ pub struct Reserved {
     pub reservation: Reservation,
     /// `false` when it existed already with the same lines (a replay).
     pub created: bool,
-}
-
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite($pool) => $body,
-            Database::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// Runs `$body` with `$tx`, a writing transaction begun the engine's way. The body commits; a

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use souk_chassis::Database;
 use souk_chassis::events::Event;
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use super::keys::{KeyDone, finish_query};

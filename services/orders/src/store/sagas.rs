@@ -4,6 +4,7 @@
 
 use souk_chassis::Database;
 use souk_chassis::events::Event;
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use super::{Store, StoreError, in_write_tx, uuid};

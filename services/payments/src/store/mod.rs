@@ -24,6 +24,7 @@ use souk_chassis::events::{
     OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
     OUTBOX_MIGRATION_SQLITE,
 };
+use souk_chassis::on_pool;
 use sqlx::Row;
 use uuid::Uuid;
 
