@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use souk_chassis::Database;
 use souk_chassis::events::Event;
 use souk_chassis::on_pool;
 use uuid::Uuid;
