@@ -136,7 +136,7 @@ pub(super) async fn reservations_create(
         }
         Ok(reserved) => Ok(Json(ReservationBody::from(reserved.reservation)).into_response()),
         Err(ReserveError::OutOfStock(lacking)) => Err(out_of_stock(&asked, &lacking)),
-        Err(ReserveError::Conflict(existing)) => Err(ApiError::extended(
+        Err(ReserveError::Conflict(existing)) => Err(ApiError::Problem(
             conflict(
                 "reservation-conflict",
                 "The order has another reservation",
@@ -145,10 +145,10 @@ pub(super) async fn reservations_create(
                     existing.order_id,
                     existing.state.as_str()
                 ),
-            ),
-            &Standing {
+            )
+            .with_extensions(&Standing {
                 reservation: existing.into(),
-            },
+            }),
         )),
         Err(ReserveError::Store(err)) => Err(err.into()),
     }
@@ -256,12 +256,9 @@ fn out_of_stock(asked: &[Line], lacking: &[Uuid]) -> ApiError {
             "{} of the products lack the units asked for; nothing was reserved",
             lacking.len()
         ));
-    ApiError::extended(
-        problem,
-        &OutOfStock {
-            product_ids: lacking,
-        },
-    )
+    ApiError::Problem(problem.with_extensions(&OutOfStock {
+        product_ids: lacking,
+    }))
 }
 
 fn transition_problem(err: TransitionError) -> ApiError {
@@ -273,22 +270,19 @@ fn transition_problem(err: TransitionError) -> ApiError {
                     "the hold lapsed and {} of its products no longer have the units; nothing was sold",
                     lacking.len()
                 ));
-            ApiError::extended(
-                problem,
-                &OutOfStock {
-                    product_ids: &lacking,
-                },
-            )
+            ApiError::Problem(problem.with_extensions(&OutOfStock {
+                product_ids: &lacking,
+            }))
         }
-        TransitionError::Conflict(existing) => ApiError::extended(
+        TransitionError::Conflict(existing) => ApiError::Problem(
             conflict(
                 "reservation-state",
                 "The reservation cannot take this step",
                 format!("the reservation is {}", existing.state.as_str()),
-            ),
-            &Standing {
+            )
+            .with_extensions(&Standing {
                 reservation: existing.into(),
-            },
+            }),
         ),
         TransitionError::Store(err) => err.into(),
     }
