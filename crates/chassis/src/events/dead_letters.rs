@@ -204,12 +204,7 @@ async fn dead_letters_replay(
 }
 
 async fn require_admin(verifier: &AuthVerifier, headers: &HeaderMap) -> Result<(), Problem> {
-    let token = super::feed::bearer(headers).ok_or_else(|| {
-        crate::auth::unauthorized(
-            None,
-            "sign in first: send Authorization: Bearer <access token>",
-        )
-    })?;
+    let token = crate::auth::access_token(headers)?;
     verifier.verify(token).await?.require_admin().map(drop)
 }
 

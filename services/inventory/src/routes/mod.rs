@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::request::Parts;
-use http::{StatusCode, header};
+use http::StatusCode;
 use souk_chassis::Problem;
-use souk_chassis::auth::{AuthVerifier, ServiceCaller};
+use souk_chassis::auth::AuthVerifier;
 
 pub use openapi::ApiDoc;
 
@@ -76,37 +74,6 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/openapi.json", get(openapi::openapi_get))
         .with_state(state)
-}
-
-/// Another service calling an internal endpoint, verified by a service token whose audience is
-/// inventory. A user's token is refused (401: wrong audience), whoever the user is.
-#[derive(Debug, Clone)]
-pub(crate) struct Service(pub(crate) ServiceCaller);
-
-impl FromRequestParts<AppState> for Service {
-    type Rejection = Problem;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "internal endpoint: send Authorization: Bearer <service token>",
-                )
-            })?;
-        state.auth.verify_service(&token).await.map(Self)
-    }
 }
 
 /// Errors of inventory's handlers, and their one mapping to problem+json.

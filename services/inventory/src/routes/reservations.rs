@@ -9,7 +9,9 @@ use souk_chassis::{FieldError, Json, Path, Problem};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ApiError, AppState, Service, conflict};
+use souk_chassis::auth::ServiceCaller;
+
+use super::{ApiError, AppState, conflict};
 use crate::domain::{Line, Lines, LinesError, Reservation, ReservationState, Timestamp};
 use crate::store::{Lapsed, ReserveError, TransitionError};
 
@@ -101,7 +103,7 @@ struct Standing {
     ))]
 pub(super) async fn reservations_create(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Json(body): Json<ReserveBody>,
 ) -> Result<Response, ApiError> {
     let asked: Vec<Line> = body
@@ -164,7 +166,7 @@ pub(super) async fn reservations_create(
     ))]
 pub(super) async fn reservations_release(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     let reservation = state
@@ -189,7 +191,7 @@ pub(super) async fn reservations_release(
     ))]
 pub(super) async fn reservations_commit(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     let reservation = state
@@ -211,7 +213,7 @@ pub(super) async fn reservations_commit(
     ))]
 pub(super) async fn reservations_get(
     State(state): State<AppState>,
-    Service(_caller): Service,
+    _caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     match state.store.reservation(order_id).await? {

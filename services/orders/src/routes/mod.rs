@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::request::Parts;
-use http::{StatusCode, header};
+use http::StatusCode;
 use souk_chassis::Problem;
 use souk_chassis::auth::{AuthVerifier, HasAuth};
 use souk_chassis::events::Outbox;
@@ -90,25 +90,11 @@ impl FromRequestParts<AppState> for User {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "sign in first: send Authorization: Bearer <access token>",
-                )
-            })?;
-        let caller = state.auth.verify(&token).await?;
+        let token = souk_chassis::auth::access_token(&parts.headers)?;
+        let caller = state.auth.verify(token).await?;
         Ok(Self {
             id: caller.id,
-            token,
+            token: token.to_owned(),
         })
     }
 }

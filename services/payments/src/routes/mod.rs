@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::request::Parts;
-use http::{StatusCode, header};
+use http::StatusCode;
 use souk_chassis::Problem;
 use souk_chassis::auth::{AuthVerifier, ServiceCaller};
 use souk_chassis::events::Outbox;
@@ -88,22 +88,7 @@ impl FromRequestParts<AppState> for Service {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "internal endpoint: send Authorization: Bearer <service token>",
-                )
-            })?;
-        let caller = state.auth.verify_service(&token).await?;
+        let caller = ServiceCaller::from_request_parts(parts, state).await?;
         caller.require_one_of(&state.callers).map(Self)
     }
 }
