@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -363,6 +363,28 @@ pub trait HasAuth {
     fn auth(&self) -> &AuthVerifier;
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed: the scheme in any case (RFC
+/// 9110 §11.1), an empty token none.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim())
+}
+
+/// The bearer token a user's request came with, unverified (for an extractor that also forwards
+/// it); without one, the 401 that [`Caller`] answers.
+pub fn access_token(headers: &HeaderMap) -> Result<&str, Problem> {
+    bearer(headers).ok_or_else(|| {
+        unauthorized(
+            None,
+            "sign in first: send Authorization: Bearer <access token>",
+        )
+    })
+}
+
 impl<S> FromRequestParts<S> for Caller
 where
     S: HasAuth + Send + Sync,
@@ -370,21 +392,59 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                unauthorized(
-                    None,
-                    "sign in first: send Authorization: Bearer <access token>",
-                )
-            })?;
-        state.auth().verify(&token).await
+        state.auth().verify(access_token(&parts.headers)?).await
+    }
+}
+
+/// An internal endpoint's caller: a service token for this service ([`AuthVerifier::verify_service`]).
+/// A user's token is refused (401: wrong audience), whoever the user is, and so is a token
+/// narrowed to reading event feeds (403).
+impl<S> FromRequestParts<S> for ServiceCaller
+where
+    S: HasAuth + Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            unauthorized(
+                None,
+                "internal endpoint: send Authorization: Bearer <service token>",
+            )
+        })?;
+        state.auth().verify_service(token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_in_any_case_and_trimmed() {
+        assert_eq!(bearer(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&headers("Basic abc")), None);
+        assert_eq!(bearer(&headers("Bearer  ")), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_missing_access_token_is_the_401_that_asks_for_one() {
+        let problem = access_token(&HeaderMap::new()).unwrap_err();
+        assert_eq!(problem.status, 401);
+        assert_eq!(
+            problem.detail.as_deref(),
+            Some("sign in first: send Authorization: Bearer <access token>")
+        );
     }
 }

@@ -338,6 +338,57 @@ fn split_database(url: &str) -> Option<(&str, &str)> {
     Some((base, query))
 }
 
+/// Runs the same code on whichever pool `$db` (a [`Database`] or a reference to one) is: `$pool`
+/// is a `SqlitePool` in one arm and a `PgPool` in the other, and `$body` is compiled for each.
+///
+/// ```ignore
+/// let n: i64 = souk_chassis::on_pool!(&self.db, |pool| {
+///     sqlx::query_scalar("SELECT COUNT(*) FROM things").fetch_one(pool).await?
+/// });
+/// ```
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite($pool) => $body,
+            $crate::db::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$tx`, a transaction that will write, begun the engine's way
+/// ([`begin_write_sqlite`], [`begin_write_postgres`]); each `$name` is bound to its SQLite value in
+/// one arm and its PostgreSQL value in the other (an outbox append, an inbox record, an id
+/// conversion). The body commits; a transaction dropped without commit rolls back. A failed
+/// `BEGIN` returns early with `?`, converted `From<sqlx::Error>`.
+///
+/// ```ignore
+/// souk_chassis::in_write_tx!(&self.db, |tx, append = (events::append_sqlite, events::append_postgres)| {
+///     sqlx::query("UPDATE things SET n = n + 1").execute(&mut *tx).await?;
+///     append(&mut tx, &event).await?;
+///     tx.commit().await?
+/// })
+/// ```
+#[macro_export]
+macro_rules! in_write_tx {
+    ($db:expr, |$tx:ident $(, $name:ident = ($sqlite:expr, $postgres:expr))* $(,)?| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = $crate::db::begin_write_sqlite(pool).await?;
+                $(let $name = $sqlite;)*
+                $body
+            }
+            $crate::db::Database::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = $crate::db::begin_write_postgres(pool).await?;
+                $(let $name = $postgres;)*
+                $body
+            }
+        }
+    };
+}
+
 /// Whether `err` means the database cannot be reached right now (a 503, try again) rather than
 /// that a query went wrong (a 500). One decision for every service. SQLite's "busy" is one of
 /// them: another writer held the lock past the busy timeout, and the statement did nothing.
@@ -346,6 +397,19 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         err,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
     ) || is_busy(err)
+}
+
+/// Whether the transaction lost to a concurrent one and did nothing: SQLite busy or locked
+/// ([`is_busy`]), or a PostgreSQL deadlock (`40P01`) or serialization failure (`40001`), which
+/// PostgreSQL answers by rolling the transaction back. Trying the whole transaction again is safe.
+pub fn is_contention(err: &sqlx::Error) -> bool {
+    is_busy(err) || is_serialization_failure(err)
+}
+
+/// Whether `err` is worth a 503 and another try rather than a 500: the database cannot be
+/// reached ([`is_unavailable`]) or the transaction lost a race ([`is_contention`]).
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    is_unavailable(err) || is_contention(err)
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED (any extended code, BUSY_SNAPSHOT included): the lock was not
@@ -362,6 +426,13 @@ pub fn is_busy(err: &sqlx::Error) -> bool {
         .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
+/// PostgreSQL's `40P01` (deadlock detected) or `40001` (serialization failure).
+fn is_serialization_failure(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .is_some_and(|pg| matches!(pg.code(), "40P01" | "40001"))
+}
+
 /// Begins a SQLite transaction that will write.
 ///
 /// `BEGIN IMMEDIATE` takes the database's write lock at once, waiting up to the pool's busy
@@ -372,6 +443,16 @@ pub async fn begin_write_sqlite(
     pool: &sqlx::SqlitePool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Begins a PostgreSQL transaction that will write: a plain `BEGIN`, READ COMMITTED. Rows lock
+/// as they are written, and a conditional `UPDATE` re-reads the row it waited for before deciding,
+/// so stores that change state by conditional statements need nothing stronger; a deadlock
+/// between two of them is [`is_contention`].
+pub async fn begin_write_postgres(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin().await
 }
 
 /// Runs `sql` built at run time (identifiers that cannot be bound, such as a database name).
@@ -396,6 +477,43 @@ mod tests {
             "CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL)",
         )],
     };
+
+    #[tokio::test]
+    async fn writes_run_in_an_immediate_transaction_with_the_engines_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/w.db", dir.path().display());
+        let db = Database::connect(&DatabaseConfig::with_url(&url))
+            .await
+            .unwrap();
+        db.migrate(&MIGRATIONS).await.unwrap();
+        let write = async {
+            crate::in_write_tx!(&db, |tx, name = ("sqlite", "postgres")| {
+                sqlx::query("INSERT INTO things (id, name) VALUES (1, $1)")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })
+        };
+        write.await.unwrap();
+        let name: String = crate::on_pool!(&db, |pool| {
+            sqlx::query_scalar("SELECT name FROM things")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(name, "sqlite");
+    }
+
+    #[test]
+    fn pool_and_io_failures_are_transient_and_other_errors_are_not() {
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(is_transient(&sqlx::Error::Io(std::io::Error::other(
+            "reset"
+        ))));
+        assert!(!is_contention(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+    }
 
     #[tokio::test]
     async fn sqlite_files_and_folders_are_created_and_migrations_run_once() {

@@ -29,6 +29,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Extension members (RFC 9457 §3.2), sent beside the standard ones (see [`Problem::to_json`]).
+    #[serde(skip)]
+    #[schema(ignore)]
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One invalid field of a request.
@@ -60,6 +64,7 @@ impl Problem {
             detail: None,
             errors: Vec::new(),
             headers: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -82,6 +87,35 @@ impl Problem {
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
+    }
+
+    /// Adds `Retry-After: <seconds>`: when the same request is worth sending again.
+    pub fn with_retry_after(self, seconds: u32) -> Self {
+        self.with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
+    /// Adds the members of `extension` (a struct or a map) beside the standard ones, as RFC 9457
+    /// §3.2 allows: what a client needs to act on this problem (the conflicting reservation, the
+    /// decline code). A value that does not serialise to a JSON object adds nothing.
+    pub fn with_extensions(mut self, extension: &impl Serialize) -> Self {
+        if let Ok(serde_json::Value::Object(members)) = serde_json::to_value(extension) {
+            self.extensions.extend(members);
+        }
+        self
+    }
+
+    /// The body as sent. With extensions, every member is in one object sorted by name (an
+    /// extension of a standard member's name replaces it); without, the standard members in
+    /// their declared order.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        if self.extensions.is_empty() {
+            return serde_json::to_string(self);
+        }
+        let mut body = serde_json::to_value(self)?;
+        if let serde_json::Value::Object(members) = &mut body {
+            members.extend(self.extensions.clone());
+        }
+        Ok(body.to_string())
     }
 
     /// 400: the request cannot be read (malformed JSON, bad query string, bad path segment).
@@ -142,6 +176,17 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// 503 `unavailable` because the service's database cannot answer now (see
+    /// [`crate::db::is_unavailable`] and [`crate::db::is_transient`]): logs `error` as a warning in
+    /// the current span; `detail` tells the client whose database, and nothing of the cause.
+    pub fn database_unavailable(
+        error: &(dyn std::error::Error + 'static),
+        detail: impl Into<String>,
+    ) -> Self {
+        tracing::warn!(error = %ErrorChain(error), "database unavailable");
+        Self::unavailable(detail)
+    }
+
     /// The status as a [`StatusCode`].
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -151,8 +196,8 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let body = match serde_json::to_vec(&self) {
-            Ok(body) => body,
+        let body = match self.to_json() {
+            Ok(body) => body.into_bytes(),
             // Serialising a struct of strings cannot fail; keep a body anyway.
             Err(_) => {
                 br#"{"type":"about:blank","title":"Internal Server Error","status":500}"#.to_vec()
@@ -262,6 +307,47 @@ mod tests {
         assert_eq!(body["status"], 422);
         assert_eq!(body["errors"][0]["field"], "limit");
         assert_eq!(body["detail"], "limit: must be between 1 and 100");
+    }
+
+    #[tokio::test]
+    async fn extensions_stand_beside_the_standard_members_and_headers_stay() {
+        #[derive(Serialize)]
+        struct Conflict {
+            reservation_id: &'static str,
+        }
+        let problem = Problem::typed(StatusCode::CONFLICT, "conflict", "Conflict")
+            .with_detail("taken")
+            .with_retry_after(1)
+            .with_extensions(&Conflict {
+                reservation_id: "r1",
+            });
+        let expected = r#"{"detail":"taken","reservation_id":"r1","status":409,"title":"Conflict","type":"urn:souk:problem:conflict"}"#;
+        assert_eq!(problem.to_json().unwrap(), expected);
+        let response = problem.into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, expected.as_bytes());
+    }
+
+    #[test]
+    fn problems_without_extensions_keep_their_member_order() {
+        let json = Problem::not_found("gone").to_json().unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"urn:souk:problem:not-found","title":"Not found","status":404,"detail":"gone"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_503_that_names_no_cause() {
+        let err = std::io::Error::other("connection to 10.0.0.5 refused");
+        let problem = Problem::database_unavailable(&err, "the shelf is unavailable; try again");
+        let body = body_json(problem.into_response()).await;
+        assert_eq!(body["status"], 503);
+        assert_eq!(body["type"], "urn:souk:problem:unavailable");
+        assert_eq!(body["detail"], "the shelf is unavailable; try again");
     }
 
     #[tokio::test]

@@ -212,6 +212,58 @@ impl Drop for TestServer {
     }
 }
 
+/// Reads an answer of a souk service: its status and JSON body (`Null` when empty), checking
+/// what every answer must be — an error is problem+json whose `status` member is the status —
+/// and that it is no 5xx: a server error is a bug unless the test provokes one, and then it says
+/// so with [`read_json_allowing_5xx`].
+pub async fn read_json(response: reqwest::Response) -> (http::StatusCode, serde_json::Value) {
+    let (status, body) = read_json_allowing_5xx(response).await;
+    assert!(
+        !status.is_server_error(),
+        "status {status} with body {body}"
+    );
+    (status, body)
+}
+
+/// [`read_json`] for a test that provokes a server error (a neighbour down, a store contended):
+/// every check but "no 5xx".
+#[allow(clippy::expect_used)]
+pub async fn read_json_allowing_5xx(
+    response: reqwest::Response,
+) -> (http::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("a readable body");
+    (status, check_answer(status, &content_type, &text))
+}
+
+/// The checks of [`read_json_allowing_5xx`] on an answer the test has read itself (to keep its
+/// exact text): an error is problem+json whose `status` member is `status`, and a body is JSON.
+/// Returns the body, `Null` when empty.
+pub fn check_answer(status: http::StatusCode, content_type: &str, text: &str) -> serde_json::Value {
+    if !status.is_success() {
+        assert_eq!(
+            content_type,
+            crate::problem::CONTENT_TYPE,
+            "status {status} with body {text}"
+        );
+    }
+    if text.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let body: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    if !status.is_success() {
+        assert_eq!(body["status"], status.as_u16(), "{body}");
+    }
+    body
+}
+
 /// Sends logs to the test output when `TEST_LOG` is set; silent otherwise. Safe to call often.
 pub fn init_test_logging() {
     if std::env::var_os("TEST_LOG").is_some() {

@@ -11,16 +11,6 @@
 //! History owns its database (SQLite or PostgreSQL). It calls identity only for the service
 //! tokens the producers' feeds want.
 
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            souk_chassis::Database::Sqlite($pool) => $body,
-            souk_chassis::Database::Postgres($pool) => $body,
-        }
-    };
-}
-
 pub mod config;
 pub mod domain;
 pub mod projection;

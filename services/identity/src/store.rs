@@ -3,6 +3,7 @@
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::on_pool;
 use sqlx::Row;
 
 use crate::domain::Role;
@@ -27,16 +28,6 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: SCHEMA,
     postgres: SCHEMA,
 };
-
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite($pool) => $body,
-            Database::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// A failed storage operation.
 #[derive(Debug, thiserror::Error)]

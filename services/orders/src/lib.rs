@@ -11,16 +11,6 @@
 //! Orders owns its database (SQLite or PostgreSQL). It calls the cart, the catalog, inventory,
 //! payments and identity (service tokens), and never reads their data any other way.
 
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            souk_chassis::Database::Sqlite($pool) => $body,
-            souk_chassis::Database::Postgres($pool) => $body,
-        }
-    };
-}
-
 pub mod checkout;
 pub mod clients;
 pub mod config;

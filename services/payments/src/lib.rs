@@ -7,16 +7,6 @@
 //! calls no other service. What it records — a capture, a decline, a refund — it also announces
 //! as an event (see [`events`]), written to its outbox in the same transaction.
 
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            souk_chassis::Database::Sqlite($pool) => $body,
-            souk_chassis::Database::Postgres($pool) => $body,
-        }
-    };
-}
-
 pub mod config;
 pub mod domain;
 pub mod events;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use souk_chassis::Database;
+use souk_chassis::on_pool;
 use souk_chassis::seal::Sealer;
 use sqlx::Row;
 use uuid::Uuid;

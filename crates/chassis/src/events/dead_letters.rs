@@ -19,6 +19,7 @@ use super::event::{Event, now_ms, rfc3339};
 use crate::auth::AuthVerifier;
 use crate::db::{Database, trusted_sql};
 use crate::extract::{Json, Path, Query};
+use crate::on_pool;
 use crate::problem::Problem;
 
 /// An event a consumer gave up on.
@@ -203,12 +204,7 @@ async fn dead_letters_replay(
 }
 
 async fn require_admin(verifier: &AuthVerifier, headers: &HeaderMap) -> Result<(), Problem> {
-    let token = super::feed::bearer(headers).ok_or_else(|| {
-        crate::auth::unauthorized(
-            None,
-            "sign in first: send Authorization: Bearer <access token>",
-        )
-    })?;
+    let token = crate::auth::access_token(headers)?;
     verifier.verify(token).await?.require_admin().map(drop)
 }
 

@@ -103,7 +103,7 @@ async fn events_get(
     Query(query): Query<FeedQuery>,
 ) -> Result<Response, Problem> {
     if let Some(verifier) = &state.verifier {
-        let token = bearer(&headers).ok_or_else(|| {
+        let token = crate::auth::bearer(&headers).ok_or_else(|| {
             crate::auth::unauthorized(None, "the event feed needs a service token")
         })?;
         verifier.verify_feed_reader(token).await?;
@@ -201,16 +201,6 @@ fn validate(query: &FeedQuery) -> Result<(i64, u32, Duration), Problem> {
     } else {
         Err(Problem::invalid_query(errors))
     }
-}
-
-/// The token of an `Authorization: Bearer …` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .map(|(_, token)| token.trim())
 }
 
 #[cfg(test)]

@@ -159,16 +159,6 @@
 //! `events_skipped_total` (already in the inbox), `events_behind_retention_total`,
 //! `events_epoch_changes_total`, `events_rewound_total`, `events_lost_total` by `{consumer}`.
 
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Sqlite($pool) => $body,
-            $crate::db::Database::Postgres($pool) => $body,
-        }
-    };
-}
-
 mod consumer;
 mod dead_letters;
 mod event;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::event::{Event, now_ms};
 use crate::db::Database;
+use crate::on_pool;
 
 /// How often waiting readers look at the table when nobody calls [`Outbox::notify`].
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -5,6 +5,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use super::dead_letters::DeadLetter;
 use super::event::{Event, now_ms};
 use crate::db::Database;
+use crate::on_pool;
 
 const RECORD: &str = "INSERT INTO event_inbox (consumer, event_id, handled_ms) VALUES ($1, $2, $3) \
                       ON CONFLICT (consumer, event_id) DO NOTHING";

@@ -63,11 +63,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            Self::Store(err) if err.is_unavailable() => {
-                tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "cart store unavailable");
-                Problem::unavailable("the cart's store is unavailable; try again shortly")
-                    .into_response()
-            }
+            Self::Store(err) if err.is_unavailable() => Problem::database_unavailable(
+                &err,
+                "the cart's store is unavailable; try again shortly",
+            )
+            .into_response(),
             Self::Store(err) => Problem::internal(&err).into_response(),
         }
     }

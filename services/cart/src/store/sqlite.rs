@@ -74,9 +74,7 @@ impl SqliteStore {
         let quantity = i64::from(line.quantity.get());
         // IMMEDIATE takes the write lock up front, so the count below cannot change before the
         // insert: concurrent adds queue here and never pass the limit together.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = souk_chassis::db::begin_write_sqlite(&self.pool)
             .await
             .map_err(StoreError::from)?;
         touch(&mut tx, user, now).await?;

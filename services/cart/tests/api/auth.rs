@@ -44,7 +44,7 @@ cart_tests! { spawn;
                 }
                 let response = request.json(&json!({ "quantity": 1 })).send().await.unwrap();
                 assert!(response.headers().contains_key("www-authenticate"));
-                let (status, problem) = crate::helpers::read(response).await;
+                let (status, problem) = crate::helpers::read_json(response).await;
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}: {problem}");
             }
         }

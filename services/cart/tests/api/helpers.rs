@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use souk_cart::store::Store;
 use souk_cart::{Config, StoreConfig};
 use souk_chassis::Query;
+pub use souk_chassis::test_util::read_json;
 use souk_chassis::test_util::{TestDatabase, TestIssuer, TestServer, init_test_logging};
 use uuid::Uuid;
 
@@ -139,7 +140,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        read(request.send().await.expect("request sent")).await
+        read_json(request.send().await.expect("request sent")).await
     }
 
     /// The cart of `token`'s user, checking the answer is 200.
@@ -177,7 +178,7 @@ impl TestApp {
             .send()
             .await
             .expect("request sent");
-        read(response).await
+        read_json(response).await
     }
 
     /// PUTs `body` on `token`'s line for `product`.
@@ -190,33 +191,6 @@ impl TestApp {
         )
         .await
     }
-}
-
-/// Reads a response, checking that every error is problem+json and never a 500.
-pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.text().await.expect("body read");
-    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    if !status.is_success() {
-        assert_eq!(
-            content_type, "application/problem+json",
-            "status {status} with body {body}"
-        );
-    }
-    if body.is_empty() {
-        return (status, Value::Null);
-    }
-    let json: Value =
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
-    if !status.is_success() {
-        assert_eq!(json["status"], status.as_u16(), "{json}");
-    }
-    (status, json)
 }
 
 /// The product ids of a cart's lines, in order.

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Backend, read, spawn};
+use crate::helpers::{Backend, read_json, spawn};
 
 const COMMITTED: &str = include_str!("../../openapi.json");
 
@@ -45,7 +45,7 @@ async fn the_service_serves_its_document() {
         .send()
         .await
         .unwrap();
-    let (status, doc) = read(response).await;
+    let (status, doc) = read_json(response).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         doc,

@@ -181,7 +181,7 @@ async fn an_in_process_catalog_prices_the_cart() {
         .send()
         .await
         .unwrap();
-    let (status, cart) = crate::helpers::read(response).await;
+    let (status, cart) = crate::helpers::read_json(response).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cart["total"], usd(900));
 }

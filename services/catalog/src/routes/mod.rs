@@ -66,9 +66,11 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Problem::unavailable("the catalog's database is unavailable; try again shortly")
-                    .into_response()
+                Problem::database_unavailable(
+                    &err,
+                    "the catalog's database is unavailable; try again shortly",
+                )
+                .into_response()
             }
             Self::Store(err) => Problem::internal(&err).into_response(),
         }

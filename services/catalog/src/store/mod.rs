@@ -141,27 +141,12 @@ macro_rules! product_of {
     };
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, `$append`, the engine's
-/// outbox append, and `$id`, which turns a product id into what the engine stores (TEXT on
-/// SQLite, UUID on PostgreSQL). The body commits; a transaction dropped without commit rolls back.
+/// Runs `$body` with `$tx`, a writing transaction, `$append`, the engine's outbox append, and
+/// `$id`, which turns a product id into what the engine stores (TEXT on SQLite, UUID on
+/// PostgreSQL).
 macro_rules! in_write_tx {
     ($db:expr, |$tx:ident, $append:ident, $id:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock up front: writers queue for it instead of
-                // failing to upgrade a read lock.
-                let mut $tx = souk_chassis::db::begin_write_sqlite(pool).await?;
-                let $append = souk_chassis::events::append_sqlite;
-                let $id = |id: Uuid| id.to_string();
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let $append = souk_chassis::events::append_postgres;
-                let $id = |id: Uuid| id;
-                $body
-            }
-        }
+        souk_chassis::in_write_tx!($db, |$tx, $append = (souk_chassis::events::append_sqlite, souk_chassis::events::append_postgres), $id = (|id: Uuid| id.to_string(), |id: Uuid| id)| $body)
     };
 }
 
@@ -370,11 +355,11 @@ impl Store {
             Database::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock up front: instances starting together queue here
                 // instead of failing to upgrade a read lock.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = souk_chassis::db::begin_write_sqlite(pool).await?;
                 seed_in!(tx, demo, |id: Uuid| id.to_string())
             }
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = souk_chassis::db::begin_write_postgres(pool).await?;
                 // Instances starting together queue here instead of seeding side by side.
                 sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
                     .execute(&mut *tx)

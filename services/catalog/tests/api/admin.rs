@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use souk_chassis::auth::AuthConfig;
 
-use crate::helpers::{read, spawn};
+use crate::helpers::{read_json, spawn};
 
 /// A stand-in for identity: one Ed25519 key, its JWKS served on a loopback port.
 pub struct Issuer {
@@ -81,7 +81,7 @@ pub async fn send(
     if response.status() == StatusCode::NO_CONTENT {
         return (StatusCode::NO_CONTENT, Value::Null);
     }
-    read(response).await
+    read_json(response).await
 }
 
 souk_chassis::backend_tests! { spawn;

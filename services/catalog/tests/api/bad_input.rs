@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{read, spawn};
+use crate::helpers::{read_json, spawn};
 
 souk_chassis::backend_tests! { spawn;
 
@@ -43,7 +43,7 @@ souk_chassis::backend_tests! { spawn;
     async fn undeclared_methods_are_405_with_allow(app) {
         let response = app.server.client.delete(app.server.url("/v1/products")).send().await.unwrap();
         assert_eq!(response.headers()["allow"], "GET,HEAD");
-        let (status, _) = read(response).await;
+        let (status, _) = read_json(response).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 
@@ -59,7 +59,7 @@ souk_chassis::backend_tests! { spawn;
                 .send()
                 .await
                 .unwrap();
-            let (status, problem) = read(response).await;
+            let (status, problem) = read_json(response).await;
             assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method}: {problem}");
         }
     }

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::admin::{product, send};
-use crate::helpers::{TestApp, read, spawn};
+use crate::helpers::{TestApp, read_json, spawn};
 
 /// The catalog's feed after `after`: every event there is now (no waiting).
 async fn feed(app: &TestApp, after: i64) -> Vec<Value> {
@@ -23,7 +23,7 @@ async fn feed(app: &TestApp, after: i64) -> Vec<Value> {
             .send()
             .await
             .unwrap();
-        let (status, page) = read(response).await;
+        let (status, page) = read_json(response).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         let items = page["events"].as_array().unwrap().clone();
         if items.is_empty() {

@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 use souk_catalog::Config;
+pub use souk_chassis::test_util::read_json;
 use souk_chassis::test_util::{Backend, TestDatabase, TestServer, init_test_logging};
 
 /// A running catalog, the database behind it, and the key its tokens are signed with.
@@ -42,7 +43,7 @@ impl TestApp {
             .send()
             .await
             .expect("request sent");
-        read(response).await
+        read_json(response).await
     }
 
     /// Every product, following cursors at `limit` per page.
@@ -64,29 +65,6 @@ impl TestApp {
         }
         panic!("paging did not end");
     }
-}
-
-/// Reads a response, checking that every error is problem+json.
-pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.text().await.expect("body read");
-    if !status.is_success() {
-        assert_eq!(
-            content_type, "application/problem+json",
-            "status {status} with body {body}"
-        );
-    }
-    let json: Value =
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
-    if !status.is_success() {
-        assert_eq!(json["status"], status.as_u16(), "{json}");
-    }
-    (status, json)
 }
 
 /// The product names of a page or list.

@@ -36,7 +36,7 @@ souk_chassis::backend_tests! { spawn;
         let config = Config { database: app.db.config.clone(), ..Config::default() };
         let again = souk_catalog::build(&config).await.unwrap();
         let server = souk_chassis::test_util::TestServer::spawn(again.router).await;
-        let (_, cats) = crate::helpers::read(server.client.get(server.url("/v1/categories")).send().await.unwrap()).await;
+        let (_, cats) = crate::helpers::read_json(server.client.get(server.url("/v1/categories")).send().await.unwrap()).await;
         let total: i64 = cats["items"].as_array().unwrap().iter().map(|c| c["product_count"].as_i64().unwrap()).sum();
         assert_eq!(total, 220);
     }
@@ -49,7 +49,7 @@ souk_chassis::backend_tests! { spawn;
         let built = futures_join(starts).await;
         let catalog = built.into_iter().next().unwrap();
         let server = souk_chassis::test_util::TestServer::spawn(catalog.router).await;
-        let (_, cats) = crate::helpers::read(server.client.get(server.url("/v1/categories")).send().await.unwrap()).await;
+        let (_, cats) = crate::helpers::read_json(server.client.get(server.url("/v1/categories")).send().await.unwrap()).await;
         let total: i64 = cats["items"].as_array().unwrap().iter().map(|c| c["product_count"].as_i64().unwrap()).sum();
         assert_eq!(total, 220);
     }

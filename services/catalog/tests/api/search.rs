@@ -57,7 +57,7 @@ souk_chassis::backend_tests! { spawn;
         ];
         for q in hostile {
             let response = app.server.client.get(app.server.url("/v1/products")).query(&[("q", q)]).send().await.unwrap();
-            let (status, body) = crate::helpers::read(response).await;
+            let (status, body) = crate::helpers::read_json(response).await;
             assert_eq!(status, StatusCode::OK, "q={q:?}: {body}");
         }
         let (_, everything) = app.get("/v1/products?limit=1").await;

@@ -11,6 +11,7 @@ use souk_chassis::events::{
     self, INBOX_MIGRATION_POSTGRES, INBOX_MIGRATION_SQLITE, INBOX_RETENTION_MIGRATION_POSTGRES,
     INBOX_RETENTION_MIGRATION_SQLITE,
 };
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use crate::domain::{Card, Fact, Instant, Line, Money, Purchase, Stage};
@@ -69,24 +70,12 @@ pub struct Position {
     pub order_id: String,
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$record`, the
-/// engine's inbox record. SQLite's `BEGIN IMMEDIATE` takes the write lock at once, so two
-/// consumers writing one row take turns instead of failing on a lock upgrade. The body commits;
-/// a transaction dropped without commit rolls back.
+/// Runs `$body` with `$tx`, a writing transaction, and `$record`, the engine's inbox record.
+/// SQLite's `BEGIN IMMEDIATE` takes the write lock at once, so two consumers writing one row take
+/// turns instead of failing on a lock upgrade.
 macro_rules! in_write_tx {
     ($db:expr, |$tx:ident, $record:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let $record = events::inbox_record_sqlite;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let $record = events::inbox_record_postgres;
-                $body
-            }
-        }
+        souk_chassis::in_write_tx!($db, |$tx, $record = (events::inbox_record_sqlite, events::inbox_record_postgres)| $body)
     };
 }
 

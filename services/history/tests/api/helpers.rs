@@ -15,6 +15,7 @@ use souk_chassis::client::{ClientConfig, ServiceTokenConfig};
 use souk_chassis::db::Migrations;
 use souk_chassis::events::{self, Event, Outbox};
 use souk_chassis::server::ShutdownTrigger;
+pub use souk_chassis::test_util::read_json;
 use souk_chassis::test_util::{Backend, TestDatabase, TestIssuer, TestServer, init_test_logging};
 use souk_chassis::{Database, Json, Secret, Shutdown};
 use souk_history::{Config, ConsumerConfig, History, Producers};
@@ -232,7 +233,7 @@ impl TestApp {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        read(request.send().await.expect("request sent")).await
+        read_json(request.send().await.expect("request sent")).await
     }
 
     /// `GET path` as `user`, expecting a 200.
@@ -339,28 +340,4 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Reads a response, checking that every error is problem+json and never a 500.
-pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.text().await.expect("body read");
-    if !status.is_success() {
-        assert_eq!(
-            content_type, "application/problem+json",
-            "status {status} with body {body}"
-        );
-    }
-    let json: Value =
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
-    if !status.is_success() {
-        assert_eq!(json["status"], status.as_u16(), "{json}");
-        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{json}");
-    }
-    (status, json)
 }

@@ -15,7 +15,7 @@ use souk_history::{Config, ConsumerConfig, Producers};
 use uuid::Uuid;
 
 use crate::fixtures::{captured, confirmed, placed};
-use crate::helpers::{Producer, eventually, fake_identity, read};
+use crate::helpers::{Producer, eventually, fake_identity, read_json};
 
 #[tokio::test]
 async fn events_relayed_through_nats_build_the_same_purchase() {
@@ -73,7 +73,7 @@ async fn events_relayed_through_nats_build_the_same_purchase() {
             .send()
             .await
             .unwrap();
-        let (status, purchase) = read(response).await;
+        let (status, purchase) = read_json(response).await;
         status.is_success()
             && purchase["status"] == "confirmed"
             && purchase["payment"] == json!({"brand": "visa", "last4": "4242"})

@@ -24,7 +24,7 @@ use souk_chassis::test_util::{
 use souk_history::{Config, ConsumerConfig, Producers};
 use uuid::Uuid;
 
-use crate::helpers::read;
+use crate::helpers::read_json;
 
 /// Orders in the generated history.
 const ORDERS: usize = 240;
@@ -132,7 +132,7 @@ async fn history_of(server: &TestServer, token: &str) -> Vec<Value> {
             .send()
             .await
             .unwrap();
-        let (status, page) = read(response).await;
+        let (status, page) = read_json(response).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         items.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["next_cursor"].as_str() {

@@ -117,8 +117,8 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Problem::unavailable("accounts are unavailable; try again shortly").into_response()
+                Problem::database_unavailable(&err, "accounts are unavailable; try again shortly")
+                    .into_response()
             }
             Self::Store(err) => Problem::internal(&err).into_response(),
             Self::Hash(crate::hashing::HashError::Busy) => Problem::typed(
@@ -129,7 +129,7 @@ impl IntoResponse for ApiError {
             .with_detail(
                 "too many sign-ins and sign-ups are being checked right now; try again shortly",
             )
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            .with_retry_after(1)
             .into_response(),
             Self::Hash(err) => Problem::internal(&err).into_response(),
             Self::Internal(message) => {

@@ -252,7 +252,7 @@ pub(super) async fn adjustments_create(
             Ok(adjustment_answer(adjusted))
         }
         Err(AdjustError::NotFound) => Err(Problem::not_found("no product with this SKU").into()),
-        Err(AdjustError::Insufficient(stock)) => Err(ApiError::extended(
+        Err(AdjustError::Insufficient(stock)) => Err(ApiError::Problem(
             conflict(
                 "insufficient-stock",
                 "Not that many units on sale",
@@ -260,10 +260,10 @@ pub(super) async fn adjustments_create(
                     "{} units are on sale; held and sold units cannot be written off",
                     stock.available
                 ),
-            ),
-            &Current {
+            )
+            .with_extensions(&Current {
                 stock: stock.into(),
-            },
+            }),
         )),
         Err(AdjustError::KeyReused) => Err(Problem::typed(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -337,12 +337,9 @@ fn stale(stock: Stock) -> ApiError {
     if let Some(etag) = etag(&stock) {
         problem = problem.with_header(header::ETAG, etag);
     }
-    ApiError::extended(
-        problem,
-        &Current {
-            stock: stock.into(),
-        },
-    )
+    ApiError::Problem(problem.with_extensions(&Current {
+        stock: stock.into(),
+    }))
 }
 
 /// The versions `If-Match` names: a 428 without it (or with `*`, which names none); a tag that

@@ -9,14 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::request::Parts;
-use http::{StatusCode, header};
-use serde::Serialize;
+use http::StatusCode;
 use souk_chassis::Problem;
-use souk_chassis::auth::{AuthVerifier, ServiceCaller};
+use souk_chassis::auth::AuthVerifier;
 
 pub use openapi::ApiDoc;
 
@@ -79,46 +76,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Another service calling an internal endpoint, verified by a service token whose audience is
-/// inventory. A user's token is refused (401: wrong audience), whoever the user is.
-#[derive(Debug, Clone)]
-pub(crate) struct Service(pub(crate) ServiceCaller);
-
-impl FromRequestParts<AppState> for Service {
-    type Rejection = Problem;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "internal endpoint: send Authorization: Bearer <service token>",
-                )
-            })?;
-        state.auth.verify_service(&token).await.map(Self)
-    }
-}
-
 /// Errors of inventory's handlers, and their one mapping to problem+json.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is wrong; the problem says how.
     #[error("{}", .0.title)]
     Problem(Problem),
-    /// A problem with extension members beyond RFC 9457's (already serialised).
-    #[error("{}", .0.title)]
-    Extended(Problem, serde_json::Value),
     /// Storage failed.
     #[error("storage failed")]
     Store(#[from] StoreError),
@@ -130,40 +93,20 @@ impl From<Problem> for ApiError {
     }
 }
 
-impl ApiError {
-    /// `problem` with the members of `extension` (a struct) added beside its own.
-    pub(crate) fn extended(problem: Problem, extension: &impl Serialize) -> Self {
-        let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if let (Some(body), Ok(serde_json::Value::Object(more))) =
-            (body.as_object_mut(), serde_json::to_value(extension))
-        {
-            body.extend(more);
-        }
-        Self::Extended(problem, body)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            Self::Extended(problem, body) => {
-                // The problem's own response (its status, type and headers, `ETag` say), with
-                // the extended body.
-                let mut response = problem.into_response();
-                response.headers_mut().remove(header::CONTENT_LENGTH);
-                *response.body_mut() = axum::body::Body::from(body.to_string());
-                response
-            }
             Self::Store(StoreError::Database(err)) if souk_chassis::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Problem::unavailable("inventory's database is unavailable; try again shortly")
-                    .into_response()
+                Problem::database_unavailable(
+                    &err,
+                    "inventory's database is unavailable; try again shortly",
+                )
+                .into_response()
             }
             Self::Store(err) if err.is_contention() => {
-                tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "database contended");
-                Problem::unavailable("inventory is busy; try again shortly")
-                    .with_header(header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+                Problem::database_unavailable(&err, "inventory is busy; try again shortly")
+                    .with_retry_after(1)
                     .into_response()
             }
             Self::Store(err) => Problem::internal(&err).into_response(),

@@ -9,7 +9,9 @@ use souk_chassis::{FieldError, Json, Path, Problem};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ApiError, AppState, Service, conflict};
+use souk_chassis::auth::ServiceCaller;
+
+use super::{ApiError, AppState, conflict};
 use crate::domain::{Line, Lines, LinesError, Reservation, ReservationState, Timestamp};
 use crate::store::{Lapsed, ReserveError, TransitionError};
 
@@ -101,7 +103,7 @@ struct Standing {
     ))]
 pub(super) async fn reservations_create(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Json(body): Json<ReserveBody>,
 ) -> Result<Response, ApiError> {
     let asked: Vec<Line> = body
@@ -136,7 +138,7 @@ pub(super) async fn reservations_create(
         }
         Ok(reserved) => Ok(Json(ReservationBody::from(reserved.reservation)).into_response()),
         Err(ReserveError::OutOfStock(lacking)) => Err(out_of_stock(&asked, &lacking)),
-        Err(ReserveError::Conflict(existing)) => Err(ApiError::extended(
+        Err(ReserveError::Conflict(existing)) => Err(ApiError::Problem(
             conflict(
                 "reservation-conflict",
                 "The order has another reservation",
@@ -145,10 +147,10 @@ pub(super) async fn reservations_create(
                     existing.order_id,
                     existing.state.as_str()
                 ),
-            ),
-            &Standing {
+            )
+            .with_extensions(&Standing {
                 reservation: existing.into(),
-            },
+            }),
         )),
         Err(ReserveError::Store(err)) => Err(err.into()),
     }
@@ -164,7 +166,7 @@ pub(super) async fn reservations_create(
     ))]
 pub(super) async fn reservations_release(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     let reservation = state
@@ -189,7 +191,7 @@ pub(super) async fn reservations_release(
     ))]
 pub(super) async fn reservations_commit(
     State(state): State<AppState>,
-    Service(caller): Service,
+    caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     let reservation = state
@@ -211,7 +213,7 @@ pub(super) async fn reservations_commit(
     ))]
 pub(super) async fn reservations_get(
     State(state): State<AppState>,
-    Service(_caller): Service,
+    _caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
 ) -> Result<Json<ReservationBody>, ApiError> {
     match state.store.reservation(order_id).await? {
@@ -256,12 +258,9 @@ fn out_of_stock(asked: &[Line], lacking: &[Uuid]) -> ApiError {
             "{} of the products lack the units asked for; nothing was reserved",
             lacking.len()
         ));
-    ApiError::extended(
-        problem,
-        &OutOfStock {
-            product_ids: lacking,
-        },
-    )
+    ApiError::Problem(problem.with_extensions(&OutOfStock {
+        product_ids: lacking,
+    }))
 }
 
 fn transition_problem(err: TransitionError) -> ApiError {
@@ -273,22 +272,19 @@ fn transition_problem(err: TransitionError) -> ApiError {
                     "the hold lapsed and {} of its products no longer have the units; nothing was sold",
                     lacking.len()
                 ));
-            ApiError::extended(
-                problem,
-                &OutOfStock {
-                    product_ids: &lacking,
-                },
-            )
+            ApiError::Problem(problem.with_extensions(&OutOfStock {
+                product_ids: &lacking,
+            }))
         }
-        TransitionError::Conflict(existing) => ApiError::extended(
+        TransitionError::Conflict(existing) => ApiError::Problem(
             conflict(
                 "reservation-state",
                 "The reservation cannot take this step",
                 format!("the reservation is {}", existing.state.as_str()),
-            ),
-            &Standing {
+            )
+            .with_extensions(&Standing {
                 reservation: existing.into(),
-            },
+            }),
         ),
         TransitionError::Store(err) => err.into(),
     }

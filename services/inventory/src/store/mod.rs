@@ -1,21 +1,21 @@
 //! Inventory's storage, on SQLite or PostgreSQL: one schema and one set of SQL for both (text ids,
 //! Unix milliseconds), run on whichever pool is configured. The engines differ only in how a
-//! writing transaction begins and which errors are worth a retry (`sqlite.rs`, `postgres.rs`).
+//! writing transaction begins (`BEGIN IMMEDIATE` on SQLite; READ COMMITTED suffices on PostgreSQL,
+//! as every stock change is a single conditional `UPDATE`), both `souk_chassis::in_write_tx!`.
 //!
 //! Every change of stock is a conditional `UPDATE` inside a transaction, so the database, not this
 //! process, decides who gets the last unit: several instances may share one database. Stock rows
 //! are always locked in product-id order, after the reservation's own row, so two transactions
 //! never wait on each other in opposite orders.
 
-mod postgres;
 mod products;
-mod sqlite;
 
 use std::future::Future;
 use std::time::Duration;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::{in_write_tx, on_pool};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -233,33 +233,6 @@ pub struct Reserved {
     pub reservation: Reservation,
     /// `false` when it existed already with the same lines (a replay).
     pub created: bool,
-}
-
-/// Runs the same code on whichever pool the database is.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite($pool) => $body,
-            Database::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way. The body commits; a
-/// transaction dropped without commit rolls back.
-macro_rules! in_write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $tx = sqlite::begin_write(pool).await?;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = postgres::begin_write(pool).await?;
-                $body
-            }
-        }
-    };
 }
 
 /// Reads order `$order`'s reservation and lines on connection `$conn`: `Option<Reservation>`.
@@ -926,7 +899,7 @@ impl Transient for StoreError {
     fn is_transient(&self) -> bool {
         match self {
             Self::Contended => true,
-            Self::Database(err) => sqlite::is_busy(err) || postgres::is_retryable(err),
+            Self::Database(err) => souk_chassis::db::is_contention(err),
             Self::Corrupt { .. } => false,
         }
     }

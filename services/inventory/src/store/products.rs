@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use souk_chassis::Database;
 use uuid::Uuid;
 
-use super::{Store, StoreError, parse_id, postgres, retrying, sqlite};
+use super::{Store, StoreError, parse_id, retrying};
 use crate::domain::Timestamp;
 
 /// A product inventory counts (or counted, before the catalog deleted it).
@@ -70,22 +70,10 @@ pub enum Retired {
     AlreadyHandled,
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$record`, the
-/// engine's inbox record.
+/// Runs `$body` with `$tx`, a writing transaction, and `$record`, the engine's inbox record.
 macro_rules! in_write_tx {
     ($db:expr, |$tx:ident, $record:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $tx = sqlite::begin_write(pool).await?;
-                let $record = souk_chassis::events::inbox_record_sqlite;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = postgres::begin_write(pool).await?;
-                let $record = souk_chassis::events::inbox_record_postgres;
-                $body
-            }
-        }
+        souk_chassis::in_write_tx!($db, |$tx, $record = (souk_chassis::events::inbox_record_sqlite, souk_chassis::events::inbox_record_postgres)| $body)
     };
 }
 

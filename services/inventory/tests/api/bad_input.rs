@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{line, read, spawn};
+use crate::helpers::{line, read_json, spawn};
 
 async fn post_raw(
     app: &crate::helpers::TestApp,
@@ -21,7 +21,7 @@ async fn post_raw(
         .send()
         .await
         .unwrap();
-    read(response).await
+    read_json(response).await
 }
 
 souk_chassis::backend_tests! { spawn;
@@ -91,7 +91,7 @@ souk_chassis::backend_tests! { spawn;
         let (status, _) = post_raw(&app, &body, "application/json").await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         let response = app.server.client.delete(app.server.url("/v1/reservations")).send().await.unwrap();
-        let (status, _) = read(response).await;
+        let (status, _) = read_json(response).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 }

@@ -10,7 +10,7 @@ souk_chassis::backend_tests! { spawn;
     async fn health_and_readiness_answer(app) {
         let (status, body) = app.get("/healthz").await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
-        let (status, body) = app.get("/readyz").await;
+        let (status, body) = app.readiness().await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let checks: Vec<_> = body["checks"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap())).collect();
         assert_eq!(checks, [("database", true), ("catalog", true)], "ready: the catalog's products are known");

@@ -41,21 +41,21 @@ souk_chassis::backend_tests! { spawn_unsynced;
     }
 
     async fn readiness_waits_for_the_first_successful_sync_and_then_keeps_it(app) {
-        let (status, body) = app.get("/readyz").await;
+        let (status, body) = app.readiness().await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no sync yet: {body}");
         app.catalog.set_up(false);
         assert!(app.inventory.sync_catalog().await.is_err());
-        assert_eq!(app.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE, "a failed sync is not one");
+        assert_eq!(app.readiness().await.0, StatusCode::SERVICE_UNAVAILABLE, "a failed sync is not one");
         assert!(!app.inventory.catalog_known().is_known());
         app.catalog.set_up(true);
         assert_eq!(app.inventory.sync_catalog().await.unwrap().added, 150);
-        let (status, body) = app.get("/readyz").await;
+        let (status, body) = app.readiness().await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let catalog = body["checks"].as_array().unwrap().iter().find(|c| c["name"] == "catalog").cloned();
         assert_eq!(catalog.map(|c| c["ok"].clone()), Some(serde_json::json!(true)), "{body}");
         app.catalog.set_up(false);
         assert!(app.inventory.sync_catalog().await.is_err());
-        assert_eq!(app.get("/readyz").await.0, StatusCode::OK, "once known, a catalog outage costs a retry, not readiness");
+        assert_eq!(app.readiness().await.0, StatusCode::OK, "once known, a catalog outage costs a retry, not readiness");
     }
 
     async fn a_deleted_product_leaves_sale_and_frees_its_sku_with_its_books_kept(app) {
@@ -144,12 +144,12 @@ souk_chassis::backend_tests! { spawn_background;
 
     async fn the_background_loop_syncs_at_start_and_retries_a_failing_catalog(app) {
         for _ in 0..100 {
-            if app.get("/readyz").await.0 == StatusCode::OK {
+            if app.readiness().await.0 == StatusCode::OK {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(app.get("/readyz").await.0, StatusCode::OK, "ready after the sync at start");
+        assert_eq!(app.readiness().await.0, StatusCode::OK, "ready after the sync at start");
         assert_eq!(app.inventory.store.all_stock().await.unwrap().len(), 150);
         app.catalog.set_up(false);
         let before = app.catalog.calls.load(Ordering::SeqCst);

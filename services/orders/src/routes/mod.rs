@@ -15,9 +15,8 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
-use serde::Serialize;
 use souk_chassis::Problem;
 use souk_chassis::auth::{AuthVerifier, HasAuth};
 use souk_chassis::events::Outbox;
@@ -91,25 +90,11 @@ impl FromRequestParts<AppState> for User {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "sign in first: send Authorization: Bearer <access token>",
-                )
-            })?;
-        let caller = state.auth.verify(&token).await?;
+        let token = souk_chassis::auth::access_token(&parts.headers)?;
+        let caller = state.auth.verify(token).await?;
         Ok(Self {
             id: caller.id,
-            token,
+            token: token.to_owned(),
         })
     }
 }
@@ -121,9 +106,6 @@ pub enum ApiError {
     /// replay under the request's idempotency key.
     #[error("{}", .0.title)]
     Problem(Problem),
-    /// A final problem with extension members beyond RFC 9457's (already serialised).
-    #[error("{}", .0.title)]
-    Extended(Problem, serde_json::Value),
     /// A problem of this moment (a neighbour down, the request's key busy): never kept, so the
     /// same request may be sent again.
     #[error("{}", .0.title)]
@@ -140,27 +122,17 @@ impl From<Problem> for ApiError {
 }
 
 impl ApiError {
-    /// `problem` with the members of `extension` (a struct) added beside its own.
-    pub(crate) fn extended(problem: Problem, extension: &impl Serialize) -> Self {
-        let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if let (Some(body), Ok(serde_json::Value::Object(more))) =
-            (body.as_object_mut(), serde_json::to_value(extension))
-        {
-            body.extend(more);
-        }
-        Self::Extended(problem, body)
-    }
-
     /// The status and body of a final client error, to keep for replay; `None` for anything a
     /// retry might change.
     pub(crate) fn final_answer(&self) -> Option<(StatusCode, String)> {
-        let (problem, body) = match self {
-            Self::Problem(problem) => (problem, serde_json::to_string(problem).ok()?),
-            Self::Extended(problem, body) => (problem, body.to_string()),
-            Self::Transient(_) | Self::Store(_) => return None,
+        let Self::Problem(problem) = self else {
+            return None;
         };
         let status = problem.status_code();
-        status.is_client_error().then_some((status, body))
+        if !status.is_client_error() {
+            return None;
+        }
+        Some((status, problem.to_json().ok()?))
     }
 }
 
@@ -168,29 +140,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) | Self::Transient(problem) => problem.into_response(),
-            Self::Extended(problem, body) => {
-                let mut response = (
-                    problem.status_code(),
-                    [(header::CONTENT_TYPE, souk_chassis::problem::CONTENT_TYPE)],
-                    body.to_string(),
-                )
-                    .into_response();
-                // Headers travel with the problem, not in its body.
-                let headers = problem.into_response();
-                for (name, value) in headers.headers() {
-                    if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                        response.headers_mut().insert(name, value.clone());
-                    }
-                }
-                response
-            }
-            Self::Store(err) if err.is_transient() => {
-                tracing::warn!(error = %souk_chassis::problem::ErrorChain(&err), "database unavailable or contended");
-                retry_soon(Problem::unavailable(
-                    "orders' database is unavailable; nothing was stored, try again shortly",
-                ))
-                .into_response()
-            }
+            Self::Store(err) if err.is_transient() => Problem::database_unavailable(
+                &err,
+                "orders' database is unavailable; nothing was stored, try again shortly",
+            )
+            .with_retry_after(1)
+            .into_response(),
             Self::Store(err) => Problem::internal(&err).into_response(),
         }
     }
@@ -198,5 +153,5 @@ impl IntoResponse for ApiError {
 
 /// `problem` with `Retry-After: 1`.
 pub(crate) fn retry_soon(problem: Problem) -> Problem {
-    problem.with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    problem.with_retry_after(1)
 }

@@ -393,24 +393,15 @@ fn checkout_problem(err: CheckoutError) -> ApiError {
                 })
                 .collect();
             let product_ids = lines.into_iter().map(|(_, id, _)| id).collect();
-            ApiError::extended(
-                conflict("cart-not-ready", "The cart cannot be ordered as it is")
-                    .with_errors(errors),
-                &ProductIds { product_ids },
-            )
+            ApiError::Problem(conflict("cart-not-ready", "The cart cannot be ordered as it is")
+                    .with_errors(errors).with_extensions(&ProductIds { product_ids }))
         }
-        CheckoutError::Pricing(PricingError::Missing(product_ids)) => ApiError::extended(
-            conflict("product-unavailable", "Products are no longer sold").with_detail(format!(
+        CheckoutError::Pricing(PricingError::Missing(product_ids)) => ApiError::Problem(conflict("product-unavailable", "Products are no longer sold").with_detail(format!(
                 "{} of the cart's products are no longer in the catalog: remove them from the cart",
                 product_ids.len()
-            )),
-            &ProductIds { product_ids },
-        ),
-        CheckoutError::Pricing(PricingError::BadQuantity(product_ids)) => ApiError::extended(
-            conflict("cart-not-ready", "The cart cannot be ordered as it is")
-                .with_detail("some lines ask for more than 99 units"),
-            &ProductIds { product_ids },
-        ),
+            )).with_extensions(&ProductIds { product_ids })),
+        CheckoutError::Pricing(PricingError::BadQuantity(product_ids)) => ApiError::Problem(conflict("cart-not-ready", "The cart cannot be ordered as it is")
+                .with_detail("some lines ask for more than 99 units").with_extensions(&ProductIds { product_ids })),
         CheckoutError::Pricing(PricingError::TooManyLines) => {
             conflict("cart-not-ready", "The cart cannot be ordered as it is")
                 .with_detail("an order holds at most 100 products")

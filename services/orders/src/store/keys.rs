@@ -5,6 +5,7 @@
 //! since an order's key is answered in the order's own transaction, a dead attempt never left an
 //! order behind, and taking over cannot place a second one.
 
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use super::{Store, StoreError};

@@ -1,7 +1,6 @@
 //! Orders' storage, on SQLite or PostgreSQL: one schema and one set of SQL for both (text ids,
 //! Unix milliseconds), run on whichever pool is configured. The engines differ only in how a
-//! writing transaction begins, how the outbox is appended to, and which errors mean contention
-//! (`sqlite.rs`, `postgres.rs`).
+//! writing transaction begins and how the outbox is appended to (`souk_chassis::in_write_tx!`).
 //!
 //! - `orders.rs`: placing an order (order, lines, saga, `order_placed` event and the idempotency
 //!   key's answer in one transaction), reading and listing them;
@@ -11,9 +10,7 @@
 
 mod keys;
 mod orders;
-mod postgres;
 mod sagas;
-mod sqlite;
 
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
@@ -81,11 +78,7 @@ impl StoreError {
     /// PostgreSQL deadlock): worth a 503 and a retry, not a 500.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(err) => {
-                souk_chassis::db::is_unavailable(err)
-                    || sqlite::is_busy(err)
-                    || postgres::is_retryable(err)
-            }
+            Self::Database(err) => souk_chassis::db::is_transient(err),
             Self::Corrupt { .. } => false,
         }
     }
@@ -98,22 +91,11 @@ impl StoreError {
     }
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$append`, the
-/// engine's outbox append. The body commits; a transaction dropped without commit rolls back.
+/// Runs `$body` with `$tx`, a writing transaction (READ COMMITTED suffices on PostgreSQL: every
+/// change is a single conditional statement), and `$append`, the engine's outbox append.
 macro_rules! in_write_tx {
     ($db:expr, |$tx:ident, $append:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $tx = super::sqlite::begin_write(pool).await?;
-                let $append = souk_chassis::events::append_sqlite;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = super::postgres::begin_write(pool).await?;
-                let $append = souk_chassis::events::append_postgres;
-                $body
-            }
-        }
+        souk_chassis::in_write_tx!($db, |$tx, $append = (souk_chassis::events::append_sqlite, souk_chassis::events::append_postgres)| $body)
     };
 }
 pub(crate) use in_write_tx;

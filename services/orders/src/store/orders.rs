@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use souk_chassis::Database;
 use souk_chassis::events::Event;
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use super::keys::{KeyDone, finish_query};

@@ -2,8 +2,8 @@
 //! the owner (and the step it moves from), so an instance that lost its lease — it paused past
 //! `lease_until` and another took over — changes nothing and stops.
 
-use souk_chassis::Database;
 use souk_chassis::events::Event;
+use souk_chassis::on_pool;
 use uuid::Uuid;
 
 use super::{Store, StoreError, in_write_tx, uuid};

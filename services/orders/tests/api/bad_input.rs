@@ -51,13 +51,13 @@ souk_chassis::backend_tests! { spawn;
             (post(checkout_body(shopper.method).to_string(), "text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
             (post("x".repeat(70_000), "application/json"), StatusCode::PAYLOAD_TOO_LARGE),
         ] {
-            let (status, _) = crate::helpers::read(request.send().await.unwrap()).await;
+            let (status, _) = crate::helpers::read_json(request.send().await.unwrap()).await;
             assert_eq!(status, expected);
         }
         for key in ["", "has space", &"k".repeat(256), "é"] {
             let request = post(checkout_body(shopper.method).to_string(), "application/json")
                 .header("idempotency-key", key);
-            let (status, problem) = crate::helpers::read(request.send().await.unwrap()).await;
+            let (status, problem) = crate::helpers::read_json(request.send().await.unwrap()).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{key:?}: {problem}");
         }
         assert_eq!(app.count("orders").await, 0);

@@ -153,7 +153,7 @@ souk_chassis::backend_tests! { spawn;
         let shopper = app.shopper(1);
         for endpoint in ["cart", "catalog"] {
             app.fakes.world().down.insert(endpoint);
-            let (status, headers, problem) = app.place(&shopper, None).await;
+            let (status, headers, problem) = app.place_allowing_5xx(&shopper, None).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{endpoint}: {problem}");
             assert_eq!(headers["retry-after"], "1");
             app.fakes.world().down.clear();

@@ -15,9 +15,8 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
-use serde::Serialize;
 use souk_chassis::Problem;
 use souk_chassis::auth::{AuthVerifier, ServiceCaller};
 use souk_chassis::events::Outbox;
@@ -89,22 +88,7 @@ impl FromRequestParts<AppState> for Service {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            })
-            .map(|(_, token)| token.trim().to_owned())
-            .ok_or_else(|| {
-                souk_chassis::auth::unauthorized(
-                    None,
-                    "internal endpoint: send Authorization: Bearer <service token>",
-                )
-            })?;
-        let caller = state.auth.verify_service(&token).await?;
+        let caller = ServiceCaller::from_request_parts(parts, state).await?;
         caller.require_one_of(&state.callers).map(Self)
     }
 }
@@ -115,9 +99,6 @@ pub enum ApiError {
     /// The request is wrong, or cannot be done now; the problem says how.
     #[error("{}", .0.title)]
     Problem(Problem),
-    /// A problem with extension members beyond RFC 9457's (already serialised).
-    #[error("{}", .0.title)]
-    Extended(Problem, serde_json::Value),
     /// Storage failed.
     #[error("storage failed")]
     Store(#[from] StoreError),
@@ -132,39 +113,10 @@ impl From<Problem> for ApiError {
     }
 }
 
-impl ApiError {
-    /// `problem` with the members of `extension` (a struct) added beside its own.
-    pub(crate) fn extended(problem: Problem, extension: &impl Serialize) -> Self {
-        let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if let (Some(body), Ok(serde_json::Value::Object(more))) =
-            (body.as_object_mut(), serde_json::to_value(extension))
-        {
-            body.extend(more);
-        }
-        Self::Extended(problem, body)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Problem(problem) => problem.into_response(),
-            Self::Extended(problem, body) => {
-                let mut response = (
-                    problem.status_code(),
-                    [(header::CONTENT_TYPE, souk_chassis::problem::CONTENT_TYPE)],
-                    body.to_string(),
-                )
-                    .into_response();
-                // Headers (Retry-After) travel with the problem, not in its body.
-                let headers = Problem::clone(&problem).into_response();
-                for (name, value) in headers.headers() {
-                    if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                        response.headers_mut().insert(name, value.clone());
-                    }
-                }
-                response
-            }
             Self::Store(err) => store_problem(&err).into_response(),
             Self::Processor(ProcessorError::Unavailable) => processor_unavailable().into_response(),
             Self::Processor(ProcessorError::KeyReused { key }) => conflict(
@@ -184,13 +136,14 @@ impl IntoResponse for ApiError {
 fn store_problem(err: &StoreError) -> Problem {
     match err {
         StoreError::Database(db) if souk_chassis::db::is_unavailable(db) => {
-            tracing::warn!(error = %db, "database unavailable");
-            Problem::unavailable("payments' database is unavailable; try again shortly")
+            Problem::database_unavailable(
+                db,
+                "payments' database is unavailable; try again shortly",
+            )
         }
         err if err.is_contention() => {
-            tracing::warn!(error = %souk_chassis::problem::ErrorChain(err), "database contended");
-            Problem::unavailable("payments is busy; try again shortly")
-                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            Problem::database_unavailable(err, "payments is busy; try again shortly")
+                .with_retry_after(1)
         }
         err => Problem::internal(err),
     }
@@ -209,7 +162,7 @@ pub(crate) fn processor_unavailable() -> Problem {
         "Payment processor unavailable",
     )
     .with_detail("the card processor failed and nothing was charged; retry the same request")
-    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    .with_retry_after(1)
 }
 
 /// Counts a charge by its outcome (`payments_charges_total{outcome}`).

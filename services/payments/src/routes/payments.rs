@@ -357,18 +357,18 @@ fn answer(payment: &Payment) -> Result<Response, ApiError> {
             }
             Ok(response)
         }
-        (PaymentStatus::Declined, Some(code)) => Err(ApiError::extended(
+        (PaymentStatus::Declined, Some(code)) => Err(ApiError::Problem(
             Problem::typed(
                 StatusCode::PAYMENT_REQUIRED,
                 "card-declined",
                 "Card declined",
             )
-            .with_detail(format!("the card was declined: {}", code.as_str())),
-            &Declined {
+            .with_detail(format!("the card was declined: {}", code.as_str()))
+            .with_extensions(&Declined {
                 decline_code: code,
                 payment_id: payment.id,
                 order_id: payment.order_id,
-            },
+            }),
         )),
         (PaymentStatus::Cancelled, _) => Err(order_cancelled(payment.order_id).into()),
         (PaymentStatus::Pending, _) => Err(in_progress(payment.order_id).into()),
@@ -409,7 +409,7 @@ pub(super) fn in_progress(order_id: Uuid) -> Problem {
         "A charge is in progress",
         format!("another request is charging order {order_id}; ask again shortly"),
     )
-    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    .with_retry_after(1)
 }
 
 pub(super) fn corrupt(order_id: Uuid) -> StoreError {

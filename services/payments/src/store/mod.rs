@@ -1,6 +1,6 @@
 //! Payments' storage, on SQLite or PostgreSQL: one schema and one set of SQL for both (text ids,
 //! Unix milliseconds), run on whichever pool is configured. The engines differ only in how a
-//! writing transaction begins and which errors mean contention (`sqlite.rs`, `postgres.rs`).
+//! writing transaction begins (`souk_chassis::in_write_tx!`).
 //!
 //! A charge happens once per order because of one constraint: `payments.order_id` is UNIQUE, and
 //! the row is inserted `pending` (its own statement, committed) *before* the processor is asked.
@@ -15,15 +15,13 @@
 //! The simulated processor's tables live in the same database but are not this module's: only
 //! `crate::processor` touches them.
 
-mod postgres;
-mod sqlite;
-
 use souk_chassis::Database;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
 use souk_chassis::events::{
     OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
     OUTBOX_MIGRATION_SQLITE,
 };
+use souk_chassis::on_pool;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -85,13 +83,8 @@ impl StoreError {
     /// Whether the database refused for contention (SQLite busy past its timeout, a PostgreSQL
     /// deadlock): worth a 503 and a retry by the caller, not a 500.
     pub fn is_contention(&self) -> bool {
-        matches!(self, Self::Database(err) if is_contention(err))
+        matches!(self, Self::Database(err) if souk_chassis::db::is_contention(err))
     }
-}
-
-/// Whether `err` is contention (see [`StoreError::is_contention`]).
-pub(crate) fn is_contention(err: &sqlx::Error) -> bool {
-    sqlite::is_busy(err) || postgres::is_retryable(err)
 }
 
 /// What claiming an order's payment found.
@@ -103,22 +96,11 @@ pub enum Claim {
     Existing(Payment),
 }
 
-/// Runs `$body` with `$tx`, a writing transaction begun the engine's way, and `$append`, the
-/// engine's outbox append. The body commits; a transaction dropped without commit rolls back.
+/// Runs `$body` with `$tx`, a writing transaction (READ COMMITTED suffices on PostgreSQL: every
+/// change is a single conditional statement), and `$append`, the engine's outbox append.
 macro_rules! in_write_tx {
     ($db:expr, |$tx:ident, $append:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $tx = sqlite::begin_write(pool).await?;
-                let $append = souk_chassis::events::append_sqlite;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $tx = postgres::begin_write(pool).await?;
-                let $append = souk_chassis::events::append_postgres;
-                $body
-            }
-        }
+        souk_chassis::in_write_tx!($db, |$tx, $append = (souk_chassis::events::append_sqlite, souk_chassis::events::append_postgres)| $body)
     };
 }
 

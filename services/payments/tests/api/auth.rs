@@ -90,7 +90,7 @@ souk_chassis::backend_tests! { spawn;
                     request.send().await.unwrap()
                 };
                 assert!(response.headers().contains_key("www-authenticate"), "{who} {method} {path}");
-                let (status, _) = crate::helpers::read(response).await;
+                let (status, _) = crate::helpers::read_json(response).await;
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{who} {method} {path}");
             }
         }

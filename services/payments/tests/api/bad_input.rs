@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{read, spawn};
+use crate::helpers::{read_json, spawn};
 
 souk_chassis::backend_tests! { spawn;
 
@@ -22,7 +22,7 @@ souk_chassis::backend_tests! { spawn;
             ] {
                 let response = app.server.client.post(app.server.url(path)).bearer_auth(token)
                     .header("content-type", content_type).body(body).send().await.unwrap();
-                let (status, problem) = read(response).await;
+                let (status, problem) = read_json(response).await;
                 assert_eq!(status, expected, "{path} {body:?} as {content_type}: {problem}");
             }
         }
@@ -51,7 +51,7 @@ souk_chassis::backend_tests! { spawn;
         let huge = format!("{{\"card_number\":\"{}\"}}", "4".repeat(100 * 1024));
         let response = app.server.client.post(app.server.url("/v1/payment-methods"))
             .bearer_auth(app.user("u1")).header("content-type", "application/json").body(huge).send().await.unwrap();
-        let (status, problem) = read(response).await;
+        let (status, problem) = read_json(response).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
     }
 

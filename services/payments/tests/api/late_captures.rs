@@ -28,7 +28,7 @@ souk_chassis::backend_tests! { slow;
             let token = app.service();
             tokio::spawn(async move {
                 let response = client.post(server).bearer_auth(token).json(&body).send().await.unwrap();
-                crate::helpers::read(response).await
+                crate::helpers::read_json(response).await
             })
         };
         // The charge is inside the processor; its process is paused past the lease.
