@@ -814,7 +814,7 @@ impl<S: souk_chassis::service::Service> Runner for Of<S> {
     }
 
     fn has_openapi(&self) -> bool {
-        S::openapi().is_some()
+        S::OPENAPI.is_some()
     }
 
     fn serve(&self) -> ExitCode {

@@ -51,10 +51,9 @@ pub trait Service: 'static {
         wiring: &Wiring,
     ) -> impl Future<Output = Result<Running, StartError>> + Send;
 
-    /// Its OpenAPI document, as JSON, if it serves an API (the storefront serves pages).
-    fn openapi() -> Option<String> {
-        None
-    }
+    /// What prints its OpenAPI document, as JSON, if it serves an API (the storefront serves
+    /// pages).
+    const OPENAPI: Option<fn() -> String> = None;
 }
 
 /// What the skeleton reads from every service's configuration.
@@ -65,6 +64,23 @@ pub trait ServiceConfig:
     fn listen(&self) -> SocketAddr;
     /// Its HTTP settings (timeouts, the drain deadline).
     fn http(&self) -> &HttpConfig;
+}
+
+/// Implements [`ServiceConfig`] for a configuration struct with the usual `listen: SocketAddr`
+/// and `http: HttpConfig` fields.
+#[macro_export]
+macro_rules! service_config {
+    ($config:ty) => {
+        impl $crate::service::ServiceConfig for $config {
+            fn listen(&self) -> ::std::net::SocketAddr {
+                self.listen
+            }
+
+            fn http(&self) -> &$crate::HttpConfig {
+                &self.http
+            }
+        }
+    };
 }
 
 /// Why a service could not start or stopped serving.
@@ -271,7 +287,7 @@ pub async fn serve<S: Service>(env: &Env) -> Result<(), StartError> {
 /// serves ([`serve`]) with telemetry, and a failure is a message and exit code 1.
 pub fn main<S: Service>() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("openapi") {
-        let Some(document) = S::openapi() else {
+        let Some(document) = S::OPENAPI.map(|print| print()) else {
             eprintln!(
                 "souk-{}: serves no API, so has no OpenAPI document",
                 S::NAME

@@ -118,6 +118,7 @@ pub struct Service;
 impl souk_chassis::service::Service for Service {
     const NAME: &'static str = NAME;
     type Config = Config;
+    const OPENAPI: Option<fn() -> String> = Some(ApiDoc::json);
 
     async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
         let cart = build_with(&config, wiring.client("catalog", &config.catalog)).await?;
@@ -132,21 +133,9 @@ impl souk_chassis::service::Service for Service {
             Store::Redis(_) => running,
         })
     }
-
-    fn openapi() -> Option<String> {
-        Some(ApiDoc::json())
-    }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);
 
 /// Sweeps abandoned carts now and every [`PURGE_EVERY`], until the store is closed.
 async fn purge_abandoned(store: Store) {

@@ -99,24 +99,13 @@ pub struct Service;
 impl souk_chassis::service::Service for Service {
     const NAME: &'static str = NAME;
     type Config = Config;
+    const OPENAPI: Option<fn() -> String> = Some(ApiDoc::json);
 
     async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
         let catalog = build(&config).await?;
         catalog.spawn_relay(wiring.shutdown());
         Ok(Running::new(catalog.router, catalog.health).closing(catalog.store.database().clone()))
     }
-
-    fn openapi() -> Option<String> {
-        Some(ApiDoc::json())
-    }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);

@@ -172,6 +172,7 @@ pub struct Service;
 impl souk_chassis::service::Service for Service {
     const NAME: &'static str = NAME;
     type Config = Config;
+    const OPENAPI: Option<fn() -> String> = Some(ApiDoc::json);
 
     async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
         let producers = Producers {
@@ -186,18 +187,6 @@ impl souk_chassis::service::Service for Service {
             .waiting_for(tokio::spawn(async move { consumers.stopped().await }))
             .closing(database))
     }
-
-    fn openapi() -> Option<String> {
-        Some(ApiDoc::json())
-    }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);

@@ -281,6 +281,7 @@ pub struct Service;
 impl souk_chassis::service::Service for Service {
     const NAME: &'static str = NAME;
     type Config = Config;
+    const OPENAPI: Option<fn() -> String> = Some(ApiDoc::json);
 
     /// Its section, and the first administrator from `SOUK_ADMIN_EMAIL` / `SOUK_ADMIN_PASSWORD`.
     fn load(env: &Env) -> Result<Config, ConfigError> {
@@ -296,18 +297,6 @@ impl souk_chassis::service::Service for Service {
         let database = identity.state.store.database().clone();
         Ok(Running::new(identity.router, identity.health).closing(database))
     }
-
-    fn openapi() -> Option<String> {
-        Some(ApiDoc::json())
-    }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);

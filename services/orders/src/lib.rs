@@ -168,6 +168,7 @@ pub struct Service;
 impl souk_chassis::service::Service for Service {
     const NAME: &'static str = NAME;
     type Config = Config;
+    const OPENAPI: Option<fn() -> String> = Some(ApiDoc::json);
 
     async fn start(config: Config, wiring: &Wiring) -> Result<Running, StartError> {
         let neighbours = Neighbours {
@@ -183,18 +184,6 @@ impl souk_chassis::service::Service for Service {
         // The saga runner and the key purge stop once the router's last copy is gone.
         Ok(Running::new(orders.router, orders.health).closing(database))
     }
-
-    fn openapi() -> Option<String> {
-        Some(ApiDoc::json())
-    }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);

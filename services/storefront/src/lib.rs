@@ -69,12 +69,4 @@ impl souk_chassis::service::Service for Service {
     }
 }
 
-impl souk_chassis::service::ServiceConfig for Config {
-    fn listen(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http(&self) -> &souk_chassis::HttpConfig {
-        &self.http
-    }
-}
+souk_chassis::service_config!(Config);
