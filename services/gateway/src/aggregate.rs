@@ -41,7 +41,7 @@ use crate::body::ResponseBody;
 use crate::config::aggregate::ID;
 use crate::config::{GatewayConfig, Policy, RouteConfig};
 use crate::fault::Faults;
-use crate::table::Route;
+use crate::route::Route;
 use crate::upstream::Upstream;
 
 /// Largest part answer read.

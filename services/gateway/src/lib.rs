@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod pattern;
 pub mod pool;
 pub mod proxy;
+pub mod route;
 pub mod server;
 pub mod table;
 pub mod target;

@@ -3,7 +3,8 @@
 //! `/api/v1/products/{id}`), only the operations a route lets through. This is an aggregation
 //! endpoint: the one place the gateway reads a service's payload. Cached for 30 s.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,10 +16,22 @@ use serde_json::{Map, Value, json};
 
 use crate::aggregate::Aggregate;
 use crate::config::OpenApiConfig;
-use crate::table::Table;
-use crate::upstream::InProcess;
+use crate::route::Route;
+use crate::upstream::{InProcess, Upstream};
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
+
+/// What the merger reads of the routing table: which route exposes which upstream path, the
+/// upstreams to ask for their documents, and the aggregates the gateway composes itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    /// Every route, the most specific path first.
+    pub routes: &'a [Arc<Route>],
+    /// The upstreams, by name.
+    pub upstreams: &'a BTreeMap<String, Arc<Upstream>>,
+    /// The aggregates.
+    pub aggregates: &'a [Arc<Aggregate>],
+}
 
 /// Builds and caches the merged document.
 pub struct Merger {
@@ -50,7 +63,11 @@ impl Merger {
 
     /// The merged document (from cache when fresh). Upstreams that do not answer are left out;
     /// an error only when none answers.
-    pub async fn document(&self, table: &Table, in_process: &InProcess) -> Result<Bytes, String> {
+    pub async fn document(
+        &self,
+        table: &Routing<'_>,
+        in_process: &InProcess,
+    ) -> Result<Bytes, String> {
         if let Some((at, doc)) = self
             .cache
             .lock()
@@ -85,7 +102,7 @@ impl Merger {
 
     async fn fetch(
         &self,
-        table: &Table,
+        table: &Routing<'_>,
         in_process: &InProcess,
         name: &str,
     ) -> Result<Value, String> {
@@ -121,7 +138,7 @@ impl Merger {
 
     /// One document: every operation a route exposes, at its public path; schemas united (a
     /// name two services define differently is kept apart, prefixed with each service's name).
-    fn merge(&self, table: &Table, documents: &[(&str, Value)]) -> Value {
+    fn merge(&self, table: &Routing<'_>, documents: &[(&str, Value)]) -> Value {
         let documents = &separate_contested_schemas(documents);
         let mut paths = Map::new();
         let mut schemas = Map::new();
@@ -129,7 +146,7 @@ impl Merger {
         for (upstream, doc) in documents {
             for (path, operations) in doc["paths"].as_object().into_iter().flatten() {
                 for route in table
-                    .routes()
+                    .routes
                     .iter()
                     .filter(|r| &*r.upstream.name == *upstream)
                 {
@@ -158,7 +175,7 @@ impl Merger {
             tags.extend(doc["tags"].as_array().into_iter().flatten().cloned());
         }
         paths.retain(|_, operations| operations.as_object().is_some_and(|o| !o.is_empty()));
-        for aggregate in &table.aggregates {
+        for aggregate in table.aggregates {
             paths.insert(aggregate.path(), aggregate_operation(aggregate, documents));
         }
         json!({
@@ -253,7 +270,7 @@ fn rename_schemas(doc: &mut Value, names: &std::collections::BTreeSet<String>, p
 /// scheme where the route's policy asks for a token, 429 where it is rate-limited, 502, 503
 /// and 504 everywhere (an upstream unreachable, shed or open-circuited, or late). What the
 /// service documents for those statuses is kept.
-fn gateway_answers(operation: &mut Value, route: &crate::table::Route) {
+fn gateway_answers(operation: &mut Value, route: &Route) {
     use crate::config::Policy;
     let mut answers: Vec<(&str, &str)> = Vec::with_capacity(6);
     if route.policy != Policy::Public {

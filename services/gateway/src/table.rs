@@ -4,39 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Method;
 
 use crate::clock::Clock;
-use crate::config::{GatewayConfig, Policy, RouteConfig, ms};
-use crate::fault::Faults;
+use crate::config::GatewayConfig;
 use crate::pattern::Pattern;
+pub use crate::route::Route;
 use crate::upstream::Upstream;
-
-/// A route, ready to serve.
-#[derive(Debug)]
-pub struct Route {
-    /// Its name.
-    pub name: Arc<str>,
-    path: Pattern,
-    methods: Option<Vec<Method>>,
-    rewrite: Option<String>,
-    /// Where it sends requests.
-    pub upstream: Arc<Upstream>,
-    /// Total time for a request, retries included.
-    pub timeout: Duration,
-    /// Largest request body.
-    pub body_limit: u64,
-    /// Who may call it (enforced once identity exists).
-    pub policy: Policy,
-    /// Faults injected on this route.
-    pub faults: Faults,
-    /// Rate limits.
-    pub limits: crate::limit::Limits,
-    /// Metric handles.
-    pub metrics: crate::metrics::RouteMetrics,
-}
 
 /// What a path and method map to.
 #[derive(Debug)]
@@ -103,11 +78,14 @@ impl Table {
             })
             .collect();
         routes.sort_by(|a, b| {
-            (b.path.specificity(), b.path.as_str(), b.path.is_exact()).cmp(&(
-                a.path.specificity(),
-                a.path.as_str(),
-                a.path.is_exact(),
-            ))
+            let key = |r: &Route| {
+                (
+                    r.path().specificity(),
+                    r.path().as_str().to_owned(),
+                    r.path().is_exact(),
+                )
+            };
+            key(b).cmp(&key(a))
         });
         let verifier = config.auth.as_ref().map(|auth| {
             let kept = previous
@@ -172,12 +150,12 @@ impl Table {
         // that is a 405 listing theirs, never a fall through to a less specific route (a
         // catch-all `/`, say, must not answer `POST` on an `/api` path it knows nothing of).
         let mut owner: Option<&Pattern> = None;
-        for route in self.routes.iter().filter(|r| r.path.matches(path)) {
-            if owner.is_some_and(|owner| *owner != route.path) {
+        for route in self.routes.iter().filter(|r| r.path().matches(path)) {
+            if owner.is_some_and(|owner| owner != route.path()) {
                 break;
             }
-            owner = Some(&route.path);
-            match &route.methods {
+            owner = Some(route.path());
+            match route.methods() {
                 None => return Match::Found(route),
                 Some(methods) if methods.contains(method) => return Match::Found(route),
                 Some(methods) => allowed.extend(methods.iter().cloned()),
@@ -219,76 +197,13 @@ impl Table {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
-}
 
-impl Route {
-    pub(crate) fn new(
-        config: &RouteConfig,
-        upstream: Arc<Upstream>,
-        faults: Faults,
-        gateway: &GatewayConfig,
-    ) -> Self {
-        let methods = config.methods.as_ref().map(|ms| {
-            ms.iter()
-                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
-                .collect()
-        });
-        Self {
-            metrics: crate::metrics::RouteMetrics::new(&config.name, &upstream.name),
-            name: Arc::from(config.name.as_str()),
-            // Validated with the config; a pattern that no longer parses matches nothing.
-            path: Pattern::parse(&config.prefix, config.exact)
-                .unwrap_or_else(|_| Pattern::nothing()),
-            methods,
-            rewrite: config.rewrite.clone(),
-            upstream,
-            timeout: ms(config.timeout_ms.unwrap_or(gateway.server.timeout_ms)),
-            body_limit: config
-                .body_limit_bytes
-                .unwrap_or(gateway.server.body_limit_bytes),
-            policy: config.policy,
-            limits: crate::limit::Limits::new(&config.name, config.rate_limit.as_ref()),
-            faults,
-        }
-    }
-
-    /// The origin-form URI to send upstream: the client's own when nothing is rewritten (a cheap
-    /// clone), else the rewritten path and query.
-    pub fn upstream_uri(&self, uri: &http::Uri) -> http::Uri {
-        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if self.rewrite.is_none() && uri.scheme().is_none() {
-            return uri.clone();
-        }
-        http::Uri::try_from(self.upstream_path(path_and_query))
-            .unwrap_or_else(|_| http::Uri::from_static("/"))
-    }
-
-    /// Where a client reaches `upstream_path` (a path template in the upstream's own document)
-    /// through this route, if it does.
-    pub fn public_path(&self, upstream_path: &str) -> Option<String> {
-        let served_under = self.rewrite.as_deref().unwrap_or(self.path.as_str());
-        self.path.public_path(served_under, upstream_path)
-    }
-
-    /// The path it matches, as configured.
-    pub fn path(&self) -> &Pattern {
-        &self.path
-    }
-
-    /// Whether the route takes `method` (lowercase, as OpenAPI writes it).
-    pub fn allows(&self, method: &str) -> bool {
-        self.methods.as_ref().is_none_or(|methods| {
-            methods
-                .iter()
-                .any(|m| m.as_str().eq_ignore_ascii_case(method))
-        })
-    }
-
-    /// The path and query to send upstream: the matched part replaced by `rewrite`, if set.
-    pub fn upstream_path(&self, path_and_query: &str) -> String {
-        match &self.rewrite {
-            Some(rewrite) => self.path.rewrite(rewrite, path_and_query),
-            None => path_and_query.to_owned(),
+    /// What the OpenAPI merger reads of this table.
+    pub fn routing(&self) -> crate::openapi::Routing<'_> {
+        crate::openapi::Routing {
+            routes: &self.routes,
+            upstreams: &self.upstreams,
+            aggregates: &self.aggregates,
         }
     }
 }

@@ -30,7 +30,10 @@ impl Proxy {
         started: Instant,
     ) -> Response<ResponseBody> {
         let request_id = headers::request_id_of(request.headers());
-        let response = match merger.document(table, &self.shared.in_process).await {
+        let response = match merger
+            .document(&table.routing(), &self.shared.in_process)
+            .await
+        {
             Ok(document) => {
                 let mut response = Response::new(ResponseBody::whole(document));
                 response.headers_mut().insert(
