@@ -24,6 +24,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod lifeline;
 pub mod linger;
 pub mod metrics;
 pub mod openapi;

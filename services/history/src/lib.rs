@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
-use souk_chassis::server::ShutdownTrigger;
+use souk_chassis::lifeline::Lifeline;
 use souk_chassis::{Health, Shutdown};
 use tokio::task::JoinHandle;
 
@@ -61,17 +61,6 @@ impl Producers {
     }
 }
 
-/// Starts shutdown of what it was made for when dropped: the consumers [`build`] starts stop
-/// once the last copy of its router is gone.
-#[derive(Debug)]
-pub struct StopOnDrop(ShutdownTrigger);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.trigger();
-    }
-}
-
 /// Ready history: its whole router (API, dead letters, health, metrics, standard stack), its
 /// store, and its running consumers.
 #[derive(Debug, Clone)]
@@ -108,7 +97,12 @@ impl History {
 /// the router. The consumers run for as long as the router (or a copy of it) exists.
 pub async fn build(config: &Config) -> Result<History, StartError> {
     let (trigger, shutdown) = Shutdown::manual(config.http.drain_timeout());
-    let lifeline = Arc::new(StopOnDrop(trigger));
+    let lifeline = Arc::new(Lifeline::new());
+    let mut alive = lifeline.alive();
+    tokio::spawn(async move {
+        alive.gone().await;
+        trigger.trigger();
+    });
     assemble(config, Producers::http(config), &shutdown, Some(lifeline)).await
 }
 
@@ -126,7 +120,7 @@ async fn assemble(
     config: &Config,
     producers: Producers,
     shutdown: &Shutdown,
-    lifeline: Option<Arc<StopOnDrop>>,
+    lifeline: Option<Arc<Lifeline>>,
 ) -> Result<History, StartError> {
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;

@@ -1,7 +1,7 @@
 //! The expiry loop: holds nobody confirmed or cancelled in time give their units back; and, once an
 //! hour, reservations that ended longer ago than their retention go (tombstones included).
 
-use std::sync::Weak;
+use souk_chassis::lifeline::Alive;
 use std::time::Duration;
 
 use crate::domain::Timestamp;
@@ -16,14 +16,15 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Expires lapsed holds every `every`, and purges reservations finished longer than `keep` ago
 /// every hour, until `alive` is gone (the service was dropped). Several instances may run it on
 /// one database: each expiry is conditional on the hold still standing, each purge on its end.
-pub(crate) fn spawn(store: Store, every: Duration, keep: Duration, alive: Weak<()>) {
+pub(crate) fn spawn(store: Store, every: Duration, keep: Duration, mut alive: Alive) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(PURGE_EVERY);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while alive.strong_count() > 0 {
+        loop {
             tokio::select! {
+                () = alive.gone() => return,
                 _ = tick.tick() => expire_all_due(&store).await,
                 _ = purge.tick() => purge_finished(&store, keep).await,
             }

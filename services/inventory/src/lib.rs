@@ -23,6 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
 use souk_chassis::events::{Consumer, Source};
+use souk_chassis::lifeline::Lifeline;
 use souk_chassis::{Health, Shutdown};
 
 use clients::catalog::CatalogClient;
@@ -145,19 +146,18 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
         demo,
         known: CatalogKnown::default(),
     };
-    let alive = Arc::new(());
+    let alive = Arc::new(Lifeline::new());
     if config.catalog_sync_secs > 0 {
-        syncer.clone().spawn(
-            Duration::from_secs(config.catalog_sync_secs),
-            Arc::downgrade(&alive),
-        );
+        syncer
+            .clone()
+            .spawn(Duration::from_secs(config.catalog_sync_secs), alive.alive());
     }
     if config.expiry_interval_ms > 0 {
         expiry::spawn(
             store.clone(),
             Duration::from_millis(config.expiry_interval_ms),
             config.reservations_keep(),
-            Arc::downgrade(&alive),
+            alive.alive(),
         );
     }
     let health = Health::new()

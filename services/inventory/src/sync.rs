@@ -14,8 +14,10 @@
 //! never readiness. Inserts are idempotent, so instances syncing at once are safe.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+
+use souk_chassis::lifeline::Alive;
 use std::time::Duration;
 
 use souk_chassis::client::ClientError;
@@ -120,10 +122,10 @@ impl Syncer {
     /// Syncs now and then every `every`, retrying sooner while the catalog fails (after 1 s,
     /// then 2, 4… up to `every`, and at most 5 s until the first success), until `alive` is gone
     /// (the service was dropped).
-    pub(crate) fn spawn(self, every: Duration, alive: Weak<()>) {
+    pub(crate) fn spawn(self, every: Duration, mut alive: Alive) {
         tokio::spawn(async move {
             let mut failures: u32 = 0;
-            while alive.strong_count() > 0 {
+            loop {
                 let wait = match self.sync().await {
                     Ok(report) => {
                         failures = 0;
@@ -141,7 +143,10 @@ impl Syncer {
                         Duration::from_secs(1 << (failures - 1).min(6)).min(cap)
                     }
                 };
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = alive.gone() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
             }
         });
     }

@@ -16,7 +16,6 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod events;
-pub mod lifeline;
 mod metrics;
 mod purge;
 pub mod routes;
@@ -116,7 +115,7 @@ pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Order
     let outbox = Outbox::new(store.database().clone(), NAME);
     outbox.spawn_retention(&config.events);
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
-    let lifeline = Arc::new(lifeline::Lifeline::new());
+    let lifeline = Arc::new(souk_chassis::lifeline::Lifeline::new());
     let saga = SagaRunner::new(SagaParts {
         store: store.clone(),
         inventory: clients::Inventory::new(neighbours.inventory),

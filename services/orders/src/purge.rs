@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::domain::Timestamp;
-use crate::lifeline::Alive;
 use crate::store::Store;
+use souk_chassis::lifeline::Alive;
 
 /// How often old keys are looked for.
 const EVERY: Duration = Duration::from_secs(60 * 60);

@@ -38,9 +38,9 @@ use crate::clients::{Attempt, Inventory, Payments};
 use crate::config::SagaConfig;
 use crate::domain::saga::{backoff, next};
 use crate::domain::{Failure, Order, Outcome, Step, Timestamp};
-use crate::lifeline::Alive;
 use crate::store::{SagaRow, Store, StoreError};
 use crate::{events, metrics};
+use souk_chassis::lifeline::Alive;
 
 /// Advances checkout sagas. Cheap to clone.
 #[derive(Debug, Clone)]

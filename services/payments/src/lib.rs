@@ -93,7 +93,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     }
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
-    let alive = std::sync::Arc::new(());
+    let alive = std::sync::Arc::new(souk_chassis::lifeline::Lifeline::new());
     let state = AppState {
         store: store.clone(),
         processor: processor.clone(),
@@ -110,7 +110,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
             Duration::from_millis(config.late_capture_sweep_ms),
             Duration::from_secs(config.late_capture_window_hours.saturating_mul(3600)),
             Duration::from_secs(config.tombstones_keep_days.saturating_mul(24 * 3600)),
-            std::sync::Arc::downgrade(&alive),
+            alive.alive(),
         );
     }
     let api = routes::app(state).merge(outbox.feed_router_with_auth(auth));

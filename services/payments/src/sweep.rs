@@ -11,7 +11,7 @@
 //! Once an hour the same loop deletes tombstones older than `tombstones_keep_days` (at least the
 //! window): by then no charge for their order can come.
 
-use std::sync::Weak;
+use souk_chassis::lifeline::Alive;
 use std::time::Duration;
 
 use crate::processor::Processor;
@@ -29,15 +29,16 @@ pub(crate) fn spawn(
     every: Duration,
     window: Duration,
     keep: Duration,
-    alive: Weak<()>,
+    mut alive: Alive,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(PURGE_EVERY);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while alive.strong_count() > 0 {
+        loop {
             tokio::select! {
+                () = alive.gone() => return,
                 _ = tick.tick() => sweep(&store, &processor, window).await,
                 _ = purge.tick() => match store.purge_tombstones(keep).await {
                     Ok(0) => {}

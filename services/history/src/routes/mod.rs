@@ -28,7 +28,7 @@ pub struct AppState {
     pub auth: AuthVerifier,
     /// Held for as long as the router lives (see [`crate::build`]): dropping the last copy stops
     /// consumers that were started without a shutdown signal of their own.
-    pub lifeline: Option<Arc<crate::StopOnDrop>>,
+    pub lifeline: Option<Arc<souk_chassis::lifeline::Lifeline>>,
 }
 
 impl HasAuth for AppState {

@@ -34,7 +34,7 @@ pub struct AppState {
         dead_code,
         reason = "held, never read: its strong count keeps the loops going"
     )]
-    pub(crate) alive: Arc<()>,
+    pub(crate) alive: Arc<souk_chassis::lifeline::Lifeline>,
 }
 
 impl souk_chassis::auth::HasAuth for AppState {

@@ -24,9 +24,9 @@ use souk_chassis::events::Outbox;
 pub use openapi::ApiDoc;
 
 use crate::checkout::Checkout;
-use crate::lifeline::Lifeline;
 use crate::saga::SagaRunner;
 use crate::store::{Store, StoreError};
+use souk_chassis::lifeline::Lifeline;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]

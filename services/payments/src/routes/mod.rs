@@ -42,7 +42,7 @@ pub struct AppState {
     /// clock); after that another attempt may take it over (see `routes/payments.rs`).
     pub pending_lease: Duration,
     /// Background work (the late-capture sweep) runs while this has an owner.
-    pub alive: std::sync::Arc<()>,
+    pub alive: std::sync::Arc<souk_chassis::lifeline::Lifeline>,
     /// The services that may call `/v1/payments…` (orders).
     pub callers: std::sync::Arc<Vec<String>>,
 }

@@ -1,8 +1,10 @@
-//! Background work lives as long as the service: the router's state holds the [`Lifeline`], and
-//! every loop and saga task holds an [`Alive`] that resolves [`Alive::gone`] once the last copy
-//! of the state is dropped (the server stopped, or a test dropped the app). A task stopped this
-//! way stops between two awaits, exactly as if the process had died there — which the saga is
-//! built to survive.
+//! Background work that lives as long as the service: the router's state holds the
+//! [`Lifeline`], and every loop holds an [`Alive`] that resolves [`Alive::gone`] once the last
+//! copy of the state is dropped (the server stopped, the monolith shut down, or a test dropped
+//! the app). A task stopped this way stops between two awaits, exactly as if the process had
+//! died there — which every service's background work is built to survive. (Work that must
+//! finish what it has in hand at shutdown — event consumers — waits on the wiring's shutdown
+//! instead, and its service's `Running` waits for it.)
 
 use tokio::sync::watch;
 
