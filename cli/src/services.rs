@@ -803,6 +803,9 @@ trait Runner: Sync {
     fn has_openapi(&self) -> bool;
     fn serve(&self) -> ExitCode;
     fn launch(&self, env: Env, wiring: Wiring) -> BoxFuture<'static, Result<Running, StartError>>;
+    /// Its configuration's defaults, as JSON.
+    #[cfg(test)]
+    fn defaults(&self) -> serde_json::Value;
 }
 
 /// The [`Runner`] of the service `S`.
@@ -829,11 +832,100 @@ impl<S: souk_chassis::service::Service> Runner for Of<S> {
             souk_chassis::service::launch::<S>(config, &wiring).await
         })
     }
+
+    #[cfg(test)]
+    fn defaults(&self) -> serde_json::Value {
+        serde_json::to_value(S::Config::default()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config keys of every neighbour `service` dials, with the neighbour.
+    fn dialled(service: Service) -> Vec<(String, Service)> {
+        let spec = service.0;
+        let mut keys: Vec<(String, Service)> = spec
+            .public_neighbours
+            .iter()
+            .chain(spec.internal_neighbours)
+            .filter_map(|name| Some(((*name).to_owned(), Service::parse(name)?)))
+            .collect();
+        if service.calls_internally() {
+            keys.push(("service_token__identity".to_owned(), Service::IDENTITY));
+        }
+        keys
+    }
+
+    fn port_of(url: &str) -> Option<u16> {
+        url::Url::parse(url).ok()?.port()
+    }
+
+    /// A service dials each neighbour at the neighbour's own port: by default (a service run
+    /// alone), in Compose and in Kubernetes — the registry's ports are each service's own
+    /// default, so a port changed in one place and not the others fails here.
+    #[test]
+    fn callers_and_the_deployments_dial_each_neighbour_at_its_port() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let compose = std::fs::read_to_string(root.join("deploy/compose.yaml")).unwrap();
+        for service in Service::ALL {
+            let defaults = service.0.runner.defaults();
+            let manifest = root.join(format!("deploy/k8s/base/{}.yaml", service.name()));
+            let k8s = std::fs::read_to_string(&manifest).unwrap_or_default();
+            for (key, neighbour) in dialled(service) {
+                let at = format!("{}: {key}", service.name());
+                let pointer = format!("/{}/url", key.replace("__", "/"));
+                let url = defaults.pointer(&pointer).and_then(|u| u.as_str());
+                // A public neighbour may be dialled through the gateway's `/api` instead.
+                let through_gateway = url.is_some_and(|u| u.ends_with("/api"));
+                if !through_gateway {
+                    assert_eq!(
+                        url.and_then(port_of),
+                        Some(neighbour.port()),
+                        "{at} default {url:?}"
+                    );
+                }
+                let var = service.var(&format!("{key}__url"));
+                // Compose: `VAR: "url"`; Kubernetes: `- name: VAR` then `value: "url"`.
+                let in_compose = compose
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(&format!("{var}:")));
+                let in_k8s = k8s
+                    .lines()
+                    .skip_while(|l| l.trim() != format!("- name: {var}"))
+                    .nth(1)
+                    .and_then(|l| l.trim().strip_prefix("value:"));
+                for (deployment, value) in [("compose.yaml", in_compose), ("k8s", in_k8s)] {
+                    let Some(value) = value else { continue };
+                    let url = value.trim().trim_matches('"');
+                    let host = url::Url::parse(url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned));
+                    // Deployments dial a neighbour by its name there (or through the gateway).
+                    if host.as_deref() == Some(neighbour.name()) {
+                        assert_eq!(
+                            port_of(url),
+                            Some(neighbour.port()),
+                            "{at} in {deployment}: {url}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The check above reads what it means to: a service dialling a neighbour it does not
+    /// name would make it vacuous.
+    #[test]
+    fn every_calling_service_dials_someone() {
+        let dialling: Vec<_> = Service::ALL
+            .into_iter()
+            .filter(|s| !dialled(*s).is_empty())
+            .map(Service::name)
+            .collect();
+        assert_eq!(dialling, ["inventory", "cart", "orders", "history"]);
+    }
 
     /// Every folder under `services/` is a service of the registry (the gateway, the roof, is
     /// none), and every service of the registry has its folder: a service cannot be added to
