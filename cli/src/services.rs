@@ -915,6 +915,65 @@ mod tests {
         }
     }
 
+    /// The lines of service `name`'s block in compose.yaml (indented under `  name:`).
+    fn compose_block(compose: &str, name: &str) -> String {
+        let header = format!("  {name}:");
+        compose
+            .lines()
+            .skip_while(|line| *line != header)
+            .skip(1)
+            .take_while(|line| line.is_empty() || line.starts_with("   "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Each service listens where the registry (its own default) says, in its image, in Compose
+    /// and in Kubernetes: the ports written there by hand are held to it.
+    #[test]
+    fn the_deployments_listen_at_the_registry_ports() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+        let (dockerfile, compose) = (
+            read("deploy/docker/Dockerfile"),
+            read("deploy/compose.yaml"),
+        );
+        let numbers_after = |text: &str, marker: &str| -> Vec<u16> {
+            text.match_indices(marker)
+                .filter_map(|(at, _)| {
+                    let rest = &text[at + marker.len()..];
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                })
+                .collect()
+        };
+        for service in Service::ALL {
+            let (name, port) = (service.name(), service.port());
+            // The image: its listen address, health check and EXPOSE.
+            let listen = format!("SOUK_{}__LISTEN=0.0.0.0:", name.to_ascii_uppercase());
+            assert_eq!(
+                numbers_after(&dockerfile, &listen),
+                [port],
+                "{name}: Dockerfile listen"
+            );
+            // Compose: its health check, in its own block.
+            let block = compose_block(&compose, name);
+            let checked = numbers_after(&block, "http://127.0.0.1:");
+            assert!(
+                !checked.is_empty() && checked.iter().all(|p| *p == port),
+                "{name}: compose health check {checked:?}"
+            );
+            // Kubernetes: the container's port, its listen address and its Services.
+            let manifest = read(&format!("deploy/k8s/base/{name}.yaml"));
+            for marker in ["containerPort: ", "value: \"0.0.0.0:", "\n      port: "] {
+                let found = numbers_after(&manifest, marker);
+                assert!(
+                    !found.is_empty() && found.iter().all(|p| *p == port),
+                    "{name}.yaml {marker:?}: {found:?}"
+                );
+            }
+        }
+    }
+
     /// The check above reads what it means to: a service dialling a neighbour it does not
     /// name would make it vacuous.
     #[test]
