@@ -168,9 +168,11 @@ async fn monolith(options: Options) -> Result<(), String> {
     shutdown.wait().await;
     println!("souk: stopping…");
     let _ = tokio::task::spawn_blocking(move || gateway.join()).await;
-    for service in running {
-        service.stop(shutdown.drain_deadline()).await;
-    }
+    // Every service's consumers finish what they have in hand at once, within one deadline.
+    let stops = running
+        .into_iter()
+        .map(|service| service.stop(shutdown.drain_deadline()));
+    futures::future::join_all(stops).await;
     let _ = std::fs::remove_file(state::path(&options.data_dir));
     let _ = std::fs::remove_file(state::token_path(&options.data_dir));
     println!("souk: stopped");
