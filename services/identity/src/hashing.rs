@@ -2,7 +2,7 @@
 //! blocking pool and behind a semaphore, so a flood of logins can use at most that many cores;
 //! strangers (unknown accounts, sign-ups) behind a smaller one with a bounded queue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -35,6 +35,8 @@ pub enum HashError {
 pub struct Hasher {
     permits: Arc<Semaphore>,
     strangers: Arc<Strangers>,
+    /// Hashes computed so far (also `identity_password_hashes_total`).
+    done: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -122,6 +124,7 @@ impl Hasher {
                 waiting: AtomicUsize::new(0),
                 queue: stranger_queue,
             }),
+            done: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -154,6 +157,11 @@ impl Hasher {
         .await
     }
 
+    /// How many hashes this hasher has computed (or started): what a throttle must keep down.
+    pub fn hashes(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     /// Runs `work` on the blocking pool holding a permit (and the stranger's, if any) until it
     /// is done — even when the request that asked for it has gone — so the bounds hold for the
     /// CPU actually spent.
@@ -166,6 +174,8 @@ impl Hasher {
             .acquire_owned()
             .await
             .map_err(|e| HashError::Failed(e.to_string()))?;
+        self.done.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("identity_password_hashes_total").increment(1);
         tokio::task::spawn_blocking(move || {
             let _held = (permit, stranger);
             work()
