@@ -36,11 +36,10 @@ pub(crate) struct Spec {
     /// Whether it verifies callers' tokens itself (and so needs the JWKS URL).
     verifies_tokens: bool,
     /// The neighbours it calls on their public API, through the gateway (which balances over
-    /// the healthy instances): each is the config key of a `ClientConfig` and the neighbour's
-    /// name.
+    /// the healthy instances), by name: each is also the config key of its `ClientConfig`.
     public_neighbours: &'static [&'static str],
-    /// The neighbours it calls on internal endpoints, or whose event feed it reads, directly:
-    /// `(config key, neighbour)`.
+    /// The neighbours it calls on internal endpoints, or whose event feed it reads, directly
+    /// at their first instance, by name (also the config key of each one's `ClientConfig`).
     internal_neighbours: &'static [&'static str],
     /// Whether its internal neighbours are event feeds it reads (and nothing else there).
     reads_feeds_only: bool,
