@@ -62,34 +62,13 @@ pub struct ServiceClient {
     pub secret: souk_chassis::Secret,
     /// The services it may call (token audiences), e.g. `["inventory", "payments"]`; from the
     /// environment as a comma-separated list (`SOUK_IDENTITY__SERVICES__ORDERS__AUDIENCES=inventory,payments`).
-    #[serde(deserialize_with = "list_or_commas")]
+    #[serde(deserialize_with = "souk_chassis::config::list_or_commas")]
     pub audiences: Vec<String>,
     /// The services whose event feed it may read, and nothing else there: tokens for these carry
     /// `scope: "events:read"`, which every internal endpoint but the feed refuses (history reads
     /// payments' feed and cannot charge). Same forms as `audiences`.
-    #[serde(deserialize_with = "list_or_commas")]
+    #[serde(deserialize_with = "souk_chassis::config::list_or_commas")]
     pub feeds: Vec<String>,
-}
-
-/// A list, or a string of comma-separated items (environment variables cannot hold lists).
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Either::deserialize(deserializer)? {
-        Either::List(items) => items,
-        Either::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
 
 impl Default for Config {

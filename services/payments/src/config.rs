@@ -44,29 +44,8 @@ pub struct Config {
     /// from the environment as a comma-separated list (`SOUK_PAYMENTS__CALLERS=orders`). Any
     /// other service's token is a 403 there, whatever its audience. Event feed readers need
     /// only a token narrowed to `events:read`.
-    #[serde(deserialize_with = "list_or_commas")]
+    #[serde(deserialize_with = "souk_chassis::config::list_or_commas")]
     pub callers: Vec<String>,
-}
-
-/// A list, or a string of comma-separated items (environment variables cannot hold lists).
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Either::deserialize(deserializer)? {
-        Either::List(items) => items,
-        Either::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
 
 impl Default for Config {
