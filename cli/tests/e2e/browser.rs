@@ -312,6 +312,9 @@ async fn a_shopper_signs_up_buys_two_products_sees_the_order_confirmed_and_a_dec
 
     // Signing out ends the session: the cart asks to sign in, and comes back afterwards.
     click(&browser, "form[action='/signout'] button").await;
+    // The click only starts the form's submission: a navigation begun before its answer arrives
+    // would be replaced by the redirect that answer carries. Wait for the signed-out page first.
+    wait_for_text(&browser, "<a href=\"/signin\">Sign in</a>", false).await;
     browser.goto(&format!("{home}cart")).await.unwrap();
     wait_for_text(&browser, "Sign in</h1>", false).await;
     let url = browser.current_url().await.unwrap();
