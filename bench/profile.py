@@ -19,8 +19,8 @@ RULES = [
     ("SQLite engine (parse, VDBE, b-tree, page cache, WAL)",
      lambda syms, kernel: any("sqlite3" in f or f.startswith(("pcache", "btree", "wal", "vdbe"))
                               for f in syms[:3])),
-    ("malloc/free (glibc)",
-     lambda syms, kernel: any(k in syms[0] for k in (
+    ("malloc/free (glibc or mimalloc)",
+     lambda syms, kernel: syms[0].startswith(("mi_", "_mi_")) or any(k in syms[0] for k in (
          "malloc", "_int_free", "cfree", "free", "unlink_chunk", "realloc", "calloc"))),
     ("tracing / OpenTelemetry",
      lambda syms, kernel: any("tracing" in f or "opentelemetry" in f for f in syms[:4])),
@@ -54,6 +54,7 @@ def main():
     by_component = collections.Counter()
     by_thread = collections.Counter()
     by_thread_component = collections.Counter()
+    by_leaf = collections.Counter()
     total = 0
     for comm, frames in samples(sys.stdin):
         syms = [f[0] for f in frames] or ["?"]
@@ -62,6 +63,7 @@ def main():
         by_component[name] += 1
         by_thread[comm] += 1
         by_thread_component[(comm, name)] += 1
+        by_leaf[syms[0]] += 1
         total += 1
     if not total:
         sys.exit("no samples")
@@ -74,6 +76,9 @@ def main():
         sched = by_thread_component[(comm, RULES[0][0])]
         sql = by_thread_component[(comm, RULES[2][0])]
         print(f"| {comm} | {100 * n / total:.1f} % | {100 * sched / total:.1f} % | {100 * sql / total:.1f} % |")
+    print("\nThe leaf functions with the most samples:\n")
+    for sym, n in by_leaf.most_common(25):
+        print(f"- {100 * n / total:.1f} % {sym[:110]}")
 
 
 if __name__ == "__main__":

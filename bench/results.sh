@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Every figure of RESULTS.md, measured again on this machine with a release build of `souk`:
 #   1. souk bench --compare: monolith vs microservices on the mixed scenario at a ladder of
-#      rates (interleaved rounds, medians), then catalog at 1, 2, 3 instances;
+#      rates (interleaved rounds, medians), then each topology climbing on from the highest rate
+#      it met, 10 % higher a step until one misses the targets (--climb), then catalog at 1, 2,
+#      3 instances. The load generator's own CPU is reported beside the shop's;
 #   2. souk chaos on a fresh `souk up`: payments killed for 10 s, inventory slowed by 2 s.
 # Writes the reports under bench/results/latest/ and rewrites RESULTS.md from them.
 #
-#   bench/results.sh [--rates 50,100,200,400,800] [--rounds 3] [--duration 8s] [--catalog-instances 1,2,3]
+#   bench/results.sh [--rates 250,500,1000] [--climb 10] [--rounds 3] [--duration 8s] [--catalog-instances 1,2,3]
 set -euo pipefail
-rates=50,100,200,400,800 rounds=3 duration=8s instances=1,2,3
+rates=250,500,1000 climb=10 rounds=3 duration=8s instances=1,2,3
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates=$2; shift 2 ;;
+    --climb) climb=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --catalog-instances) instances=$2; shift 2 ;;
@@ -40,7 +43,7 @@ busy() { # load average, and the other processes using the CPU at this moment
 echo "$(busy)" > "$out/busy-before.txt"
 started=$(date -u +%FT%TZ)
 
-"$souk" bench --compare --scenario mixed --rates "$rates" --rounds "$rounds" --duration "$duration" \
+"$souk" bench --compare --scenario mixed --rates "$rates" --climb "$climb" --rounds "$rounds" --duration "$duration" \
   --catalog-instances "$instances" --users 20 --report "$out/compare" | tee "$out/compare.log"
 echo "$(busy)" > "$out/busy-after-compare.txt"
 

@@ -37,7 +37,14 @@ pub(crate) struct Options {
     /// With --compare: the scenario of the scaling run.
     #[arg(long, value_enum, default_value = "browse")]
     pub(crate) scaling_scenario: Scenario,
+    /// With --compare: after the listed rates, each topology climbs on from the highest rate it
+    /// met, this many percent higher each step, until a step misses the targets.
+    #[arg(long, value_name = "PERCENT")]
+    pub(crate) climb: Option<f64>,
 }
+
+/// Steps a climb takes at most per topology.
+const CLIMB_STEPS: usize = 40;
 
 /// compare.json.
 #[derive(Debug, Serialize)]
@@ -134,26 +141,11 @@ async fn compare(
     }
     let mut points = Vec::new();
     for &rate in &options.rates {
-        let mut rounds: BTreeMap<&str, Vec<Round>> = BTreeMap::new();
-        for round in 0..options.rounds.max(1) {
-            for shop in shops.iter() {
-                println!(
-                    "{} at {rate}/s, round {} of {}",
-                    shop.topology,
-                    round + 1,
-                    options.rounds
-                );
-                let mut at_rate = load.clone();
-                at_rate.rate = rate;
-                rounds
-                    .entry(shop.topology)
-                    .or_default()
-                    .push(measure(shop, &at_rate).await?);
-            }
-        }
-        for (topology, rounds) in rounds {
-            points.push(Point::new(name(topology), rate, rounds));
-        }
+        let rates = shops.iter().map(|shop| (shop.topology, rate)).collect();
+        points.extend(interleaved(&rates, options.rounds, load, shops).await?);
+    }
+    if let Some(percent) = options.climb.filter(|p| *p > 0.0) {
+        climb(&mut points, percent, options.rounds, load, shops).await?;
     }
     let at_target = at_target_of(&points);
     let ratio = match (at_target.get(&name("up")), at_target.get(&name("monolith"))) {
@@ -175,6 +167,71 @@ async fn compare(
         scaling_at_target,
         scaling,
     })
+}
+
+/// Each shop named in `rates` at its rate, `rounds` times, interleaved (one round of every shop,
+/// then the next), and a point per shop of their medians.
+async fn interleaved(
+    rates: &BTreeMap<&str, f64>,
+    rounds: usize,
+    load: &Load,
+    shops: &[Started],
+) -> Result<Vec<Point>, String> {
+    let mut measured: BTreeMap<&str, Vec<Round>> = BTreeMap::new();
+    for round in 0..rounds.max(1) {
+        for shop in shops {
+            let Some(&rate) = rates.get(shop.topology) else {
+                continue;
+            };
+            println!(
+                "{} at {rate}/s, round {} of {rounds}",
+                shop.topology,
+                round + 1
+            );
+            let mut at_rate = load.clone();
+            at_rate.rate = rate;
+            measured
+                .entry(shop.topology)
+                .or_default()
+                .push(measure(shop, &at_rate).await?);
+        }
+    }
+    Ok(measured
+        .into_iter()
+        .map(|(topology, rounds)| Point::new(name(topology), rates[topology], rounds))
+        .collect())
+}
+
+/// Climbs each topology from the highest rate it met, `percent` higher a step, until a step
+/// misses the targets; the topologies still climbing run their rounds interleaved, as the
+/// listed rates do. A topology that met none of the listed rates does not climb.
+async fn climb(
+    points: &mut Vec<Point>,
+    percent: f64,
+    rounds: usize,
+    load: &Load,
+    shops: &[Started],
+) -> Result<(), String> {
+    let met = at_target_of(points);
+    let mut climbing: BTreeMap<&str, f64> = shops
+        .iter()
+        .filter_map(|shop| Some((shop.topology, met.get(&name(shop.topology)).copied()??)))
+        .collect();
+    for _ in 0..CLIMB_STEPS {
+        if climbing.is_empty() {
+            break;
+        }
+        for last in climbing.values_mut() {
+            *last = (*last * (1.0 + percent / 100.0)).round();
+        }
+        for point in interleaved(&climbing, rounds, load, shops).await? {
+            if !point.meets_targets {
+                climbing.retain(|topology, _| name(topology) != point.topology);
+            }
+            points.push(point);
+        }
+    }
+    Ok(())
 }
 
 /// The microservices with catalog at each instance count, on the scaling scenario.
@@ -325,18 +382,21 @@ impl Point {
                         .map(|u| u.cpu_percent)
                         .collect(),
                 );
-                let rss = median(
-                    rounds
-                        .iter()
-                        .filter_map(|r| r.usage.get(&l))
-                        .map(|u| u.rss_mib)
-                        .collect(),
-                );
+                let of = |f: fn(&Usage) -> f64| {
+                    median(
+                        rounds
+                            .iter()
+                            .filter_map(|r| r.usage.get(&l))
+                            .map(f)
+                            .collect(),
+                    )
+                };
                 (
-                    l,
+                    l.clone(),
                     Usage {
                         cpu_percent: cpu,
-                        rss_mib: rss,
+                        rss_mib: of(|u| u.rss_mib),
+                        pss_mib: of(|u| u.pss_mib),
                     },
                 )
             })
@@ -476,7 +536,7 @@ fn markdown(c: &Comparison) -> String {
 }
 
 fn points_table(out: &mut String, points: &[Point]) {
-    out.push_str("| topology | rate/s | achieved/s | targets | errors | p50 / p99 ms per endpoint | CPU % of a core: shop (load generator) | RSS MiB: shop |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| topology | rate/s | achieved/s | targets | errors | p50 / p99 ms per endpoint | CPU % of a core: shop (load generator) | RSS (PSS) MiB: shop |\n|---|---|---|---|---|---|---|---|\n");
     for p in points {
         let latencies: Vec<String> = p
             .p99_ms
@@ -491,13 +551,14 @@ fn points_table(out: &mut String, points: &[Point]) {
         let total = p.usage.get("total").cloned().unwrap_or(Usage {
             cpu_percent: 0.0,
             rss_mib: 0.0,
+            pss_mib: 0.0,
         });
         let generator = p
             .usage
             .get(procstat::GENERATOR)
             .map_or(0.0, |u| u.cpu_percent);
         out.push_str(&format!(
-            "| {} | {} | {:.1} | {} | {:.2} % | {} | {:.0} ({:.0}) | {:.0} |\n",
+            "| {} | {} | {:.1} | {} | {:.2} % | {} | {:.0} ({:.0}) | {:.0} ({:.0}) |\n",
             p.topology,
             p.rate,
             p.achieved_rate,
@@ -507,9 +568,10 @@ fn points_table(out: &mut String, points: &[Point]) {
             total.cpu_percent,
             generator,
             total.rss_mib,
+            total.pss_mib,
         ));
     }
-    out.push_str("\nPer process (median CPU % of one core, RSS MiB; `total` is the shop's), at the highest rate:\n\n");
+    out.push_str("\nPer process (median CPU % of one core, RSS MiB, PSS MiB; `total` is the shop's), at the highest rate:\n\n");
     let Some(top) = points.iter().map(|p| p.rate).max_by(f64::total_cmp) else {
         return;
     };
@@ -517,7 +579,12 @@ fn points_table(out: &mut String, points: &[Point]) {
         let each: Vec<String> = p
             .usage
             .iter()
-            .map(|(l, u)| format!("{l} {:.0} % / {:.0} MiB", u.cpu_percent, u.rss_mib))
+            .map(|(l, u)| {
+                format!(
+                    "{l} {:.0} % / {:.0} MiB / {:.0} MiB",
+                    u.cpu_percent, u.rss_mib, u.pss_mib
+                )
+            })
             .collect();
         out.push_str(&format!("- {}: {}\n", p.topology, each.join(", ")));
     }

@@ -30,6 +30,16 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// A process's proportional set, in MiB: its private pages plus its share of the pages it
+/// shares (the `souk` binary's code, mapped by every service of `souk up`). Summed over
+/// processes it counts shared pages once, where resident sets count them in each.
+fn pss_mib(pid: u32) -> Option<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// CPU times of labelled processes at one moment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot(BTreeMap<String, (u32, Duration)>);
@@ -52,6 +62,9 @@ pub(crate) struct Usage {
     pub(crate) cpu_percent: f64,
     /// Resident memory at the end of the run.
     pub(crate) rss_mib: f64,
+    /// Proportional memory at the end of the run (shared pages split among their sharers).
+    #[serde(default)]
+    pub(crate) pss_mib: f64,
 }
 
 /// Per process, and `total` of those but the load generator (this process): CPU between the
@@ -63,7 +76,7 @@ pub(crate) fn usage(
     wall: Duration,
 ) -> BTreeMap<String, Usage> {
     let mut out = BTreeMap::new();
-    let (mut cpu_total, mut rss_total) = (0.0, 0.0);
+    let (mut cpu_total, mut rss_total, mut pss_total) = (0.0, 0.0, 0.0);
     for (label, (pid, end)) in &after.0 {
         let Some((_, start)) = before.0.get(label).filter(|(p, _)| p == pid) else {
             continue;
@@ -71,15 +84,18 @@ pub(crate) fn usage(
         let cpu_percent =
             end.saturating_sub(*start).as_secs_f64() / wall.as_secs_f64().max(0.001) * 100.0;
         let rss = rss_mib(*pid).unwrap_or(0.0);
+        let pss = pss_mib(*pid).unwrap_or(0.0);
         if label != GENERATOR {
             cpu_total += cpu_percent;
             rss_total += rss;
+            pss_total += pss;
         }
         out.insert(
             label.clone(),
             Usage {
                 cpu_percent,
                 rss_mib: rss,
+                pss_mib: pss,
             },
         );
     }
@@ -88,6 +104,7 @@ pub(crate) fn usage(
         Usage {
             cpu_percent: cpu_total,
             rss_mib: rss_total,
+            pss_mib: pss_total,
         },
     );
     out
@@ -109,6 +126,11 @@ mod tests {
         let after = Snapshot::take(&[("me".to_owned(), me)]);
         let usage = usage(&before, &after, Duration::from_secs(1));
         assert!(usage["me"].rss_mib > 1.0, "{usage:?}");
+        assert!(usage["me"].pss_mib > 0.5, "{usage:?}");
+        assert!(
+            usage["me"].pss_mib <= usage["me"].rss_mib + 0.01,
+            "{usage:?}"
+        );
         assert_eq!(usage["total"], usage["me"]);
         let both = [("me".to_owned(), me), (GENERATOR.to_owned(), me)];
         let usage = super::usage(

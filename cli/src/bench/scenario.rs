@@ -16,14 +16,22 @@ use super::users::{Orders, Product, User};
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Scenario {
     /// Product lists and product pages.
     Browse,
+    /// Product lists by category only (one endpoint, for its cost alone).
+    List,
+    /// Product pages only: the gateway's aggregate of catalog and inventory.
+    Product,
     /// Searches.
     Search,
     /// Adding to the cart and viewing it.
     Cart,
+    /// Adding to the cart only.
+    AddToCart,
+    /// Viewing the cart only.
+    ViewCart,
     /// Checkouts only.
     Checkout,
     /// A shop's day: all of the above in a real shop's proportions.
@@ -59,6 +67,10 @@ impl Scenario {
     pub(crate) fn mix(self) -> &'static [(Action, u32)] {
         match self {
             Self::Browse => &[(Action::Browse, 50), (Action::Product, 50)],
+            Self::List => &[(Action::Browse, 100)],
+            Self::Product => &[(Action::Product, 100)],
+            Self::AddToCart => &[(Action::AddToCart, 100)],
+            Self::ViewCart => &[(Action::ViewCart, 100)],
             Self::Search => &[(Action::Search, 100)],
             Self::Cart => &[(Action::AddToCart, 70), (Action::ViewCart, 30)],
             Self::Checkout => &[(Action::Checkout, 100)],

@@ -7,7 +7,7 @@
 //! with the configured issuer and audience, unexpired and not before `nbf`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -26,6 +26,12 @@ const MIN_REFETCH: Duration = Duration::from_secs(5);
 const MIN_REFETCH_WITHOUT_KEYS: Duration = Duration::from_millis(250);
 /// Keys are fetched again this often anyway.
 const MAX_AGE: Duration = Duration::from_secs(300);
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY: u64 = 30;
+/// Tokens remembered as verified, at most (about 400 bytes each).
+const REMEMBERED: usize = 4096;
+/// Longer tokens are verified every time rather than remembered.
+const REMEMBERED_TOKEN_BYTES: usize = 2048;
 
 /// Where keys come from and what tokens must say (`[<service>.auth]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,13 +82,15 @@ impl Caller {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Claims {
     sub: String,
     role: String,
     /// `events:read` on a service token that may only read event feeds.
     #[serde(default)]
     scope: Option<String>,
+    /// Expiry, seconds since the epoch (required by the validation).
+    exp: u64,
 }
 
 /// The scope of a service token that may only read the audience's event feed.
@@ -115,6 +123,24 @@ pub struct AuthVerifier {
     client: reqwest::Client,
     validation: Arc<Validation>,
     service_validation: Arc<Validation>,
+    /// Tokens that passed, per audience, by their text.
+    verified: Arc<Mutex<Remembered>>,
+}
+
+/// Verified tokens by their text, one map per [`Audience`].
+type Remembered = [HashMap<Box<str>, Verified>; 2];
+
+/// Which validation a remembered token passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Audience {
+    User = 0,
+    Service = 1,
+}
+
+/// A token that passed verification: its claims, and the key that signed it.
+struct Verified {
+    claims: Claims,
+    kid: String,
 }
 
 impl std::fmt::Debug for AuthVerifier {
@@ -133,7 +159,7 @@ impl AuthVerifier {
             validation.set_issuer(&[&config.issuer]);
             validation.set_audience(&[audience]);
             validation.validate_nbf = true;
-            validation.leeway = 30;
+            validation.leeway = LEEWAY;
             validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
             validation
         };
@@ -154,12 +180,17 @@ impl AuthVerifier {
                 .unwrap_or_default(),
             validation: Arc::new(user),
             service_validation: Arc::new(service),
+            verified: Arc::new(Mutex::new([HashMap::new(), HashMap::new()])),
         }
     }
 
     /// Verifies a user's `token`.
     pub async fn verify(&self, token: &str) -> Result<Caller, Problem> {
-        self.verify_with(token, &self.validation).await
+        let claims = self.claims(token, Audience::User).await?;
+        Ok(Caller {
+            id: claims.sub,
+            role: claims.role,
+        })
     }
 
     /// Verifies a service token addressed to this service (`service_audience`) for an internal
@@ -198,7 +229,7 @@ impl AuthVerifier {
                 "this service has no internal endpoints",
             ));
         }
-        let claims = self.claims(token, &self.service_validation).await?;
+        let claims = self.claims(token, Audience::Service).await?;
         match claims.sub.strip_prefix("service:") {
             Some(service) if claims.role == "service" => Ok((
                 ServiceCaller {
@@ -213,15 +244,17 @@ impl AuthVerifier {
         }
     }
 
-    async fn verify_with(&self, token: &str, validation: &Validation) -> Result<Caller, Problem> {
-        let claims = self.claims(token, validation).await?;
-        Ok(Caller {
-            id: claims.sub,
-            role: claims.role,
-        })
-    }
-
-    async fn claims(&self, token: &str, validation: &Validation) -> Result<Claims, Problem> {
+    /// The claims of `token` if it verifies for `audience`: remembered from an earlier check of
+    /// the same token while it is unexpired and its key is still published (and fresh), checked
+    /// in full otherwise.
+    ///
+    /// A signature check (Ed25519) costs tens of microseconds, and a session sends its token
+    /// with every request; in `souk monolith` the gateway and each service on a request's way
+    /// check the same token again.
+    async fn claims(&self, token: &str, audience: Audience) -> Result<Claims, Problem> {
+        if let Some(claims) = self.recall(token, audience) {
+            return Ok(claims);
+        }
         let invalid = || {
             unauthorized(
                 Some("invalid_token"),
@@ -237,9 +270,57 @@ impl AuthVerifier {
             self.fetch_throttled().await;
         }
         let key = self.key(&kid).ok_or_else(invalid)?;
-        jsonwebtoken::decode::<Claims>(token, &key, validation)
+        let validation = match audience {
+            Audience::User => &self.validation,
+            Audience::Service => &self.service_validation,
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, validation)
             .map(|data| data.claims)
-            .map_err(|_| invalid())
+            .map_err(|_| invalid())?;
+        self.remember(token, audience, &claims, kid);
+        Ok(claims)
+    }
+
+    fn recall(&self, token: &str, audience: Audience) -> Option<Claims> {
+        let remembered = {
+            let verified = self.verified();
+            let entry = verified[audience as usize].get(token)?;
+            (entry.claims.clone(), entry.kid.clone())
+        };
+        let (claims, kid) = remembered;
+        // `nbf` held when it was checked and time only moves on; `exp` is checked as
+        // jsonwebtoken does, with the same leeway.
+        let live = claims.exp.saturating_add(LEEWAY) >= unix_now();
+        (live && !self.stale() && self.key(&kid).is_some()).then_some(claims)
+    }
+
+    fn remember(&self, token: &str, audience: Audience, claims: &Claims, kid: String) {
+        if token.len() > REMEMBERED_TOKEN_BYTES {
+            return;
+        }
+        let mut all = self.verified();
+        let verified = &mut all[audience as usize];
+        if verified.len() >= REMEMBERED {
+            let now = unix_now();
+            verified.retain(|_, entry| entry.claims.exp.saturating_add(LEEWAY) >= now);
+            if verified.len() >= REMEMBERED {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            Box::from(token),
+            Verified {
+                claims: claims.clone(),
+                kid,
+            },
+        );
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        // The map is a cache: whatever a panicking holder left in it is still true.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -317,6 +398,12 @@ impl AuthVerifier {
             .filter_map(|k| Some((k.kid?, DecodingKey::from_ed_components(&k.x?).ok()?)))
             .collect())
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// 401 with the RFC 6750 challenge (an error code only when a token was presented).
@@ -436,6 +523,122 @@ mod tests {
         assert_eq!(bearer(&headers("Basic abc")), None);
         assert_eq!(bearer(&headers("Bearer  ")), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    /// The key set the test's identity serves; empty it to withdraw the key.
+    type Served = Arc<Mutex<serde_json::Value>>;
+
+    /// A verifier trusting a fresh key served as a JWKS on a random port, and a token signer.
+    async fn verifier() -> (AuthVerifier, impl Fn(&str, &str, u64) -> String, Served) {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let pkcs8 = pair.to_pkcs8().unwrap();
+        let x = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            pair.public_key().as_ref(),
+        );
+        let served: Served = Arc::new(Mutex::new(
+            serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1" }] }),
+        ));
+        let serving = served.clone();
+        let router = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let jwks = serving.lock().unwrap().clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // The trigger is dropped: the server runs until the test's runtime ends.
+        let (_, shutdown) = crate::Shutdown::manual(Duration::from_secs(1));
+        tokio::spawn(crate::serve(listener, router, shutdown));
+        let verifier = AuthVerifier::new(AuthConfig {
+            jwks_url: format!("http://{address}/jwks"),
+            service_audience: "orders".into(),
+            ..AuthConfig::default()
+        });
+        let key = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        let sign = move |sub: &str, audience: &str, exp: u64| {
+            let role = if sub.starts_with("service:") {
+                "service"
+            } else {
+                "user"
+            };
+            let claims = serde_json::json!({
+                "iss": "souk-identity", "aud": audience, "sub": sub, "role": role,
+                "nbf": unix_now() - 1, "exp": exp
+            });
+            let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+            header.kid = Some("k1".into());
+            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        };
+        (verifier, sign, served)
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_answers_only_for_its_audience() {
+        let (verifier, sign, _) = verifier().await;
+        let user = sign("u1", "souk", unix_now() + 600);
+        let service = sign("service:cart", "orders", unix_now() + 600);
+        for _ in 0..2 {
+            assert_eq!(verifier.verify(&user).await.unwrap().id, "u1");
+            assert!(verifier.verify_service(&user).await.is_err());
+            assert_eq!(
+                verifier.verify_service(&service).await.unwrap().service,
+                "cart"
+            );
+            assert!(verifier.verify(&service).await.is_err());
+        }
+        let remembered = verifier.verified();
+        assert_eq!(remembered[Audience::User as usize].len(), 1);
+        assert_eq!(remembered[Audience::Service as usize].len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_expired_or_once_its_key_is_withdrawn() {
+        let (verifier, sign, served) = verifier().await;
+        let token = sign("u1", "souk", unix_now() + 600);
+        verifier.verify(&token).await.unwrap();
+        // Expired past the leeway: forged into the memory, since waiting would take a minute.
+        let expired = sign("u2", "souk", unix_now() + 600);
+        verifier.verify(&expired).await.unwrap();
+        verifier.verified()[Audience::User as usize]
+            .get_mut(expired.as_str())
+            .unwrap()
+            .claims
+            .exp = unix_now() - LEEWAY - 1;
+        assert!(verifier.recall(&expired, Audience::User).is_none());
+        assert!(verifier.recall(&token, Audience::User).is_some());
+        // Identity withdraws the key; once the verifier's copy is due for a refresh, the
+        // remembered token is checked again, and refused.
+        *served.lock().unwrap() = serde_json::json!({ "keys": [] });
+        verifier.keys.write().unwrap().fetched = None;
+        assert!(verifier.recall(&token, Audience::User).is_none());
+        assert_eq!(verifier.verify(&token).await.unwrap_err().status, 401);
+    }
+
+    #[tokio::test]
+    async fn the_memory_stays_bounded() {
+        let (verifier, _, _) = verifier().await;
+        let mut last = String::new();
+        for n in 0..REMEMBERED + 10 {
+            last = format!("token-{n}");
+            verifier.remember(
+                &last,
+                Audience::User,
+                &Claims {
+                    sub: format!("u{n}"),
+                    role: "user".into(),
+                    scope: None,
+                    exp: unix_now() + 600,
+                },
+                "k1".into(),
+            );
+        }
+        let size = verifier.verified()[Audience::User as usize].len();
+        assert!(size <= REMEMBERED, "{size} remembered");
+        assert!(verifier.verified()[Audience::User as usize].contains_key(last.as_str()));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Relational storage plumbing: connect to SQLite or PostgreSQL by URL, run embedded migrations,
 //! and report readiness. Each service owns its schema; this module knows none of them.
 
+pub mod inline;
+
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
@@ -100,6 +102,32 @@ pub enum DbError {
     /// A migration failed.
     #[error("cannot migrate the database")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The SQLite connections used on the calling thread (`inline`) could not be opened.
+    #[error("cannot open the database's connections used on the calling thread")]
+    OpenInline(#[source] rusqlite::Error),
+}
+
+/// Where a service's hot reads go: [`inline::SqliteReads`] on SQLite (on the calling thread, no
+/// hop to sqlx's worker), the pool itself on PostgreSQL. Writes and everything else use the
+/// [`Database`].
+#[derive(Debug, Clone)]
+pub enum Reads {
+    /// Read-only connections to the SQLite file.
+    Sqlite(inline::SqliteReads),
+    /// The PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+impl Reads {
+    /// The read path of `db`.
+    pub fn open(db: &Database) -> Result<Self, DbError> {
+        match db {
+            Database::Sqlite(pool) => inline::SqliteReads::open(pool)
+                .map(Self::Sqlite)
+                .map_err(DbError::OpenInline),
+            Database::Postgres(pool) => Ok(Self::Postgres(pool.clone())),
+        }
+    }
 }
 
 /// One service's migrations for both engines, embedded in its binary with `include_str!`.
@@ -125,7 +153,7 @@ impl Database {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 create_parent_dir(options.get_filename())?;
                 private_files(options.get_filename())?;
                 // Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
@@ -445,6 +473,9 @@ pub async fn begin_write_sqlite(
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// How long SQLite waits for a lock (the pool's busy timeout).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Begins a PostgreSQL transaction that will write: a plain `BEGIN`, READ COMMITTED. Rows lock
 /// as they are written, and a conditional `UPDATE` re-reads the row it waited for before deciding,
 /// so stores that change state by conditional statements need nothing stronger; a deadlock
@@ -503,6 +534,59 @@ mod tests {
                 .unwrap()
         });
         assert_eq!(name, "sqlite");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn immediate_writers_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/turns.db", dir.path().display());
+        let db = Database::connect(&DatabaseConfig::with_url(&url))
+            .await
+            .unwrap();
+        db.migrate(&MIGRATIONS).await.unwrap();
+        let Database::Sqlite(pool) = &db else {
+            panic!("expected sqlite")
+        };
+        sqlx::query("INSERT INTO things (id, name) VALUES (1, '0')")
+            .execute(pool)
+            .await
+            .unwrap();
+        // Read, pause, write back: lost updates if two ran at once.
+        let writers = (0..24).map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut tx = begin_write_sqlite(&pool).await.unwrap();
+                let n: String = sqlx::query_scalar("SELECT name FROM things WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let next = (n.parse::<u32>().unwrap() + 1).to_string();
+                sqlx::query("UPDATE things SET name = $1 WHERE id = 1")
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap();
+        }
+        // One that rolls back leaves nothing, and does not keep the turn.
+        let mut tx = begin_write_sqlite(pool).await.unwrap();
+        sqlx::query("UPDATE things SET name = 'gone' WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        let tx = begin_write_sqlite(pool).await.unwrap();
+        tx.rollback().await.unwrap();
+        let name: String = sqlx::query_scalar("SELECT name FROM things WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(name, "24");
     }
 
     #[test]

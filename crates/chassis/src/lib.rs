@@ -39,6 +39,12 @@ pub mod telemetry;
 pub mod test_util;
 pub mod time;
 
+/// mimalloc for every binary built on the chassis (the services, the gateway, `souk`, tests):
+/// requests allocate many small, short-lived buffers, and glibc's malloc and free took 8–9 % of
+/// the CPU in profiles of the gateway and of the monolith (`bench/results/cost.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use config::{Env, Secret};
 pub use db::{Database, DatabaseConfig};
 pub use extract::{Json, Path, Query};

@@ -14,10 +14,7 @@ use std::process::ExitCode;
 use souk_chassis::Shutdown;
 use souk_gateway::GatewayConfig;
 
-/// mimalloc: the proxy path allocates small, short-lived buffers per request; glibc's malloc was
-/// about 9 % of the gateway's CPU in profiles.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator is mimalloc, declared by the chassis for every binary built on it.
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

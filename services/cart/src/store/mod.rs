@@ -65,6 +65,9 @@ pub enum StoreError {
     /// The SQLite database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// SQLite failed on a connection used on the calling thread (a cart read, a line set).
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// Redis failed.
     #[error("redis error")]
     Redis(#[from] ::redis::RedisError),
@@ -83,6 +86,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Database(err) => souk_chassis::db::is_unavailable(err),
+            Self::Sqlite(err) => souk_chassis::db::inline::is_unavailable(err),
             Self::Redis(err) => {
                 err.is_io_error()
                     || err.is_connection_refusal()
@@ -103,6 +107,12 @@ pub enum SetError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for SetError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Store(StoreError::Sqlite(err))
+    }
 }
 
 /// The cart's store, of either kind. Cheap to clone.

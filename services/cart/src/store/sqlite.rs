@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use souk_chassis::Database;
+use souk_chassis::db::inline::{SqliteReads, SqliteWriter};
 use souk_chassis::db::{DatabaseConfig, DbError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
@@ -11,10 +12,16 @@ use super::{MIGRATIONS, SetError, StoreError, now_ms};
 use crate::domain::{Line, MAX_LINES, Quantity};
 
 /// The SQLite cart store. Cheap to clone.
+///
+/// A cart is read on the chassis' [`SqliteReads`] and a line set on its [`SqliteWriter`] (on the
+/// calling thread: one user's indexed rows); the rarer changes go through the sqlx pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: Database,
     pool: SqlitePool,
+    reads: SqliteReads,
+    /// Adding to a cart, the hot write, runs on it; the rarer writes go through the pool.
+    writer: SqliteWriter,
     abandoned_after: Duration,
 }
 
@@ -32,8 +39,12 @@ impl SqliteStore {
                 scheme: db.engine().to_owned(),
             });
         };
+        let reads = SqliteReads::open(pool).map_err(DbError::OpenInline)?;
+        let writer = SqliteWriter::open(pool).map_err(DbError::OpenInline)?;
         Ok(Self {
             pool: pool.clone(),
+            reads,
+            writer,
             db,
             abandoned_after,
         })
@@ -45,13 +56,14 @@ impl SqliteStore {
     }
 
     pub(super) async fn lines(&self, user: &str) -> Result<Vec<Line>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT product_id, quantity FROM cart_lines WHERE user_id = $1 \
-             ORDER BY added_at, rowid",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, i64)> = self.reads.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT product_id, quantity FROM cart_lines WHERE user_id = ?1 \
+                 ORDER BY added_at, rowid",
+            )?;
+            let rows = statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect::<Result<_, rusqlite::Error>>()
+        })?;
         rows.into_iter()
             .map(|(product_id, quantity)| {
                 Ok(Line {
@@ -72,48 +84,39 @@ impl SqliteStore {
         let now = now_ms();
         let product = line.product_id.to_string();
         let quantity = i64::from(line.quantity.get());
-        // IMMEDIATE takes the write lock up front, so the count below cannot change before the
-        // insert: concurrent adds queue here and never pass the limit together.
-        let mut tx = souk_chassis::db::begin_write_sqlite(&self.pool)
+        // An immediate transaction holds the write lock from the start, so the count below
+        // cannot change before the insert: concurrent adds take turns and never pass the limit
+        // together.
+        self.writer
+            .write(|tx| {
+                tx.prepare_cached(
+                    "INSERT INTO carts (user_id, touched_at) VALUES (?1, ?2) \
+                     ON CONFLICT (user_id) DO UPDATE SET touched_at = excluded.touched_at",
+                )?
+                .execute(rusqlite::params![user, now])?;
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE cart_lines SET quantity = ?3, updated_at = ?4 \
+                         WHERE user_id = ?1 AND product_id = ?2",
+                    )?
+                    .execute(rusqlite::params![user, product, quantity, now])?;
+                if updated > 0 {
+                    return Ok(());
+                }
+                let count: i64 = tx
+                    .prepare_cached("SELECT COUNT(*) FROM cart_lines WHERE user_id = ?1")?
+                    .query_row([user], |row| row.get(0))?;
+                if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_LINES {
+                    return Err(SetError::Full);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO cart_lines (user_id, product_id, quantity, added_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?4)",
+                )?
+                .execute(rusqlite::params![user, product, quantity, now])?;
+                Ok(())
+            })
             .await
-            .map_err(StoreError::from)?;
-        touch(&mut tx, user, now).await?;
-        let updated = sqlx::query(
-            "UPDATE cart_lines SET quantity = $3, updated_at = $4 \
-             WHERE user_id = $1 AND product_id = $2",
-        )
-        .bind(user)
-        .bind(&product)
-        .bind(quantity)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected();
-        if updated == 0 {
-            let count: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM cart_lines WHERE user_id = $1")
-                    .bind(user)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-            if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_LINES {
-                return Err(SetError::Full);
-            }
-            sqlx::query(
-                "INSERT INTO cart_lines (user_id, product_id, quantity, added_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(user)
-            .bind(&product)
-            .bind(quantity)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
     }
 
     pub(super) async fn remove(&self, user: &str, product: Uuid) -> Result<(), StoreError> {

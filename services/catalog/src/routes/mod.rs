@@ -72,6 +72,15 @@ impl IntoResponse for ApiError {
                 )
                 .into_response()
             }
+            Self::Store(StoreError::Read(err))
+                if souk_chassis::db::inline::is_unavailable(&err) =>
+            {
+                Problem::database_unavailable(
+                    &err,
+                    "the catalog's database is unavailable; try again shortly",
+                )
+                .into_response()
+            }
             Self::Store(err) => Problem::internal(&err).into_response(),
         }
     }

@@ -11,7 +11,7 @@ mod postgres;
 mod sqlite;
 
 use souk_chassis::Database;
-use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::db::{DatabaseConfig, DbError, Migrations, Reads};
 use souk_chassis::events::{
     OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
     OUTBOX_MIGRATION_SQLITE, Outbox,
@@ -51,6 +51,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A read on SQLite's read connections failed.
+    #[error("database read failed")]
+    Read(#[from] rusqlite::Error),
     /// A stored row does not hold a valid value (the schema was changed behind our back).
     #[error("stored {column} is invalid: {reason}")]
     Corrupt {
@@ -221,6 +224,8 @@ impl Filter<'_> {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    /// The hot reads' path: SQLite's read connections, or PostgreSQL's pool.
+    reads: Reads,
     outbox: Outbox,
 }
 
@@ -229,8 +234,9 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATIONS).await?;
+        let reads = Reads::open(&db)?;
         let outbox = Outbox::new(db.clone(), crate::NAME);
-        Ok(Self { db, outbox })
+        Ok(Self { db, reads, outbox })
     }
 
     /// The underlying pool (for readiness checks).
@@ -250,9 +256,9 @@ impl Store {
         after: Option<&After>,
         limit: u32,
     ) -> Result<Vec<Product>, StoreError> {
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::list(pool, filter, after, limit).await,
-            Database::Postgres(pool) => postgres::list(pool, filter, after, limit).await,
+        match &self.reads {
+            Reads::Sqlite(reads) => sqlite::list(reads, filter, after, limit),
+            Reads::Postgres(pool) => postgres::list(pool, filter, after, limit).await,
         }
     }
 
@@ -267,25 +273,25 @@ impl Store {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::search(pool, query, filter, offset, limit).await,
-            Database::Postgres(pool) => postgres::search(pool, query, filter, offset, limit).await,
+        match &self.reads {
+            Reads::Sqlite(reads) => sqlite::search(reads, query, filter, offset, limit),
+            Reads::Postgres(pool) => postgres::search(pool, query, filter, offset, limit).await,
         }
     }
 
     /// One product.
     pub async fn product(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::product_by_id(pool, id).await,
-            Database::Postgres(pool) => postgres::product_by_id(pool, id).await,
+        match &self.reads {
+            Reads::Sqlite(reads) => sqlite::product_by_id(reads, id),
+            Reads::Postgres(pool) => postgres::product_by_id(pool, id).await,
         }
     }
 
     /// Every category in display order, with its product count.
     pub async fn categories(&self) -> Result<Vec<Category>, StoreError> {
-        match &self.db {
-            Database::Sqlite(pool) => sqlite::categories(pool).await,
-            Database::Postgres(pool) => postgres::categories(pool).await,
+        match &self.reads {
+            Reads::Sqlite(reads) => sqlite::categories(reads),
+            Reads::Postgres(pool) => postgres::categories(pool).await,
         }
     }
 
@@ -397,25 +403,28 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    use crate::domain::{Currency, Money};
     let currency: String = row.try_get("currency")?;
-    let currency = Currency::parse(&currency).map_err(|reason| StoreError::Corrupt {
-        column: "currency",
-        reason,
-    })?;
-    let amount: i64 = row.try_get("price_amount")?;
-    let price = Money::price(amount, currency).map_err(|reason| StoreError::Corrupt {
-        column: "price_amount",
-        reason,
-    })?;
     Ok(Product {
         id,
         sku: row.try_get("sku")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         category: row.try_get("category")?,
-        price,
+        price: money(row.try_get("price_amount")?, &currency)?,
         image_url: row.try_get("image_url")?,
+    })
+}
+
+/// A stored price: its amount and currency columns.
+fn money(amount: i64, currency: &str) -> Result<crate::domain::Money, StoreError> {
+    use crate::domain::{Currency, Money};
+    let currency = Currency::parse(currency).map_err(|reason| StoreError::Corrupt {
+        column: "currency",
+        reason,
+    })?;
+    Money::price(amount, currency).map_err(|reason| StoreError::Corrupt {
+        column: "price_amount",
+        reason,
     })
 }
 

@@ -104,6 +104,15 @@ impl IntoResponse for ApiError {
                 )
                 .into_response()
             }
+            Self::Store(StoreError::Read(err))
+                if souk_chassis::db::inline::is_unavailable(&err) =>
+            {
+                Problem::database_unavailable(
+                    &err,
+                    "inventory's database is unavailable; try again shortly",
+                )
+                .into_response()
+            }
             Self::Store(err) if err.is_contention() => {
                 Problem::database_unavailable(&err, "inventory is busy; try again shortly")
                     .with_retry_after(1)

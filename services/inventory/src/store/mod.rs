@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use souk_chassis::Database;
-use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
+use souk_chassis::db::{DatabaseConfig, DbError, Migrations, Reads};
 use souk_chassis::{in_write_tx, on_pool};
 use sqlx::Row;
 use uuid::Uuid;
@@ -84,6 +84,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A read on SQLite's read connections failed.
+    #[error("database read failed")]
+    Read(#[from] rusqlite::Error),
     /// A stored value is not one this service writes.
     #[error("stored {column} is invalid: {reason}")]
     Corrupt {
@@ -315,6 +318,8 @@ macro_rules! finish_hold {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    /// The hot reads' path (a product's stock): SQLite's read connections, or PostgreSQL's pool.
+    reads: Reads,
 }
 
 impl Store {
@@ -322,7 +327,8 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATIONS).await?;
-        Ok(Self { db })
+        let reads = Reads::open(&db)?;
+        Ok(Self { db, reads })
     }
 
     /// The underlying pool (for readiness checks).
@@ -353,17 +359,7 @@ impl Store {
 
     /// One product's stock, unless it is retired.
     pub async fn stock(&self, product_id: Uuid) -> Result<Option<Stock>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM stock WHERE product_id = $1 AND retired_at IS NULL",
-            sql::STOCK_COLUMNS
-        ));
-        on_pool!(&self.db, |pool| {
-            let row = sqlx::query(sql)
-                .bind(product_id.to_string())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(stock_from_row).transpose()
-        })
+        Ok(self.stock_of(&[product_id]).await?.pop())
     }
 
     /// The stock of those of `ids` that are known and not retired, in no particular order.
@@ -371,21 +367,49 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // Only placeholders are formatted into the text; the ids are bound.
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT {} FROM stock WHERE retired_at IS NULL AND product_id IN ({})",
-            sql::STOCK_COLUMNS,
-            placeholders.join(", ")
-        );
-        on_pool!(&self.db, |pool| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in ids {
-                query = query.bind(id.to_string());
+        match &self.reads {
+            Reads::Sqlite(reads) => {
+                // One statement for any number of ids: they are bound as one JSON array.
+                let sql = "SELECT product_id, sku, available, reserved, sold, received, version \
+                     FROM stock WHERE retired_at IS NULL \
+                     AND product_id IN (SELECT value FROM json_each(?1))";
+                let ids =
+                    serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                        .unwrap_or_else(|_| "[]".into());
+                reads.read(|connection| {
+                    let mut statement = connection.prepare_cached(sql)?;
+                    let mut rows = statement.query([ids])?;
+                    let mut found = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        found.push(Stock {
+                            product_id: parse_id(&row.get::<_, String>(0)?)?,
+                            sku: row.get(1)?,
+                            available: row.get(2)?,
+                            reserved: row.get(3)?,
+                            sold: row.get(4)?,
+                            received: row.get(5)?,
+                            version: row.get(6)?,
+                        });
+                    }
+                    Ok(found)
+                })
             }
-            let rows = query.fetch_all(pool).await?;
-            rows.iter().map(stock_from_row).collect()
-        })
+            Reads::Postgres(pool) => {
+                // Only placeholders are formatted into the text; the ids are bound.
+                let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+                let sql = format!(
+                    "SELECT {} FROM stock WHERE retired_at IS NULL AND product_id IN ({})",
+                    sql::STOCK_COLUMNS,
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    query = query.bind(id.to_string());
+                }
+                let rows = query.fetch_all(pool).await?;
+                rows.iter().map(stock_from_row).collect()
+            }
+        }
     }
 
     /// Every product's stock, by product id, retired ones included (for checks and reports: their
@@ -900,7 +924,7 @@ impl Transient for StoreError {
         match self {
             Self::Contended => true,
             Self::Database(err) => souk_chassis::db::is_contention(err),
-            Self::Corrupt { .. } => false,
+            Self::Read(_) | Self::Corrupt { .. } => false,
         }
     }
 }
