@@ -51,6 +51,32 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$souk" up --quiet --data-dir "$work/up" --port "$port" >"$work/up.log" 2>&1 &
 shop=$!
 for _ in $(seq 600); do [ -f "$work/up/souk.json" ] && break; sleep 0.1; done
+# The whole shop idle: every process of `souk up` (the supervisor and its children), RSS and PSS.
+until curl -sf "http://127.0.0.1:$port/api/v1/categories" >/dev/null; do sleep 0.1; done
+sleep 5
+python3 - "$shop" > "$out/idle-memory.json" <<'PY'
+import json, os, sys
+root = int(sys.argv[1])
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+def kib(path, key):
+    with open(path) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key))
+processes, todo = {}, [root]
+while todo:
+    pid = todo.pop()
+    todo += children(pid)
+    cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
+    processes[" ".join(cmd[1:3])] = {"rss_mib": kib(f"/proc/{pid}/status", "VmRSS:") / 1024,
+                                    "pss_mib": kib(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024}
+print(json.dumps({"processes": processes,
+                  "rss_mib": sum(p["rss_mib"] for p in processes.values()),
+                  "pss_mib": sum(p["pss_mib"] for p in processes.values())}))
+PY
 "$souk" chaos --kill payments --at 10s --for 10s --duration 30s --scenario mixed --rate 100 \
   --users 20 --data-dir "$work/up" --report "$out/chaos-kill-payments" | tee "$out/chaos-kill-payments.log"
 "$souk" chaos --delay inventory=2000 --at 10s --for 10s --duration 30s --scenario browse --rate 50 \
