@@ -58,11 +58,15 @@ python3 - "$shop" > "$out/idle-memory.json" <<'PY'
 import json, os, sys
 root = int(sys.argv[1])
 def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
-        return []
+    # Each thread lists the children it started: the supervisor starts them from any thread.
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return found
 def kib(path, key):
     with open(path) as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key))
