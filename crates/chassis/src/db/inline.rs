@@ -114,6 +114,8 @@ impl SqliteReads {
 #[derive(Clone)]
 pub struct SqliteWriter {
     path: PathBuf,
+    /// The process's turn on this file, shared with every other writer of it.
+    turn: Arc<tokio::sync::Mutex<()>>,
     connection: Arc<Mutex<Connection>>,
 }
 
@@ -144,6 +146,7 @@ impl SqliteWriter {
         connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(Self {
+            turn: writer_turn(&path),
             path,
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -151,7 +154,7 @@ impl SqliteWriter {
 
     /// Runs `write` in an immediate transaction, committed when it returns `Ok` and rolled back
     /// when it returns `Err`. Waits (asynchronously) for the process's turn on this file, then
-    /// for the write lock if another process holds it, up to the busy timeout: a timeout is
+    /// for the write lock if another connection holds it, up to the busy timeout: a timeout is
     /// SQLITE_BUSY, which [`is_unavailable`] takes for a 503.
     pub async fn write<T, E>(
         &self,
@@ -161,8 +164,7 @@ impl SqliteWriter {
         E: From<rusqlite::Error>,
     {
         let deadline = Instant::now() + WRITE_WAIT;
-        let turn = writer_turn(&self.path);
-        let _turn = tokio::time::timeout_at(deadline, turn.lock_owned())
+        let _turn = tokio::time::timeout_at(deadline, self.turn.lock())
             .await
             .map_err(|_| busy("waited too long for this process's turn to write"))?;
         let mut pause = Duration::from_millis(1);
@@ -183,10 +185,11 @@ impl SqliteWriter {
             if let Some(outcome) = outcome {
                 return outcome;
             }
-            // Another process holds the lock: wait off the thread, then try again.
+            // Another connection (the pool's, another process's) holds the lock: wait off the
+            // thread, then try again.
             if Instant::now() + pause > deadline {
                 return Err(E::from(busy(
-                    "another process held the write lock too long",
+                    "another connection held the write lock too long",
                 )));
             }
             tokio::time::sleep(pause).await;
@@ -202,7 +205,8 @@ impl SqliteWriter {
     }
 }
 
-/// The turn lock of the database file at `path`, one per file in the process.
+/// The turn lock of the database file at `path`, one per file in the process (looked up once,
+/// when a writer opens).
 fn writer_turn(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     type Turns = Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>;
     static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
