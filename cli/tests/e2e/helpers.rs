@@ -272,7 +272,7 @@ impl NatsServer {
         }
         let mut server = Self {
             port: free_port(),
-            monitor: free_port(),
+            monitor: 0,
             store: tempfile::tempdir().unwrap(),
             child: None,
         };
@@ -289,9 +289,13 @@ impl NatsServer {
         self.store.path().join("nats.log")
     }
 
-    /// Starts the process (again: same ports, same store) and waits until JetStream is ready.
+    /// Starts the process (again: same client port, same store) and waits until JetStream is
+    /// ready. The monitoring port, which only this harness reads, is a fresh one each time:
+    /// while the server was down another test's socket could take the old one (seen in CI:
+    /// `bind: address already in use` on a restart).
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        self.monitor = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
