@@ -20,6 +20,10 @@ if [ -e .env ]; then
     exit 1
 fi
 random() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
+# nats-server reads a `$VARIABLE` of its configuration as a configuration value, and one that
+# starts with a digit as a number: the server refuses to start (nats-io/nats-server#5189, still
+# in 2.10). Hex starts with a digit 10 times in 16, so a NATS password starts with a letter.
+nats_password() { printf 'n%s' "$(random)"; }
 
 umask 077
 {
@@ -33,7 +37,7 @@ umask 077
     done
     # Each event producer's and consumer's NATS password (nats/souk-users.conf).
     for service in ORDERS PAYMENTS CATALOG INVENTORY CART HISTORY; do
-        echo "SOUK_NATS_${service}_PASSWORD=$(random)"
+        echo "SOUK_NATS_${service}_PASSWORD=$(nats_password)"
     done
     echo "SOUK_STOREFRONT_CSRF_SECRET=$(random)"
     # The gateway admin API's bearer token, and the secret that seals identity's signing keys.
