@@ -5,18 +5,23 @@
 #
 #   deploy/make-env.sh you@your-shop.example     # the first administrator's address: yours
 #
+# SOUK_ENV_FILE names another file to write (deploy/smoke.sh writes a throwaway one there, and
+# passes it to Compose with --env-file, so a real deploy/.env is never touched).
+#
 # The administrator's address is the operator's own, never an example's: identity refuses to
 # start rather than promote an account someone else registered with it.
 set -eu
 
 cd "$(dirname "$0")"
+# Relative to deploy/ (an absolute path is safest).
+env_file=${SOUK_ENV_FILE:-.env}
 if [ $# -ne 1 ] || [ -z "$1" ]; then
     echo "usage: deploy/make-env.sh ADMIN_EMAIL (the first administrator's address: one of yours)" >&2
     exit 2
 fi
 admin_email=$1
-if [ -e .env ]; then
-    echo "deploy/.env exists; delete it (and the postgres-data volume) to start over" >&2
+if [ -e "$env_file" ]; then
+    echo "${SOUK_ENV_FILE:-deploy/.env} exists; delete it (and the postgres-data volume) to start over" >&2
     exit 1
 fi
 random() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
@@ -46,5 +51,5 @@ umask 077
     echo "SOUK_PAYMENTS_VAULT_KEY=$(random)"
     echo "SOUK_ADMIN_EMAIL=$admin_email"
     echo "SOUK_ADMIN_PASSWORD=$(random)"
-} > .env
-echo "wrote deploy/.env (the administrator is $admin_email; its password is in the file)"
+} > "$env_file"
+echo "wrote ${SOUK_ENV_FILE:-deploy/.env} (the administrator is $admin_email; its password is in the file)"

@@ -356,11 +356,15 @@ fn compose_violations(compose: &Value, init_script: &str, services: &[Service]) 
             }
         }
     }
-    let gateway_ports = compose
+    // Port 8080 on the host by default; SOUK_PUBLISH may name another (deploy/smoke.sh does).
+    let publishes_8080 = compose
         .pointer("/services/gateway/ports")
-        .map(Value::to_string)
-        .unwrap_or_default();
-    if !gateway_ports.contains("8080:8080") {
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|p| p == "8080:8080" || p == "${SOUK_PUBLISH:-8080}:8080");
+    if !publishes_8080 {
         out.push("compose.yaml: the gateway does not publish localhost:8080".into());
     }
     // The init script's SERVICES="…" line: exactly the services that keep data in SQL.
@@ -608,11 +612,12 @@ fn compose_secret_violations(compose: &Value, env_written: &BTreeSet<String>) ->
         }
     }
     let text = compose.to_string();
-    for wanted in text
-        .split("${")
-        .skip(1)
-        .filter_map(|v| v.split([':', '}']).next())
-    {
+    for reference in text.split("${").skip(1) {
+        let wanted = reference.split([':', '}']).next().unwrap_or_default();
+        // `${NAME:-default}` is a setting with a default (SOUK_PUBLISH), not a secret.
+        if reference[wanted.len()..].starts_with(":-") {
+            continue;
+        }
         if !env_written.contains(wanted) {
             out.push(format!(
                 "compose.yaml wants {wanted}, which deploy/make-env.sh does not write"
