@@ -250,6 +250,99 @@ pub fn is_unavailable(err: &rusqlite::Error) -> bool {
     })
 }
 
+/// A failure of an inline connection as a `sqlx::Error`, for code whose other statements run on
+/// the pool and report `sqlx::Error`: an unreadable file is `Error::Io`, anything else
+/// `Error::Database` with SQLite's extended result code, so that [`super::is_busy`],
+/// [`super::is_unavailable`] and [`super::is_transient`] judge it as they judge the pool's.
+pub fn to_sqlx(err: rusqlite::Error) -> sqlx::Error {
+    let io = matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen)
+    );
+    if io {
+        return sqlx::Error::Io(std::io::Error::other(err));
+    }
+    sqlx::Error::Database(Box::new(InlineError::new(err)))
+}
+
+/// A statement of an inline connection failed ([`to_sqlx`]).
+#[derive(Debug)]
+pub struct InlineError {
+    message: String,
+    code: Option<i32>,
+    source: rusqlite::Error,
+}
+
+impl InlineError {
+    fn new(source: rusqlite::Error) -> Self {
+        let code = match &source {
+            rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
+            _ => None,
+        };
+        Self {
+            message: source.to_string(),
+            code,
+            source,
+        }
+    }
+}
+
+impl std::fmt::Display for InlineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InlineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl sqlx::error::DatabaseError for InlineError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.map(|code| code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match self.source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => match self.code {
+                Some(
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+                ) => sqlx::error::ErrorKind::UniqueViolation,
+                Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+                    sqlx::error::ErrorKind::ForeignKeyViolation
+                }
+                Some(rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL) => {
+                    sqlx::error::ErrorKind::NotNullViolation
+                }
+                Some(rusqlite::ffi::SQLITE_CONSTRAINT_CHECK) => {
+                    sqlx::error::ErrorKind::CheckViolation
+                }
+                _ => sqlx::error::ErrorKind::Other,
+            },
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
 fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
@@ -396,5 +489,48 @@ mod tests {
         let failed = reads.read(|c| c.prepare_cached("SELECT nope FROM t").map(drop));
         assert!(failed.is_err());
         assert_eq!(count(&reads), 0);
+    }
+
+    #[tokio::test]
+    async fn inline_errors_are_judged_as_the_pools_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = database(&dir).await;
+        sqlx::query("CREATE UNIQUE INDEX t_n ON t (n)")
+            .execute(&pool)
+            .await
+            .expect("index");
+        let writer = SqliteWriter::open(&pool).expect("open");
+        writer
+            .write(|tx| tx.execute("INSERT INTO t (n) VALUES (1)", []))
+            .await
+            .expect("first");
+        let duplicate = writer
+            .write(|tx| tx.execute("INSERT INTO t (n) VALUES (1)", []))
+            .await
+            .map_err(to_sqlx)
+            .expect_err("a second 1");
+        let db = duplicate.as_database_error().expect("a database error");
+        assert_eq!(db.kind(), sqlx::error::ErrorKind::UniqueViolation);
+        assert!(!crate::db::is_transient(&duplicate), "{duplicate}");
+
+        let busy = to_sqlx(busy("held"));
+        assert!(crate::db::is_busy(&busy), "{busy}");
+        assert!(crate::db::is_transient(&busy));
+
+        let gone = to_sqlx(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            None,
+        ));
+        assert!(crate::db::is_unavailable(&gone), "{gone}");
+        let wrong = reads_error(&pool);
+        assert!(!crate::db::is_transient(&wrong), "{wrong}");
+    }
+
+    fn reads_error(pool: &sqlx::SqlitePool) -> sqlx::Error {
+        let reads = SqliteReads::open(pool).expect("open");
+        reads
+            .read(|c| c.prepare_cached("SELECT nope FROM t").map(drop))
+            .map_err(to_sqlx)
+            .expect_err("no such column")
     }
 }
