@@ -138,8 +138,7 @@ impl Config {
         }
         // A step's remote call (a service token from identity, then the call itself) must end
         // while its lease holds, or another instance could run the same step at the same time.
-        let call = self.service_token.identity.timeout_ms
-            + self.inventory.timeout_ms.max(self.payments.timeout_ms);
+        let call = self.saga_call_ms();
         if saga.lease_ms <= call {
             return Err(format!(
                 "orders.saga.lease_ms must exceed the longest saga call ({call} ms: identity's timeout plus inventory's or payments')"
@@ -155,6 +154,13 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The longest a saga step's remote call can take, in milliseconds: a service token from
+    /// identity, then the call to inventory or payments, each at its client's timeout.
+    pub fn saga_call_ms(&self) -> u64 {
+        self.service_token.identity.timeout_ms
+            + self.inventory.timeout_ms.max(self.payments.timeout_ms)
     }
 
     /// How long idempotency keys are kept.

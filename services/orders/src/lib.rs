@@ -23,6 +23,7 @@ pub mod saga;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use souk_chassis::client::{ServiceClient, ServiceTokens};
@@ -123,6 +124,7 @@ pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Order
         tokens: ServiceTokens::new(neighbours.identity, &config.service_token),
         outbox: outbox.clone(),
         config: config.saga.clone(),
+        call_budget: Duration::from_millis(config.saga_call_ms()),
     });
     saga.spawn(lifeline.alive());
     purge::spawn(store.clone(), config.idempotency_keep(), lifeline.alive());

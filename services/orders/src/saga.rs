@@ -6,11 +6,15 @@
 //!   instance (their lease lapsed) are resumed. A claim is one conditional `UPDATE` that sets a
 //!   fresh owner id and `lease_until`, so among several instances on one database exactly one gets
 //!   each saga.
-//! - **Advancing.** Before each remote call the owner renews its lease (longer than any call can
-//!   take, which config validation checks), and renews it again once it holds what the call
-//!   needs (a service token: fetched single-flight, so never waited for longer than one identity
-//!   call); after the call, the next step or the failed attempt is written, each write
-//!   conditional on still owning the saga. An owner that lost its lease
+//! - **Advancing.** Before each remote call the owner makes sure its lease outlasts the call
+//!   (a lease is longer than any call can take, which config validation checks), and again once
+//!   it holds what the call needs (a service token: fetched single-flight, so never waited for
+//!   longer than one identity call). It renews the lease only when its last write of it is older
+//!   than half the lease's margin over a call (`fresh_for`): the claim or the previous step's
+//!   write, a moment ago, already covers the call, and renewing anyway cost two writing
+//!   transactions per step. After the call, the next step or the failed attempt is written,
+//!   each write conditional on still owning the saga and setting a fresh lease. An owner that
+//!   lost its lease
 //!   changes nothing and stops; since every step is idempotent at the service it calls, a call
 //!   made twice across a takeover does no harm.
 //! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
@@ -27,6 +31,7 @@
 //!   and the event in the outbox.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use souk_chassis::client::ServiceTokens;
 use souk_chassis::events::Outbox;
@@ -56,6 +61,10 @@ struct Inner {
     tokens: ServiceTokens,
     outbox: Outbox,
     config: SagaConfig,
+    /// How long after a write of the lease a call may still start without renewing it: half
+    /// of what the lease leaves over the longest call, so a call started within it ends before
+    /// the lease lapses.
+    fresh_for: Duration,
     wake: Notify,
     slots: Arc<Semaphore>,
 }
@@ -75,12 +84,16 @@ pub struct SagaParts {
     pub outbox: Outbox,
     /// Timing.
     pub config: SagaConfig,
+    /// The longest a step's remote call can take (a service token, then the call), shorter
+    /// than the lease (config validation checks it).
+    pub call_budget: Duration,
 }
 
 impl SagaRunner {
     /// A runner; nothing runs until [`SagaRunner::spawn`].
     pub fn new(parts: SagaParts) -> Self {
         let slots = Arc::new(Semaphore::new(parts.config.concurrency));
+        let fresh_for = parts.config.lease().saturating_sub(parts.call_budget) / 2;
         Self {
             inner: Arc::new(Inner {
                 store: parts.store,
@@ -89,6 +102,7 @@ impl SagaRunner {
                 tokens: parts.tokens,
                 outbox: parts.outbox,
                 config: parts.config,
+                fresh_for,
                 wake: Notify::new(),
                 slots,
             }),
@@ -152,7 +166,7 @@ impl SagaRunner {
                     tokio::spawn(
                         async move {
                             let _slot = slot;
-                            runner.drive(saga, owner, alive).await;
+                            runner.drive(saga, owner, now, alive).await;
                         }
                         .instrument(span),
                     );
@@ -167,9 +181,10 @@ impl SagaRunner {
     }
 
     /// Advances one claimed saga until it ends, loses its lease, or the service goes away.
-    async fn drive(&self, saga: SagaRow, owner: String, mut alive: Alive) {
+    /// `leased_at` is when the claim's lease was counted from.
+    async fn drive(&self, saga: SagaRow, owner: String, leased_at: Timestamp, mut alive: Alive) {
         let result = tokio::select! {
-            result = self.advance(&saga, &owner) => result,
+            result = self.advance(&saga, &owner, leased_at) => result,
             () = alive.gone() => Ok(()),
         };
         if let Err(err) = result {
@@ -178,7 +193,12 @@ impl SagaRunner {
         }
     }
 
-    async fn advance(&self, saga: &SagaRow, owner: &str) -> Result<(), StoreError> {
+    async fn advance(
+        &self,
+        saga: &SagaRow,
+        owner: &str,
+        mut leased_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let inner = &self.inner;
         let id = saga.order_id;
         let Some(order) = inner.store.order(id).await? else {
@@ -192,11 +212,7 @@ impl SagaRunner {
         // How the last forward call failed: what the deadline, once passed, gives up on.
         let mut last_failure = Failure::Unavailable;
         while !step.is_final() {
-            if !inner
-                .store
-                .renew_lease(id, owner, Timestamp::now().plus(lease))
-                .await?
-            {
+            if !self.hold_lease(id, owner, &mut leased_at).await? {
                 tracing::info!(
                     step = step.name(),
                     "lost the saga's lease; another instance has it"
@@ -218,11 +234,7 @@ impl SagaRunner {
                         // What the step needs is in hand, however long that took: make sure
                         // the saga is still this instance's (and renew it for the call), and
                         // that the deadline has not passed meanwhile.
-                        if !inner
-                            .store
-                            .renew_lease(id, owner, Timestamp::now().plus(lease))
-                            .await?
-                        {
+                        if !self.hold_lease(id, owner, &mut leased_at).await? {
                             tracing::info!(
                                 step = step.name(),
                                 "lost the saga's lease while getting ready; another instance has it"
@@ -266,6 +278,7 @@ impl SagaRunner {
                 if !kept {
                     return Ok(());
                 }
+                leased_at = next_at;
                 metrics::retry(step.name());
                 tracing::warn!(step = step.name(), attempts, note = %attempt.note, "saga step failed; will retry");
                 tokio::time::sleep(now.until(next_at)).await;
@@ -281,10 +294,35 @@ impl SagaRunner {
             {
                 return Ok(());
             }
+            leased_at = now;
             tracing::info!(from = step.name(), to = after.name(), note = %attempt.note, "saga step done");
             (step, attempts) = (after, 0);
         }
         Ok(())
+    }
+
+    /// Makes sure `owner`'s lease on saga `id` outlasts a call started now: renews it unless
+    /// its last write, at `leased_at`, is within `fresh_for` (then it covers the call already).
+    /// `false` if the lease was lost.
+    async fn hold_lease(
+        &self,
+        id: Uuid,
+        owner: &str,
+        leased_at: &mut Timestamp,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let now = Timestamp::now();
+        if now < leased_at.plus(inner.fresh_for) {
+            return Ok(true);
+        }
+        let renewed = inner
+            .store
+            .renew_lease(id, owner, now.plus(inner.config.lease()))
+            .await?;
+        if renewed {
+            *leased_at = now;
+        }
+        Ok(renewed)
     }
 
     /// When to try `step` again after its `attempts`th failure: backoff with jitter, but a
