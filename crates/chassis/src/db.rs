@@ -446,9 +446,7 @@ pub fn is_busy(err: &sqlx::Error) -> bool {
     let Some(db) = err.as_database_error() else {
         return false;
     };
-    let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-        || db.try_downcast_ref::<inline::InlineError>().is_some();
-    if !sqlite {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() {
         return false;
     }
     db.code()

@@ -42,7 +42,7 @@ pub struct Consumer {
     pub(super) name: String,
     pub(super) producer: String,
     pub(super) source: Source,
-    pub(super) db: store::EventsDb,
+    pub(super) db: Database,
     pub(super) max_attempts: u32,
     pub(super) first_backoff: Duration,
     pub(super) max_backoff: Duration,
@@ -71,7 +71,7 @@ impl Consumer {
             name: name.to_owned(),
             producer: producer.to_owned(),
             source,
-            db: store::EventsDb::new(db),
+            db,
             max_attempts: 10,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
@@ -151,7 +151,7 @@ impl Consumer {
         let Some(every) = self.retention.interval() else {
             return;
         };
-        let (db, name, shutdown) = (self.db.pool.clone(), self.name.clone(), shutdown.clone());
+        let (db, name, shutdown) = (self.db.clone(), self.name.clone(), shutdown.clone());
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let (inbox, letters) = (
             millis(self.retention.inbox()),
@@ -213,7 +213,7 @@ impl Consumer {
                 Ok(Outcome::Done)
             }
             Attempt::Failed { reason, attempts } => {
-                store::park(&self.db.pool, &self.name, event, &reason, attempts, offset).await?;
+                store::park(&self.db, &self.name, event, &reason, attempts, offset).await?;
                 Ok(Outcome::Done)
             }
             Attempt::Interrupted => Ok(Outcome::Interrupted),
@@ -240,13 +240,13 @@ impl Consumer {
             }
             tracing::info!(consumer = %self.name, dead_letter = %letter.id, event_id = %letter.event.id, "replaying a dead letter");
             if store::handled(&self.db, &self.name, &letter.event.id).await? {
-                store::replay_succeeded(&self.db.pool, &letter).await?;
+                store::replay_succeeded(&self.db, &letter).await?;
                 continue;
             }
             match self.attempt(handler, &letter.event, shutdown).await {
-                Attempt::Handled => store::replay_succeeded(&self.db.pool, &letter).await?,
+                Attempt::Handled => store::replay_succeeded(&self.db, &letter).await?,
                 Attempt::Failed { reason, attempts } => {
-                    store::repark(&self.db.pool, &letter, &reason, attempts).await?;
+                    store::repark(&self.db, &letter, &reason, attempts).await?;
                 }
                 Attempt::Interrupted => break,
             }

@@ -70,8 +70,7 @@ pub struct Outbox {
 
 #[derive(Debug)]
 struct Inner {
-    /// The pool, and on SQLite the inline reads the feed's statements use.
-    db: super::store::EventsDb,
+    db: Database,
     service: String,
     news: Notify,
 }
@@ -97,7 +96,7 @@ impl Outbox {
     pub fn new(db: Database, service: &str) -> Self {
         Self {
             inner: Arc::new(Inner {
-                db: super::store::EventsDb::new(db),
+                db,
                 service: service.to_owned(),
                 news: Notify::new(),
             }),
@@ -159,7 +158,7 @@ impl Outbox {
         let last_sql = "SELECT MAX(seq) FROM outbox WHERE created_ms < $1";
         let unpublished_sql = "SELECT MIN(seq) FROM outbox WHERE published_ms IS NULL";
         let purged_sql = "SELECT purged_through FROM outbox_meta WHERE id = 1";
-        on_pool!(&self.inner.db.pool, |pool| {
+        on_pool!(&self.inner.db, |pool| {
             let mut tx = pool.begin().await?;
             let last: Option<i64> = sqlx::query_scalar(last_sql)
                 .bind(before)
@@ -199,17 +198,9 @@ impl Outbox {
         let sql = "SELECT epoch, purged_through, \
                    (SELECT MAX(seq) FROM outbox) AS head FROM outbox_meta WHERE id = 1";
         let (epoch, purged_through, head): (String, i64, Option<i64>) =
-            match self.inner.db.reads()? {
-                Some(reads) => reads
-                    .read(|c| {
-                        c.prepare_cached(sql)?
-                            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    })
-                    .map_err(crate::db::inline::to_sqlx)?,
-                None => on_pool!(&self.inner.db.pool, |pool| sqlx::query_as(sql)
-                    .fetch_one(pool)
-                    .await?),
-            };
+            on_pool!(&self.inner.db, |pool| sqlx::query_as(sql)
+                .fetch_one(pool)
+                .await?);
         Ok(OutboxState {
             epoch,
             purged_through,
@@ -231,19 +222,7 @@ impl Outbox {
     /// Up to `limit` events after position `after`, in order, each with its `seq`.
     pub async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, sqlx::Error> {
         let sql = "SELECT seq, event FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2";
-        if let Some(reads) = self.inner.db.reads()? {
-            let rows = reads
-                .read(|c| {
-                    c.prepare_cached(sql)?
-                        .query_map((after, i64::from(limit)), |row| {
-                            Ok((row.get(0)?, row.get(1)?))
-                        })?
-                        .collect::<rusqlite::Result<Vec<(i64, String)>>>()
-                })
-                .map_err(crate::db::inline::to_sqlx)?;
-            return decode(rows);
-        }
-        let rows: Vec<(i64, String)> = on_pool!(&self.inner.db.pool, |pool| {
+        let rows: Vec<(i64, String)> = on_pool!(&self.inner.db, |pool| {
             sqlx::query_as(sql)
                 .bind(after)
                 .bind(i64::from(limit))
@@ -268,7 +247,7 @@ impl Outbox {
     /// Up to `limit` events the relay has not published yet, in order.
     pub(crate) async fn unpublished(&self, limit: u32) -> Result<Vec<Event>, sqlx::Error> {
         let sql = "SELECT seq, event FROM outbox WHERE published_ms IS NULL ORDER BY seq LIMIT $1";
-        let rows: Vec<(i64, String)> = on_pool!(&self.inner.db.pool, |pool| {
+        let rows: Vec<(i64, String)> = on_pool!(&self.inner.db, |pool| {
             sqlx::query_as(sql)
                 .bind(i64::from(limit))
                 .fetch_all(pool)
@@ -280,7 +259,7 @@ impl Outbox {
     /// Records that the event at `seq` is safely in JetStream.
     pub(crate) async fn mark_published(&self, seq: i64) -> Result<(), sqlx::Error> {
         let sql = "UPDATE outbox SET published_ms = $1 WHERE seq = $2";
-        on_pool!(&self.inner.db.pool, |pool| {
+        on_pool!(&self.inner.db, |pool| {
             sqlx::query(sql)
                 .bind(now_ms())
                 .bind(seq)

@@ -136,7 +136,7 @@ async fn follows(
     if !page.epoch.is_empty() {
         match cursor.epoch.as_deref() {
             None => {
-                store::adopt_epoch(&consumer.db.pool, &consumer.name, &page.epoch)
+                store::adopt_epoch(&consumer.db, &consumer.name, &page.epoch)
                     .await
                     .map_err(|e| db_error(&e))?;
                 cursor.epoch = Some(page.epoch.clone());
@@ -144,7 +144,7 @@ async fn follows(
             Some(known) if known != page.epoch => {
                 metrics::counter!("events_epoch_changes_total", &labels).increment(1);
                 tracing::error!(consumer = %consumer.name, producer = %consumer.producer, old = known, new = %page.epoch, position, "the producer's outbox has another epoch (its store was recreated or replaced): reading it again from the start; the inbox skips what was handled");
-                store::reset_cursor(&consumer.db.pool, &consumer.name, 0, &page.epoch)
+                store::reset_cursor(&consumer.db, &consumer.name, 0, &page.epoch)
                     .await
                     .map_err(|e| db_error(&e))?;
                 *cursor = Cursor {
@@ -162,14 +162,9 @@ async fn follows(
         metrics::counter!("events_rewound_total", &labels).increment(1);
         tracing::error!(consumer = %consumer.name, producer = %consumer.producer, head, position, "the producer's outbox is behind this consumer (restored from a backup?): reading it again from the oldest event it keeps; the inbox skips what was handled");
         let epoch = cursor.epoch.clone().unwrap_or_default();
-        store::reset_cursor(
-            &consumer.db.pool,
-            &consumer.name,
-            page.purged_through,
-            &epoch,
-        )
-        .await
-        .map_err(|e| db_error(&e))?;
+        store::reset_cursor(&consumer.db, &consumer.name, page.purged_through, &epoch)
+            .await
+            .map_err(|e| db_error(&e))?;
         cursor.after = Some(page.purged_through);
         return Ok(false);
     }

@@ -1,70 +1,11 @@
 //! A consumer's tables: the inbox of handled events, its offset, its dead letters.
 
-use std::sync::{Arc, OnceLock};
-
-use rusqlite::OptionalExtension;
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::dead_letters::DeadLetter;
 use super::event::{Event, now_ms};
 use crate::db::Database;
-use crate::db::inline::{SqliteReads, SqliteWriter, to_sqlx};
 use crate::on_pool;
-
-/// The events tables' database as the per-event code uses it: the pool, and on SQLite the
-/// connections of [`crate::db::inline`] that the statements run for every event go through —
-/// checking and recording the inbox, moving the offset, looking for replays, reading the
-/// outbox — opened at their first use. Through the pool, each of those statements hopped to
-/// sqlx's worker thread and back, two context switches costing more than the statement
-/// (`bench/results/cost.md`); a checkout runs a few dozen of them. Everything else (parking,
-/// replays, purges, cursors reset) stays on the pool.
-#[derive(Debug, Clone)]
-pub(crate) struct EventsDb {
-    pub(crate) pool: Database,
-    inline: Arc<OnceLock<Inline>>,
-}
-
-#[derive(Debug)]
-struct Inline {
-    reads: SqliteReads,
-    writer: SqliteWriter,
-}
-
-impl EventsDb {
-    pub(crate) fn new(pool: Database) -> Self {
-        Self {
-            pool,
-            inline: Arc::default(),
-        }
-    }
-
-    /// The inline reads of a SQLite database (opened now if they were not); `None` on
-    /// PostgreSQL, whose driver has no hop to save.
-    pub(crate) fn reads(&self) -> Result<Option<&SqliteReads>, sqlx::Error> {
-        Ok(self.inline()?.map(|inline| &inline.reads))
-    }
-
-    /// The inline writer of a SQLite database, as [`EventsDb::reads`].
-    pub(crate) fn writer(&self) -> Result<Option<&SqliteWriter>, sqlx::Error> {
-        Ok(self.inline()?.map(|inline| &inline.writer))
-    }
-
-    fn inline(&self) -> Result<Option<&Inline>, sqlx::Error> {
-        let Database::Sqlite(pool) = &self.pool else {
-            return Ok(None);
-        };
-        if let Some(inline) = self.inline.get() {
-            return Ok(Some(inline));
-        }
-        let opened = Inline {
-            reads: SqliteReads::open(pool).map_err(to_sqlx)?,
-            writer: SqliteWriter::open(pool).map_err(to_sqlx)?,
-        };
-        // Two first uses at once: one's connections are kept, the other's closed.
-        let _kept = self.inline.set(opened);
-        Ok(self.inline.get())
-    }
-}
 
 const RECORD: &str = "INSERT INTO event_inbox (consumer, event_id, handled_ms) VALUES ($1, $2, $3) \
                       ON CONFLICT (consumer, event_id) DO NOTHING";
@@ -120,17 +61,12 @@ pub(super) struct Offset<'a> {
 
 /// Whether `consumer`'s inbox has `event_id`.
 pub(super) async fn handled(
-    db: &EventsDb,
+    db: &Database,
     consumer: &str,
     event_id: &str,
 ) -> Result<bool, sqlx::Error> {
     let sql = "SELECT 1 FROM event_inbox WHERE consumer = $1 AND event_id = $2";
-    if let Some(reads) = db.reads()? {
-        return reads
-            .read(|c| c.prepare_cached(sql)?.exists((consumer, event_id)))
-            .map_err(to_sqlx);
-    }
-    let found: Option<i32> = on_pool!(&db.pool, |pool| sqlx::query_scalar(sql)
+    let found: Option<i32> = on_pool!(db, |pool| sqlx::query_scalar(sql)
         .bind(consumer)
         .bind(event_id)
         .fetch_optional(pool)
@@ -139,29 +75,20 @@ pub(super) async fn handled(
 }
 
 /// The position `consumer` has reached, if it saved one.
-pub(super) async fn offset(db: &EventsDb, consumer: &str) -> Result<Option<i64>, sqlx::Error> {
+pub(super) async fn offset(db: &Database, consumer: &str) -> Result<Option<i64>, sqlx::Error> {
     Ok(cursor(db, consumer).await?.0)
 }
 
 /// The position `consumer` has reached and the producer's epoch it counts in, if saved.
 pub(super) async fn cursor(
-    db: &EventsDb,
+    db: &Database,
     consumer: &str,
 ) -> Result<(Option<i64>, Option<String>), sqlx::Error> {
     let sql = "SELECT position, epoch FROM event_offsets WHERE consumer = $1";
-    let row: Option<(String, Option<String>)> = match db.reads()? {
-        Some(reads) => reads
-            .read(|c| {
-                c.prepare_cached(sql)?
-                    .query_row([consumer], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(to_sqlx)?,
-        None => on_pool!(&db.pool, |pool| sqlx::query_as(sql)
-            .bind(consumer)
-            .fetch_optional(pool)
-            .await?),
-    };
+    let row: Option<(String, Option<String>)> = on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(consumer)
+        .fetch_optional(pool)
+        .await?);
     Ok(match row {
         Some((position, epoch)) => (position.parse().ok(), epoch),
         None => (None, None),
@@ -236,17 +163,11 @@ pub(super) async fn purge(
 }
 
 /// Moves an offset forward (if given and further on).
-pub(super) async fn advance(db: &EventsDb, offset: Option<Offset<'_>>) -> Result<(), sqlx::Error> {
+pub(super) async fn advance(db: &Database, offset: Option<Offset<'_>>) -> Result<(), sqlx::Error> {
     let Some(offset) = offset else {
         return Ok(());
     };
-    if let Some(writer) = db.writer()? {
-        return writer
-            .write(|tx| advance_inline(tx, offset))
-            .await
-            .map_err(to_sqlx);
-    }
-    on_pool!(&db.pool, |pool| sqlx::query(ADVANCE)
+    on_pool!(db, |pool| sqlx::query(ADVANCE)
         .bind(offset.key)
         .bind(offset.position.to_string())
         .execute(pool)
@@ -258,25 +179,12 @@ pub(super) async fn advance(db: &EventsDb, offset: Option<Offset<'_>>) -> Result
 /// Records a handled event in the inbox (a no-op when the handler did) and moves the offset,
 /// in one transaction.
 pub(super) async fn record_handled(
-    db: &EventsDb,
+    db: &Database,
     consumer: &str,
     event_id: &str,
     offset: Option<Offset<'_>>,
 ) -> Result<(), sqlx::Error> {
-    if let Some(writer) = db.writer()? {
-        return writer
-            .write(|tx| {
-                tx.prepare_cached(RECORD)?
-                    .execute((consumer, event_id, now_ms()))?;
-                match offset {
-                    Some(offset) => advance_inline(tx, offset),
-                    None => Ok(()),
-                }
-            })
-            .await
-            .map_err(to_sqlx);
-    }
-    on_pool!(&db.pool, |pool| {
+    on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         sqlx::query(RECORD)
             .bind(consumer)
@@ -333,32 +241,13 @@ pub(super) async fn park(
     Ok(())
 }
 
-/// [`ADVANCE`] in an inline transaction.
-fn advance_inline(tx: &rusqlite::Transaction<'_>, offset: Offset<'_>) -> rusqlite::Result<()> {
-    tx.prepare_cached(ADVANCE)?
-        .execute((offset.key, offset.position.to_string()))
-        .map(drop)
-}
-
 /// `consumer`'s dead letters that an operator asked to replay, oldest first.
 pub(super) async fn pending_replays(
-    db: &EventsDb,
+    db: &Database,
     consumer: &str,
 ) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    // Asked for before every page of events, and nearly always none: on SQLite, one inline
-    // look first, and the pool's query (which decodes the letters) only when there are some.
-    if let Some(reads) = db.reads()? {
-        let sql =
-            "SELECT 1 FROM event_dead_letters WHERE consumer = $1 AND replayed_ms IS NOT NULL";
-        let any = reads
-            .read(|c| c.prepare_cached(sql)?.exists([consumer]))
-            .map_err(to_sqlx)?;
-        if !any {
-            return Ok(Vec::new());
-        }
-    }
     super::dead_letters::select(
-        &db.pool,
+        db,
         "WHERE consumer = $1 AND replayed_ms IS NOT NULL ORDER BY id LIMIT 100",
         &[consumer],
     )
