@@ -17,6 +17,7 @@ It prints what deploy/smoke.sh acts on, one line each:
 
     deployment NAME FILE CONTAINER READY_URL LIVE_URL ALIASES
     secret NAME FILE
+    configmap NAME            (podman makes a volume of that name for it)
     refused KIND COUNT NAMES
     ignored FIELD NAMES
 
@@ -159,6 +160,8 @@ def main():
             probe_url(container, "livenessProbe"),
             f"{name},{name}-headless",
         )
+    for configmap in configmaps:
+        print("configmap", configmap["metadata"]["name"])
     for name, keys in sorted(secrets.items()):
         data = {
             k: base64.b64encode(secret_value(env, name, k).encode()).decode() for k in sorted(keys)

@@ -48,8 +48,11 @@ PORT=
 SUSPECT=
 UP=0
 KUBE_UP=0
+KUBE_NETWORK=
 PHASES=()
 SIZES=()
+# The gateway's container: the one to blame when a request through it fails.
+GATEWAY=
 
 log() { printf '\n=== smoke: %s\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
@@ -222,7 +225,9 @@ leftovers() {
     local volume
     while read -r -u 3 volume; do
         if "$ENGINE" volume inspect "$volume" >/dev/null 2>&1; then echo "volume $volume"; fi
-    done 3< <(cat "$WORK/anonymous-volumes" 2>/dev/null)
+    done 3< <(cat "$WORK/anonymous-volumes" 2>/dev/null
+        awk '$1 == "configmap" { print $2 }' "$WORK/kube/plan" 2>/dev/null)
+    if [[ -n $KUBE_NETWORK ]] && podman network exists "$KUBE_NETWORK"; then echo "network $KUBE_NETWORK"; fi
 }
 
 # remove_anonymous_volumes: the unnamed volumes recorded by record_anonymous_volumes.
@@ -257,17 +262,28 @@ show_failure() {
     log "containers of $PROJECT"
     local label
     label="$(project_label)=$PROJECT"
-    "$ENGINE" ps -a --filter "label=$label" --format '{{.Names}}  {{.Status}}'
-    [[ $ENGINE == podman ]] && podman ps -a --filter "label=souk.smoke=$PROJECT" --format '{{.Names}}  {{.Status}}'
+    local all=()
+    mapfile -t all < <({
+        "$ENGINE" ps -aq --filter "label=$label"
+        [[ $ENGINE != podman ]] || podman ps -aq --filter "label=souk.smoke=$PROJECT"
+    })
+    ((${#all[@]} == 0)) || "$ENGINE" inspect --format \
+        '{{.Name}}  {{.State.Status}}, restarted {{.RestartCount}} times, OOM-killed {{.State.OOMKilled}}, exit code {{.State.ExitCode}}' "${all[@]}"
     local names=$SUSPECT
-    if [[ -z $names ]]; then
-        names=$("$ENGINE" ps -a --filter "label=$label" --format '{{.Names}} {{.State}}' |
-            awk '$2 != "running" { print $1 }')
+    if [[ -z $names ]] && ((${#all[@]} > 0)); then
+        names=$("$ENGINE" inspect --format '{{.Name}} {{.State.Status}} {{.RestartCount}}' "${all[@]}" |
+            awk '$2 != "running" || $3 > 0 { print $1 }')
     fi
     local name
     for name in $names; do
         log "logs of $name (last 150 lines)"
         "$ENGINE" logs --tail 150 "$name" 2>&1
+    done
+    log "the last warnings and errors of the others"
+    for name in $("$ENGINE" inspect --format '{{.Name}}' "${all[@]}" 2>/dev/null); do
+        [[ " $names " == *" $name "* ]] && continue
+        "$ENGINE" logs --tail 300 "$name" 2>&1 | grep -E '"level":"(WARN|ERROR)"|\[(ERR|WRN)\]|ERROR|FATAL' |
+            tail -n 3 | cut -c1-400 | sed "s/^/$name: /"
     done
 }
 
@@ -476,7 +492,8 @@ compose_up() {
     fi
     # The anonymous volumes (the images' VOLUME) go when the run ends, whatever Compose does.
     record_anonymous_volumes "label=$(project_label)=$PROJECT"
-    SUSPECT=$(container_of gateway)
+    GATEWAY=$(container_of gateway)
+    SUSPECT=$GATEWAY
     until [[ $(status GET '/api/v1/products?limit=1') == 200 ]]; do
         ((SECONDS - started < READY_TIMEOUT)) || die "the gateway does not serve products on :$PORT"
         sleep 1
@@ -582,6 +599,22 @@ call() {
     [[ -z ${IDEMPOTENCY_KEY:-} ]] || args+=(-H "Idempotency-Key: $IDEMPOTENCY_KEY")
     [[ -z $body ]] || args+=(-H 'Content-Type: application/json' --data "$body")
     CODE=$(curl "${args[@]}" "http://127.0.0.1:$PORT$path" || echo 000)
+    # A service whose fetch of identity's key set timed out (2 s) answers 401 for a good token
+    # the gateway has just accepted, until a later fetch succeeds: a services issue, not the
+    # deployment's (docs/deploy.md, "Smoke test"). Said, and retried for up to 20 s, unless
+    # SOUK_SMOKE_STRICT=1.
+    if [[ $CODE == 401 && -n ${TOKEN:-} && ${SOUK_SMOKE_STRICT:-0} == 0 && ${RETRYING_401:-0} == 0 ]] &&
+        grep -q 'not valid or has expired' "$WORK/body"; then
+        local attempt
+        RETRYING_401=1
+        for attempt in 1 2 3 4 5 6 7 8 9 10; do
+            sleep 2
+            call "$@"
+            [[ $CODE == 401 ]] || break
+        done
+        RETRYING_401=0
+        note "401 for a token the gateway accepted, on $method $path: $CODE after $attempt retries (a JWKS fetch that timed out)" >&2
+    fi
 }
 
 # status METHOD PATH: only the status of a request.
@@ -613,7 +646,7 @@ eventually() {
 # confirmed, the cart empties, the stock goes down and the purchase shows in the history.
 checkout() {
     TOKEN=
-    SUSPECT=$(container_of gateway)
+    SUSPECT=$GATEWAY
     call GET '/api/v1/products?limit=3'
     expect 200 "the product list"
     PRODUCT=$(field '.items[2].id')
@@ -815,38 +848,29 @@ kube_play() {
     PORT=$(free_port)
     "$CACHE/venv/bin/python" deploy/smoke-kube.py "$dir/rendered.yaml" "$WORK/env" "$dir" "$PROJECT" "$PORT" >"$dir/plan"
     KUBE_UP=1
+    # kube play makes this network whatever --network says; it goes if it was not there before.
+    podman network exists podman-default-kube-network || KUBE_NETWORK=podman-default-kube-network
     podman network create --label "souk.smoke=$PROJECT" "$network" >/dev/null
     kube_backends "$network"
-    local kind name file container url live aliases
+    local kind name file
     while read -r -u 3 kind name file; do
         [[ $kind == secret ]] && podman secret create "$name" "$file" >/dev/null
     done 3<"$dir/plan"
-    while read -r -u 3 kind name file container url live aliases; do
-        [[ $kind == deployment ]] || continue
-        if ! podman kube play --network "$network:alias=${aliases//,/,alias=}" \
-            --configmap "$dir/configmaps.yaml" "$file" >"$dir/play-$name.log" 2>&1; then
-            SUSPECT=$container
-            cat "$dir/play-$name.log"
-            die "podman kube play refused the $name Deployment"
-        fi
-        grep -ih 'warn' "$dir/play-$name.log" | sed "s/^/    $name: /" || true
-    done 3<"$dir/plan"
-    record_anonymous_volumes "label=souk.smoke=$PROJECT"
-    local started=$SECONDS
-    while read -r -u 3 kind name file container url live aliases; do
-        [[ $kind == deployment ]] || continue
-        SUSPECT=$container
-        # The probes as a kubelet would run them: podman runs no readinessProbe, and turns the
-        # livenessProbe into a curl in the container, which the distroless image has not.
-        until podman exec "$container" /usr/local/bin/souk-healthcheck "$url" >/dev/null 2>&1; do
-            ((SECONDS - started < READY_TIMEOUT)) || die "pod $name not ready ($url) after ${READY_TIMEOUT}s"
-            sleep 0.5
+    # In Compose's tiers, each once the one before is ready, as the Compose phase starts them:
+    # a Service name exists before its pods in a cluster, but podman gives a pod its names only
+    # when it starts.
+    local started=$SECONDS tier
+    while read -r -u 4 tier; do
+        for name in $tier; do
+            kube_play_one "$dir" "$network" "$name"
         done
-        podman exec "$container" /usr/local/bin/souk-healthcheck "$live" >/dev/null ||
-            die "pod $name is ready but not alive ($live)"
-        note "$(printf '%-10s ready at %3ss (%s)' "$name" $((SECONDS - started)) "$url")"
-    done 3<"$dir/plan"
-    SUSPECT=$PROJECT-gateway-pod-0-gateway
+        for name in $tier; do
+            kube_wait_ready "$dir" "$name" "$started"
+        done
+    done 4< <(compose_tiers)
+    record_anonymous_volumes "label=souk.smoke=$PROJECT"
+    GATEWAY=$PROJECT-gateway-pod-0-gateway
+    SUSPECT=$GATEWAY
     eventually 60 "the kube gateway serves products" kube_answers
     checkout
     kube_report "$dir/plan" "$PROJECT-catalog-pod-0-catalog"
@@ -855,6 +879,41 @@ kube_play() {
     left=$(leftovers)
     [[ -z $left ]] || die "still there after kube down: $left"
     note "nothing of the kube play is left"
+}
+
+# kube_play_one DIR NETWORK NAME: `podman kube play` of Deployment NAME (nothing for a name the
+# overlay has no Deployment of: the backends), under its Service names on NETWORK.
+kube_play_one() {
+    local dir=$1 network=$2 want=$3 kind name file container url live aliases
+    while read -r -u 3 kind name file container url live aliases; do
+        [[ $kind == deployment && $name == "$want" ]] || continue
+        if ! podman kube play --network "$network:alias=${aliases//,/,alias=}" \
+            --configmap "$dir/configmaps.yaml" "$file" >"$dir/play-$name.log" 2>&1; then
+            SUSPECT=$container
+            cat "$dir/play-$name.log"
+            die "podman kube play refused the $name Deployment"
+        fi
+        grep -ih 'warn' "$dir/play-$name.log" | sed "s/^/    $name: /" || true
+    done 3<"$dir/plan"
+}
+
+# kube_wait_ready DIR NAME STARTED: Deployment NAME's pod ready and alive, probed as a kubelet
+# would: podman runs no readinessProbe, and turns the livenessProbe into a curl in the
+# container, which the distroless image has not.
+kube_wait_ready() {
+    local dir=$1 want=$2 started=$3 kind name file container url live aliases
+    while read -r -u 3 kind name file container url live aliases; do
+        [[ $kind == deployment && $name == "$want" ]] || continue
+        SUSPECT=$container
+        until podman exec "$container" /usr/local/bin/souk-healthcheck "$url" >/dev/null 2>&1; do
+            ((SECONDS - started < READY_TIMEOUT)) || die "pod $name not ready ($url) after ${READY_TIMEOUT}s"
+            sleep 0.5
+        done
+        podman exec "$container" /usr/local/bin/souk-healthcheck "$live" >/dev/null ||
+            die "pod $name is ready but not alive ($live)"
+        note "$(printf '%-10s ready at %3ss (%s)' "$name" $((SECONDS - started)) "$url")"
+        SUSPECT=
+    done 3<"$dir/plan"
 }
 
 # kube_answers: the gateway of the kube play answers on its published loopback port.
@@ -917,6 +976,11 @@ kube_down() {
     fi
     remove_project "$PROJECT"
     remove_anonymous_volumes
+    # The volumes podman makes of the ConfigMaps (it names them after them).
+    if [[ -f $WORK/kube/plan ]]; then
+        awk '$1 == "configmap" { print $2 }' "$WORK/kube/plan" | xargs -r podman volume rm -f >/dev/null 2>&1 || true
+    fi
+    [[ -z $KUBE_NETWORK ]] || podman network rm "$KUBE_NETWORK" >/dev/null 2>&1 || true
     KUBE_UP=0
 }
 
