@@ -424,21 +424,38 @@ build_images() {
     else
         args+=(--build-arg BINARIES=prebuilt --build-context "binaries=$WORK/binaries")
     fi
-    local service image started size binary
+    local service image started size binary previous
     while read -r -u 3 service image; do
         started=$SECONDS
+        previous=$("$ENGINE" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+        if [[ $BINARIES != source ]]; then
+            "$ENGINE" build "${args[@]}" --build-arg "SERVICE=$service" -f deploy/docker/Dockerfile \
+                --target prebuilt --iidfile "$WORK/prebuilt-id" . >/dev/null 2>&1 &&
+                { sed 's/^sha256://' "$WORK/prebuilt-id"; echo; } >>"$WORK/prebuilt-ids"
+        fi
         if ! "$ENGINE" build "${args[@]}" --build-arg "SERVICE=$service" -f deploy/docker/Dockerfile \
             -t "$image" . >"$WORK/build-$service.log" 2>&1; then
             tail -n 40 "$WORK/build-$service.log"
             die "building $image failed"
         fi
         check_image "$service" "$image"
+        # The image this one replaces, and the untagged stages under it: else every run with
+        # new binaries would leave ~400 MB of them in the store.
+        if [[ -n $previous && $previous != $("$ENGINE" image inspect --format '{{.Id}}' "$image") ]]; then
+            "$ENGINE" rmi "$previous" >/dev/null 2>&1 || true
+        fi
         size=$("$ENGINE" image inspect --format '{{.Size}}' "$image")
         binary=-
         [[ $BINARIES == source ]] || binary=$(stat -c %s "$WORK/binaries/souk-$service")
         SIZES+=("$(printf '%-11s %7s MB image  %7s MB binary' "$service" "$(mb "$size")" "$(mb "$binary")")")
         note "$image: $(mb "$size") MB ($((SECONDS - started)) s)"
     done 3< <(compose_services)
+    # The untagged `prebuilt` stages of earlier binaries, ours alone by their label; this run's
+    # stay, the layer cache of the next run with the same binaries.
+    local id
+    for id in $("$ENGINE" images -q --no-trunc --filter dangling=true --filter label=souk.stage=prebuilt); do
+        grep -qx "$id" "$WORK/prebuilt-ids" 2>/dev/null || "$ENGINE" rmi "$id" >/dev/null 2>&1 || true
+    done
 }
 
 # mb BYTES: in megabytes, one decimal ("-" stays "-").
