@@ -14,9 +14,8 @@
 //!   write, a moment ago, already covers the call, and renewing anyway cost two writing
 //!   transactions per step. After the call, the next step or the failed attempt is written,
 //!   each write conditional on still owning the saga and setting a fresh lease. An owner that
-//!   lost its lease
-//!   changes nothing and stops; since every step is idempotent at the service it calls, a call
-//!   made twice across a takeover does no harm.
+//!   lost its lease changes nothing and stops; since every step is idempotent at the service it
+//!   calls, a call made twice across a takeover does no harm.
 //! - **Retrying.** A failed step is retried after exponential backoff with full jitter, holding
 //!   the lease while it waits; reserving and charging give up at the order's deadline and
 //!   compensate; compensation and the commit retry until they are answered.
@@ -232,8 +231,8 @@ impl SagaRunner {
                     Prepared::Settled(attempt) => attempt,
                     Prepared::Call(token) => {
                         // What the step needs is in hand, however long that took: make sure
-                        // the saga is still this instance's (and renew it for the call), and
-                        // that the deadline has not passed meanwhile.
+                        // the lease still outlasts the call (renewing it if getting it took
+                        // long), and that the deadline has not passed meanwhile.
                         if !self.hold_lease(id, owner, &mut leased_at).await? {
                             tracing::info!(
                                 step = step.name(),
