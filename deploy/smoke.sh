@@ -616,22 +616,6 @@ call() {
     [[ -z ${IDEMPOTENCY_KEY:-} ]] || args+=(-H "Idempotency-Key: $IDEMPOTENCY_KEY")
     [[ -z $body ]] || args+=(-H 'Content-Type: application/json' --data "$body")
     CODE=$(curl "${args[@]}" "http://127.0.0.1:$PORT$path" || echo 000)
-    # A service whose fetch of identity's key set timed out (2 s) answers 401 for a good token
-    # the gateway has just accepted, until a later fetch succeeds: a services issue, not the
-    # deployment's (docs/deploy.md, "Smoke test"). Said, and retried for up to 20 s, unless
-    # SOUK_SMOKE_STRICT=1.
-    if [[ $CODE == 401 && -n ${TOKEN:-} && ${SOUK_SMOKE_STRICT:-0} == 0 && ${RETRYING_401:-0} == 0 ]] &&
-        grep -q 'not valid or has expired' "$WORK/body"; then
-        local attempt
-        RETRYING_401=1
-        for attempt in 1 2 3 4 5 6 7 8 9 10; do
-            sleep 2
-            call "$@"
-            [[ $CODE == 401 ]] || break
-        done
-        RETRYING_401=0
-        note "401 for a token the gateway accepted, on $method $path: $CODE after $attempt retries (a JWKS fetch that timed out)" >&2
-    fi
 }
 
 # status METHOD PATH: only the status of a request.

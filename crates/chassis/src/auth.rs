@@ -1,10 +1,15 @@
 //! Verifying callers inside a service — defence in depth behind the gateway's own check.
 //!
-//! A service is handed an [`AuthVerifier`] (keys from identity's JWKS, fetched on first use, again
-//! on an unknown key id at most every 5 s, and every 5 minutes) and takes a [`Caller`] in the
-//! handlers that need one. A missing or bad token is a 401 problem with `WWW-Authenticate`;
-//! [`Caller::require_admin`] turns a user into a 403. Only EdDSA with a published key verifies,
-//! with the configured issuer and audience, unexpired and not before `nbf`.
+//! A service is handed an [`AuthVerifier`] (keys from identity's JWKS, fetched from start-up on by
+//! [`AuthVerifier::fetch_keys_in_background`], again on an unknown key id at most every 5 s, and
+//! every 5 minutes) and takes a [`Caller`] in the handlers that need one. A missing or bad token
+//! is a 401 problem with `WWW-Authenticate`; [`Caller::require_admin`] turns a user into a 403.
+//! Only EdDSA with a published key verifies, with the configured issuer and audience, unexpired
+//! and not before `nbf`.
+//!
+//! When the key a token names is not known because identity's key set could not be fetched (not
+//! up yet, or too slow), the token may well be good: the answer is a 503 with `Retry-After`, never
+//! a 401 that tells a client to throw its session away.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,6 +31,13 @@ const MIN_REFETCH: Duration = Duration::from_secs(5);
 const MIN_REFETCH_WITHOUT_KEYS: Duration = Duration::from_millis(250);
 /// Keys are fetched again this often anyway.
 const MAX_AGE: Duration = Duration::from_secs(300);
+/// The longest pause between two background fetches while no key is known.
+const MAX_BACKGROUND_PAUSE: Duration = Duration::from_secs(5);
+/// A fetch of the key set gives up after this long connecting, and this long in all.
+const FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a 503 asks the client to wait, in seconds, when the keys could not be fetched.
+const RETRY_AFTER_SECONDS: &str = "1";
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 const LEEWAY: u64 = 30;
 /// Tokens remembered as verified, at most (about 400 bytes each).
@@ -111,7 +123,11 @@ struct Jwk {
 
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// When the key set was last asked for, whatever the answer.
     fetched: Option<Instant>,
+    /// Whether the last ask failed (no answer, or not a key set): an unknown key id then says
+    /// nothing about the token.
+    failed: bool,
 }
 
 /// Verifies access tokens against identity's published keys. Cheap to clone.
@@ -172,16 +188,49 @@ impl AuthVerifier {
             keys: Arc::new(RwLock::new(Keys {
                 by_kid: HashMap::new(),
                 fetched: None,
+                failed: false,
             })),
             refetch: Arc::new(tokio::sync::Mutex::new(())),
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
+                .connect_timeout(FETCH_CONNECT_TIMEOUT)
+                .timeout(FETCH_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
             validation: Arc::new(user),
             service_validation: Arc::new(service),
             verified: Arc::new(Mutex::new([HashMap::new(), HashMap::new()])),
         }
+    }
+
+    /// Fetches the key set now, in a task, and again (250 ms, doubling up to 5 s apart) until it
+    /// holds a key, so that the first caller after start-up does not wait on identity. The task
+    /// ends once keys are known, or when the last clone of this verifier is dropped. Call it once,
+    /// inside the service's runtime, when the service starts.
+    pub fn fetch_keys_in_background(&self) {
+        let keys = Arc::downgrade(&self.keys);
+        let (client, config) = (self.client.clone(), self.config.clone());
+        tokio::spawn(async move {
+            let mut pause = MIN_REFETCH_WITHOUT_KEYS;
+            loop {
+                let fetched = fetch_key_set(&client, &config.jwks_url).await;
+                let Some(keys) = keys.upgrade() else { return };
+                if let Err(err) = &fetched {
+                    // Identity (or the gateway in front of it) starting after this service is
+                    // ordinary; still failing after the pause has grown is worth a warning.
+                    if pause < MAX_BACKGROUND_PAUSE {
+                        tracing::debug!(%err, url = %config.jwks_url, "no JWKS yet; asking again");
+                    } else {
+                        tracing::warn!(%err, url = %config.jwks_url, "cannot fetch the JWKS; asking again");
+                    }
+                }
+                if keep(&keys, fetched) {
+                    return;
+                }
+                drop(keys);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_BACKGROUND_PAUSE);
+            }
+        });
     }
 
     /// Verifies a user's `token`.
@@ -269,7 +318,13 @@ impl AuthVerifier {
         if self.key(&kid).is_none() || self.stale() {
             self.fetch_throttled().await;
         }
-        let key = self.key(&kid).ok_or_else(invalid)?;
+        let Some(key) = self.key(&kid) else {
+            return Err(if self.fetch_failed() {
+                unavailable()
+            } else {
+                invalid()
+            });
+        };
         let validation = match audience {
             Audience::User => &self.validation,
             Audience::Service => &self.service_validation,
@@ -332,6 +387,13 @@ impl AuthVerifier {
             .cloned()
     }
 
+    fn fetch_failed(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .failed
+    }
+
     fn stale(&self) -> bool {
         let keys = self
             .keys
@@ -360,44 +422,56 @@ impl AuthVerifier {
                 return;
             }
         }
-        match self.fetch().await {
-            Ok(by_kid) => {
-                *self
-                    .keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Keys {
-                    by_kid,
-                    fetched: Some(Instant::now()),
-                };
-            }
-            Err(err) => {
-                tracing::warn!(%err, url = %self.config.jwks_url, "cannot fetch the JWKS; keeping the keys we have");
-                self.keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .fetched = Some(Instant::now());
-            }
-        }
+        self.fetch_now().await;
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let response = self
-            .client
-            .get(&self.config.jwks_url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("the JWKS answered {}", response.status()));
+    async fn fetch_now(&self) {
+        let fetched = fetch_key_set(&self.client, &self.config.jwks_url).await;
+        if let Err(err) = &fetched {
+            tracing::warn!(%err, url = %self.config.jwks_url, "cannot fetch the JWKS; keeping the keys we have");
         }
-        let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
-        Ok(set
-            .keys
-            .into_iter()
-            .filter(|k| k.kty == "OKP" && k.crv.as_deref() == Some("Ed25519"))
-            .filter_map(|k| Some((k.kid?, DecodingKey::from_ed_components(&k.x?).ok()?)))
-            .collect())
+        keep(&self.keys, fetched);
     }
+}
+
+/// Identity's key set at `url`: its Ed25519 keys by key id.
+async fn fetch_key_set(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<HashMap<String, DecodingKey>, String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("the JWKS answered {}", response.status()));
+    }
+    let set: JwkSet = response.json().await.map_err(|e| e.to_string())?;
+    Ok(set
+        .keys
+        .into_iter()
+        .filter(|k| k.kty == "OKP" && k.crv.as_deref() == Some("Ed25519"))
+        .filter_map(|k| Some((k.kid?, DecodingKey::from_ed_components(&k.x?).ok()?)))
+        .collect())
+}
+
+/// Keeps what a fetch of the key set brought (or, when it failed, the keys there were, marked as
+/// not refreshed); whether any key is now known.
+fn keep(keys: &RwLock<Keys>, fetched: Result<HashMap<String, DecodingKey>, String>) -> bool {
+    let mut keys = keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match fetched {
+        Ok(by_kid) => {
+            *keys = Keys {
+                by_kid,
+                fetched: Some(Instant::now()),
+                failed: false,
+            };
+        }
+        Err(_) => {
+            keys.fetched = Some(Instant::now());
+            keys.failed = true;
+        }
+    }
+    !keys.by_kid.is_empty()
 }
 
 fn unix_now() -> u64 {
@@ -418,6 +492,23 @@ pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
             header::WWW_AUTHENTICATE,
             HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer")),
         )
+}
+
+/// 503 with `Retry-After`: the token names a key this service could not fetch, so it can be
+/// neither accepted nor refused yet.
+fn unavailable() -> Problem {
+    Problem::typed(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service Unavailable",
+    )
+    .with_detail(
+        "cannot check the access token now: identity's keys could not be fetched; try again",
+    )
+    .with_header(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    )
 }
 
 /// Another service calling an internal endpoint, verified by a service token for this service.
@@ -525,7 +616,8 @@ mod tests {
         assert_eq!(bearer(&HeaderMap::new()), None);
     }
 
-    /// The key set the test's identity serves; empty it to withdraw the key.
+    /// The key set the test's identity serves; empty it to withdraw the key, `null` to make the
+    /// JWKS answer 503.
     type Served = Arc<Mutex<serde_json::Value>>;
 
     /// A verifier trusting a fresh key served as a JWKS on a random port, and a token signer.
@@ -545,7 +637,13 @@ mod tests {
             "/jwks",
             axum::routing::get(move || {
                 let jwks = serving.lock().unwrap().clone();
-                async move { axum::Json(jwks) }
+                async move {
+                    if jwks.is_null() {
+                        Err(StatusCode::SERVICE_UNAVAILABLE)
+                    } else {
+                        Ok(axum::Json(jwks))
+                    }
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -616,6 +714,52 @@ mod tests {
         verifier.keys.write().unwrap().fetched = None;
         assert!(verifier.recall(&token, Audience::User).is_none());
         assert_eq!(verifier.verify(&token).await.unwrap_err().status, 401);
+    }
+
+    #[tokio::test]
+    async fn a_good_token_is_a_503_not_a_401_while_the_keys_cannot_be_fetched() {
+        let (verifier, sign, served) = verifier().await;
+        let keys = served.lock().unwrap().clone();
+        *served.lock().unwrap() = serde_json::Value::Null;
+        let token = sign("u1", "souk", unix_now() + 600);
+        let problem = verifier.verify(&token).await.unwrap_err();
+        assert_eq!(problem.status, 503, "{problem:?}");
+        let response = axum::response::IntoResponse::into_response(problem);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        // Identity answers again: the same token verifies (the next fetch is 250 ms away while
+        // no key is known).
+        *served.lock().unwrap() = keys;
+        assert_eq!(verifier.verify(&token).await.unwrap().id, "u1");
+        // A key set that was fetched and does not name the token's key is a refusal.
+        *served.lock().unwrap() = serde_json::json!({ "keys": [] });
+        verifier.keys.write().unwrap().fetched = None;
+        verifier.verified()[Audience::User as usize].clear();
+        assert_eq!(verifier.verify(&token).await.unwrap_err().status, 401);
+    }
+
+    #[tokio::test]
+    async fn keys_are_fetched_in_the_background_until_identity_answers() {
+        let (verifier, sign, served) = verifier().await;
+        let keys = served.lock().unwrap().clone();
+        *served.lock().unwrap() = serde_json::Value::Null;
+        verifier.fetch_keys_in_background();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(verifier.fetch_failed());
+        *served.lock().unwrap() = keys;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while verifier.key("k1").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "no key fetched in the background"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Known before any request: the first one costs no fetch.
+        let fetched = verifier.keys.read().unwrap().fetched;
+        let token = sign("u1", "souk", unix_now() + 600);
+        assert_eq!(verifier.verify(&token).await.unwrap().id, "u1");
+        assert_eq!(verifier.keys.read().unwrap().fetched, fetched);
     }
 
     #[tokio::test]

@@ -96,11 +96,13 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Cart,
     if matches!(store, Store::Sqlite(_)) {
         tokio::spawn(purge_abandoned(store.clone()));
     }
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let health = Health::new().with_check(store.clone());
     let api = routes::app(AppState {
         store: store.clone(),
         catalog: clients::Catalog::new(catalog, config.price_cache()),
-        auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
+        auth,
     });
     let router = souk_chassis::http::service_router(api, health.clone(), &config.http);
     Ok(Cart {

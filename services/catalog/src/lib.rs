@@ -74,6 +74,7 @@ pub async fn build(config: &Config) -> Result<Catalog, StartError> {
     }
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let outbox = store.outbox().clone();
     outbox.spawn_retention(&config.events);
     let api = routes::app(AppState {

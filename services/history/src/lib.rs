@@ -125,6 +125,7 @@ async fn assemble(
     config.validate().map_err(StartError::Invalid)?;
     let store = Store::open(&config.database).await?;
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let tokens = ServiceTokens::new(producers.identity, &config.service_token);
     let consumers = [producers.orders, producers.payments]
         .iter()

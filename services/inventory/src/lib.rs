@@ -160,12 +160,14 @@ pub async fn build_with(config: &Config, catalog: ServiceClient) -> Result<Inven
             alive.alive(),
         );
     }
+    let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let health = Health::new()
         .with_check(store.database().clone())
         .with_check(syncer.known.clone());
     let api = routes::app(AppState {
         store: store.clone(),
-        auth: souk_chassis::auth::AuthVerifier::new(config.auth.clone()),
+        auth,
         reservation_ttl: config.reservation_ttl(),
         alive,
     });

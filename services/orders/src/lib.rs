@@ -116,6 +116,7 @@ pub async fn build_with(config: &Config, neighbours: Neighbours) -> Result<Order
     let outbox = Outbox::new(store.database().clone(), NAME);
     outbox.spawn_retention(&config.events);
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let lifeline = Arc::new(souk_chassis::lifeline::Lifeline::new());
     let saga = SagaRunner::new(SagaParts {
         store: store.clone(),

@@ -93,6 +93,7 @@ pub async fn build(config: &Config) -> Result<Payments, StartError> {
     }
     let health = Health::new().with_check(store.database().clone());
     let auth = souk_chassis::auth::AuthVerifier::new(config.auth.clone());
+    auth.fetch_keys_in_background();
     let alive = std::sync::Arc::new(souk_chassis::lifeline::Lifeline::new());
     let state = AppState {
         store: store.clone(),
