@@ -166,12 +166,12 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!();
 
     shutdown.wait().await;
+    // One deadline from the signal on: the gateway's drain, the services' work, their databases.
+    let deadline = Instant::now() + shutdown.drain_deadline();
     println!("souk: stopping…");
     let _ = tokio::task::spawn_blocking(move || gateway.join()).await;
     // Every service's consumers finish what they have in hand at once, within one deadline.
-    let stops = running
-        .into_iter()
-        .map(|service| service.stop(shutdown.drain_deadline()));
+    let stops = running.into_iter().map(|service| service.stop(deadline));
     futures::future::join_all(stops).await;
     let _ = std::fs::remove_file(state::path(&options.data_dir));
     let _ = std::fs::remove_file(state::token_path(&options.data_dir));

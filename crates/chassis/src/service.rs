@@ -20,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -163,8 +164,9 @@ impl Running {
         self
     }
 
-    /// Serves on `listener` until `shutdown`, lets in-flight requests finish within the drain
-    /// deadline, then closes the databases.
+    /// Serves on `listener` until `shutdown`, then lets in-flight requests and background work
+    /// finish and closes the databases, all within the drain deadline counted from the moment
+    /// shutdown fired: a container's stop grace period is sized on it.
     pub async fn serve(
         self,
         name: &str,
@@ -174,26 +176,55 @@ impl Running {
         let addr = listener.local_addr().map_err(StartError::Serve)?;
         let engine = self.databases.first().map_or("none", Database::engine);
         tracing::info!(%addr, engine, "{name} listening");
+        let fired = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                Instant::now()
+            }
+        });
         let router = self.router.clone();
-        crate::serve(listener, router, shutdown.clone())
-            .await
-            .map_err(StartError::Serve)?;
-        self.stop(shutdown.drain_deadline()).await;
+        if let Err(err) = crate::serve(listener, router, shutdown.clone()).await {
+            fired.abort();
+            return Err(StartError::Serve(err));
+        }
+        let deadline = fired.await.map_or_else(
+            |_| Instant::now() + shutdown.drain_deadline(),
+            |at| at + shutdown.drain_deadline(),
+        );
+        self.stop(deadline).await;
         Ok(())
     }
 
-    /// Once the wiring's shutdown has fired: waits up to `deadline` for the background work to
-    /// finish what it has in hand, then closes the databases.
-    pub async fn stop(self, deadline: std::time::Duration) {
+    /// Once the wiring's shutdown has fired: waits until `deadline` for the background work to
+    /// finish what it has in hand, then closes the databases, given what is left of the deadline
+    /// but at least [`CLOSE_AT_LEAST`]. A database that does not close by then (a backend gone,
+    /// a connection stuck on it) is left to the process' exit: a pool's close waits for every
+    /// connection to come back, which a dead PostgreSQL can make forever.
+    pub async fn stop(self, deadline: Instant) {
         let background = futures::future::join_all(self.background);
-        if tokio::time::timeout(deadline, background).await.is_err() {
+        if tokio::time::timeout_at(deadline.into(), background)
+            .await
+            .is_err()
+        {
             tracing::warn!("background work did not stop within the drain deadline");
         }
-        for database in &self.databases {
-            database.close().await;
+        let close = futures::future::join_all(self.databases.iter().map(Database::close));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(CLOSE_AT_LEAST);
+        if tokio::time::timeout(left, close).await.is_err() {
+            tracing::warn!(
+                waited_ms = left.as_millis(),
+                "the databases did not close in time; leaving them to the exit"
+            );
         }
     }
 }
+
+/// The least time a stopping service gives its databases to close, even past the drain deadline:
+/// enough for SQLite's last checkpoint and PostgreSQL's goodbyes.
+const CLOSE_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// How a service reaches its neighbours, and the shutdown its background work stops on.
 #[derive(Debug, Clone)]
@@ -302,8 +333,6 @@ pub fn main<S: Service>() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use axum::routing::get;
 
     use super::*;
@@ -323,6 +352,35 @@ mod tests {
         assert_eq!(client.get::<u32>("/n", None).await.ok(), Some(7));
         assert!(local.router("neighbour").is_some());
         assert!(local.router("stranger").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_by_its_deadline_when_work_or_a_database_will_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("stop.db").display());
+        let database = Database::connect(&crate::DatabaseConfig::with_url(url))
+            .await
+            .unwrap();
+        // A connection that is never given back: the pool's close waits for it, as it waits
+        // for one stuck on a PostgreSQL server that is gone.
+        let Database::Sqlite(pool) = &database else {
+            unreachable!("a sqlite url")
+        };
+        let held = pool.acquire().await.unwrap();
+        let running = Running::new(Router::new(), Health::new())
+            .waiting_for(tokio::spawn(futures::future::pending()))
+            .closing(database);
+        let started = Instant::now();
+        running
+            .stop(Instant::now() + Duration::from_millis(200))
+            .await;
+        let took = started.elapsed();
+        assert!(
+            took >= CLOSE_AT_LEAST,
+            "the close had its least time: {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "bounded: {took:?}");
+        drop(held);
     }
 
     #[test]
