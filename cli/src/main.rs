@@ -97,6 +97,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    souk_chassis::tune_allocator();
     match Cli::parse().command {
         Command::Serve(target) => serve::run(target),
         Command::GatewayConfig { target } => match gateway_config::rendered_for(target) {

@@ -317,6 +317,7 @@ pub async fn serve<S: Service>(env: &Env) -> Result<(), StartError> {
 /// A service binary's `main`: `<binary> openapi` prints the OpenAPI document; otherwise it
 /// serves ([`serve`]) with telemetry, and a failure is a message and exit code 1.
 pub fn main<S: Service>() -> ExitCode {
+    crate::tune_allocator();
     if std::env::args().nth(1).as_deref() == Some("openapi") {
         let Some(document) = S::OPENAPI.map(|print| print()) else {
             eprintln!(

@@ -17,6 +17,7 @@ use souk_gateway::GatewayConfig;
 // The allocator is mimalloc, declared by the chassis for every binary built on it.
 
 fn main() -> ExitCode {
+    souk_chassis::tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (check_only, path) = match args.as_slice() {
         [flag, path] if flag == "--config" => (false, PathBuf::from(path)),
