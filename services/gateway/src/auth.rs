@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -49,6 +49,9 @@ pub enum Refusal {
     Missing,
     /// A token that does not verify (bad signature, algorithm, key, issuer, audience, time).
     Invalid,
+    /// A token naming a key the gateway does not have and could not fetch (the JWKS upstream
+    /// did not answer): it may well be good, so it is neither accepted nor refused.
+    Unavailable,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,8 @@ pub struct Verifier {
     pub config: AuthConfig,
     keys: ArcSwap<HashMap<String, DecodingKey>>,
     fetched_at_ms: AtomicU64,
+    /// Whether the last fetch of the key set failed.
+    fetch_failed: AtomicBool,
     client: Client<HttpConnector, Empty<Bytes>>,
     clock: Clock,
     validation: Validation,
@@ -106,6 +111,7 @@ impl Verifier {
             config,
             keys: ArcSwap::from_pointee(HashMap::new()),
             fetched_at_ms: AtomicU64::new(0),
+            fetch_failed: AtomicBool::new(false),
             client: Client::builder(TokioExecutor::new()).build(connector),
             clock,
             validation,
@@ -121,12 +127,9 @@ impl Verifier {
     ) -> Result<usize, String> {
         self.fetched_at_ms
             .store(self.clock.now_ms(), Ordering::Relaxed);
-        let body = match in_process {
-            Some(router) => self.fetch_in_process(router).await?,
-            None => self.fetch_over_http(upstream).await?,
-        };
-        let set: JwkSet =
-            serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a key set: {e}"))?;
+        let set = self.fetch_set(upstream, in_process).await;
+        self.fetch_failed.store(set.is_err(), Ordering::Relaxed);
+        let set = set?;
         let keys: HashMap<String, DecodingKey> = set
             .keys
             .into_iter()
@@ -136,6 +139,18 @@ impl Verifier {
         let count = keys.len();
         self.keys.store(std::sync::Arc::new(keys));
         Ok(count)
+    }
+
+    async fn fetch_set(
+        &self,
+        upstream: &Upstream,
+        in_process: Option<&axum::Router>,
+    ) -> Result<JwkSet, String> {
+        let body = match in_process {
+            Some(router) => self.fetch_in_process(router).await?,
+            None => self.fetch_over_http(upstream).await?,
+        };
+        serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a key set: {e}"))
     }
 
     async fn fetch_over_http(&self, upstream: &Upstream) -> Result<Bytes, String> {
@@ -204,7 +219,13 @@ impl Verifier {
             }
         }
         let keys = self.keys.load();
-        let key = keys.get(&kid).ok_or(Refusal::Invalid)?;
+        let key = keys.get(&kid).ok_or_else(|| {
+            if self.fetch_failed.load(Ordering::Relaxed) {
+                Refusal::Unavailable
+            } else {
+                Refusal::Invalid
+            }
+        })?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|_| Refusal::Invalid)?
             .claims;

@@ -72,6 +72,13 @@ impl Proxy {
                     "Bearer realm=\"souk\", error=\"invalid_token\"",
                 ));
             }
+            (_, Err(Refusal::Unavailable)) => {
+                return Err(problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot check the access token now: identity's keys could not be fetched; try again",
+                )
+                .with_header(header::RETRY_AFTER, "1"));
+            }
             (Policy::Admin, Ok(caller)) if caller.role != "admin" => {
                 return Err(problem(
                     StatusCode::FORBIDDEN,

@@ -84,6 +84,15 @@ async fn setup() -> Setup {
     let key = Key::new("k1");
     let keys = Arc::new(Mutex::new(vec![key.jwk()]));
     let identity = jwks_server(Arc::clone(&keys)).await;
+    setup_with(key, keys, identity).await
+}
+
+/// A gateway whose JWKS upstream is `identity`.
+async fn setup_with(
+    key: Key,
+    keys: Arc<Mutex<Vec<Value>>>,
+    identity: std::net::SocketAddr,
+) -> Setup {
     let upstream = Stub::start("shop").await;
     let gateway = TestGateway::start(&format!(
         r#"
@@ -169,6 +178,24 @@ async fn user_routes_need_a_valid_token_and_pass_the_caller_on() {
             .starts_with("Bearer "),
         "services verify it again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_a_503_not_a_401_while_identity_s_keys_cannot_be_fetched() {
+    // Identity's address, with nothing listening there.
+    let identity = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let setup = setup_with(Key::new("k1"), Arc::new(Mutex::new(Vec::new())), identity).await;
+    let token = setup.key.sign(&claims("user"));
+    let response = call(&setup, "/me", Some(&token)).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_problem(response, 503).await;
+    assert_eq!(setup.upstream.hits(), 0, "nothing passed unverified");
+    // A token that does not even parse is still a 401.
+    assert_problem(call(&setup, "/me", Some("not-a-token")).await, 401).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
