@@ -133,6 +133,26 @@ pub(crate) async fn ensure_stream(
     Ok(stream)
 }
 
+/// The producer's stream, as a consumer opens it: only looked up (`STREAM.INFO`), never made
+/// nor changed — that is the producer's relay's work ([`ensure_stream`]), and a deployment's
+/// NATS permissions let only the producer do it (a consumer's `STREAM.CREATE` is a permissions
+/// violation that NATS answers with nothing: a 5 s request timeout and a reconnect). A consumer
+/// started before its producer waits, retrying with its backoff.
+pub(crate) async fn producer_stream(
+    context: &jetstream::Context,
+    producer: &str,
+) -> Result<jetstream::stream::Stream, String> {
+    let name = stream_name(producer);
+    context.get_stream(&name).await.map_err(|e| match e.kind() {
+        jetstream::context::GetStreamErrorKind::JetStream(err)
+            if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+        {
+            format!("the JetStream stream {name} does not exist yet: {producer}'s relay makes it")
+        }
+        _ => format!("cannot open the JetStream stream {name}: {e}"),
+    })
+}
+
 /// `_INBOX_<user>`: where a user with credentials gets its replies (the deployments' NATS
 /// permissions let user `history` subscribe to `_INBOX_history.>` and nothing of the kind else).
 pub(crate) fn inbox_prefix(user: &str) -> String {

@@ -227,7 +227,7 @@ async fn nats_session<H: Handler>(
     failures: &mut u32,
 ) -> Result<(), String> {
     let context = nats::connect(config, &format!("souk-consumer-{}", consumer.name)).await?;
-    let stream = nats::ensure_stream(&context, config, &consumer.producer).await?;
+    let stream = nats::producer_stream(&context, &consumer.producer).await?;
     let durable = nats::durable_name(&consumer.name);
     let pull = stream
         .get_or_create_consumer(

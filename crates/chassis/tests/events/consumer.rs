@@ -137,6 +137,50 @@ souk_chassis::backend_tests! { fixture;
 }
 
 #[tokio::test]
+async fn a_nats_consumer_started_before_its_producer_waits_for_the_stream_and_never_makes_it() {
+    let Some(nats) = test_nats().await else {
+        return;
+    };
+    let Some(fx) = fixture(Backend::Sqlite).await else {
+        return;
+    };
+    let service = unique("late");
+    let consumer = unique("cons.late");
+    let handler = Recorder::new(&consumer, &fx.db);
+    let (trigger, signal) = shutdown();
+    let task = Consumer::new(
+        &consumer,
+        &service,
+        Source::Nats(nats.clone()),
+        fx.db.clone(),
+    )
+    .backoff(Duration::from_millis(50), Duration::from_millis(200))
+    .spawn(handler.clone(), signal);
+    // A few of its attempts go by: the stream is still not there (a consumer may only look it
+    // up; making it is the producer's, and NATS' permissions let only the producer).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let context = async_nats::jetstream::new(async_nats::connect(nats.url.as_str()).await.unwrap());
+    let name = souk_chassis::events::stream_name(&service);
+    assert!(
+        context.get_stream(&name).await.is_err(),
+        "the consumer made its producer's stream"
+    );
+    // The producer starts: its relay makes the stream, and the waiting consumer reads it.
+    let outbox = Outbox::new(fx.db.clone(), &service);
+    let (relay_trigger, relay_signal) = shutdown();
+    let relay = outbox.spawn_relay(nats.clone(), relay_signal);
+    let sent = appended(&fx, &outbox, 0..2).await;
+    eventually("both events are handled", WAIT, || async {
+        effects(&fx.db, &consumer).await.len() == 2
+    })
+    .await;
+    stop(trigger, task).await;
+    stop(relay_trigger, relay).await;
+    assert_eq!(effects(&fx.db, &consumer).await, sent);
+    context.delete_stream(&name).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_nats_consumer_handles_each_event_once_in_order_despite_redelivery() {
     let Some(nats) = test_nats().await else {
         return;
