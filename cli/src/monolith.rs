@@ -167,7 +167,7 @@ async fn monolith(options: Options) -> Result<(), String> {
 
     shutdown.wait().await;
     // One deadline from the signal on: the gateway's drain, the services' work, their databases.
-    let deadline = Instant::now() + shutdown.drain_deadline();
+    let deadline = shutdown.stop_by();
     println!("souk: stopping…");
     let _ = tokio::task::spawn_blocking(move || gateway.join()).await;
     // Every service's consumers finish what they have in hand at once, within one deadline.

@@ -33,11 +33,15 @@ const MIN_REFETCH_WITHOUT_KEYS: Duration = Duration::from_millis(250);
 const MAX_AGE: Duration = Duration::from_secs(300);
 /// The longest pause between two background fetches while no key is known.
 const MAX_BACKGROUND_PAUSE: Duration = Duration::from_secs(5);
-/// A fetch of the key set gives up after this long connecting, and this long in all.
+/// A fetch of the key set gives up after this long connecting, and this long in all (in the
+/// background)...
 const FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// ...or this long when a request waits on it: under the callers' own timeouts (2 s between
+/// services), so that a slow identity is a 503 with `Retry-After`, not a caller's timeout.
+const REQUEST_FETCH_TIMEOUT: Duration = Duration::from_millis(1500);
 /// What a 503 asks the client to wait, in seconds, when the keys could not be fetched.
-const RETRY_AFTER_SECONDS: &str = "1";
+const RETRY_AFTER_SECONDS: u32 = 1;
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 const LEEWAY: u64 = 30;
 /// Tokens remembered as verified, at most (about 400 bytes each).
@@ -168,7 +172,8 @@ impl std::fmt::Debug for AuthVerifier {
 }
 
 impl AuthVerifier {
-    /// A verifier for `config`; keys are fetched on first use.
+    /// A verifier for `config`; keys are fetched by [`Self::fetch_keys_in_background`], else
+    /// on first use.
     pub fn new(config: AuthConfig) -> Self {
         let validation = |audience: &str| {
             let mut validation = Validation::new(Algorithm::EdDSA);
@@ -202,9 +207,9 @@ impl AuthVerifier {
         }
     }
 
-    /// Fetches the key set now, in a task, and again (250 ms, doubling up to 5 s apart) until it
-    /// holds a key, so that the first caller after start-up does not wait on identity. The task
-    /// ends once keys are known, or when the last clone of this verifier is dropped. Call it once,
+    /// Fetches the key set now, in a task, and again (250 ms, doubling up to 5 s apart) until
+    /// identity answers, so that the first caller after start-up does not wait on it. The task
+    /// ends once identity has answered, or when the last clone of this verifier is dropped. Call it once,
     /// inside the service's runtime, when the service starts.
     pub fn fetch_keys_in_background(&self) {
         let keys = Arc::downgrade(&self.keys);
@@ -214,18 +219,26 @@ impl AuthVerifier {
             loop {
                 let fetched = fetch_key_set(&client, &config.jwks_url).await;
                 let Some(keys) = keys.upgrade() else { return };
-                if let Err(err) = &fetched {
+                match &fetched {
                     // Identity (or the gateway in front of it) starting after this service is
                     // ordinary; still failing after the pause has grown is worth a warning.
-                    if pause < MAX_BACKGROUND_PAUSE {
+                    Err(err) if pause < MAX_BACKGROUND_PAUSE => {
                         tracing::debug!(%err, url = %config.jwks_url, "no JWKS yet; asking again");
-                    } else {
+                    }
+                    Err(err) => {
                         tracing::warn!(%err, url = %config.jwks_url, "cannot fetch the JWKS; asking again");
                     }
+                    // An answer ends the task, keys or none: a key set without keys is
+                    // identity's to fix, and a token naming a key is looked up then.
+                    Ok(by_kid) => {
+                        if by_kid.is_empty() {
+                            tracing::warn!(url = %config.jwks_url, "the JWKS holds no Ed25519 key");
+                        }
+                        keep(&keys, fetched);
+                        return;
+                    }
                 }
-                if keep(&keys, fetched) {
-                    return;
-                }
+                keep(&keys, fetched);
                 drop(keys);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_BACKGROUND_PAUSE);
@@ -426,7 +439,12 @@ impl AuthVerifier {
     }
 
     async fn fetch_now(&self) {
-        let fetched = fetch_key_set(&self.client, &self.config.jwks_url).await;
+        let fetched = tokio::time::timeout(
+            REQUEST_FETCH_TIMEOUT,
+            fetch_key_set(&self.client, &self.config.jwks_url),
+        )
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_FETCH_TIMEOUT:?}")));
         if let Err(err) = &fetched {
             tracing::warn!(%err, url = %self.config.jwks_url, "cannot fetch the JWKS; keeping the keys we have");
         }
@@ -453,8 +471,8 @@ async fn fetch_key_set(
 }
 
 /// Keeps what a fetch of the key set brought (or, when it failed, the keys there were, marked as
-/// not refreshed); whether any key is now known.
-fn keep(keys: &RwLock<Keys>, fetched: Result<HashMap<String, DecodingKey>, String>) -> bool {
+/// not refreshed).
+fn keep(keys: &RwLock<Keys>, fetched: Result<HashMap<String, DecodingKey>, String>) {
     let mut keys = keys
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -471,7 +489,6 @@ fn keep(keys: &RwLock<Keys>, fetched: Result<HashMap<String, DecodingKey>, Strin
             keys.failed = true;
         }
     }
-    !keys.by_kid.is_empty()
 }
 
 fn unix_now() -> u64 {
@@ -497,18 +514,10 @@ pub fn unauthorized(error: Option<&str>, detail: &str) -> Problem {
 /// 503 with `Retry-After`: the token names a key this service could not fetch, so it can be
 /// neither accepted nor refused yet.
 fn unavailable() -> Problem {
-    Problem::typed(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "Service Unavailable",
-    )
-    .with_detail(
+    Problem::unavailable(
         "cannot check the access token now: identity's keys could not be fetched; try again",
     )
-    .with_header(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECONDS),
-    )
+    .with_retry_after(RETRY_AFTER_SECONDS)
 }
 
 /// Another service calling an internal endpoint, verified by a service token for this service.

@@ -56,11 +56,19 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// instead of a second later (mimalloc v3's default delay). Measured with `souk bench --compare
 /// --scenario mixed --rates 2000` (`bench/results/cost.md`, "Memory"): the monolith's resident
 /// set 60 MiB instead of 78–83, at no CPU cost the runs could tell. Call it first thing in
-/// `main`; the environment's `MIMALLOC_PURGE_DELAY` still wins when set.
+/// `main`, before any other thread starts; the environment's `MIMALLOC_PURGE_DELAY` still wins
+/// when set.
 #[allow(unsafe_code)]
 pub fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's options, which it reads atomically; any thread may.
+    // mimalloc reads its options from the environment in any case, and honours the old name.
+    let set_outside = std::env::vars_os().any(|(name, _)| {
+        ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+            .iter()
+            .any(|option| name.eq_ignore_ascii_case(option))
+    });
+    if !set_outside {
+        // SAFETY: `mi_option_set` writes the option's plain value; this runs first in `main`,
+        // before any thread that could read it concurrently exists.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
 }

@@ -1,6 +1,7 @@
 //! Serving a router until shutdown: SIGTERM or Ctrl-C, then a bounded drain.
 
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -14,17 +15,20 @@ use tokio::sync::watch;
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
     drain: Duration,
+    fired: Arc<OnceLock<Instant>>,
 }
 
 /// Fires a [`Shutdown`].
 #[derive(Debug, Clone)]
 pub struct ShutdownTrigger {
     tx: watch::Sender<bool>,
+    fired: Arc<OnceLock<Instant>>,
 }
 
 impl ShutdownTrigger {
     /// Starts shutdown; waiting tasks wake up. Firing twice is harmless.
     pub fn trigger(&self) {
+        self.fired.get_or_init(Instant::now);
         self.tx.send_replace(true);
     }
 }
@@ -33,7 +37,14 @@ impl Shutdown {
     /// A signal fired by hand through the returned trigger (tests, `souk up`, the monolith).
     pub fn manual(drain: Duration) -> (ShutdownTrigger, Self) {
         let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger { tx }, Self { rx, drain })
+        let fired = Arc::new(OnceLock::new());
+        (
+            ShutdownTrigger {
+                tx,
+                fired: fired.clone(),
+            },
+            Self { rx, drain, fired },
+        )
     }
 
     /// A signal fired by SIGTERM or Ctrl-C. Must be called inside a Tokio runtime.
@@ -64,6 +75,12 @@ impl Shutdown {
     /// How long in-flight work may run after shutdown begins.
     pub fn drain_deadline(&self) -> Duration {
         self.drain
+    }
+
+    /// When everything must have stopped: the drain deadline after shutdown began (after now,
+    /// if it has not).
+    pub fn stop_by(&self) -> Instant {
+        self.fired.get().copied().unwrap_or_else(Instant::now) + self.drain
     }
 }
 

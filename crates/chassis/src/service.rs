@@ -176,22 +176,11 @@ impl Running {
         let addr = listener.local_addr().map_err(StartError::Serve)?;
         let engine = self.databases.first().map_or("none", Database::engine);
         tracing::info!(%addr, engine, "{name} listening");
-        let fired = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                shutdown.wait().await;
-                Instant::now()
-            }
-        });
         let router = self.router.clone();
-        if let Err(err) = crate::serve(listener, router, shutdown.clone()).await {
-            fired.abort();
-            return Err(StartError::Serve(err));
-        }
-        let deadline = fired.await.map_or_else(
-            |_| Instant::now() + shutdown.drain_deadline(),
-            |at| at + shutdown.drain_deadline(),
-        );
+        crate::serve(listener, router, shutdown.clone())
+            .await
+            .map_err(StartError::Serve)?;
+        let deadline = shutdown.stop_by();
         self.stop(deadline).await;
         Ok(())
     }

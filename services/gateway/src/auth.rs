@@ -5,7 +5,8 @@
 //! of forged key ids cannot hammer identity). Only EdDSA with a published key id verifies, so
 //! `alg: none` and HMAC keyed with the public key are refused; issuer, audience, expiry and
 //! not-before are checked. Each proxy thread keeps the tokens it verified, until they expire, so
-//! signature checks stay off the hot path.
+//! signature checks stay off the hot path. A token naming a key the gateway lacks while the last
+//! fetch failed is [`Refusal::Unavailable`] (a 503), not a bad token.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -31,6 +31,9 @@ mod healthcheck;
 /// How long a service may take to finish in-flight requests after SIGTERM
 /// (`http.drain_timeout_ms`, crates/chassis/src/http.rs; the gateway's `server.drain_timeout_ms`).
 const DRAIN_SECS: i64 = 10;
+/// What a stopping service gives its databases' close past the drain, at least (chassis
+/// `Running::stop`).
+const CLOSE_SECS: i64 = 1;
 
 /// A service of the workspace: a package under `services/<name>`.
 #[derive(Debug, Clone)]
@@ -876,9 +879,9 @@ fn manifest_violations(rendered: &[Value], services: &[Service]) -> Vec<String> 
             .and_then(Value::as_i64);
         let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
         match pre_stop {
-            Some(pre_stop) if grace >= pre_stop + DRAIN_SECS => {}
+            Some(pre_stop) if grace >= pre_stop + DRAIN_SECS + CLOSE_SECS => {}
             _ => out.push(at(&format!(
-                "terminationGracePeriodSeconds {grace} must cover a preStop sleep ({pre_stop:?}) plus the {DRAIN_SECS} s drain"
+                "terminationGracePeriodSeconds {grace} must cover a preStop sleep ({pre_stop:?}) plus the {DRAIN_SECS} s drain and {CLOSE_SECS} s to close the databases"
             ))),
         }
         if !services_k8s.contains_key(name) {
