@@ -530,11 +530,13 @@ compose_up() {
 names_settle() {
     [[ $ENGINE == podman ]] || return 0
     local container=$1 started=$SECONDS in_a_row=0 names
+    [[ -n $container ]] || die "no container to look names up from"
     # The services' names (the backends have other names in the kube phase).
     names=$(compose_tiers | tr ' ' '\n' | grep -vxE 'postgres|redis|nats' | tr '\n' ' ')
     while ((in_a_row < 3)); do
         # shellcheck disable=SC2086 # the names are words
-        if timeout 2 "$ENGINE" exec "$container" getent ahosts $names >/dev/null 2>&1; then
+        # The 2 s are the lookup's, timed in the container; the outer bound is for `exec` itself.
+        if timeout 20 "$ENGINE" exec "$container" timeout 2 getent ahosts $names >/dev/null 2>&1; then
             in_a_row=$((in_a_row + 1))
         else
             in_a_row=0
@@ -669,6 +671,12 @@ eventually() {
     done
 }
 
+# cart_total AMOUNT: the shopper's cart answers, its total AMOUNT.
+cart_total() {
+    call GET /api/v1/cart
+    [[ $CODE == 200 && $(field .total.amount) == "$1" ]]
+}
+
 # checkout: a new shopper signs up, fills a cart, adds a card and orders; the order is
 # confirmed, the cart empties, the stock goes down and the purchase shows in the history.
 checkout() {
@@ -692,7 +700,23 @@ checkout() {
     expect 200 "a cart line"
     call GET /api/v1/cart
     expect 200 "the cart"
-    [[ $(field .total.amount) == $((2 * price)) ]] || die "the cart's total is $(field .total.amount), not 2 × $price"
+    if [[ $(field .total.amount) != $((2 * price)) ]]; then
+        # The cart answers without prices when the catalog does not answer it in 2 s (by design:
+        # `degraded: ["prices"]`). On Podman a service's first connections to another now and
+        # then go unanswered for seconds after the shop starts (docs/deploy.md, "Smoke test");
+        # said, and waited out like a shopper reloading the page.
+        local unpriced=$SECONDS
+        note "the cart's first answer had no prices (degraded: $(field -c .degraded)); asking again"
+        # What the cart itself meets: a name lookup and a connection to the catalog, timed.
+        local cart started_ms outcome
+        if ((${KUBE_UP:-0})); then cart=$PROJECT-cart-pod-0-cart; else cart=$(container_of cart); fi
+        started_ms=$(date +%s%3N)
+        outcome=$(timeout 30 "$ENGINE" exec "$cart" /usr/local/bin/souk-healthcheck \
+            http://catalog:8101/healthz 2>&1 && echo ok || echo "failed")
+        note "from inside the cart, catalog's /healthz: $(echo "$outcome" | tail -n 1) after $(($(date +%s%3N) - started_ms)) ms"
+        eventually 60 "the cart's total is 2 × $price" cart_total $((2 * price))
+        note "the cart priced its line $((SECONDS - unpriced)) s later"
+    fi
     call POST /api/v1/payment-methods '{"card_number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}'
     expect 201 "a card"
     local card
