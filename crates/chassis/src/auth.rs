@@ -228,17 +228,18 @@ impl AuthVerifier {
                     Err(err) => {
                         tracing::warn!(%err, url = %config.jwks_url, "cannot fetch the JWKS; asking again");
                     }
-                    // An answer ends the task, keys or none: a key set without keys is
-                    // identity's to fix, and a token naming a key is looked up then.
-                    Ok(by_kid) => {
-                        if by_kid.is_empty() {
-                            tracing::warn!(url = %config.jwks_url, "the JWKS holds no Ed25519 key");
-                        }
-                        keep(&keys, fetched);
-                        return;
+                    Ok(by_kid) if by_kid.is_empty() => {
+                        tracing::warn!(url = %config.jwks_url, "the JWKS holds no Ed25519 key");
                     }
+                    Ok(_) => {}
                 }
+                // An answer ends the task, keys or none: a key set without keys is identity's to
+                // fix, and a token naming a key is looked up then.
+                let answered = fetched.is_ok();
                 keep(&keys, fetched);
+                if answered {
+                    return;
+                }
                 drop(keys);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_BACKGROUND_PAUSE);
