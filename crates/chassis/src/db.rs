@@ -213,6 +213,22 @@ impl Database {
         }
     }
 
+    /// The process's turn to write, for a lone writing statement run on the pool outside a
+    /// transaction (`UPDATE … WHERE`, with no `BEGIN`): on SQLite, the turn on the file that
+    /// [`begin_write_sqlite`] and [`inline::SqliteWriter`] take, held until the guard drops, so
+    /// the statement finds the lock free instead of polling for it in SQLite's busy handler
+    /// while the process's transactions pass it the lock one after another; `None` on
+    /// PostgreSQL, whose rows lock on their own. Take it right before the statement, never while
+    /// holding a writing transaction of the same file (it would wait for itself).
+    pub async fn write_turn(&self) -> Result<Option<WriteTurn>, sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => sqlite_turn(pool)
+                .await
+                .map(|turn| Some(WriteTurn { _turn: turn })),
+            Self::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Closes every pooled connection.
     pub async fn close(&self) {
         match self {
@@ -463,14 +479,77 @@ fn is_serialization_failure(err: &sqlx::Error) -> bool {
 
 /// Begins a SQLite transaction that will write.
 ///
-/// `BEGIN IMMEDIATE` takes the database's write lock at once, waiting up to the pool's busy
-/// timeout for it. A deferred `BEGIN` — or a lone write statement, which runs in one — reads
-/// first and upgrades to the write lock later; in WAL mode, when another connection committed in
-/// between, SQLite fails the upgrade at once with SQLITE_BUSY_SNAPSHOT, whatever the timeout.
-pub async fn begin_write_sqlite(
+/// `BEGIN IMMEDIATE` takes the database's write lock at once. A deferred `BEGIN` — or a lone
+/// write statement, which runs in one — reads first and upgrades to the write lock later; in WAL
+/// mode, when another connection committed in between, SQLite fails the upgrade at once with
+/// SQLITE_BUSY_SNAPSHOT, whatever the timeout.
+///
+/// First it waits, asynchronously and in arrival order, for the process's turn on the file (the
+/// one [`inline::SqliteWriter`] takes too), and holds it until the transaction ends: the
+/// process's writers queue here instead of in SQLite's busy handler, which sleeps 1, 2, 5, 10…
+/// up to 100 ms between looks at the lock and so let a writer lose it again and again under
+/// load (checkout's acceptance p99 in `bench/results/cost.md`). Only another process's writer,
+/// or a lone write statement outside a transaction, is still waited for there. A turn not had
+/// within the busy timeout is [`sqlx::Error::PoolTimedOut`] ([`is_unavailable`]: a 503).
+/// Never begin a second one while holding one: it would wait for itself until that timeout.
+pub async fn begin_write_sqlite(pool: &sqlx::SqlitePool) -> Result<SqliteWriteTx, sqlx::Error> {
+    let turn = sqlite_turn(pool).await?;
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    Ok(SqliteWriteTx { tx, _turn: turn })
+}
+
+/// Waits for the process's turn to write the file `pool` opens, up to the busy timeout.
+async fn sqlite_turn(
     pool: &sqlx::SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+) -> Result<tokio::sync::OwnedMutexGuard<()>, sqlx::Error> {
+    let turn = inline::writer_turn(pool.connect_options().get_filename());
+    tokio::time::timeout(SQLITE_BUSY_TIMEOUT, turn.lock_owned())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)
+}
+
+/// The process's turn to write a SQLite file ([`Database::write_turn`]), given up when dropped.
+#[derive(Debug)]
+pub struct WriteTurn {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// A SQLite transaction that will write ([`begin_write_sqlite`]), holding the process's turn on
+/// the file until it commits, rolls back or is dropped (which rolls it back). Use it as the
+/// connection it derefs to: `.execute(&mut *tx)`.
+#[derive(Debug)]
+pub struct SqliteWriteTx {
+    // Declared first, so dropped (rolled back) before the turn is given up.
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl SqliteWriteTx {
+    /// Commits, then gives up the turn.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let Self { tx, _turn } = self;
+        tx.commit().await
+    }
+
+    /// Rolls back, then gives up the turn.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        let Self { tx, _turn } = self;
+        tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for SqliteWriteTx {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteWriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// How long SQLite waits for a lock (the pool's busy timeout).
@@ -587,6 +666,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(name, "24");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_write_waits_for_the_process_s_turn_not_in_sqlite_s_busy_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/turn.db", dir.path().display());
+        let db = Database::connect(&DatabaseConfig::with_url(&url))
+            .await
+            .unwrap();
+        db.migrate(&MIGRATIONS).await.unwrap();
+        let Database::Sqlite(pool) = &db else {
+            panic!("expected sqlite")
+        };
+        let mut tx = begin_write_sqlite(pool).await.unwrap();
+        sqlx::query("INSERT INTO things (id, name) VALUES (1, 'first')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let lone = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let _turn = db.write_turn().await?;
+                on_pool!(&db, |pool| sqlx::query(
+                    "UPDATE things SET name = 'second' WHERE id = 1"
+                )
+                .execute(pool)
+                .await?
+                .rows_affected());
+                Ok::<_, sqlx::Error>(())
+            }
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), db.write_turn())
+                .await
+                .is_err(),
+            "the turn is the transaction's until it ends"
+        );
+        assert!(!lone.is_finished());
+        tx.commit().await.unwrap();
+        lone.await.unwrap().unwrap();
+        let name: String = sqlx::query_scalar("SELECT name FROM things WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(name, "second", "it ran after the commit, and saw its row");
+        assert!(
+            Database::Postgres(PgPool::connect_lazy("postgres://nowhere/x").unwrap())
+                .write_turn()
+                .await
+                .unwrap()
+                .is_none(),
+            "PostgreSQL takes no turn"
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl Store {
     pub async fn insert_user(&self, user: &User, now: i64) -> Result<bool, StoreError> {
         let sql = "INSERT INTO users (id, email, name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
                    ON CONFLICT (email) DO NOTHING";
+        let _turn = self.db.write_turn().await?;
         let done = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(&user.id)
             .bind(&user.email)
@@ -113,6 +114,7 @@ impl Store {
 
     /// Makes an existing account an administrator.
     pub async fn promote(&self, email: &str) -> Result<(), StoreError> {
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE users SET role = 'admin' WHERE email = $1"
         )
@@ -168,6 +170,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)";
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(hash)
             .bind(family_id)
@@ -186,6 +189,7 @@ impl Store {
         let claim = "UPDATE refresh_tokens SET used_at = $1 \
                      WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
                      RETURNING user_id, family_id, expires_at";
+        let turn = self.db.write_turn().await?;
         let claimed = on_pool!(&self.db, |pool| {
             let row = sqlx::query(claim)
                 .bind(now)
@@ -201,6 +205,7 @@ impl Store {
             })
             .transpose()?
         });
+        drop(turn);
         if let Some((user_id, family_id, expires_at)) = claimed {
             return Ok(Rotation::Rotated {
                 user_id,
@@ -280,6 +285,7 @@ impl Store {
     /// Returns how many were deleted.
     pub async fn purge_refresh(&self, before: i64) -> Result<u64, StoreError> {
         let sql = "DELETE FROM refresh_tokens WHERE expires_at < $1";
+        let _turn = self.db.write_turn().await?;
         let deleted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(before)
             .execute(pool)
@@ -290,6 +296,7 @@ impl Store {
 
     /// Replaces a stored key's private half (sealing one stored in the clear).
     pub async fn reseal_key(&self, kid: &str, pkcs8: &str) -> Result<(), StoreError> {
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE signing_keys SET pkcs8 = $1 WHERE kid = $2"
         )
@@ -305,6 +312,7 @@ impl Store {
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
         let sql =
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(now)
             .bind(family_id)

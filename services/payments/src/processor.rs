@@ -160,6 +160,7 @@ impl Processor {
             on_pool!(&self.db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
         for (token, number) in &plain {
             let sealed = self.seal(number, token)?;
+            let _turn = self.db.write_turn().await?;
             on_pool!(&self.db, |pool| sqlx::query(
                 "UPDATE processor_vault SET card_number = $1 WHERE token = $2"
             )
@@ -189,6 +190,7 @@ impl Processor {
         let sql =
             "INSERT INTO processor_vault (token, card_number, created_at) VALUES ($1, $2, $3)";
         let sealed = self.seal(card.digits(), &token)?;
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(&token)
             .bind(&sealed)
@@ -231,6 +233,7 @@ impl Processor {
         let sql = "INSERT INTO processor_charges \
              (idempotency_key, charge_id, token, amount, currency, outcome, decline_code, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING";
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(key)
             .bind(format!("ch_{}", Uuid::now_v7().simple()))
@@ -274,6 +277,7 @@ impl Processor {
              SELECT $1, $2, charge_id, amount, $3 FROM processor_charges \
              WHERE charge_id = $4 AND outcome = 'approved' \
              ON CONFLICT DO NOTHING";
+        let turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(key)
             .bind(format!("re_{}", Uuid::now_v7().simple()))
@@ -282,6 +286,7 @@ impl Processor {
             .execute(pool)
             .await?
             .rows_affected());
+        drop(turn);
         match self.find_refund(key).await? {
             Some(refund) if refund.charge_id == charge_id => Ok(refund),
             _ => Err(ProcessorError::NotRefundable {

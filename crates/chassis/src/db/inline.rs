@@ -17,11 +17,12 @@
 //!
 //! [`SqliteWriter`] does the same for a service's hottest write: one connection, used by the
 //! process's writers of that file one at a time, a whole transaction run here and now once the
-//! turn is had. Waiting for the turn, and for the lock while a pool's writer or another process
-//! holds it, is asynchronous; only the transaction itself (microseconds: a few indexed rows,
+//! turn is had (the turn the pool's writers take too: [`super::begin_write_sqlite`],
+//! [`super::Database::write_turn`]). Waiting for the turn, and for the lock while another
+//! process holds it, is asynchronous; only the transaction itself (microseconds: a few indexed rows,
 //! appended to the WAL without an fsync) holds the thread. (SQLite's own busy handler, which
-//! the pool's writers wait in, sleeps 1, 2, 5, 10… ms between looks: under load most of a
-//! write's latency.) When a commit fills the WAL past its checkpoint size, that commit also
+//! waits for a lock another process holds, sleeps 1, 2, 5, 10… ms between looks: under load
+//! most of a write's latency, when the process's own writers waited in it too.) When a commit fills the WAL past its checkpoint size, that commit also
 //! copies the WAL into the database file, a few milliseconds once every thousand pages.
 //!
 //! PostgreSQL has no counterpart: its driver speaks to a server over a socket, with no hop to
@@ -205,18 +206,20 @@ impl SqliteWriter {
     }
 }
 
-/// The turn lock of the database file at `path`, one per file in the process (looked up once,
-/// when a writer opens).
-fn writer_turn(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+/// The turn lock of the database file at `path`, one per file in the process, shared by its
+/// [`SqliteWriter`]s (looked up once, when one opens) and the pool's writing transactions
+/// ([`super::begin_write_sqlite`]).
+pub(super) fn writer_turn(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     type Turns = Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>;
     static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
-    TURNS
+    let mut turns = TURNS
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(path.to_owned())
-        .or_default()
-        .clone()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(turn) = turns.get(path) {
+        return turn.clone();
+    }
+    turns.entry(path.to_owned()).or_default().clone()
 }
 
 fn is_busy(err: &rusqlite::Error) -> bool {
@@ -370,7 +373,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let pool = database(&dir).await;
         let writer = SqliteWriter::open(&pool).expect("open");
-        let mut held = crate::db::begin_write_sqlite(&pool).await.expect("begin");
+        // The lock as another process's writer holds it: without this process's turn.
+        let mut held = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
         sqlx::query("INSERT INTO t (n) VALUES (1)")
             .execute(&mut *held)
             .await

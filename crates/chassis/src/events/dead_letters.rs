@@ -55,6 +55,7 @@ pub async fn dead_letters(db: &Database, consumer: &str) -> Result<Vec<DeadLette
 /// when there is no such dead letter.
 pub async fn replay_dead_letter(db: &Database, id: &str) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE event_dead_letters SET replayed_ms = $1 WHERE id = $2";
+    let _turn = db.write_turn().await?;
     let done = on_pool!(db, |pool| sqlx::query(sql)
         .bind(now_ms())
         .bind(id)

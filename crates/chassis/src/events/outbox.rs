@@ -158,8 +158,7 @@ impl Outbox {
         let last_sql = "SELECT MAX(seq) FROM outbox WHERE created_ms < $1";
         let unpublished_sql = "SELECT MIN(seq) FROM outbox WHERE published_ms IS NULL";
         let purged_sql = "SELECT purged_through FROM outbox_meta WHERE id = 1";
-        on_pool!(&self.inner.db, |pool| {
-            let mut tx = pool.begin().await?;
+        crate::in_write_tx!(&self.inner.db, |tx| {
             let last: Option<i64> = sqlx::query_scalar(last_sql)
                 .bind(before)
                 .fetch_one(&mut *tx)
@@ -259,6 +258,7 @@ impl Outbox {
     /// Records that the event at `seq` is safely in JetStream.
     pub(crate) async fn mark_published(&self, seq: i64) -> Result<(), sqlx::Error> {
         let sql = "UPDATE outbox SET published_ms = $1 WHERE seq = $2";
+        let _turn = self.inner.db.write_turn().await?;
         on_pool!(&self.inner.db, |pool| {
             sqlx::query(sql)
                 .bind(now_ms())

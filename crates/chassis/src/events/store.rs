@@ -105,6 +105,7 @@ pub(super) async fn reset_cursor(
 ) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO event_offsets (consumer, position, epoch) VALUES ($1, $2, $3) \
                ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, epoch = excluded.epoch";
+    let _turn = db.write_turn().await?;
     on_pool!(db, |pool| sqlx::query(sql)
         .bind(consumer)
         .bind(position.to_string())
@@ -124,6 +125,7 @@ pub(super) async fn adopt_epoch(
 ) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO event_offsets (consumer, position, epoch) VALUES ($1, '0', $2) \
                ON CONFLICT (consumer) DO UPDATE SET epoch = excluded.epoch";
+    let _turn = db.write_turn().await?;
     on_pool!(db, |pool| sqlx::query(sql)
         .bind(consumer)
         .bind(epoch)
@@ -144,6 +146,7 @@ pub(super) async fn purge(
     let inbox = "DELETE FROM event_inbox WHERE consumer = $1 AND handled_ms < $2";
     let letters = "DELETE FROM event_dead_letters WHERE consumer = $1 AND parked_ms < $2 \
                    AND replayed_ms IS NULL";
+    let _turn = db.write_turn().await?;
     let deleted = on_pool!(db, |pool| {
         let a = sqlx::query(inbox)
             .bind(consumer)
@@ -167,6 +170,7 @@ pub(super) async fn advance(db: &Database, offset: Option<Offset<'_>>) -> Result
     let Some(offset) = offset else {
         return Ok(());
     };
+    let _turn = db.write_turn().await?;
     on_pool!(db, |pool| sqlx::query(ADVANCE)
         .bind(offset.key)
         .bind(offset.position.to_string())
@@ -184,8 +188,7 @@ pub(super) async fn record_handled(
     event_id: &str,
     offset: Option<Offset<'_>>,
 ) -> Result<(), sqlx::Error> {
-    on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    crate::in_write_tx!(db, |tx| {
         sqlx::query(RECORD)
             .bind(consumer)
             .bind(event_id)
@@ -217,8 +220,7 @@ pub(super) async fn park(
                   (id, consumer, event_id, event, error, attempts, parked_ms) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
     let id = uuid::Uuid::now_v7().to_string();
-    on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    crate::in_write_tx!(db, |tx| {
         sqlx::query(insert)
             .bind(&id)
             .bind(consumer)
@@ -259,8 +261,7 @@ pub(super) async fn replay_succeeded(
     db: &Database,
     letter: &DeadLetter,
 ) -> Result<(), sqlx::Error> {
-    on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+    crate::in_write_tx!(db, |tx| {
         sqlx::query(RECORD)
             .bind(&letter.consumer)
             .bind(&letter.event.id)
@@ -286,6 +287,7 @@ pub(super) async fn repark(
 ) -> Result<(), sqlx::Error> {
     let sql = "UPDATE event_dead_letters SET replayed_ms = NULL, error = $1, \
                attempts = attempts + $2, parked_ms = $3 WHERE id = $4";
+    let _turn = db.write_turn().await?;
     on_pool!(db, |pool| sqlx::query(sql)
         .bind(error)
         .bind(i64::from(attempts))

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use souk_chassis::Database;
 use souk_chassis::db::inline::{SqliteReads, SqliteWriter};
-use souk_chassis::db::{DatabaseConfig, DbError};
+use souk_chassis::db::{DatabaseConfig, DbError, begin_write_sqlite};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
@@ -120,7 +120,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn remove(&self, user: &str, product: Uuid) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write_sqlite(&self.pool).await?;
         let removed = sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2")
             .bind(user)
             .bind(product.to_string())
@@ -140,7 +140,7 @@ impl SqliteStore {
         product: Uuid,
         since: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_write_sqlite(&self.pool).await?;
         let removed = sqlx::query(
             "DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2 AND updated_at <= $3",
         )
@@ -159,20 +159,24 @@ impl SqliteStore {
 
     pub(super) async fn clear(&self, user: &str) -> Result<(), StoreError> {
         // Its lines go with it (ON DELETE CASCADE).
+        let mut tx = begin_write_sqlite(&self.pool).await?;
         sqlx::query("DELETE FROM carts WHERE user_id = $1")
             .bind(user)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub(super) async fn purge_abandoned(&self) -> Result<u64, StoreError> {
         let age = i64::try_from(self.abandoned_after.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = begin_write_sqlite(&self.pool).await?;
         let deleted = sqlx::query("DELETE FROM carts WHERE touched_at < $1")
             .bind(now_ms().saturating_sub(age))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(deleted)
     }
 }

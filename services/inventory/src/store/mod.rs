@@ -346,6 +346,7 @@ impl Store {
         available: i64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.db.write_turn().await?;
         let added = on_pool!(&self.db, |pool| sqlx::query(sql::ADD_PRODUCT)
             .bind(product_id.to_string())
             .bind(sku)
@@ -453,6 +454,7 @@ impl Store {
              WHERE sku = $1 AND version = $4 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
+        let turn = self.db.write_turn().await?;
         let set = on_pool!(&self.db, |pool| {
             let row = sqlx::query(sql)
                 .bind(sku)
@@ -463,6 +465,7 @@ impl Store {
                 .await?;
             row.as_ref().map(stock_from_row).transpose()?
         });
+        drop(turn);
         if let Some(stock) = set {
             return Ok(SetOutcome::Set(stock));
         }
@@ -591,6 +594,7 @@ impl Store {
              version = version + 1, updated_at = $3 WHERE sku = $1 AND retired_at IS NULL RETURNING {}",
             sql::STOCK_COLUMNS
         ));
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| {
             let row = sqlx::query(sql)
                 .bind(sku)
@@ -846,8 +850,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin().await?;
+        in_write_tx!(&self.db, |tx| {
             for id in &ids {
                 sqlx::query("DELETE FROM reservation_lines WHERE order_id = $1")
                     .bind(id)

@@ -97,6 +97,7 @@ impl Store {
         // settle it, as every turn either inserts, reads a decision, or loses to an attempt that
         // made progress.
         for _ in 0..5 {
+            let turn = self.db.write_turn().await?;
             let inserted = on_pool!(&self.db, |pool| sqlx::query(
                 "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, state, owner, \
                  locked_until, created_at) VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
@@ -111,6 +112,7 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
+            drop(turn);
             if inserted == 1 {
                 return Ok(KeyClaim::Run { owner });
             }
@@ -165,6 +167,7 @@ impl Store {
         owner: &str,
         locked_until: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.db.write_turn().await?;
         let taken = on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE idempotency_keys SET owner = $1, locked_until = $2 \
              WHERE user_id = $3 AND idem_key = $4 AND owner = $5 AND state = 'in_progress'",
@@ -197,6 +200,7 @@ impl Store {
         key: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(
             "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND owner = $3 \
              AND state = 'in_progress'",
@@ -212,6 +216,7 @@ impl Store {
 
     /// Forgets keys made before `before`; returns how many.
     pub async fn purge_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let _turn = self.db.write_turn().await?;
         Ok(on_pool!(&self.db, |pool| sqlx::query(
             "DELETE FROM idempotency_keys WHERE created_at < $1"
         )

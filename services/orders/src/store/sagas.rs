@@ -61,6 +61,7 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<SagaRow>, StoreError> {
+        let turn = self.db.write_turn().await?;
         let claimed = on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE sagas SET lease_owner = $1, lease_until = $2 \
              WHERE order_id = $3 AND step NOT IN ('confirmed', 'cancelled') \
@@ -73,6 +74,7 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
+        drop(turn);
         if claimed != 1 {
             return Ok(None);
         }
@@ -97,6 +99,7 @@ impl Store {
         owner: &str,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.db.write_turn().await?;
         let renewed = on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE sagas SET lease_until = $1 WHERE order_id = $2 AND lease_owner = $3",
         )
@@ -123,6 +126,7 @@ impl Store {
         error: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.db.write_turn().await?;
         let updated = on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE sagas SET attempts = $1, next_attempt_at = $2, lease_until = $3, \
              last_error = $4, updated_at = $5 \
@@ -153,6 +157,7 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.db.write_turn().await?;
         let updated = on_pool!(&self.db, |pool| sqlx::query(
             "UPDATE sagas SET step = $1, cancel_reason = $2, refund = $3, attempts = 0, \
              next_attempt_at = $4, lease_until = $5, last_error = NULL, updated_at = $4 \

@@ -125,6 +125,7 @@ impl Store {
 
     /// Stores a registered card.
     pub async fn add_method(&self, method: &PaymentMethod) -> Result<(), StoreError> {
+        let _turn = self.db.write_turn().await?;
         on_pool!(&self.db, |pool| sqlx::query(sql::INSERT_METHOD)
             .bind(method.id.to_string())
             .bind(&method.owner)
@@ -243,6 +244,7 @@ impl Store {
              AND attempt_at <= {now} - $3 RETURNING attempt_at"
         ));
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let _turn = self.db.write_turn().await?;
         let taken: Option<i64> = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
             .bind(payment.order_id.to_string())
             .bind(payment.attempt_at.millis())
@@ -260,6 +262,7 @@ impl Store {
             self.now_sql()
         ));
         let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        let _turn = self.db.write_turn().await?;
         Ok(on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(keep_ms)
             .execute(pool)
@@ -351,6 +354,7 @@ impl Store {
     pub async fn abandon(&self, order_id: Uuid, lease: Timestamp) -> Result<bool, StoreError> {
         let sql =
             "DELETE FROM payments WHERE order_id = $1 AND status = 'pending' AND attempt_at = $2";
+        let _turn = self.db.write_turn().await?;
         let deleted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(order_id.to_string())
             .bind(lease.millis())
@@ -369,6 +373,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE payments SET status = 'cancelled' \
                    WHERE order_id = $1 AND status = 'pending' AND attempt_at = $2";
+        let _turn = self.db.write_turn().await?;
         let moved = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(order_id.to_string())
             .bind(lease.millis())
@@ -386,6 +391,7 @@ impl Store {
             "INSERT INTO payments (id, order_id, status, attempt_at, created_at) \
              VALUES ($1, $2, 'cancelled', {now}, {now}) ON CONFLICT (order_id) DO NOTHING"
         ));
+        let _turn = self.db.write_turn().await?;
         let inserted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(Uuid::now_v7().to_string())
             .bind(order_id.to_string())
