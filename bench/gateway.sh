@@ -4,6 +4,7 @@
 # benchmark, not a test: run it on a quiet machine and read the report.
 #
 #   bench/gateway.sh [--duration 10s] [--rounds 3] [--report FILE] [--gateway-threads 1]
+#                    [--instructions 3000]
 #
 # Each proxy gets one thread, as the issue's reference figures were taken (nginx with one worker,
 # HAProxy with nbthread 1); --gateway-threads 0 gives souk-gateway one per core instead.
@@ -14,8 +15,18 @@
 # its stack costs.
 #
 # Every target is measured with `wrk -t1 -cC -dD --latency` at 64 and 256 connections; the
-# targets take turns within each round (direct, hyper-floor, souk-gateway, nginx, haproxy) so that a noisy
-# moment hurts them alike, and the report gives medians over the rounds. For each proxy it also
+# targets take turns within each round, and each round starts one target further along the list,
+# so that a noisy moment, or going first, hurts them alike; the report gives medians over the
+# rounds, with the load average and the steal time (CPU taken by the host) of each round.
+#
+# nginx and HAProxy run twice: as bare proxies, and doing the same work as souk-gateway on each
+# request ("same work": an access log written to a file, X-Forwarded-For and a request id added).
+#
+# Times are noisy on a shared machine; instructions are not. The last phase counts the user-space
+# instructions each proxy executes per request under valgrind's callgrind (perf's counters are
+# not available on every machine): each proxy is started again under callgrind, warmed up, its
+# counters zeroed, then --instructions requests are sent over 4 kept-alive connections and its
+# counters dumped; 0 skips the phase. For each proxy it also
 # gives the CPU time its processes spent per request (utime+stime from /proc, summed over the
 # master and workers) and how many new connections per second it opened to the upstream, read
 # from the upstream's own counter (GET /stats): near zero when the proxy keeps connections alive.
@@ -26,7 +37,7 @@
 # bench/results/gateway-DATE.md).
 set -euo pipefail
 
-duration=10s rounds=3 report="" gateway_threads=1
+duration=10s rounds=3 report="" gateway_threads=1 instructions=3000
 connections=(64 256)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,7 +45,8 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
     --gateway-threads) gateway_threads=$2; shift 2 ;;
-    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE, --gateway-threads 1)" >&2; exit 2 ;;
+    --instructions) instructions=$2; shift 2 ;;
+    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE, --gateway-threads 1, --instructions 3000)" >&2; exit 2 ;;
   esac
 done
 
@@ -240,6 +252,40 @@ url[haproxy]=http://127.0.0.1:$haproxy_port/
 wait_ready haproxy "${url[haproxy]}" "$work/haproxy.log" "${proxy_pid[haproxy]}"
 targets+=(haproxy)
 
+# The same work as souk-gateway's on every request: an access log line written to a file, the
+# client's address in X-Forwarded-For and a request id sent upstream.
+read -r nginx_same_port haproxy_same_port <<<"$(free_ports 2)"
+sed -e "s|access_log off;|access_log $work/nginx-same-access.log;|" \
+    -e "s|listen 127.0.0.1:$nginx_port;|listen 127.0.0.1:$nginx_same_port;|" \
+    -e "s|pid $work/nginx.pid;|pid $work/nginx-same.pid;|" \
+    -e "s|proxy_set_header Connection \"\";|proxy_set_header Connection \"\"; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Request-Id \$request_id;|" \
+    "$work/nginx.conf" >"$work/nginx-same.conf"
+nginx -c "$work/nginx-same.conf" -p "$work" -e "$work/nginx-same-error.log" -g 'daemon off;' >"$work/nginx-same.log" 2>&1 &
+pids+=($!)
+proxy_pid[nginx-same]=$!
+url[nginx-same]=http://127.0.0.1:$nginx_same_port/
+wait_ready nginx-same "${url[nginx-same]}" "$work/nginx-same-error.log" "${proxy_pid[nginx-same]}"
+targets+=(nginx-same)
+
+# HAProxy logs to syslog only: a datagram socket of a tiny reader appends the lines to a file.
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True: f.write(s.recv(65536) + b"\n")' "$work/haproxy-log.sock" "$work/haproxy-same-access.log" &
+pids+=($!)
+sed -e "s|bind 127.0.0.1:$haproxy_port|bind 127.0.0.1:$haproxy_same_port|" \
+    -e "s|^global|global\n  log $work/haproxy-log.sock local0|" \
+    -e "s|^defaults|defaults\n  log global\n  option httplog\n  option forwardfor\n  unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid|" \
+    -e "s|^frontend bench|frontend bench\n  http-request set-header X-Request-Id %[unique-id]|" \
+    "$work/haproxy.cfg" >"$work/haproxy-same.cfg"
+for _ in $(seq 50); do [ -S "$work/haproxy-log.sock" ] && break; sleep 0.1; done
+haproxy -f "$work/haproxy-same.cfg" >"$work/haproxy-same.log" 2>&1 &
+pids+=($!)
+proxy_pid[haproxy-same]=$!
+url[haproxy-same]=http://127.0.0.1:$haproxy_same_port/
+wait_ready haproxy-same "${url[haproxy-same]}" "$work/haproxy-same.log" "${proxy_pid[haproxy-same]}"
+targets+=(haproxy-same)
+
 # --- measure ------------------------------------------------------------------------------
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -281,32 +327,109 @@ measure() { # target connections
   [ -z "$errors" ] || warnings+=("$name at $c connections: $errors")
 }
 
+steal_ticks() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
+rounds_seen=()
 for round in $(seq "$rounds"); do
+  # Each round starts one target further along, so none is always first or always last.
+  shift_by=$(((round - 1) % ${#targets[@]}))
+  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
+  load_round=$(cut -d' ' -f1-3 /proc/loadavg)
+  steal0=$(steal_ticks) started=$(date +%s.%N)
   for c in "${connections[@]}"; do
-    for name in "${targets[@]}"; do
+    for name in "${order[@]}"; do
       echo "round $round/$rounds: $name, $c connections" >&2
       measure "$name" "$c"
     done
   done
+  steal1=$(steal_ticks) ended=$(date +%s.%N)
+  rounds_seen+=("round $round: order ${order[*]}; load average $load_round before; steal $(awk -v t=$((steal1 - steal0)) -v hz="$clk_tck" -v s="$started" -v e="$ended" -v n="$(nproc)" 'BEGIN { printf "%.1f", 100 * t / hz / ((e - s) * n) }') % of the CPU during the round")
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- instructions per request, under callgrind ----------------------------------------------
+
+declare -A instr
+# send_requests URL N: N GETs over 4 kept-alive HTTP/1.1 connections; fails on any non-200.
+send_requests() {
+  python3 - "$1" "$2" <<'PY'
+import http.client, sys, threading, urllib.parse
+url, n = urllib.parse.urlsplit(sys.argv[1]), int(sys.argv[2])
+failed = []
+def client(count):
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    for _ in range(count):
+        conn.request("GET", url.path or "/")
+        r = conn.getresponse(); r.read()
+        if r.status != 200: failed.append(r.status)
+threads = [threading.Thread(target=client, args=(n // 4 + (i < n % 4),)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+sys.exit(f"{len(failed)} answers were not 200" if failed else 0)
+PY
+}
+# count_instructions NAME URL COMMAND...: COMMAND (listening at URL) under callgrind; the Ir per request.
+count_instructions() {
+  local name=$1 target_url=$2 pid dump; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$name.%p" "$@" >"$work/vg-$name.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 300); do curl -sf -o /dev/null "$target_url" && break; sleep 0.2; done
+  if ! send_requests "$target_url" 500; then
+    warnings+=("$name under callgrind: the warm-up failed"); kill "$pid"; return
+  fi
+  callgrind_control -z "$pid" >/dev/null
+  send_requests "$target_url" "$instructions" || warnings+=("$name under callgrind: some answers were not 200")
+  callgrind_control -d "$pid" >/dev/null
+  sleep 1
+  dump=$(ls -t "$work/callgrind.$name.$pid".* 2>/dev/null | head -n1)
+  instr[$name]=$(awk -v n="$instructions" '/^(summary|totals):/ { print int($2 / n); exit }' "$dump" 2>/dev/null || true)
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+if [ "$instructions" -gt 0 ]; then
+  command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+  read -r vg_gateway vg_admin vg_nginx vg_haproxy vg_floor vg_nginx_same vg_haproxy_same <<<"$(free_ports 7)"
+  echo "counting instructions per request under callgrind ($instructions requests each)" >&2
+  count_instructions hyper-floor "http://127.0.0.1:$vg_floor/" \
+    "$target/release/souk-bench-floor" --listen "127.0.0.1:$vg_floor" --upstream "127.0.0.1:$upstream_port"
+  if [ "$gateway" = yes ]; then
+    sed -e "s|127.0.0.1:$gateway_port|127.0.0.1:$vg_gateway|" -e "s|127.0.0.1:$admin_port|127.0.0.1:$vg_admin|" \
+      "$work/gateway.toml" >"$work/gateway-vg.toml"
+    count_instructions souk-gateway "http://127.0.0.1:$vg_gateway/" \
+      "$target/release/souk-gateway" --config "$work/gateway-vg.toml"
+  fi
+  # One process each: nginx without its master, HAProxy as it runs above.
+  for variant in nginx nginx-same; do
+    port=$vg_nginx; [ "$variant" = nginx-same ] && port=$vg_nginx_same
+    sed -e "s|listen 127.0.0.1:[0-9]*;|listen 127.0.0.1:$port;|" -e "s|pid $work/[a-z-]*.pid;|pid $work/$variant-vg.pid;|" \
+      -e "s|^worker_processes 1;|worker_processes 1;\nmaster_process off;|" "$work/$variant.conf" >"$work/$variant-vg.conf"
+    count_instructions "$variant" "http://127.0.0.1:$port/" \
+      nginx -c "$work/$variant-vg.conf" -p "$work" -e "$work/$variant-vg-error.log" -g 'daemon off;'
+  done
+  for variant in haproxy haproxy-same; do
+    port=$vg_haproxy; [ "$variant" = haproxy-same ] && port=$vg_haproxy_same
+    sed -e "s|bind 127.0.0.1:[0-9]*|bind 127.0.0.1:$port|" "$work/$variant.cfg" >"$work/$variant-vg.cfg"
+    count_instructions "$variant" "http://127.0.0.1:$port/" haproxy -f "$work/$variant-vg.cfg"
+  done
+fi
 
 # --- report -------------------------------------------------------------------------------
 
 table() {
-  echo "| target | conns | req/s | p50 ms | p99 ms | CPU µs/req | of which user | new upstream conns/s |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| target | conns | req/s | p50 ms | p99 ms | CPU µs/req | of which user | new upstream conns/s | user instructions/req |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   local c name key
   for c in "${connections[@]}"; do
     for name in "${targets[@]}"; do
       key="$name $c"
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$c" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$c" \
         "$(median <<<"${rps[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.0f\n", $1 }')" \
         "$(median <<<"${p50[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
         "$(median <<<"${p99[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
         "$(median <<<"${cpu[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
         "$(median <<<"${user[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
-        "$(median <<<"${fresh[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')"
+        "$(median <<<"${fresh[$key]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
+        "${instr[$name]:--}"
     done
   done
   echo
@@ -329,7 +452,11 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo
   echo "- machine: $(nproc) cores; load average $load_before before, $load_after after"
   echo "- commit $commit; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3), $(haproxy -v | head -n1 | cut -d' ' -f1,3)"
-  echo "- wrk -t1 -d$duration --latency, $rounds round(s) interleaved (${targets[*]}), medians over rounds"
+  echo "- wrk -t1 -d$duration --latency, $rounds round(s) interleaved (${targets[*]}), each round starting one target further along; medians over rounds"
+  for line in "${rounds_seen[@]}"; do echo "  - $line"; done
+  echo "- nginx-same and haproxy-same: the same work as souk-gateway's per request (access log to a file, X-Forwarded-For, a request id)"
+  [ "$instructions" -eq 0 ] ||
+    echo "- user instructions/req: callgrind's Ir over $instructions requests on 4 kept-alive connections after a warm-up, per request (the same for either connection count; the proxy's user-space instructions only)"
   echo "- upstream: souk-bench-upstream, 1 thread, 100-byte JSON body; CPU µs/req is the proxy's own (utime+stime of all its processes)"
   echo "- proxies: souk-gateway threads = $gateway_threads (0 = one per core), nginx worker_processes 1, haproxy nbthread 1; souk-gateway with routing, metrics, access log to a file and health checks on; hyper-floor = souk-bench-floor, the least a hyper proxy does (no features: its stack's cost)"
   [ -z "$gateway_note" ] || echo "- $gateway_note"
@@ -337,7 +464,7 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo
   table
   echo
-  echo "req/s in each round, in run order:"
+  echo "req/s in each round (round 1 first):"
   echo
   for c in "${connections[@]}"; do
     for name in "${targets[@]}"; do echo "- $name, $c connections: ${rps[$name $c]:-none}"; done
