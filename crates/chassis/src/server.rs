@@ -129,17 +129,7 @@ where
     E: std::error::Error + 'static,
 {
     let env = crate::Env::from_process();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("souk-{name}: cannot start the async runtime: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    let run = on_runtime(async move {
         let _telemetry = match crate::telemetry::init(&crate::telemetry::TelemetryConfig::from_env(
             name, &env,
         )) {
@@ -157,8 +147,28 @@ where
                 std::process::ExitCode::FAILURE
             }
         }
+    });
+    run.unwrap_or_else(|err| {
+        eprintln!("souk-{name}: cannot start the async runtime: {err}");
+        std::process::ExitCode::FAILURE
     })
 }
+
+/// Runs `main` on a new multi-threaded runtime, then leaves, waiting at most [`EXIT_WAIT`] for
+/// blocking tasks still running. Dropping the runtime would wait for every one of them, and a
+/// name lookup stuck in getaddrinfo (a container network's DNS that does not answer) can take
+/// tens of seconds: the service has stopped within its deadline, so its exit must not wait.
+fn on_runtime<T>(main: impl std::future::Future<Output = T>) -> std::io::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let output = runtime.block_on(main);
+    runtime.shutdown_timeout(EXIT_WAIT);
+    Ok(output)
+}
+
+/// How long the exit waits for blocking tasks still running once the service has stopped.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
 
 async fn os_signal() {
     let ctrl_c = async {
@@ -226,6 +236,25 @@ async fn supervisor_gone() {
 mod tests {
     use super::*;
     use axum::routing::get;
+
+    #[test]
+    fn the_exit_does_not_wait_for_a_blocking_task_that_is_stuck() {
+        let started = Instant::now();
+        let done = on_runtime(async {
+            // What a lookup in getaddrinfo that gets no answer looks like to the runtime.
+            drop(tokio::task::spawn_blocking(|| {
+                std::thread::sleep(Duration::from_secs(30))
+            }));
+            "stopped"
+        })
+        .unwrap();
+        assert_eq!(done, "stopped");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "left after {:?}",
+            started.elapsed()
+        );
+    }
 
     async fn spawn(
         router: Router,
