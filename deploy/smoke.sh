@@ -538,24 +538,34 @@ service_container() {
 # container. Compose's readiness says nothing about it, and no other engine has it; the
 # checkout waits it out rather than judge the shop by it (docs/deploy.md, "Smoke test").
 services_reach_each_other() {
-    local started=$SECONDS from to pair pending=() left
+    local started=$SECONDS from to pair pending=() left why tried reasons
     for from in "${SERVICE_ADDRESSES[@]}"; do
         for to in "${SERVICE_ADDRESSES[@]}"; do
             [[ $from == "$to" ]] || pending+=("${from%%:*} $to")
         done
     done
     while ((${#pending[@]})); do
-        left=()
+        left=() reasons=()
         for pair in "${pending[@]}"; do
             read -r from to <<<"$pair"
-            timeout 10 "$ENGINE" exec "$(service_container "$from")" \
-                /usr/local/bin/souk-healthcheck "http://$to/healthz" >/dev/null 2>&1 || left+=("$pair")
+            tried=$SECONDS
+            # What failed says whose fault it is: "cannot resolve" (the network's DNS), "cannot
+            # connect" or "no answer" (the callee, or the path to it), or nothing within 10 s
+            # (a lookup that hangs: the resolver waiting out a DNS server that does not answer).
+            if why=$(timeout 10 "$ENGINE" exec "$(service_container "$from")" \
+                /usr/local/bin/souk-healthcheck "http://$to/healthz" 2>&1 >/dev/null); then
+                continue
+            elif (($? == 124)); then
+                why="nothing within 10 s"
+            fi
+            left+=("$pair")
+            reasons+=("$from → $to: ${why#souk-healthcheck: } ($((SECONDS - tried)) s)")
         done
         pending=("${left[@]}")
         ((${#pending[@]})) || break
         ((SECONDS - started < READY_TIMEOUT)) ||
-            die "services cannot reach each other by name: ${pending[*]/ / → }"
-        note "not yet reaching each other: ${pending[*]}"
+            die "services cannot reach each other by name: $(printf '%s; ' "${reasons[@]}")"
+        note "not yet reaching each other ($((SECONDS - started)) s): $(printf '%s; ' "${reasons[@]}")"
         sleep 1
     done
     note "every service reaches every other by name ($((SECONDS - started)) s)"
