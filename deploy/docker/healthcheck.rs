@@ -46,11 +46,7 @@ pub(crate) fn check(url: &str, timeout: Duration) -> Result<u16, String> {
         Some(slash) => rest.split_at(slash),
         None => (rest, "/"),
     };
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} resolves to no address"))?;
+    let addr = resolve(authority, timeout)?;
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect: {e}"))?;
     stream
@@ -74,6 +70,32 @@ pub(crate) fn check(url: &str, timeout: Duration) -> Result<u16, String> {
         }
     }
     parse_status(&head[..read])
+}
+
+/// The first address `authority` resolves to, within `timeout`. The lookup runs on a thread of
+/// its own because the system's resolver has no deadline of its own to give: a network whose DNS
+/// server does not answer holds it for its retries (tens of seconds), and saying so is how a
+/// caller tells a name that does not resolve from a peer that does not answer.
+fn resolve(authority: &str, timeout: Duration) -> Result<std::net::SocketAddr, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = authority.to_owned();
+    std::thread::spawn(move || {
+        let found = name
+            .to_socket_addrs()
+            .map(|mut addrs| addrs.next())
+            .map_err(|e| e.to_string());
+        // The caller may have given up; nothing is left to tell then.
+        let _ = tx.send(found);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(addr))) => Ok(addr),
+        Ok(Ok(None)) => Err(format!("{authority} resolves to no address")),
+        Ok(Err(e)) => Err(format!("cannot resolve {authority}: {e}")),
+        Err(_) => Err(format!(
+            "cannot resolve {authority}: no answer within {} s",
+            timeout.as_secs_f32()
+        )),
+    }
 }
 
 /// The status code of an HTTP/1.x status line.

@@ -1073,4 +1073,15 @@ fn the_healthcheck_passes_a_2xx_and_reports_anything_else() {
     assert!(healthcheck::check(&format!("http://{closed}/healthz"), timeout).is_err());
     assert!(healthcheck::check("https://127.0.0.1:1/healthz", timeout).is_err());
     assert!(healthcheck::parse_status(b"SSH-2.0-OpenSSH").is_err());
+    // A name that does not resolve is said to be one, within the timeout, whatever the resolver
+    // here answers (a refusal at once, or nothing).
+    let started = std::time::Instant::now();
+    let unresolved = healthcheck::check("http://souk-no-such-host.invalid:80/healthz", timeout);
+    assert!(
+        unresolved
+            .as_ref()
+            .is_err_and(|e| e.contains("resolve") && e.contains("souk-no-such-host.invalid")),
+        "{unresolved:?}"
+    );
+    assert!(started.elapsed() < timeout * 2, "{:?}", started.elapsed());
 }
