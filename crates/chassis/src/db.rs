@@ -588,14 +588,20 @@ mod tests {
         )],
     };
 
-    #[tokio::test]
-    async fn writes_run_in_an_immediate_transaction_with_the_engines_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/w.db", dir.path().display());
+    /// A migrated SQLite database of `things` in `dir`.
+    async fn things(dir: &tempfile::TempDir) -> Database {
+        let url = format!("sqlite://{}/things.db", dir.path().display());
         let db = Database::connect(&DatabaseConfig::with_url(&url))
             .await
             .unwrap();
         db.migrate(&MIGRATIONS).await.unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn writes_run_in_an_immediate_transaction_with_the_engines_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = things(&dir).await;
         let write = async {
             crate::in_write_tx!(&db, |tx, name = ("sqlite", "postgres")| {
                 sqlx::query("INSERT INTO things (id, name) VALUES (1, $1)")
@@ -618,11 +624,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn immediate_writers_lose_no_update() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/turns.db", dir.path().display());
-        let db = Database::connect(&DatabaseConfig::with_url(&url))
-            .await
-            .unwrap();
-        db.migrate(&MIGRATIONS).await.unwrap();
+        let db = things(&dir).await;
         let Database::Sqlite(pool) = &db else {
             panic!("expected sqlite")
         };
@@ -671,11 +673,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lone_write_waits_for_the_process_s_turn_not_in_sqlite_s_busy_handler() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/turn.db", dir.path().display());
-        let db = Database::connect(&DatabaseConfig::with_url(&url))
-            .await
-            .unwrap();
-        db.migrate(&MIGRATIONS).await.unwrap();
+        let db = things(&dir).await;
         let Database::Sqlite(pool) = &db else {
             panic!("expected sqlite")
         };
