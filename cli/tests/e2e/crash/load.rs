@@ -14,8 +14,13 @@ use serde_json::{Value, json};
 /// named run crashes orders seven times within a minute, and the supervisor's restart backoff
 /// grows to 10 s meanwhile: orders is away for about half a minute in all.
 const PLACE_FOR: Duration = Duration::from_secs(75);
-/// How long a shopper waits for its order to end before it stops shopping.
-const SETTLE_FOR: Duration = Duration::from_secs(60);
+/// How long a shopper waits for its order to end before it stops shopping. The longest path an
+/// order may lawfully take is the named run's: its charge is left pending by a crash in payments
+/// (held for payments' charge lease, 30 s), the saga's 20 s deadline passes, and its refund is
+/// left pending by a second crash (another 30 s lease), with orders itself crashed and restarted
+/// between: over a minute from the shopper's answer (CI once saw 60.5 s), so a minute of patience
+/// failed a run that broke nothing.
+const SETTLE_FOR: Duration = Duration::from_secs(120);
 /// How long a shopper waits for a confirmed order's products to leave its cart. The cart reads
 /// orders' events from the first orders instance; when that one is killed again and again (the
 /// supervisor waits up to 10 s before each restart), a cart can lag by half a minute.
