@@ -222,6 +222,51 @@ pub(super) fn writer_turn(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     turns.entry(path.to_owned()).or_default().clone()
 }
 
+/// The placeholders [`bind_numbered`] knows, `$1` to `$16`.
+const NUMBERED: [&str; 16] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15",
+    "$16",
+];
+
+/// Binds `params` to a statement written for both engines, with PostgreSQL's numbered
+/// placeholders: `params[0]` to `$1` wherever it appears, and so on.
+///
+/// SQLite reads `$1` as a parameter *named* "$1", numbered in order of first appearance; binding
+/// by position would silently swap values in a statement that names `$2` before `$1`. So each
+/// is looked up by its name, and a statement whose placeholders are not exactly `$1`…`$n` for
+/// `n` values is refused.
+pub fn bind_numbered(
+    statement: &mut rusqlite::Statement<'_>,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<()> {
+    let expected = statement.parameter_count();
+    if params.len() != expected || expected > NUMBERED.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            expected,
+        ));
+    }
+    for (param, name) in params.iter().zip(NUMBERED) {
+        let index = statement
+            .parameter_index(name)?
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?;
+        statement.raw_bind_parameter(index, param)?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` (with `$1`… placeholders, see [`bind_numbered`]) on `connection`, its statement
+/// prepared once per connection; the number of rows it changed.
+pub fn execute_numbered(
+    connection: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<usize> {
+    let mut statement = connection.prepare_cached(sql)?;
+    bind_numbered(&mut statement, params)?;
+    statement.raw_execute()
+}
+
 fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
@@ -400,5 +445,44 @@ mod tests {
         let failed = reads.read(|c| c.prepare_cached("SELECT nope FROM t").map(drop));
         assert!(failed.is_err());
         assert_eq!(count(&reads), 0);
+    }
+
+    #[tokio::test]
+    async fn numbered_placeholders_bind_by_number_not_by_first_appearance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = database(&dir).await;
+        let writer = SqliteWriter::open(&pool).expect("open");
+        // `$2` appears first: SQLite numbers it 1, so binding by position would swap the values.
+        let written = writer
+            .write(|tx| {
+                execute_numbered(tx, "INSERT INTO t (n) VALUES ($1)", &[&7_i64])?;
+                execute_numbered(tx, "UPDATE t SET n = $2 WHERE n = $1", &[&7_i64, &9_i64])
+            })
+            .await
+            .expect("written");
+        assert_eq!(written, 1);
+        let reads = SqliteReads::open(&pool).expect("open");
+        let n: i64 = reads
+            .read(|c| {
+                c.prepare_cached("SELECT n FROM t")?
+                    .query_row([], |row| row.get(0))
+            })
+            .expect("read");
+        assert_eq!(n, 9);
+        // Too few values, or a placeholder that is not `$n`, is refused rather than bound wrong.
+        let refused = writer
+            .write(|tx| execute_numbered(tx, "UPDATE t SET n = $2 WHERE n = $1", &[&9_i64]))
+            .await;
+        assert!(matches!(
+            refused,
+            Err(rusqlite::Error::InvalidParameterCount(1, 2))
+        ));
+        let refused = writer
+            .write(|tx| execute_numbered(tx, "UPDATE t SET n = :n", &[&9_i64]))
+            .await;
+        assert!(matches!(
+            refused,
+            Err(rusqlite::Error::InvalidParameterName(_))
+        ));
     }
 }

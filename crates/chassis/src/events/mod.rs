@@ -178,7 +178,7 @@ pub use dead_letters::{DeadLetter, dead_letters, dead_letters_router, replay_dea
 pub use event::Event;
 pub use handler::{HandleError, Handler};
 pub use nats::{NatsConfig, stream_name, subject};
-pub use outbox::{Outbox, OutboxState, append_postgres, append_sqlite};
+pub use outbox::{Outbox, OutboxState, append_inline, append_postgres, append_sqlite};
 pub use schema::{
     INBOX_MIGRATION_POSTGRES, INBOX_MIGRATION_SQLITE, INBOX_RETENTION_MIGRATION_POSTGRES,
     INBOX_RETENTION_MIGRATION_SQLITE, OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE,

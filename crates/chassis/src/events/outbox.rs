@@ -37,6 +37,23 @@ pub async fn append_sqlite(conn: &mut SqliteConnection, event: &Event) -> Result
         .map(drop)
 }
 
+/// Appends `event` to the outbox inside a transaction of the chassis' own SQLite writer
+/// ([`crate::db::inline::SqliteWriter::write`]): [`append_sqlite`] without sqlx's thread hop.
+pub fn append_inline(tx: &rusqlite::Connection, event: &Event) -> Result<(), rusqlite::Error> {
+    crate::db::inline::execute_numbered(
+        tx,
+        INSERT,
+        &[
+            &event.id,
+            &event.type_,
+            &event.subject,
+            &event.to_json(),
+            &now_ms(),
+        ],
+    )
+    .map(drop)
+}
+
 /// Appends `event` to the outbox on PostgreSQL, inside the caller's transaction (`&mut *tx`).
 ///
 /// `BIGSERIAL` numbers are handed out when rows are inserted, not when they commit: without

@@ -5,6 +5,7 @@
 //! since an order's key is answered in the order's own transaction, a dead attempt never left an
 //! order behind, and taking over cannot place a second one.
 
+use souk_chassis::db::inline::execute_numbered;
 use souk_chassis::on_pool;
 use uuid::Uuid;
 
@@ -70,6 +71,18 @@ macro_rules! finish_query {
 }
 pub(super) use finish_query;
 
+/// `FINISH`'s values for `key`, for the SQLite writer.
+pub(super) fn finish_params(key: &KeyDone) -> [&dyn rusqlite::ToSql; 6] {
+    [
+        &key.answer.status,
+        &key.answer.body,
+        &key.answer.location,
+        &key.user_id,
+        &key.key,
+        &key.owner,
+    ]
+}
+
 type KeyRow = (
     String,
     String,
@@ -96,24 +109,43 @@ impl Store {
         // A row deleted or taken over between our statements sends us round again; a few turns
         // settle it, as every turn either inserts, reads a decision, or loses to an attempt that
         // made progress.
+        const CLAIM: &str = "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, \
+             state, owner, locked_until, created_at) \
+             VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
+             ON CONFLICT (user_id, idem_key) DO NOTHING";
         for _ in 0..5 {
-            let turn = self.db.write_turn().await?;
-            let inserted = on_pool!(&self.db, |pool| sqlx::query(
-                "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, state, owner, \
-                 locked_until, created_at) VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
-                 ON CONFLICT (user_id, idem_key) DO NOTHING",
-            )
-            .bind(user_id)
-            .bind(key)
-            .bind(fingerprint)
-            .bind(&owner)
-            .bind(locked_until)
-            .bind(now.millis())
-            .execute(pool)
-            .await?
-            .rows_affected());
-            drop(turn);
-            if inserted == 1 {
+            let inserted = if let Some(writer) = &self.writer {
+                writer
+                    .write(|tx| {
+                        execute_numbered(
+                            tx,
+                            CLAIM,
+                            &[
+                                &user_id,
+                                &key,
+                                &fingerprint,
+                                &owner,
+                                &locked_until,
+                                &now.millis(),
+                            ],
+                        )
+                    })
+                    .await?
+                    == 1
+            } else {
+                on_pool!(&self.db, |pool| sqlx::query(CLAIM)
+                    .bind(user_id)
+                    .bind(key)
+                    .bind(fingerprint)
+                    .bind(&owner)
+                    .bind(locked_until)
+                    .bind(now.millis())
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+                    == 1
+            };
+            if inserted {
                 return Ok(KeyClaim::Run { owner });
             }
             let row: Option<KeyRow> = on_pool!(&self.db, |pool| sqlx::query_as(
@@ -185,6 +217,12 @@ impl Store {
 
     /// Keeps `answer` for replay; `false` if this attempt no longer holds the key.
     pub async fn finish_key(&self, key: &KeyDone) -> Result<bool, StoreError> {
+        if let Some(writer) = &self.writer {
+            let done = writer
+                .write(|tx| execute_numbered(tx, FINISH, &finish_params(key)))
+                .await?;
+            return Ok(done == 1);
+        }
         let done = on_pool!(&self.db, |pool| finish_query!(key)
             .execute(pool)
             .await?

@@ -13,6 +13,7 @@ mod orders;
 mod sagas;
 
 use souk_chassis::Database;
+use souk_chassis::db::inline::SqliteWriter;
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations};
 use souk_chassis::events::{
     OUTBOX_META_MIGRATION_POSTGRES, OUTBOX_META_MIGRATION_SQLITE, OUTBOX_MIGRATION_POSTGRES,
@@ -63,6 +64,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The database failed or is unreachable, on the SQLite writer.
+    #[error("database error")]
+    Inline(#[from] rusqlite::Error),
     /// A stored value is not one this service writes.
     #[error("stored {column} is invalid: {reason}")]
     Corrupt {
@@ -79,6 +83,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(err) => souk_chassis::db::is_transient(err),
+            Self::Inline(err) => souk_chassis::db::inline::is_unavailable(err),
             Self::Corrupt { .. } => false,
         }
     }
@@ -104,6 +109,11 @@ pub(crate) use in_write_tx;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Database,
+    /// On SQLite, the saga's writes go through the chassis' writer: a step's change is one
+    /// statement of microseconds, and through the pool it cost a hop to sqlx's worker thread and
+    /// back for each of `BEGIN`, the statement and `COMMIT` — with the process's turn on the file
+    /// held across all of them (`bench/results/cost.md`, "Writers take turns").
+    writer: Option<SqliteWriter>,
 }
 
 impl Store {
@@ -111,7 +121,11 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATIONS).await?;
-        Ok(Self { db })
+        let writer = match &db {
+            Database::Sqlite(pool) => Some(SqliteWriter::open(pool).map_err(DbError::OpenInline)?),
+            Database::Postgres(_) => None,
+        };
+        Ok(Self { db, writer })
     }
 
     /// The underlying pool (readiness checks, the outbox).

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
-use souk_chassis::events::Event;
+use souk_chassis::db::inline::execute_numbered;
+use souk_chassis::events::{Event, append_inline};
 use souk_chassis::on_pool;
 use uuid::Uuid;
 
-use super::keys::{KeyDone, finish_query};
+use super::keys::{FINISH, KeyDone, finish_params, finish_query};
 use super::{Store, StoreError, in_write_tx, uuid};
 use crate::domain::{
     CancelReason, Currency, Money, Order, OrderLine, OrderStatus, ShippingAddress, Timestamp,
@@ -31,6 +32,14 @@ type OrderRow = (
 const LINE_COLUMNS: &str =
     "order_id, line_no, product_id, sku, name, quantity, unit_amount, line_amount";
 type LineRow = (String, i64, String, String, String, i64, i64, i64);
+
+const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, status, cancel_reason, \
+    total_amount, currency, payment_method_id, shipping_address, created_at, updated_at) \
+    VALUES ($1, $2, 'pending', NULL, $3, $4, $5, $6, $7, $7)";
+const INSERT_LINE: &str = "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, \
+    quantity, unit_amount, line_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT_SAGA: &str = "INSERT INTO sagas (order_id, step, attempts, deadline_at, \
+    next_attempt_at, updated_at) VALUES ($1, 'reserve', 0, $2, $3, $3)";
 
 /// An order to place, with its saga's deadline.
 #[derive(Debug)]
@@ -62,6 +71,52 @@ impl Store {
         let address = serde_json::to_string(&order.shipping_address)
             .map_err(|e| StoreError::corrupt("orders.shipping_address", e.to_string()))?;
         let created = order.created_at.millis();
+        let id = order.id.to_string();
+        let payment_method = order.payment_method_id.to_string();
+        let currency = order.total.currency.as_str();
+        if let Some(writer) = &self.writer {
+            return writer
+                .write(|tx| {
+                    if let Some(key) = new.key
+                        && execute_numbered(tx, FINISH, &finish_params(key))? != 1
+                    {
+                        return Ok(Placed::KeyLost);
+                    }
+                    execute_numbered(
+                        tx,
+                        INSERT_ORDER,
+                        &[
+                            &id,
+                            &order.user_id,
+                            &order.total.amount,
+                            &currency,
+                            &payment_method,
+                            &address,
+                            &created,
+                        ],
+                    )?;
+                    for (line_no, line) in (0_i64..).zip(&order.lines) {
+                        execute_numbered(
+                            tx,
+                            INSERT_LINE,
+                            &[
+                                &id,
+                                &line_no,
+                                &line.product_id.to_string(),
+                                &line.sku,
+                                &line.name,
+                                &line.quantity,
+                                &line.unit_price.amount,
+                                &line.line_total.amount,
+                            ],
+                        )?;
+                    }
+                    execute_numbered(tx, INSERT_SAGA, &[&id, &new.deadline_at.millis(), &created])?;
+                    append_inline(tx, new.event)?;
+                    Ok::<_, StoreError>(Placed::Stored)
+                })
+                .await;
+        }
         in_write_tx!(&self.db, |tx, append| {
             if let Some(key) = new.key {
                 let done = finish_query!(key).execute(&mut *tx).await?;
@@ -69,45 +124,35 @@ impl Store {
                     return Ok(Placed::KeyLost);
                 }
             }
-            sqlx::query(
-                "INSERT INTO orders (id, user_id, status, cancel_reason, total_amount, currency, \
-                 payment_method_id, shipping_address, created_at, updated_at) \
-                 VALUES ($1, $2, 'pending', NULL, $3, $4, $5, $6, $7, $7)",
-            )
-            .bind(order.id.to_string())
-            .bind(&order.user_id)
-            .bind(order.total.amount)
-            .bind(order.total.currency.as_str())
-            .bind(order.payment_method_id.to_string())
-            .bind(&address)
-            .bind(created)
-            .execute(&mut *tx)
-            .await?;
-            for (line_no, line) in (0_i64..).zip(&order.lines) {
-                sqlx::query(
-                    "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, \
-                     unit_amount, line_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(order.id.to_string())
-                .bind(line_no)
-                .bind(line.product_id.to_string())
-                .bind(&line.sku)
-                .bind(&line.name)
-                .bind(line.quantity)
-                .bind(line.unit_price.amount)
-                .bind(line.line_total.amount)
+            sqlx::query(INSERT_ORDER)
+                .bind(&id)
+                .bind(&order.user_id)
+                .bind(order.total.amount)
+                .bind(currency)
+                .bind(&payment_method)
+                .bind(&address)
+                .bind(created)
                 .execute(&mut *tx)
                 .await?;
+            for (line_no, line) in (0_i64..).zip(&order.lines) {
+                sqlx::query(INSERT_LINE)
+                    .bind(&id)
+                    .bind(line_no)
+                    .bind(line.product_id.to_string())
+                    .bind(&line.sku)
+                    .bind(&line.name)
+                    .bind(line.quantity)
+                    .bind(line.unit_price.amount)
+                    .bind(line.line_total.amount)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            sqlx::query(
-                "INSERT INTO sagas (order_id, step, attempts, deadline_at, next_attempt_at, \
-                 updated_at) VALUES ($1, 'reserve', 0, $2, $3, $3)",
-            )
-            .bind(order.id.to_string())
-            .bind(new.deadline_at.millis())
-            .bind(created)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(INSERT_SAGA)
+                .bind(&id)
+                .bind(new.deadline_at.millis())
+                .bind(created)
+                .execute(&mut *tx)
+                .await?;
             append(&mut tx, new.event).await?;
             tx.commit().await?;
             Ok(Placed::Stored)

@@ -2,7 +2,8 @@
 //! the owner (and the step it moves from), so an instance that lost its lease — it paused past
 //! `lease_until` and another took over — changes nothing and stops.
 
-use souk_chassis::events::Event;
+use souk_chassis::db::inline::{bind_numbered, execute_numbered};
+use souk_chassis::events::{Event, append_inline};
 use souk_chassis::on_pool;
 use uuid::Uuid;
 
@@ -33,8 +34,8 @@ type SagaTuple = (
     i64,
     Option<String>,
 );
-const SAGA_COLUMNS: &str =
-    "order_id, step, cancel_reason, refund, attempts, deadline_at, last_error";
+const SELECT_SAGA: &str = "SELECT order_id, step, cancel_reason, refund, attempts, deadline_at, \
+     last_error FROM sagas WHERE order_id = $1";
 
 impl Store {
     /// Up to `limit` unfinished sagas that are due and that no live lease holds, most overdue
@@ -61,20 +62,50 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<SagaRow>, StoreError> {
-        let turn = self.db.write_turn().await?;
-        let claimed = on_pool!(&self.db, |pool| sqlx::query(
-            "UPDATE sagas SET lease_owner = $1, lease_until = $2 \
+        const CLAIM: &str = "UPDATE sagas SET lease_owner = $1, lease_until = $2 \
              WHERE order_id = $3 AND step NOT IN ('confirmed', 'cancelled') \
-             AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4)",
-        )
-        .bind(owner)
-        .bind(lease_until.millis())
-        .bind(order_id.to_string())
-        .bind(now.millis())
-        .execute(pool)
-        .await?
-        .rows_affected());
-        drop(turn);
+             AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4)";
+        let id = order_id.to_string();
+        if let Some(writer) = &self.writer {
+            // The claim and the read of what was claimed, in one turn.
+            let row = writer
+                .write(|tx| {
+                    let claimed = execute_numbered(
+                        tx,
+                        CLAIM,
+                        &[&owner, &lease_until.millis(), &id, &now.millis()],
+                    )?;
+                    if claimed != 1 {
+                        return Ok(None);
+                    }
+                    let mut select = tx.prepare_cached(SELECT_SAGA)?;
+                    bind_numbered(&mut select, &[&id])?;
+                    let mut rows = select.raw_query();
+                    rows.next()?
+                        .map(|row| {
+                            Ok::<_, rusqlite::Error>((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                                row.get(5)?,
+                                row.get(6)?,
+                            ))
+                        })
+                        .transpose()
+                })
+                .await?;
+            return row.map(saga_from_row).transpose();
+        }
+        let claimed = on_pool!(&self.db, |pool| sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(lease_until.millis())
+            .bind(&id)
+            .bind(now.millis())
+            .execute(pool)
+            .await?
+            .rows_affected());
         if claimed != 1 {
             return Ok(None);
         }
@@ -83,12 +114,10 @@ impl Store {
 
     /// Order `order_id`'s saga as it stands.
     pub async fn saga(&self, order_id: Uuid) -> Result<Option<SagaRow>, StoreError> {
-        let sql = format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE order_id = $1");
-        let row: Option<SagaTuple> =
-            on_pool!(&self.db, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(order_id.to_string())
-                .fetch_optional(pool)
-                .await?);
+        let row: Option<SagaTuple> = on_pool!(&self.db, |pool| sqlx::query_as(SELECT_SAGA)
+            .bind(order_id.to_string())
+            .fetch_optional(pool)
+            .await?);
         row.map(saga_from_row).transpose()
     }
 
@@ -99,17 +128,25 @@ impl Store {
         owner: &str,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
-        let _turn = self.db.write_turn().await?;
-        let renewed = on_pool!(&self.db, |pool| sqlx::query(
-            "UPDATE sagas SET lease_until = $1 WHERE order_id = $2 AND lease_owner = $3",
-        )
-        .bind(lease_until.millis())
-        .bind(order_id.to_string())
-        .bind(owner)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(renewed == 1)
+        const RENEW: &str =
+            "UPDATE sagas SET lease_until = $1 WHERE order_id = $2 AND lease_owner = $3";
+        let id = order_id.to_string();
+        let renewed = if let Some(writer) = &self.writer {
+            writer
+                .write(|tx| execute_numbered(tx, RENEW, &[&lease_until.millis(), &id, &owner]))
+                .await?
+                == 1
+        } else {
+            on_pool!(&self.db, |pool| sqlx::query(RENEW)
+                .bind(lease_until.millis())
+                .bind(&id)
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected())
+                == 1
+        };
+        Ok(renewed)
     }
 
     /// Records a failed attempt at `step`: tried again at `next_at`, the lease held until
@@ -126,24 +163,46 @@ impl Store {
         error: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let _turn = self.db.write_turn().await?;
-        let updated = on_pool!(&self.db, |pool| sqlx::query(
-            "UPDATE sagas SET attempts = $1, next_attempt_at = $2, lease_until = $3, \
-             last_error = $4, updated_at = $5 \
-             WHERE order_id = $6 AND lease_owner = $7 AND step = $8",
-        )
-        .bind(i64::from(attempts))
-        .bind(next_at.millis())
-        .bind(lease_until.millis())
-        .bind(error)
-        .bind(now.millis())
-        .bind(order_id.to_string())
-        .bind(owner)
-        .bind(step.name())
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(updated == 1)
+        const RETRY: &str = "UPDATE sagas SET attempts = $1, next_attempt_at = $2, \
+             lease_until = $3, last_error = $4, updated_at = $5 \
+             WHERE order_id = $6 AND lease_owner = $7 AND step = $8";
+        let id = order_id.to_string();
+        let updated = if let Some(writer) = &self.writer {
+            writer
+                .write(|tx| {
+                    execute_numbered(
+                        tx,
+                        RETRY,
+                        &[
+                            &i64::from(attempts),
+                            &next_at.millis(),
+                            &lease_until.millis(),
+                            &error,
+                            &now.millis(),
+                            &id,
+                            &owner,
+                            &step.name(),
+                        ],
+                    )
+                })
+                .await?
+                == 1
+        } else {
+            on_pool!(&self.db, |pool| sqlx::query(RETRY)
+                .bind(i64::from(attempts))
+                .bind(next_at.millis())
+                .bind(lease_until.millis())
+                .bind(error)
+                .bind(now.millis())
+                .bind(&id)
+                .bind(owner)
+                .bind(step.name())
+                .execute(pool)
+                .await?
+                .rows_affected())
+                == 1
+        };
+        Ok(updated)
     }
 
     /// Moves the saga from `from` to the unfinished step `to`, runnable at once; `false` if
@@ -157,24 +216,47 @@ impl Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<bool, StoreError> {
-        let _turn = self.db.write_turn().await?;
-        let updated = on_pool!(&self.db, |pool| sqlx::query(
-            "UPDATE sagas SET step = $1, cancel_reason = $2, refund = $3, attempts = 0, \
-             next_attempt_at = $4, lease_until = $5, last_error = NULL, updated_at = $4 \
-             WHERE order_id = $6 AND lease_owner = $7 AND step = $8",
-        )
-        .bind(to.name())
-        .bind(to.reason().map(CancelReason::as_str))
-        .bind(i64::from(to.refund()))
-        .bind(now.millis())
-        .bind(lease_until.millis())
-        .bind(order_id.to_string())
-        .bind(owner)
-        .bind(from.name())
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(updated == 1)
+        const ADVANCE: &str = "UPDATE sagas SET step = $1, cancel_reason = $2, refund = $3, \
+             attempts = 0, next_attempt_at = $4, lease_until = $5, last_error = NULL, \
+             updated_at = $4 WHERE order_id = $6 AND lease_owner = $7 AND step = $8";
+        let id = order_id.to_string();
+        let reason = to.reason().map(CancelReason::as_str);
+        let updated = if let Some(writer) = &self.writer {
+            writer
+                .write(|tx| {
+                    execute_numbered(
+                        tx,
+                        ADVANCE,
+                        &[
+                            &to.name(),
+                            &reason,
+                            &i64::from(to.refund()),
+                            &now.millis(),
+                            &lease_until.millis(),
+                            &id,
+                            &owner,
+                            &from.name(),
+                        ],
+                    )
+                })
+                .await?
+                == 1
+        } else {
+            on_pool!(&self.db, |pool| sqlx::query(ADVANCE)
+                .bind(to.name())
+                .bind(reason)
+                .bind(i64::from(to.refund()))
+                .bind(now.millis())
+                .bind(lease_until.millis())
+                .bind(&id)
+                .bind(owner)
+                .bind(from.name())
+                .execute(pool)
+                .await?
+                .rows_affected())
+                == 1
+        };
+        Ok(updated)
     }
 
     /// Ends the saga at `to` (`Confirmed` or `Cancelled`), in one transaction with the order's
@@ -198,39 +280,72 @@ impl Store {
                 ));
             }
         };
+        const END_SAGA: &str = "UPDATE sagas SET step = $1, cancel_reason = $2, \
+             lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $3 \
+             WHERE order_id = $4 AND lease_owner = $5 AND step = $6";
+        const END_ORDER: &str = "UPDATE orders SET status = $1, cancel_reason = $2, \
+             updated_at = $3 WHERE id = $4 AND status = 'pending'";
         let reason = to.reason().map(CancelReason::as_str);
-        in_write_tx!(&self.db, |tx, append| {
-            let ended = sqlx::query(
-                "UPDATE sagas SET step = $1, cancel_reason = $2, lease_owner = NULL, \
-                 lease_until = NULL, last_error = NULL, updated_at = $3 \
-                 WHERE order_id = $4 AND lease_owner = $5 AND step = $6",
+        let id = order_id.to_string();
+        let not_pending = || {
+            StoreError::corrupt(
+                "orders.status",
+                format!("order {order_id} of an unfinished saga is not pending"),
             )
-            .bind(to.name())
-            .bind(reason)
-            .bind(now.millis())
-            .bind(order_id.to_string())
-            .bind(owner)
-            .bind(from.name())
-            .execute(&mut *tx)
-            .await?;
+        };
+        if let Some(writer) = &self.writer {
+            return writer
+                .write(|tx| {
+                    let ended = execute_numbered(
+                        tx,
+                        END_SAGA,
+                        &[
+                            &to.name(),
+                            &reason,
+                            &now.millis(),
+                            &id,
+                            &owner,
+                            &from.name(),
+                        ],
+                    )?;
+                    if ended != 1 {
+                        return Ok(false);
+                    }
+                    let order = execute_numbered(
+                        tx,
+                        END_ORDER,
+                        &[&status.as_str(), &reason, &now.millis(), &id],
+                    )?;
+                    if order != 1 {
+                        return Err(not_pending());
+                    }
+                    append_inline(tx, event)?;
+                    Ok(true)
+                })
+                .await;
+        }
+        in_write_tx!(&self.db, |tx, append| {
+            let ended = sqlx::query(END_SAGA)
+                .bind(to.name())
+                .bind(reason)
+                .bind(now.millis())
+                .bind(&id)
+                .bind(owner)
+                .bind(from.name())
+                .execute(&mut *tx)
+                .await?;
             if ended.rows_affected() != 1 {
                 return Ok(false);
             }
-            let order = sqlx::query(
-                "UPDATE orders SET status = $1, cancel_reason = $2, updated_at = $3 \
-                 WHERE id = $4 AND status = 'pending'",
-            )
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(now.millis())
-            .bind(order_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            let order = sqlx::query(END_ORDER)
+                .bind(status.as_str())
+                .bind(reason)
+                .bind(now.millis())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
             if order.rows_affected() != 1 {
-                return Err(StoreError::corrupt(
-                    "orders.status",
-                    format!("order {order_id} of an unfinished saga is not pending"),
-                ));
+                return Err(not_pending());
             }
             append(&mut tx, event).await?;
             tx.commit().await?;
