@@ -89,11 +89,7 @@ impl SqliteStore {
         // together.
         self.writer
             .write(|tx| {
-                tx.prepare_cached(
-                    "INSERT INTO carts (user_id, touched_at) VALUES (?1, ?2) \
-                     ON CONFLICT (user_id) DO UPDATE SET touched_at = excluded.touched_at",
-                )?
-                .execute(rusqlite::params![user, now])?;
+                touch(tx, user, now)?;
                 let updated = tx
                     .prepare_cached(
                         "UPDATE cart_lines SET quantity = ?3, updated_at = ?4 \
@@ -120,18 +116,20 @@ impl SqliteStore {
     }
 
     pub(super) async fn remove(&self, user: &str, product: Uuid) -> Result<(), StoreError> {
-        let mut tx = begin_write_sqlite(&self.pool).await?;
-        let removed = sqlx::query("DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2")
-            .bind(user)
-            .bind(product.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed > 0 {
-            touch(&mut tx, user, now_ms()).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let product = product.to_string();
+        self.writer
+            .write(|tx| {
+                let removed = tx
+                    .prepare_cached(
+                        "DELETE FROM cart_lines WHERE user_id = ?1 AND product_id = ?2",
+                    )?
+                    .execute(rusqlite::params![user, product])?;
+                if removed > 0 {
+                    touch(tx, user, now_ms())?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn remove_unchanged_since(
@@ -140,32 +138,32 @@ impl SqliteStore {
         product: Uuid,
         since: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = begin_write_sqlite(&self.pool).await?;
-        let removed = sqlx::query(
-            "DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2 AND updated_at <= $3",
-        )
-        .bind(user)
-        .bind(product.to_string())
-        .bind(since)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if removed > 0 {
-            touch(&mut tx, user, now_ms()).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let product = product.to_string();
+        self.writer
+            .write(|tx| {
+                let removed = tx
+                    .prepare_cached(
+                        "DELETE FROM cart_lines \
+                         WHERE user_id = ?1 AND product_id = ?2 AND updated_at <= ?3",
+                    )?
+                    .execute(rusqlite::params![user, product, since])?;
+                if removed > 0 {
+                    touch(tx, user, now_ms())?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn clear(&self, user: &str) -> Result<(), StoreError> {
         // Its lines go with it (ON DELETE CASCADE).
-        let mut tx = begin_write_sqlite(&self.pool).await?;
-        sqlx::query("DELETE FROM carts WHERE user_id = $1")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(|tx| {
+                tx.prepare_cached("DELETE FROM carts WHERE user_id = ?1")?
+                    .execute([user])?;
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn purge_abandoned(&self) -> Result<u64, StoreError> {
@@ -182,14 +180,11 @@ impl SqliteStore {
 }
 
 /// Records that `user`'s cart changed at `now` (creating its row on the first write).
-async fn touch(conn: &mut sqlx::SqliteConnection, user: &str, now: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO carts (user_id, touched_at) VALUES ($1, $2) \
+fn touch(tx: &rusqlite::Connection, user: &str, now: i64) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT INTO carts (user_id, touched_at) VALUES (?1, ?2) \
          ON CONFLICT (user_id) DO UPDATE SET touched_at = excluded.touched_at",
-    )
-    .bind(user)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    )?
+    .execute(rusqlite::params![user, now])?;
     Ok(())
 }

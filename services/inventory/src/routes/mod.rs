@@ -104,7 +104,7 @@ impl IntoResponse for ApiError {
                 )
                 .into_response()
             }
-            Self::Store(StoreError::Read(err))
+            Self::Store(StoreError::Inline(err))
                 if souk_chassis::db::inline::is_unavailable(&err) =>
             {
                 Problem::database_unavailable(

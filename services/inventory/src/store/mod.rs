@@ -8,12 +8,14 @@
 //! are always locked in product-id order, after the reservation's own row, so two transactions
 //! never wait on each other in opposite orders.
 
+mod inline;
 mod products;
 
 use std::future::Future;
 use std::time::Duration;
 
 use souk_chassis::Database;
+use souk_chassis::db::inline::{SqliteWriter, execute_numbered};
 use souk_chassis::db::{DatabaseConfig, DbError, Migrations, Reads};
 use souk_chassis::{in_write_tx, on_pool};
 use sqlx::Row;
@@ -84,9 +86,9 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error")]
     Database(#[from] sqlx::Error),
-    /// A read on SQLite's read connections failed.
-    #[error("database read failed")]
-    Read(#[from] rusqlite::Error),
+    /// SQLite's own connections (the hot reads', the writer's) failed.
+    #[error("database error")]
+    Inline(#[from] rusqlite::Error),
     /// A stored value is not one this service writes.
     #[error("stored {column} is invalid: {reason}")]
     Corrupt {
@@ -147,6 +149,18 @@ impl From<sqlx::Error> for ReserveError {
 
 impl From<sqlx::Error> for TransitionError {
     fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl From<rusqlite::Error> for ReserveError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl From<rusqlite::Error> for TransitionError {
+    fn from(err: rusqlite::Error) -> Self {
         Self::Store(err.into())
     }
 }
@@ -320,6 +334,9 @@ pub struct Store {
     db: Database,
     /// The hot reads' path (a product's stock): SQLite's read connections, or PostgreSQL's pool.
     reads: Reads,
+    /// On SQLite, the checkout's stock changes (reserve, commit, release) run on the chassis'
+    /// writer (`inline.rs`); everything else, and PostgreSQL, on the pool.
+    writer: Option<SqliteWriter>,
 }
 
 impl Store {
@@ -328,7 +345,11 @@ impl Store {
         let db = Database::connect(config).await?;
         db.migrate(&MIGRATIONS).await?;
         let reads = Reads::open(&db)?;
-        Ok(Self { db, reads })
+        let writer = match &db {
+            Database::Sqlite(pool) => Some(SqliteWriter::open(pool).map_err(DbError::OpenInline)?),
+            Database::Postgres(_) => None,
+        };
+        Ok(Self { db, reads, writer })
     }
 
     /// The underlying pool (for readiness checks).
@@ -634,6 +655,55 @@ impl Store {
         now: Timestamp,
     ) -> Result<Reserved, ReserveError> {
         let key = order_id.to_string();
+        let held = || Reserved {
+            reservation: Reservation {
+                order_id,
+                state: ReservationState::Held,
+                expires_at: Some(expires_at),
+                lines: lines.clone(),
+            },
+            created: true,
+        };
+        if let Some(writer) = &self.writer {
+            return writer
+                .write(|tx| {
+                    if let Some(existing) = inline::reservation(tx, order_id)? {
+                        return replay(existing, lines);
+                    }
+                    let inserted = execute_numbered(
+                        tx,
+                        sql::INSERT_HOLD,
+                        &[&key, &expires_at.millis(), &now.millis()],
+                    )?;
+                    if inserted == 0 {
+                        let existing =
+                            inline::reservation(tx, order_id)?.ok_or(StoreError::Contended)?;
+                        return replay(existing, lines);
+                    }
+                    let mut lacking = Vec::new();
+                    for line in lines.as_slice() {
+                        let product = line.product_id.to_string();
+                        let taken = execute_numbered(
+                            tx,
+                            sql::TAKE,
+                            &[&product, &line.quantity, &now.millis()],
+                        )?;
+                        if taken == 0 {
+                            lacking.push(line.product_id);
+                        }
+                    }
+                    if !lacking.is_empty() {
+                        // An error rolls back the units taken and the order's row.
+                        return Err(ReserveError::OutOfStock(lacking));
+                    }
+                    for line in lines.as_slice() {
+                        let product = line.product_id.to_string();
+                        execute_numbered(tx, sql::INSERT_LINE, &[&key, &product, &line.quantity])?;
+                    }
+                    Ok(held())
+                })
+                .await;
+        }
         in_write_tx!(&self.db, |tx| {
             if let Some(existing) = fetch_reservation!(tx, order_id) {
                 return replay(existing, lines);
@@ -677,15 +747,7 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok(Reserved {
-                reservation: Reservation {
-                    order_id,
-                    state: ReservationState::Held,
-                    expires_at: Some(expires_at),
-                    lines: lines.clone(),
-                },
-                created: true,
-            })
+            Ok(held())
         })
     }
 
@@ -706,6 +768,42 @@ impl Store {
         order_id: Uuid,
         now: Timestamp,
     ) -> Result<Reservation, TransitionError> {
+        if let Some(writer) = &self.writer {
+            // The outcome rides inside `Ok` so that the writer commits what was done even when
+            // the answer is a refusal (as `tx.commit()` before returning does below).
+            return writer
+                .write(|tx| {
+                    let released = inline::finish_hold(
+                        tx,
+                        order_id,
+                        sql::HOLD_TO,
+                        ReservationState::Released,
+                        sql::GIVE_BACK,
+                        now,
+                    )?;
+                    if !released {
+                        let key = order_id.to_string();
+                        execute_numbered(tx, sql::EXPIRED_TO_RELEASED, &[&key, &now.millis()])?;
+                        let tombstone =
+                            execute_numbered(tx, sql::INSERT_TOMBSTONE, &[&key, &now.millis()])?;
+                        if tombstone == 0 {
+                            let existing =
+                                inline::reservation(tx, order_id)?.ok_or(StoreError::Contended)?;
+                            return match existing.state.release() {
+                                Step::AlreadyDone => Ok(Ok(existing)),
+                                Step::Refused => Ok(Err(TransitionError::Conflict(existing))),
+                                // A reservation was made between our two statements: roll
+                                // back and start again.
+                                Step::Apply => Err(StoreError::Contended),
+                            };
+                        }
+                    }
+                    let current =
+                        inline::reservation(tx, order_id)?.ok_or(StoreError::Contended)?;
+                    Ok::<_, StoreError>(Ok(current))
+                })
+                .await?;
+        }
         in_write_tx!(&self.db, |tx| {
             let released = finish_hold!(
                 tx,
@@ -768,6 +866,71 @@ impl Store {
         now: Timestamp,
         lapsed: Lapsed,
     ) -> Result<Reservation, TransitionError> {
+        if let Some(writer) = &self.writer {
+            // As in `try_release`: what was done is committed even when the answer is a refusal.
+            let outcome = writer
+                .write(|tx| {
+                    let _lapsed = inline::finish_hold(
+                        tx,
+                        order_id,
+                        sql::LAPSED_HOLD_TO,
+                        ReservationState::Expired,
+                        sql::GIVE_BACK,
+                        now,
+                    )?;
+                    let _sold = inline::finish_hold(
+                        tx,
+                        order_id,
+                        sql::HOLD_TO,
+                        ReservationState::Committed,
+                        sql::SELL,
+                        now,
+                    )?;
+                    let Some(mut current) = inline::reservation(tx, order_id)? else {
+                        return Ok(Err(TransitionError::NotFound));
+                    };
+                    if current.state == ReservationState::Expired && lapsed == Lapsed::TakeAgain {
+                        let mut taken = Vec::new();
+                        let mut lacking = Vec::new();
+                        for line in current.lines.as_slice() {
+                            let product = line.product_id.to_string();
+                            let sold = execute_numbered(
+                                tx,
+                                sql::TAKE_AND_SELL,
+                                &[&product, &line.quantity, &now.millis()],
+                            )?;
+                            if sold == 1 {
+                                taken.push(*line);
+                            } else {
+                                lacking.push(line.product_id);
+                            }
+                        }
+                        if !lacking.is_empty() {
+                            // Put back what was taken, keeping the expiry above.
+                            for line in &taken {
+                                let product = line.product_id.to_string();
+                                execute_numbered(
+                                    tx,
+                                    sql::UNSELL,
+                                    &[&product, &line.quantity, &now.millis()],
+                                )?;
+                            }
+                            return Ok(Err(TransitionError::OutOfStock(lacking)));
+                        }
+                        let key = order_id.to_string();
+                        execute_numbered(tx, sql::EXPIRED_TO_COMMITTED, &[&key, &now.millis()])?;
+                        current =
+                            inline::reservation(tx, order_id)?.ok_or(StoreError::Contended)?;
+                    }
+                    Ok::<_, StoreError>(Ok(current))
+                })
+                .await??;
+            return match outcome.state.commit() {
+                Step::Refused => Err(TransitionError::Conflict(outcome)),
+                Step::AlreadyDone => Ok(outcome),
+                Step::Apply => Err(StoreError::Contended.into()),
+            };
+        }
         in_write_tx!(&self.db, |tx| {
             let _lapsed = finish_hold!(
                 tx,
@@ -927,7 +1090,7 @@ impl Transient for StoreError {
         match self {
             Self::Contended => true,
             Self::Database(err) => souk_chassis::db::is_contention(err),
-            Self::Read(_) | Self::Corrupt { .. } => false,
+            Self::Inline(_) | Self::Corrupt { .. } => false,
         }
     }
 }
