@@ -211,6 +211,7 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         let id = Uuid::now_v7();
         let sql = sqlx::AssertSqlSafe(sql::CLAIM.replace("{now}", self.now_sql()));
+        let turn = self.db.write_turn().await?;
         let inserted = on_pool!(&self.db, |pool| sqlx::query(sql)
             .bind(id.to_string())
             .bind(order_id.to_string())
@@ -221,6 +222,7 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
+        drop(turn);
         let payment = self.existing(order_id).await?;
         Ok(if inserted == 1 {
             Claim::New(payment)
