@@ -9,8 +9,8 @@ use rusqlite::Connection;
 use souk_chassis::db::inline::{bind_numbered, execute_numbered};
 use uuid::Uuid;
 
-use super::{StoreError, parse_id, sql};
-use crate::domain::{Line, Lines, Reservation, ReservationState, Timestamp};
+use super::{StoreError, parse_id, reservation_from, sql};
+use crate::domain::{Line, Reservation, ReservationState, Timestamp};
 
 /// Order `key`'s reservation lines, in product-id order.
 pub(super) fn lines(tx: &Connection, key: &str) -> Result<Vec<Line>, StoreError> {
@@ -43,15 +43,7 @@ pub(super) fn reservation(tx: &Connection, order: Uuid) -> Result<Option<Reserva
         return Ok(None);
     };
     let lines = lines(tx, &key)?;
-    Ok(Some(Reservation {
-        order_id: order,
-        state: ReservationState::parse(&state).ok_or_else(|| StoreError::Corrupt {
-            column: "state",
-            reason: state.clone(),
-        })?,
-        expires_at: expires_at.map(Timestamp::from_millis),
-        lines: Lines::stored(lines),
-    }))
+    reservation_from(order, state, expires_at, lines).map(Some)
 }
 
 /// `finish_hold!` on the writer: moves order `order`'s hold to `to` if `transition` (bound as

@@ -273,18 +273,28 @@ macro_rules! fetch_reservation {
                     .iter()
                     .map(line_from_row)
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                Some(Reservation {
-                    order_id: order,
-                    state: ReservationState::parse(&state).ok_or_else(|| StoreError::Corrupt {
-                        column: "state",
-                        reason: state.clone(),
-                    })?,
-                    expires_at: expires_at.map(Timestamp::from_millis),
-                    lines: Lines::stored(lines),
-                })
+                Some(reservation_from(order, state, expires_at, lines)?)
             }
         }
     }};
+}
+
+/// A reservation from its stored row (`state`, `expires_at`) and lines, on either path.
+fn reservation_from(
+    order_id: Uuid,
+    state: String,
+    expires_at: Option<i64>,
+    lines: Vec<Line>,
+) -> Result<Reservation, StoreError> {
+    Ok(Reservation {
+        order_id,
+        state: ReservationState::parse(&state).ok_or(StoreError::Corrupt {
+            column: "state",
+            reason: state,
+        })?,
+        expires_at: expires_at.map(Timestamp::from_millis),
+        lines: Lines::stored(lines),
+    })
 }
 
 /// Moves order `$order`'s hold to `$to` if `$transition` (an `UPDATE reservations` bound as
