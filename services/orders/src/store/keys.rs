@@ -106,13 +106,13 @@ impl Store {
     ) -> Result<KeyClaim, StoreError> {
         let owner = Uuid::now_v7().to_string();
         let locked_until = now.plus(lock_for).millis();
-        // A row deleted or taken over between our statements sends us round again; a few turns
-        // settle it, as every turn either inserts, reads a decision, or loses to an attempt that
-        // made progress.
         const CLAIM: &str = "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, \
              state, owner, locked_until, created_at) \
              VALUES ($1, $2, $3, 'in_progress', $4, $5, $6) \
              ON CONFLICT (user_id, idem_key) DO NOTHING";
+        // A row deleted or taken over between our statements sends us round again; a few turns
+        // settle it, as every turn either inserts, reads a decision, or loses to an attempt that
+        // made progress.
         for _ in 0..5 {
             let inserted = if let Some(writer) = &self.writer {
                 writer
