@@ -26,6 +26,8 @@ pub(crate) struct Listeners {
     pub(crate) metrics: SocketAddr,
     /// The file holding this run's admin token.
     pub(crate) token_file: String,
+    /// The trace receiver (OTLP/HTTP), when the run collects traces.
+    pub(crate) otlp: Option<SocketAddr>,
 }
 
 /// What a run changes in the generated configuration.
@@ -91,7 +93,14 @@ pub(crate) fn for_run(
         access_log: tuning.access_log,
         ..ServerConfig::default()
     };
-    shop(server, upstreams, tuning.rate_limit_factor)
+    let mut config = shop(server, upstreams, tuning.rate_limit_factor);
+    config.traces = listeners
+        .otlp
+        .map(|otlp_listen| souk_gateway::config::TracesConfig {
+            otlp_listen,
+            ..souk_gateway::config::TracesConfig::default()
+        });
+    config
 }
 
 /// Where a deployment runs the gateway.
@@ -250,6 +259,7 @@ fn shop(
     GatewayConfig {
         server,
         routes,
+        traces: None,
         // One public document, merged from every service's own.
         openapi: Some(OpenApiConfig {
             path: "/api/openapi.json".to_owned(),
@@ -312,6 +322,7 @@ mod tests {
             admin: "127.0.0.1:9901".parse().unwrap(),
             metrics: "127.0.0.1:9902".parse().unwrap(),
             token_file: "/data/admin-token".into(),
+            otlp: Some("127.0.0.1:4318".parse().unwrap()),
         };
         let config = for_run(
             &listeners,
@@ -332,6 +343,11 @@ mod tests {
             endpoints[&Service::CATALOG]
         );
         assert_eq!(parsed.aggregates[0].name, "product-details");
+        assert_eq!(
+            parsed.traces.map(|t| t.otlp_listen),
+            listeners.otlp,
+            "the run's trace receiver"
+        );
         assert_eq!(parsed.server.trusted_upstreams, ["storefront"]);
         assert!(
             parsed.server.trusted_proxies.is_empty(),

@@ -7,6 +7,7 @@ mod serve;
 mod services;
 mod state;
 mod status;
+mod trace;
 mod up;
 
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ enum Command {
         /// that come from one address, never for a shop open to the internet.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         rate_limit_factor: u32,
+        /// Collect no traces: no receiver, and no process exports spans (unless
+        /// OTEL_EXPORTER_OTLP_ENDPOINT points them at a collector of your own).
+        #[arg(long)]
+        no_traces: bool,
     },
     /// Run the same shop as ONE process: every service's router called in-process by the gateway.
     Monolith {
@@ -64,9 +69,27 @@ enum Command {
         /// that come from one address, never for a shop open to the internet.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         rate_limit_factor: u32,
+        /// Collect no traces: no receiver, and no process exports spans (unless
+        /// OTEL_EXPORTER_OTLP_ENDPOINT points them at a collector of your own).
+        #[arg(long)]
+        no_traces: bool,
     },
     /// Show each service's instances, health and breaker state (from the gateway of a running `souk up`).
     Status {
+        /// The data dir of the running `souk up`.
+        #[arg(long, default_value = ".souk")]
+        data_dir: PathBuf,
+    },
+    /// Draw a trace the gateway of a running `souk up` collected as a waterfall, or list the
+    /// recent traces.
+    Trace {
+        /// The trace's id (32 hex digits, as `souk trace` lists them); without it, the recent
+        /// traces are listed.
+        #[arg(value_name = "TRACE_ID")]
+        trace_id: Option<String>,
+        /// List the recent traces (what giving no id does).
+        #[arg(long, conflicts_with = "trace_id")]
+        list: bool,
         /// The data dir of the running `souk up`.
         #[arg(long, default_value = ".souk")]
         data_dir: PathBuf,
@@ -117,6 +140,7 @@ fn main() -> ExitCode {
             backend,
             quiet,
             rate_limit_factor,
+            no_traces,
         } => {
             let instances = match instances
                 .iter()
@@ -136,6 +160,7 @@ fn main() -> ExitCode {
                 backend,
                 quiet,
                 rate_limit_factor,
+                traces: !no_traces,
             })
         }
         Command::Monolith {
@@ -144,12 +169,18 @@ fn main() -> ExitCode {
             backend,
             quiet,
             rate_limit_factor,
+            no_traces,
         } => {
             let mut options = monolith::options(data_dir, port, backend, quiet);
             options.rate_limit_factor = rate_limit_factor;
+            options.traces = !no_traces;
             monolith::run(options)
         }
         Command::Status { data_dir } => status::status(&data_dir),
+        // `--list` is what no id does; clap refuses it beside an id.
+        Command::Trace {
+            trace_id, data_dir, ..
+        } => trace::trace(&data_dir, trace_id.as_deref()),
         Command::Bench(args) => bench::run(*args),
         Command::Chaos(args) => bench::chaos::run(*args),
         Command::Scale { target, data_dir } => match parse_count(&target) {

@@ -47,10 +47,16 @@ async fn monolith(options: Options) -> Result<(), String> {
     up::private_umask();
     let listen = up::preflight(&options)?;
     let storefront_ip = up::storefront_ip();
-    let _telemetry = souk_chassis::telemetry::init(
-        &souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process()),
-    )
-    .map_err(|e| e.to_string())?;
+    // The gateway in this process receives the spans of every service in it (over loopback,
+    // as from `souk up`'s processes), so its port is chosen before anything makes a span.
+    let otlp = match options.traces {
+        true => Some(SocketAddr::from(([127, 0, 0, 1], up::free_port()?))),
+        false => None,
+    };
+    let mut telemetry =
+        souk_chassis::telemetry::TelemetryConfig::from_env("monolith", &Env::from_process());
+    telemetry.endpoint = otlp.map(|otlp| format!("http://{otlp}"));
+    let _telemetry = souk_chassis::telemetry::init(&telemetry).map_err(|e| e.to_string())?;
     let shutdown = Shutdown::on_os_signals(Duration::from_secs(10));
     let databases = up::databases(&options).await?;
     let cart_events = up::cart_events_database(&options).await?;
@@ -106,6 +112,7 @@ async fn monolith(options: Options) -> Result<(), String> {
         admin: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
         metrics: SocketAddr::from(([127, 0, 0, 1], up::free_port()?)),
         token_file: state::token_path(&data_dir).display().to_string(),
+        otlp,
     };
     // The endpoints are never dialled: each upstream is served by its router in this process.
     // The storefront's stands for the address it calls the gateway from (over loopback HTTP,
@@ -155,6 +162,12 @@ async fn monolith(options: Options) -> Result<(), String> {
     println!("  shop API:      http://{}/api/v1/products", gateway.addr);
     println!("  OpenAPI:       http://{}/api/openapi.json", gateway.addr);
     println!("  service map:   http://{}/map", listeners.metrics);
+    if otlp.is_some() {
+        println!(
+            "  traces:        http://{}/waterfall (`souk trace <id>` in a terminal)",
+            listeners.metrics
+        );
+    }
     println!(
         "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
         gateway.admin_addr,
@@ -219,5 +232,6 @@ pub(crate) fn options(
         backend,
         quiet,
         rate_limit_factor: 1,
+        traces: true,
     }
 }

@@ -106,7 +106,8 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Val
         .map_err(|e| format!("{url} answered something unreadable: {e}"))
 }
 
-fn run(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+/// Runs `work` on a runtime of its own and prints its error, if any, as the command's failure.
+pub(crate) fn run(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -41,6 +41,10 @@ pub(crate) struct Options {
     /// met, this many percent higher each step, until a step misses the targets.
     #[arg(long, value_name = "PERCENT")]
     pub(crate) climb: Option<f64>,
+    /// With --compare: run both shops collecting traces (as `souk up` does by default); without
+    /// it they run with `--no-traces`, so what is measured is the shop alone.
+    #[arg(long)]
+    pub(crate) traces: bool,
 }
 
 /// Steps a climb takes at most per topology.
@@ -107,7 +111,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), String> {
     let mut shops = Vec::new();
     for topology in ["monolith", "up"] {
         println!("starting souk {topology} …");
-        shops.push(start(topology, work.path()).await?);
+        shops.push(start(topology, work.path(), args.compare_options.traces).await?);
     }
     let result = compare(&args, &load, &mut shops).await;
     for shop in &mut shops {
@@ -430,7 +434,7 @@ fn at_target_of(points: &[Point]) -> BTreeMap<String, Option<f64>> {
     out
 }
 
-async fn start(topology: &'static str, work: &Path) -> Result<Started, String> {
+async fn start(topology: &'static str, work: &Path, traces: bool) -> Result<Started, String> {
     let data_dir = work.join(topology);
     std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
     let log =
@@ -446,6 +450,7 @@ async fn start(topology: &'static str, work: &Path) -> Result<Started, String> {
             "--data-dir",
         ])
         .arg(&data_dir)
+        .args((!traces).then_some("--no-traces"))
         .env("SOUK_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("SOUK_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("SOUK_LOG", "warn")

@@ -44,6 +44,8 @@ pub(crate) struct Options {
     pub(crate) quiet: bool,
     /// Every rate limit of the gateway multiplied by this (1: as configured).
     pub(crate) rate_limit_factor: u32,
+    /// Collect traces: the gateway receives every process's spans (OTLP/HTTP) and draws them.
+    pub(crate) traces: bool,
 }
 
 /// The running shop.
@@ -67,6 +69,9 @@ pub(crate) struct Shop {
     gateway_addr: SocketAddr,
     admin_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    /// The gateway's trace receiver, which every process exports its spans to (none: no
+    /// traces).
+    otlp_addr: Option<SocketAddr>,
     /// The bearer token of the gateway's admin API and of the control API, made for this run.
     pub(crate) admin_token: String,
     /// The loopback address the storefront listens on and calls the gateway from: the only one
@@ -153,6 +158,10 @@ async fn up(options: Options) -> Result<(), String> {
         cart_events,
         admin_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        otlp_addr: match options.traces {
+            true => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+            false => None,
+        },
         gateway_addr,
         databases,
         instances: Mutex::new(BTreeMap::new()),
@@ -272,6 +281,7 @@ impl Shop {
         let own = service.process_env().iter();
         env.extend(own.map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
         env.extend(service.pairs(&facts));
+        env.extend(self.trace_env());
         Ok(Spec {
             args: vec!["serve".into(), service.name().into()],
             env,
@@ -280,6 +290,20 @@ impl Shop {
             logs: self.logs(&label),
             label,
             stop_deadline: STOP_DEADLINE,
+        })
+    }
+
+    /// What points a process at the trace receiver: its address, and a batch sent every half
+    /// second (the SDK's default, 5 s, would keep a shopper waiting for their trace).
+    fn trace_env(&self) -> Vec<(String, String)> {
+        self.otlp_addr.map_or_else(Vec::new, |otlp| {
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                    format!("http://{otlp}"),
+                ),
+                ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "500".to_owned()),
+            ]
         })
     }
 
@@ -297,6 +321,7 @@ impl Shop {
             admin: self.admin_addr,
             metrics: self.metrics_addr,
             token_file: state::token_path(&data_dir).display().to_string(),
+            otlp: self.otlp_addr,
         };
         let config = gateway_config::for_run(
             &listeners,
@@ -316,7 +341,7 @@ impl Shop {
                 "--config".into(),
                 path.display().to_string(),
             ],
-            env: Vec::new(),
+            env: self.trace_env(),
             addr: self.gateway_addr,
             ready_url: format!("http://{}/readyz", self.admin_addr),
             logs: self.logs("gateway"),
@@ -452,6 +477,12 @@ async fn print_table(shop: &Shop, took: Duration) {
         shop.gateway_addr
     );
     println!("  service map:   http://{}/map", shop.metrics_addr);
+    if shop.otlp_addr.is_some() {
+        println!(
+            "  traces:        http://{}/waterfall (`souk trace <id>` in a terminal)",
+            shop.metrics_addr
+        );
+    }
     println!(
         "  gateway admin: http://{}/upstreams (Authorization: Bearer $(cat {}))",
         shop.admin_addr,

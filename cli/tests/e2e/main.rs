@@ -16,4 +16,5 @@ mod nats;
 mod ready;
 mod security;
 mod shopping;
+mod traces;
 mod up;

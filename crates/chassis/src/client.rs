@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// Largest answer body read from another service.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -240,8 +241,9 @@ impl ServiceClient {
         bearer: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
+        let span = self.call_span(&method, path);
         let mut headers = http::HeaderMap::new();
-        crate::telemetry::inject_trace(&tracing::Span::current(), &mut headers);
+        crate::telemetry::inject_trace(&span, &mut headers);
         if let Some(token) = bearer {
             let value = HeaderValue::try_from(format!("Bearer {token}"))
                 .map_err(|_| self.unavailable("the token is not a valid header value".into()))?;
@@ -272,9 +274,43 @@ impl ServiceClient {
                 },
             }
         };
-        tokio::time::timeout(self.timeout, call)
+        let answer = tokio::time::timeout(self.timeout, call.instrument(span.clone()))
             .await
-            .map_err(|_| self.unavailable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|_| self.unavailable(format!("no answer within {:?}", self.timeout)))
+            .and_then(|answer| answer);
+        match &answer {
+            Ok(answer) => {
+                span.record("http.response.status_code", answer.status.as_u16());
+                if answer.status.is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(err) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.message", tracing::field::display(err));
+            }
+        }
+        answer
+    }
+
+    /// A client span for one call, a child of the current span; none outside a span (a
+    /// background loop's call would begin a trace of its own for nothing).
+    fn call_span(&self, method: &Method, path: &str) -> tracing::Span {
+        let parent = tracing::Span::current();
+        if parent.is_none() {
+            return parent;
+        }
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        tracing::info_span!(
+            "call",
+            otel.name = %format_args!("{method} {}", self.service),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            "peer.service" = %self.service,
+            "url.path" = path,
+            "http.response.status_code" = tracing::field::Empty,
+            "error.message" = tracing::field::Empty,
+        )
     }
 
     async fn over_http(
@@ -318,6 +354,11 @@ impl ServiceClient {
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .map_err(|e| self.unavailable(format!("invalid request: {e}")))?;
         *request.headers_mut() = headers;
+        if crate::telemetry::exporting() {
+            request
+                .extensions_mut()
+                .insert(crate::telemetry::ServedBy(Arc::from(self.service.as_str())));
+        }
         let response = router
             .clone()
             .oneshot(request)

@@ -2,7 +2,9 @@
 //!
 //! Outermost first, with the reason for each position:
 //! 1. **request id** — set before anything logs, so every line and the response carry it;
-//! 2. **trace span** — one span per request, continuing the caller's W3C `traceparent`;
+//! 2. **trace span** — one span per request, continuing the caller's W3C `traceparent`, with its
+//!    route and status; when spans are exported the response carries its `traceparent`
+//!    (probes and the event feed's long polls make none: they would bury the shop's traffic);
 //! 3. **request id on the response** — so a client can quote it in a bug report;
 //! 4. **metrics** — outside everything that can fail, so timeouts, 413s and panics are counted;
 //! 5. **compression** — outside the problem mapper, so problem bodies are compressed too and the
@@ -98,7 +100,12 @@ pub fn stack(router: Router, config: &HttpConfig) -> Router {
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(MayTransform)))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::map_response(answer_traceparent))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(record_status),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
 }
 
@@ -161,7 +168,14 @@ impl MakeRequestId for MakeRequestUuidV7 {
     }
 }
 
+/// Paths that make no span: probes, metrics scrapes and the event feed's long polls, which
+/// would otherwise begin a trace of their own every second or so and bury the shop's traffic.
+const UNTRACED: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/events"];
+
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    if UNTRACED.contains(&request.uri().path()) {
+        return tracing::Span::none();
+    }
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -171,10 +185,50 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
-    let span = tracing::info_span!("request", method = %request.method(), route, request_id);
+    let method = request.method();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        method = %method,
+        route,
+        request_id,
+        "http.route" = route,
+        "http.response.status_code" = tracing::field::Empty,
+        "souk.service" = request
+            .extensions()
+            .get::<telemetry::ServedBy>()
+            .map(|s| &*s.0),
+    );
     telemetry::continue_trace(&span, request.headers());
     span
 }
+
+fn record_status<B>(response: &Response<B>, _latency: Duration, span: &tracing::Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// Puts the request span's `traceparent` on the response, so whoever saw an answer (or an
+/// error) can open its trace; only when spans are exported (otherwise there is no trace to
+/// open).
+async fn answer_traceparent(mut response: Response) -> Response {
+    if telemetry::exporting()
+        && !response.headers().contains_key(TRACEPARENT)
+        && let Some(value) = telemetry::traceparent(&tracing::Span::current())
+            .and_then(|v| http::HeaderValue::try_from(v).ok())
+    {
+        response.headers_mut().insert(TRACEPARENT, value);
+    }
+    response
+}
+
+/// The W3C trace-context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = panic

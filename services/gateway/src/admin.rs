@@ -6,7 +6,7 @@
 //! wants `Authorization: Bearer <admin token>` (compared in constant time), and both listeners
 //! answer only to a `Host` that is an IP address, `localhost` or a name in `server.admin_hosts`
 //! (a web page reaching them by DNS rebinding sends its own name). The read-only listener
-//! (`server.metrics_listen`) serves the map, `/upstreams`, `/metrics` and health without a token,
+//! (`server.metrics_listen`) serves the map, `/upstreams`, the traces, `/metrics` and health without a token,
 //! for a browser and for monitoring; nothing there changes anything.
 //!
 //! | method and path | what |
@@ -19,6 +19,7 @@
 //! | `POST /reload` | re-read the configuration file and apply it |
 //! | `GET /faults`; `PUT`/`DELETE /faults/routes/{name}`, `/faults/upstreams/{name}` | fault injection |
 //! | `GET /healthz`, `/readyz`, `/metrics` | the gateway's own health and Prometheus metrics |
+//! | `GET /traces`, `/traces/{trace_id}`, `/waterfall` | the spans received (see `traces`) |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,12 +48,14 @@ pub struct Admin {
     pub config_path: Option<PathBuf>,
     /// The bearer token every admin call must carry; `None`: the admin API refuses every call.
     pub token: Option<souk_chassis::Secret>,
+    /// The spans received (`[traces]`), read at `/traces` and `/waterfall`.
+    pub traces: Option<Arc<crate::traces::TraceStore>>,
 }
 
 /// The admin routes, each wanting the admin token (the caller wraps them in the chassis stack
 /// and the `Host` check).
 pub fn router(admin: Admin) -> Router {
-    let token = admin.token.clone();
+    let (token, traces) = (admin.token.clone(), admin.traces.clone());
     Router::new()
         .route("/map", get(map_page))
         .route("/upstreams", get(upstreams_list))
@@ -61,17 +64,20 @@ pub fn router(admin: Admin) -> Router {
         .route("/reload", post(reload_post))
         .route("/faults", get(faults_list))
         .route("/faults/{kind}/{name}", put(fault_put).delete(fault_delete))
-        .route_layer(axum::middleware::from_fn_with_state(token, require_token))
         .with_state(admin)
+        .merge(crate::traces::router(traces))
+        .route_layer(axum::middleware::from_fn_with_state(token, require_token))
 }
 
 /// The read-only routes of the metrics listener: the service map and what it polls. No token:
 /// a browser opens the map as it is; nothing here changes anything.
 pub fn read_only_router(admin: Admin) -> Router {
+    let traces = admin.traces.clone();
     Router::new()
         .route("/map", get(map_page))
         .route("/upstreams", get(upstreams_list))
         .with_state(admin)
+        .merge(crate::traces::router(traces))
 }
 
 /// Refuses a call without the admin token: 401 with a `Bearer` challenge, or 403 when no token

@@ -296,6 +296,9 @@ pub(crate) fn part_request(
         .ok()?
         .into_parts();
     parts.headers = client.headers.clone();
+    if let Some(trace) = client.extensions.get::<crate::spans::InTrace>() {
+        parts.extensions.insert(trace.clone());
+    }
     for name in &NOT_FOR_PARTS {
         parts.headers.remove(name);
     }

@@ -83,7 +83,13 @@ pub fn prepare_request(headers: &mut HeaderMap, client: &HeaderValue) -> HeaderV
         .get(&TRACEPARENT)
         .is_some_and(|v| valid_traceparent(v.as_bytes()))
     {
-        headers.insert(TRACEPARENT, new_traceparent());
+        // When spans are exported, the request's own span begins its trace (`spans`), and its
+        // sampler decides whether it is kept; a made-up parent would claim it was.
+        if souk_chassis::telemetry::exporting() {
+            headers.remove(TRACEPARENT);
+        } else {
+            headers.insert(TRACEPARENT, new_traceparent());
+        }
     }
     let request_id = match headers.get(&REQUEST_ID) {
         Some(id) if valid_request_id(id.as_bytes()) => id.clone(),

@@ -27,8 +27,10 @@ pub mod pool;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub(crate) mod spans;
 pub mod table;
 pub mod target;
+pub mod traces;
 pub mod upstream;
 
 pub use config::GatewayConfig;

@@ -72,3 +72,16 @@ pub fn record_unrouted(status: StatusCode) {
     metrics::counter!("gateway_unrouted_requests_total", "status" => status.as_str().to_owned())
         .increment(1);
 }
+
+/// The trace store's gauges (`gateway_trace_spans`, `gateway_trace_bytes`) and the count of
+/// spans it dropped to stay within its bounds (`gateway_trace_spans_dropped_total`).
+pub fn record_trace_store(occupancy: &crate::traces::store::Occupancy, dropped: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    {
+        metrics::gauge!("gateway_trace_spans").set(occupancy.spans as f64);
+        metrics::gauge!("gateway_trace_bytes").set(occupancy.bytes as f64);
+    }
+    if dropped > 0 {
+        metrics::counter!("gateway_trace_spans_dropped_total").increment(dropped);
+    }
+}

@@ -59,6 +59,8 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The read-only metrics and map listener's address, when configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// The OTLP/HTTP trace receiver's address, when `[traces]` is configured.
+    pub otlp_addr: Option<SocketAddr>,
     /// State shared by every thread (routing table, upstreams).
     pub shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -133,6 +135,23 @@ pub fn start_with(
             })
         })
         .transpose()?;
+    let otlp = config
+        .traces
+        .as_ref()
+        .map(|traces| {
+            let addr = traces.otlp_listen;
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(|l| l.local_addr().map(|bound| (l, bound)))
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let store = Arc::new(crate::traces::TraceStore::new(crate::traces::Limits {
+                max_spans: traces.max_spans,
+                max_bytes: traces.max_bytes,
+            }));
+            Ok::<_, StartError>((listener, store))
+        })
+        .transpose()?;
+    let otlp_addr = otlp.as_ref().map(|((_, bound), _)| *bound);
     let token = admin_token(&config)?;
     if token.is_none() {
         tracing::warn!(
@@ -163,14 +182,17 @@ pub fn start_with(
             .map_err(StartError::Thread)?;
         handles.push(handle);
     }
+    let (otlp, traces) = otlp.map(|((listener, _), store)| (listener, store)).unzip();
     let admin = Admin {
         shared: Arc::clone(&shared),
         config_path,
         token,
+        traces,
     };
     let listeners = AdminListeners {
         admin: admin_listener,
         metrics: metrics_listener,
+        otlp,
         hosts,
     };
     let handle = std::thread::Builder::new()
@@ -178,11 +200,12 @@ pub fn start_with(
         .spawn(move || on_own_runtime(admin_thread(listeners, admin, shutdown)))
         .map_err(StartError::Thread)?;
     handles.push(handle);
-    tracing::info!(%addr, %admin_addr, ?metrics_addr, threads, "gateway listening");
+    tracing::info!(%addr, %admin_addr, ?metrics_addr, ?otlp_addr, threads, "gateway listening");
     Ok(Running {
         addr,
         admin_addr,
         metrics_addr,
+        otlp_addr,
         shared,
         threads: handles,
     })
@@ -212,6 +235,7 @@ fn admin_token(config: &GatewayConfig) -> Result<Option<souk_chassis::Secret>, S
 struct AdminListeners {
     admin: std::net::TcpListener,
     metrics: Option<std::net::TcpListener>,
+    otlp: Option<std::net::TcpListener>,
     hosts: Arc<Vec<String>>,
 }
 
@@ -377,6 +401,20 @@ async fn admin_thread(listeners: AdminListeners, admin: Admin, shutdown: Shutdow
                 });
             }
             Err(err) => tracing::error!(%err, "cannot register the metrics listener"),
+        }
+    }
+    if let (Some(otlp), Some(store)) = (listeners.otlp, admin.traces.clone()) {
+        match TcpListener::from_std(otlp) {
+            Ok(otlp) => {
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let router = crate::traces::otlp::router(store);
+                    if let Err(err) = souk_chassis::serve(otlp, router, shutdown).await {
+                        tracing::error!(%err, "the trace receiver failed");
+                    }
+                });
+            }
+            Err(err) => tracing::error!(%err, "cannot register the trace receiver's listener"),
         }
     }
     let router = souk_chassis::http::service_router(admin::router(admin), health, &http);

@@ -161,7 +161,7 @@ impl SagaRunner {
             {
                 Ok(Some(saga)) => {
                     let (runner, alive) = (self.clone(), alive.clone());
-                    let span = tracing::info_span!("saga", order = %order_id);
+                    let span = saga_span(&saga);
                     tokio::spawn(
                         async move {
                             let _slot = slot;
@@ -243,7 +243,10 @@ impl SagaRunner {
                         if step.is_forward() && Timestamp::now() >= saga.deadline_at {
                             late()
                         } else {
-                            let attempt = self.call(step, &order, &token).await;
+                            let attempt = self
+                                .call(step, &order, &token)
+                                .instrument(step_span(step))
+                                .await;
                             souk_chassis::crash::point(crash_point_after(step));
                             attempt
                         }
@@ -284,7 +287,10 @@ impl SagaRunner {
                 continue;
             }
             if after.is_final() {
-                return self.finish(&order, owner, step, after, now).await;
+                return self
+                    .finish(&order, owner, step, after, now)
+                    .instrument(step_span(after))
+                    .await;
             }
             if !inner
                 .store
@@ -456,4 +462,30 @@ fn crash_point_after(step: Step) -> &'static str {
         Step::Refund { .. } => "orders.after-refund-before-persist",
         Step::Confirmed | Step::Cancelled(_) => "orders.after-final-step",
     }
+}
+
+/// The span of one run of a saga: a child of the request that placed the order, so the
+/// checkout and its saga are one trace.
+fn saga_span(saga: &SagaRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "saga",
+        otel.name = "saga",
+        order = %saga.order_id,
+        "saga.step" = saga.step.name(),
+        "saga.attempts" = saga.attempts,
+        "souk.service" = crate::NAME,
+    );
+    souk_chassis::telemetry::continue_from(&span, saga.traceparent.as_deref(), false);
+    span
+}
+
+/// The span of one step's call (reserve, charge, commit, release, refund) or end (confirmed,
+/// cancelled).
+fn step_span(step: Step) -> tracing::Span {
+    tracing::info_span!(
+        "saga step",
+        otel.name = %format_args!("saga {}", step.name()),
+        "saga.step" = step.name(),
+        "souk.service" = crate::NAME,
+    )
 }

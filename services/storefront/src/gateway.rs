@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use souk_chassis::client::ClientConfig;
+use tracing::Instrument;
 
 /// A handle on the gateway. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -541,7 +542,13 @@ impl Gateway {
         body: Option<serde_json::Value>,
         idempotency_key: Option<&str>,
     ) -> Result<T, GatewayError> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let span = call_span(&method, path);
+        let mut trace = http::HeaderMap::new();
+        souk_chassis::telemetry::inject_trace(&span, &mut trace);
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .headers(trace);
         if let Some(ip) = who.client_ip {
             request = request.header("x-forwarded-for", ip.to_string());
         }
@@ -554,10 +561,12 @@ impl Gateway {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
+        let response = request.send().instrument(span.clone()).await.map_err(|e| {
+            span.record("otel.status_code", "ERROR");
             GatewayError::Unavailable(souk_chassis::problem::ErrorChain(&e).to_string())
         })?;
         let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
@@ -587,6 +596,24 @@ impl Gateway {
             GatewayError::Unavailable(format!("an answer the storefront cannot read: {e}"))
         })
     }
+}
+
+/// A client span for one call to the gateway, a child of the page's request span (none outside
+/// one), so a page and the API calls it made are one trace.
+fn call_span(method: &Method, path: &str) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
+    tracing::info_span!(
+        "call",
+        otel.name = %format_args!("{method} gateway"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        "peer.service" = "gateway",
+        "url.path" = path,
+        "http.response.status_code" = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]

@@ -154,6 +154,10 @@ impl PageError {
             status: status.as_u16(),
             title,
             message,
+            trace_id: souk_chassis::telemetry::exporting()
+                .then(|| souk_chassis::telemetry::traceparent(&tracing::Span::current()))
+                .flatten()
+                .and_then(|t| t.split('-').nth(1).map(str::to_owned)),
         };
         let retry_after = match &self {
             Self::TooMany(Some(wait)) => Some(*wait),
@@ -185,6 +189,9 @@ pub struct ErrorPage {
     pub title: &'static str,
     /// What happened and what to do.
     pub message: String,
+    /// The trace of this request, when traces are collected: the shopper can quote it, and
+    /// whoever runs the shop opens it (`souk trace <id>`, or the trace page).
+    pub trace_id: Option<String>,
 }
 
 /// The home page.

@@ -146,6 +146,7 @@ impl SqliteWriter {
         connection.pragma_update(None, "foreign_keys", true)?;
         connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
+        crate::telemetry::sql::trace_sqlite(&connection);
         Ok(Self {
             turn: writer_turn(&path),
             path,
@@ -305,6 +306,7 @@ fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
     connection.set_prepared_statement_cache_capacity(STATEMENTS);
+    crate::telemetry::sql::trace_sqlite(&connection);
     Ok(connection)
 }
 

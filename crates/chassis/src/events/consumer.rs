@@ -357,18 +357,23 @@ pub(super) async fn sleep_or_shutdown(wait: Duration, shutdown: &Shutdown) -> bo
     }
 }
 
-/// A span for handling `event`, continuing the producer's trace.
+/// A span for handling `event`: a child of the span that published it (so a checkout and what
+/// its events set off are one trace) and linked to it, as messaging spans are.
 fn event_span(consumer: &str, event: &Event) -> tracing::Span {
-    let span = tracing::info_span!("event", consumer, event_id = %event.id, event_type = %event.type_, subject = %event.subject);
-    if let Some(traceparent) = event
-        .traceparent
-        .as_deref()
-        .and_then(|v| http::HeaderValue::try_from(v).ok())
-    {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("traceparent", traceparent);
-        crate::telemetry::continue_trace(&span, &headers);
-    }
+    let service = consumer.split('.').next().unwrap_or(consumer);
+    let span = tracing::info_span!(
+        "event",
+        otel.name = %format_args!("handle {}", event.type_),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        consumer,
+        event_id = %event.id,
+        event_type = %event.type_,
+        subject = %event.subject,
+        "souk.service" = service,
+        "messaging.message.id" = %event.id,
+    );
+    crate::telemetry::continue_from(&span, event.traceparent.as_deref(), true);
     span
 }
 

@@ -38,6 +38,35 @@ pub struct GatewayConfig {
     /// Endpoints answered by fanning out to several upstreams (see `aggregate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aggregates: Vec<AggregateConfig>,
+    /// The trace receiver and store (`souk up` and `souk monolith` turn it on). None: the
+    /// gateway receives no spans and `/traces` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesConfig>,
+}
+
+/// `[traces]`: an OTLP/HTTP receiver (`POST /v1/traces`, protobuf or JSON) on a listener of
+/// its own, and a bounded store of what it received, read at `/traces` and drawn at
+/// `/waterfall` on the admin and read-only listeners. Cannot change on reload.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Where the receiver listens (OTLP/HTTP's port is 4318). Keep it on loopback or a private
+    /// network: anyone who reaches it can add spans (never more than the bounds below).
+    pub otlp_listen: SocketAddr,
+    /// Spans kept at most; the oldest go first.
+    pub max_spans: usize,
+    /// Estimated bytes of spans kept at most; the oldest go first.
+    pub max_bytes: usize,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            otlp_listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            max_spans: 50_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[openapi]`: the gateway serves one document made of its upstreams' documents, with their
@@ -510,6 +539,14 @@ impl GatewayConfig {
                 "header_timeout_ms, max_connections and max_connections_per_address must be positive",
             ));
         }
+        if let Some(traces) = &self.traces
+            && (traces.max_spans == 0 || traces.max_bytes < 64 * 1024)
+        {
+            return Err(invalid(
+                "traces",
+                "max_spans must be positive and max_bytes at least 65536",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
@@ -727,6 +764,7 @@ mod tests {
         let example = include_str!("../../examples/gateway.toml");
         let config = GatewayConfig::parse(example).unwrap();
         assert!(config.routes.len() >= 3);
+        assert_eq!(config.traces, Some(TracesConfig::default()));
     }
 
     #[test]

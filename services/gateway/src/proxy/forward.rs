@@ -10,6 +10,7 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
+use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
 use crate::body::{RequestBody, ResponseBody};
@@ -64,6 +65,22 @@ pub(super) enum Outcome<B = Incoming> {
     BodyTooLarge,
     /// The client's body could not be read while streaming (bad chunking, cut off).
     BadClientBody,
+}
+
+impl<B> Outcome<B> {
+    /// How the attempt went, in a word (for spans).
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Answered(_) => "answered",
+            Outcome::Overloaded(_) => "overloaded",
+            Outcome::Failed(_) => "failed",
+            Outcome::Unreachable => "unreachable",
+            Outcome::TimedOut => "timed out",
+            Outcome::Broken => "connection broke",
+            Outcome::BodyTooLarge => "request body too large",
+            Outcome::BadClientBody => "request body unreadable",
+        }
+    }
 }
 
 impl Outcome {
@@ -146,7 +163,12 @@ impl Proxy {
         }
         let admitted = match guard::admit(route) {
             Ok(admitted) => admitted,
-            Err(refusal) => return Forwarded::unsent(refusal.into_response(request_id)),
+            Err(refusal) => {
+                crate::spans::event(&parts, "refused before sending", || {
+                    vec![KeyValue::new("reason", refusal.detail())]
+                });
+                return Forwarded::unsent(refusal.into_response(request_id));
+            }
         };
         // Any method is retried when its connection could not be opened, so small bodies are
         // buffered whenever retries are on: a body handed to a failed attempt is gone.
@@ -190,6 +212,7 @@ impl Proxy {
         let mut previous: Option<Arc<Endpoint>> = None;
         loop {
             let Ok(endpoint) = upstream.pick(previous.as_deref()) else {
+                crate::spans::event(parts, "no instance to send to", Vec::new);
                 verdict.record(false);
                 let response = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -221,7 +244,14 @@ impl Proxy {
             let per_try = ms(upstream.config.per_try_timeout_ms)
                 .min(deadline.saturating_duration_since(Instant::now()));
             let outcome = self
-                .attempt(upstream, &endpoint, parts, &path, this_body, per_try)
+                .attempt(
+                    upstream,
+                    &endpoint,
+                    parts,
+                    &path,
+                    this_body,
+                    (per_try, request.attempt),
+                )
                 .await;
             let upstream_ok = outcome.upstream_ok();
             upstream.record(&endpoint, upstream_ok);
@@ -233,6 +263,16 @@ impl Proxy {
                 && (!from_budget || upstream.budget.withdraw(upstream.clock.now_ms()))
             {
                 route.metrics.retries.increment(1);
+                crate::spans::event(parts, "retry", || {
+                    vec![
+                        KeyValue::new("souk.attempt", i64::from(request.attempt)),
+                        KeyValue::new("outcome", outcome.name()),
+                        KeyValue::new(
+                            "wait_ms",
+                            i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                        ),
+                    ]
+                });
                 tokio::time::sleep(wait).await;
                 previous = Some(endpoint);
                 continue;
@@ -247,7 +287,7 @@ impl Proxy {
         }
     }
 
-    /// Sends one attempt to `endpoint`.
+    /// Sends one attempt (the `n`th) to `endpoint`, within `timeout`.
     async fn attempt(
         &self,
         upstream: &Upstream,
@@ -255,7 +295,7 @@ impl Proxy {
         parts: &Parts,
         path: &Uri,
         body: RequestBody,
-        timeout: Duration,
+        (timeout, n): (Duration, u32),
     ) -> Outcome {
         let protocol = upstream.config.protocol;
         // HTTP/1.1 wants the origin form and a Host header; HTTP/2 the absolute form.
@@ -277,6 +317,36 @@ impl Proxy {
                 .headers_mut()
                 .insert(header::HOST, endpoint.host.clone());
         }
+        let span = crate::spans::attempt(
+            parts,
+            &upstream.name,
+            endpoint.addr,
+            n,
+            request.headers_mut(),
+        );
+        let outcome = self.exchange(upstream, endpoint, request, timeout).await;
+        if span.is_some() {
+            let status = match &outcome {
+                Outcome::Answered(r) | Outcome::Overloaded(r) | Outcome::Failed(r) => {
+                    Some(r.status())
+                }
+                _ => None,
+            };
+            let failure = status.is_none().then(|| outcome.name());
+            crate::spans::end_attempt(span, status, failure);
+        }
+        outcome
+    }
+
+    /// Sends `request` to `endpoint` and sorts how it went.
+    async fn exchange(
+        &self,
+        upstream: &Upstream,
+        endpoint: &Endpoint,
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Outcome {
+        let protocol = upstream.config.protocol;
         let target = Target {
             addr: endpoint.addr,
             protocol,

@@ -30,9 +30,22 @@ pub(super) async fn check(route: &Route, parts: &Parts) -> Result<(), Problem> {
     }
     for decision in [route.faults.decide(), route.upstream.faults.decide()] {
         if let Some(delay) = decision.delay {
+            let span = crate::spans::child(parts, "injected delay", || {
+                vec![opentelemetry::KeyValue::new(
+                    "souk.fault.delay_ms",
+                    i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                )]
+            });
             tokio::time::sleep(delay).await;
+            crate::spans::end_child(span, None);
         }
         if let Some(status) = decision.abort {
+            crate::spans::event(parts, "injected fault", || {
+                vec![opentelemetry::KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                )]
+            });
             return Err(problem(status, "fault injected for a chaos run"));
         }
     }

@@ -32,6 +32,13 @@ impl Proxy {
             ClientBody::Incoming(body) => axum::body::Body::new(Limited::new(body, limit)),
             ClientBody::Empty => axum::body::Body::empty(),
         };
+        if souk_chassis::telemetry::exporting() {
+            parts
+                .extensions
+                .insert(souk_chassis::telemetry::ServedBy(std::sync::Arc::clone(
+                    &route.upstream.name,
+                )));
+        }
         let request = Request::from_parts(parts, body);
         route.metrics.attempts.increment(1);
         match tokio::time::timeout(route.timeout, router.clone().oneshot(request)).await {

@@ -166,6 +166,11 @@ impl Proxy {
         };
         let (mut parts, body) = request.into_parts();
         let request_id = headers::prepare_request(&mut parts.headers, client_ip);
+        let upstream = match aggregate {
+            Some(_) => "aggregate",
+            None => &route.upstream.name,
+        };
+        let span = crate::spans::RequestSpan::start(&mut parts, &route.name, upstream);
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
         let authorized = self
             .authorize(table, &route, client, &mut parts.headers)
@@ -180,10 +185,6 @@ impl Proxy {
                     .await
             }
         };
-        let upstream = match aggregate {
-            Some(_) => "aggregate",
-            None => &route.upstream.name,
-        };
         let served = Served {
             request_id: &request_id,
             client,
@@ -192,7 +193,15 @@ impl Proxy {
             started,
             by: By::Route(&route, upstream),
         };
-        self.finish(&served, forwarded)
+        let (attempts, endpoint) = (
+            forwarded.attempts,
+            forwarded.endpoint.as_ref().map(|e| e.addr),
+        );
+        let mut response = self.finish(&served, forwarded);
+        if let Some(span) = span {
+            span.end(&mut response, attempts, endpoint);
+        }
+        response
     }
 
     /// Answers a request no route takes, counting and logging it like any other.

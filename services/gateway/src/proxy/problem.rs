@@ -14,6 +14,13 @@ pub(super) struct Problem {
     extra: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+impl Problem {
+    /// What the answer says.
+    pub(super) fn detail(&self) -> &'static str {
+        self.detail
+    }
+}
+
 pub(super) fn problem(status: StatusCode, detail: &'static str) -> Problem {
     Problem {
         status,

@@ -26,7 +26,7 @@ pub use sagas::SagaRow;
 
 /// Orders' migrations for both engines, embedded in the binary: its own schema, then the
 /// chassis' outbox table, then the saga's commit step (a rebuilt table on SQLite, whose CHECK
-/// constraints cannot change in place).
+/// constraints cannot change in place), then the trace each saga continues.
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         (
@@ -41,6 +41,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0002_saga_commit.sqlite.sql"),
         ),
         OUTBOX_META_MIGRATION_SQLITE,
+        (
+            3,
+            "saga trace context",
+            include_str!("../../migrations/0003_saga_trace.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -55,6 +60,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/0002_saga_commit.postgres.sql"),
         ),
         OUTBOX_META_MIGRATION_POSTGRES,
+        (
+            3,
+            "saga trace context",
+            include_str!("../../migrations/0003_saga_trace.sql"),
+        ),
     ],
 };
 

@@ -39,7 +39,7 @@ const INSERT_ORDER: &str = "INSERT INTO orders (id, user_id, status, cancel_reas
 const INSERT_LINE: &str = "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, \
     quantity, unit_amount, line_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const INSERT_SAGA: &str = "INSERT INTO sagas (order_id, step, attempts, deadline_at, \
-    next_attempt_at, updated_at) VALUES ($1, 'reserve', 0, $2, $3, $3)";
+    next_attempt_at, updated_at, traceparent) VALUES ($1, 'reserve', 0, $2, $3, $3, $4)";
 
 /// An order to place, with its saga's deadline.
 #[derive(Debug)]
@@ -111,7 +111,16 @@ impl Store {
                             ],
                         )?;
                     }
-                    execute_numbered(tx, INSERT_SAGA, &[&id, &new.deadline_at.millis(), &created])?;
+                    execute_numbered(
+                        tx,
+                        INSERT_SAGA,
+                        &[
+                            &id,
+                            &new.deadline_at.millis(),
+                            &created,
+                            &new.event.traceparent,
+                        ],
+                    )?;
                     append_inline(tx, new.event)?;
                     Ok::<_, StoreError>(Placed::Stored)
                 })
@@ -151,6 +160,7 @@ impl Store {
                 .bind(&id)
                 .bind(new.deadline_at.millis())
                 .bind(created)
+                .bind(&new.event.traceparent)
                 .execute(&mut *tx)
                 .await?;
             append(&mut tx, new.event).await?;

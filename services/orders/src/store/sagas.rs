@@ -23,6 +23,8 @@ pub struct SagaRow {
     pub deadline_at: Timestamp,
     /// The last failure, for people reading the table.
     pub last_error: Option<String>,
+    /// The trace the order was placed in (W3C `traceparent`), which the saga's spans continue.
+    pub traceparent: Option<String>,
 }
 
 type SagaTuple = (
@@ -33,9 +35,10 @@ type SagaTuple = (
     i64,
     i64,
     Option<String>,
+    Option<String>,
 );
 const SELECT_SAGA: &str = "SELECT order_id, step, cancel_reason, refund, attempts, deadline_at, \
-     last_error FROM sagas WHERE order_id = $1";
+     last_error, traceparent FROM sagas WHERE order_id = $1";
 
 impl Store {
     /// Up to `limit` unfinished sagas that are due and that no live lease holds, most overdue
@@ -91,6 +94,7 @@ impl Store {
                                 row.get(4)?,
                                 row.get(5)?,
                                 row.get(6)?,
+                                row.get(7)?,
                             ))
                         })
                         .transpose()
@@ -355,7 +359,7 @@ impl Store {
 }
 
 fn saga_from_row(row: SagaTuple) -> Result<SagaRow, StoreError> {
-    let (order_id, step, reason, refund, attempts, deadline_at, last_error) = row;
+    let (order_id, step, reason, refund, attempts, deadline_at, last_error, traceparent) = row;
     let reason = reason
         .map(|r| {
             CancelReason::parse(&r).ok_or_else(|| StoreError::corrupt("sagas.cancel_reason", r))
@@ -369,5 +373,6 @@ fn saga_from_row(row: SagaTuple) -> Result<SagaRow, StoreError> {
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         deadline_at: Timestamp::from_millis(deadline_at),
         last_error,
+        traceparent,
     })
 }
