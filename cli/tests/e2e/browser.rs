@@ -397,3 +397,146 @@ async fn wait_for_css(browser: &Client, css: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The most recent trace the gateway holds that `filter` (a `/traces` query) admits, whose root
+/// is named `root` and whose services include all of `services`.
+async fn find_trace(shop: &Shop, filter: &str, root: &str, services: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let list: serde_json::Value = shop
+            .client
+            .get(format!("http://{}/traces?{filter}", shop.metrics))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = list["traces"].as_array().and_then(|traces| {
+            traces
+                .iter()
+                .find(|t| {
+                    t["root_name"] == root
+                        && services
+                            .iter()
+                            .all(|s| t["services"].as_array().unwrap().contains(&json!(s)))
+                })
+                .cloned()
+        });
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trace with {services:?} for {filter}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_s_checkout_is_drawn_as_a_waterfall_and_a_slowed_inventory_shows_as_the_slow_span()
+ {
+    let Some(chromedriver) = chromedriver("the trace page's browser test") else {
+        return;
+    };
+    let shop = Shop::up(&[]).await;
+    // Inventory slowed by the gateway's fault injector: every call to it waits 100 ms first
+    // (under the product page's 150 ms for availability, so the page still shows it).
+    let fault = shop
+        .client
+        .put(format!("http://{}/faults/upstreams/inventory", shop.admin))
+        .bearer_auth(&shop.token)
+        .json(&json!({ "delay_ms": 100, "delay_percent": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success(), "{}", fault.status());
+    let (_driver, browser) = browser(&chromedriver).await;
+    let home = format!("http://{}/", shop.gateway);
+    browser.goto(&home).await.unwrap();
+    click(&browser, "a[href='/signup']").await;
+    fill(&browser, "name", "Grace Hopper").await;
+    fill(&browser, "email", "grace@example.com").await;
+    fill(&browser, "password", "compilers all the way").await;
+    click(&browser, "form[action='/signup'] button[type=submit]").await;
+    wait_for_text(&browser, "Sign out", false).await;
+    // The product page asks inventory for availability through the gateway: slowed.
+    search_and_add(&browser, "skillet").await;
+    let order = check_out(&browser, "4242424242424242").await;
+    browser.goto(&order).await.unwrap();
+    wait_for_text(&browser, "Order confirmed", false).await;
+
+    // From the service map, through its link, to the list of traces.
+    browser
+        .goto(&format!("http://{}/map", shop.metrics))
+        .await
+        .unwrap();
+    click(&browser, "a[href='waterfall']").await;
+    wait_for_text(&browser, "<title>souk — traces</title>", false).await;
+
+    // The checkout: the storefront's POST /checkout, through orders' saga to payments.
+    let checkout = find_trace(
+        &shop,
+        "service=payments&route=storefront&limit=100",
+        "POST storefront",
+        &["storefront", "orders", "payments", "inventory"],
+    )
+    .await;
+    let id = checkout["trace_id"].as_str().unwrap();
+    click(&browser, &format!("a[href*='trace={id}']")).await;
+    let page = wait_for_text(&browser, "saga charge", false).await;
+    for row in [
+        "saga reserve",
+        "saga commit",
+        "POST /v1/payments",
+        "INSERT sagas",
+    ] {
+        assert!(page.contains(row), "the checkout's waterfall shows {row}");
+    }
+    screenshot(&browser, "waterfall-checkout").await;
+
+    // The product page's trace: the injected 100 ms on the way to inventory is its slow span.
+    let slowed = find_trace(
+        &shop,
+        "service=inventory&min_ms=100&limit=100",
+        "GET storefront",
+        &["storefront", "catalog"],
+    )
+    .await;
+    let id = slowed["trace_id"].as_str().unwrap();
+    browser
+        .goto(&format!("http://{}/waterfall?trace={id}", shop.metrics))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "injected delay", false).await;
+    let rows = browser
+        .find_all(Locator::Css("details.span"))
+        .await
+        .unwrap();
+    let mut delays = Vec::new();
+    for row in rows {
+        let text = row.text().await.unwrap();
+        if text.contains("injected delay") {
+            let ms = row
+                .find(Locator::Css(".ms"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            delays.push(ms);
+        }
+    }
+    let slow = delays.iter().any(|ms| {
+        ms.trim_end_matches(" ms")
+            .replace(',', "")
+            .parse::<f64>()
+            .is_ok_and(|ms| ms >= 100.0)
+    });
+    assert!(slow, "an injected delay of at least 100 ms: {delays:?}");
+    // The slow span's row opens on a click, with its attributes.
+    click(&browser, "details.span summary").await;
+    screenshot(&browser, "waterfall-inventory-slowed").await;
+    browser.close().await.unwrap();
+}
