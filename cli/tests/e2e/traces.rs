@@ -207,6 +207,27 @@ async fn checkout_is_one_trace(shop: &Shop, topology: &str) {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("saga charge"), "the page draws the saga");
+
+    // And the terminal draws it too.
+    let drawn = crate::helpers::souk()
+        .args(["trace", &id, "--data-dir"])
+        .arg(shop.data_dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&drawn.stdout);
+    assert!(
+        drawn.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    for line in [
+        "saga reserve",
+        "saga charge",
+        "INSERT sagas",
+        "handle souk.orders.order_confirmed.v1",
+    ] {
+        assert!(text.contains(line), "souk trace shows {line}: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +256,7 @@ async fn a_checkout_is_one_trace_across_the_shop_in_both_topologies() {
             "{html}"
         );
         let (status, problem) = trace(&shop, "00000000000000000000000000000000").await;
-        assert_eq!(status, 422, "{problem}");
+        assert_eq!(status, 400, "{problem}");
         let (status, _) = trace(&shop, "0123456789abcdef0123456789abcdef").await;
         assert_eq!(status, 404);
         let (status, _) = shop.stop();

@@ -80,7 +80,7 @@ impl ListQuery {
             errors.push(FieldError::new("limit", "must be between 1 and 1000"));
         }
         if !errors.is_empty() {
-            return Err(Problem::validation(errors));
+            return Err(Problem::invalid_query(errors));
         }
         let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         Ok(Filter {
@@ -122,7 +122,12 @@ fn not_collected() -> Problem {
 
 fn trace_id(text: &str) -> Result<TraceId, Problem> {
     TraceId::parse(text).ok_or_else(|| {
-        Problem::validation(vec![FieldError::new(
+        Problem::typed(
+            StatusCode::BAD_REQUEST,
+            "invalid-path",
+            "Invalid path parameter",
+        )
+        .with_errors(vec![FieldError::new(
             "trace_id",
             "must be 32 hex digits, not all zero",
         )])

@@ -83,6 +83,8 @@ pub struct TestGateway {
     pub admin_addr: SocketAddr,
     /// The read-only listener, when the configuration has one.
     pub metrics_addr: Option<SocketAddr>,
+    /// The trace receiver, when the configuration has `[traces]`.
+    pub otlp_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// A client carrying the admin token.
     pub admin: reqwest::Client,
@@ -107,6 +109,7 @@ impl TestGateway {
             addr: running.addr,
             admin_addr: running.admin_addr,
             metrics_addr: running.metrics_addr,
+            otlp_addr: running.otlp_addr,
             client: client(),
             admin: admin_client(),
             trigger,

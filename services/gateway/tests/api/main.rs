@@ -22,3 +22,4 @@ mod retries;
 mod routing;
 mod smuggling;
 mod streaming;
+mod traces;
