@@ -404,28 +404,70 @@ pub(crate) mod sql {
     }
 
     /// Makes a span of every statement `connection` runs (when spans are exported), for the
-    /// chassis' own SQLite connections, which sqlx does not see.
+    /// chassis' own SQLite connections, which sqlx does not see. SQLite's own profile time has
+    /// a millisecond's grain (its VFS clock), so a statement is timed here instead: from its
+    /// first step (`SQLITE_TRACE_STMT`) to its end (`SQLITE_TRACE_PROFILE`), both on the
+    /// calling thread, as these connections run there.
     pub(crate) fn trace_sqlite(connection: &rusqlite::Connection) {
+        use rusqlite::trace::TraceEventCodes;
         if super::exporting() {
             connection.trace_v2(
-                rusqlite::trace::TraceEventCodes::SQLITE_TRACE_PROFILE,
-                Some(sqlite_profiled),
+                TraceEventCodes::SQLITE_TRACE_STMT | TraceEventCodes::SQLITE_TRACE_PROFILE,
+                Some(sqlite_traced),
             );
         }
     }
 
-    fn sqlite_profiled(event: rusqlite::trace::TraceEvent<'_>) {
-        if let rusqlite::trace::TraceEvent::Profile(statement, elapsed) = event {
-            let sql = statement.sql();
-            // A transaction's BEGIN IMMEDIATE waits for nothing (the writer took its turn
-            // first): a row of noise in every write. COMMIT stays, as it can take time.
-            if sql.trim_start().starts_with("BEGIN") {
-                return;
+    /// Statements begun on this thread in a sampled trace and not yet ended: the address of
+    /// their text (theirs for as long as they are prepared), when they began, and the span
+    /// that ran them. A handful at most (a read still stepping while another runs).
+    type Started = Vec<(usize, std::time::Instant, opentelemetry::Context)>;
+
+    thread_local! {
+        static STARTED: std::cell::RefCell<Started> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// The most statements remembered per thread: one that began but never ended (its
+    /// connection dropped mid-way) is forgotten once this many more have begun.
+    const MOST_STARTED: usize = 16;
+
+    fn sqlite_traced(event: rusqlite::trace::TraceEvent<'_>) {
+        use rusqlite::trace::TraceEvent;
+        match event {
+            // A trigger's program announces itself as a comment: not a statement of ours.
+            TraceEvent::Stmt(_, text) if text.starts_with("--") => {}
+            TraceEvent::Stmt(statement, _) => {
+                let sql = statement.sql();
+                // A transaction's BEGIN IMMEDIATE waits for nothing (the writer took its turn
+                // first): a row of noise in every write. COMMIT stays, as it can take time.
+                if sql.trim_start().starts_with("BEGIN") {
+                    return;
+                }
+                let parent = tracing::Span::current().context();
+                if !parent.span().span_context().is_sampled() {
+                    return;
+                }
+                let key = sql.as_ptr() as usize;
+                STARTED.with_borrow_mut(|started| {
+                    started.retain(|(k, _, _)| *k != key);
+                    if started.len() >= MOST_STARTED {
+                        started.remove(0);
+                    }
+                    started.push((key, std::time::Instant::now(), parent));
+                });
             }
-            let parent = tracing::Span::current().context();
-            if parent.span().span_context().is_sampled() {
-                statement_span(&parent, &sql, elapsed, None);
+            TraceEvent::Profile(statement, _) => {
+                let sql = statement.sql();
+                let key = sql.as_ptr() as usize;
+                let begun = STARTED.with_borrow_mut(|started| {
+                    let at = started.iter().position(|(k, _, _)| *k == key)?;
+                    Some(started.swap_remove(at))
+                });
+                if let Some((_, at, parent)) = begun {
+                    statement_span(&parent, &sql, at.elapsed(), None);
+                }
             }
+            _ => {}
         }
     }
 
