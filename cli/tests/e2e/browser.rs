@@ -535,8 +535,19 @@ async fn a_shopper_s_checkout_is_drawn_as_a_waterfall_and_a_slowed_inventory_sho
             .is_ok_and(|ms| ms >= 100.0)
     });
     assert!(slow, "an injected delay of at least 100 ms: {delays:?}");
-    // The slow span's row opens on a click, with its attributes.
+    // A row opens on a click, with its attributes.
     click(&browser, "details.span summary").await;
+    let opened = browser
+        .find(Locator::Css("details.span[open]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        opened.contains("http.route") && opened.contains("souk.attempts"),
+        "{opened}"
+    );
     screenshot(&browser, "waterfall-inventory-slowed").await;
     browser.close().await.unwrap();
 }

@@ -43,6 +43,43 @@ fn names(trace: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// The services a checkout's trace has spans of.
+const SERVICES: [&str; 6] = [
+    "gateway",
+    "orders",
+    "inventory",
+    "payments",
+    "cart",
+    "history",
+];
+
+/// Spans a checkout's trace holds: the gateway's, orders' acceptance, the saga's steps, the
+/// calls they made and an SQL statement.
+const STEPS: [&str; 9] = [
+    "POST place-order",
+    "saga reserve",
+    "saga charge",
+    "saga commit",
+    "saga confirmed",
+    "POST /v1/orders",
+    "POST /v1/reservations",
+    "POST /v1/payments",
+    "INSERT sagas",
+];
+
+/// Whether every span but the roots has its parent in the trace.
+fn every_parent_held(trace: &Value) -> bool {
+    let ids: BTreeSet<&str> = spans(trace)
+        .iter()
+        .filter_map(|s| s["span_id"].as_str())
+        .collect();
+    spans(trace).iter().all(|s| {
+        s["parent_span_id"]
+            .as_str()
+            .is_none_or(|parent| ids.contains(parent))
+    })
+}
+
 /// Places an order for one unit; the answer's trace id and the order's id.
 async fn checkout(shop: &Shop, who: &str) -> (String, String, String) {
     let page: Value = shop
@@ -96,22 +133,29 @@ async fn checkout_is_one_trace(shop: &Shop, topology: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let found = loop {
         let (status, found) = trace(shop, &id).await;
+        // Each process sends its spans in batches of its own: wait for every one's.
+        let services: BTreeSet<&str> = spans(&found)
+            .iter()
+            .filter_map(|s| s["service"].as_str())
+            .collect();
+        let names = names(&found);
         let whole = status == 200
-            && names(&found).contains("saga confirmed")
+            && SERVICES.iter().all(|s| services.contains(s))
+            && STEPS.iter().all(|n| names.contains(*n))
             && wanted_consumers.iter().all(|service| {
                 spans(&found).iter().any(|s| {
                     s["kind"] == "consumer"
                         && s["service"] == *service
                         && s["name"] == "handle souk.orders.order_confirmed.v1"
                 })
-            });
+            })
+            && every_parent_held(&found);
         if whole {
             break found;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the checkout's trace lacks the saga's end or a consumer: {status} {names:?}",
-            names = names(&found)
+            "the checkout's trace lacks a service, a step or a consumer: {status} {services:?} {names:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -120,31 +164,6 @@ async fn checkout_is_one_trace(shop: &Shop, topology: &str) {
         all.iter().all(|s| s["trace_id"] == id.as_str()),
         "one trace"
     );
-    let services: BTreeSet<&str> = all.iter().filter_map(|s| s["service"].as_str()).collect();
-    for service in [
-        "gateway",
-        "orders",
-        "inventory",
-        "payments",
-        "cart",
-        "history",
-    ] {
-        assert!(services.contains(service), "{service} in {services:?}");
-    }
-    let names = names(&found);
-    for name in [
-        "POST place-order",
-        "saga reserve",
-        "saga charge",
-        "saga commit",
-        "saga confirmed",
-        "POST /v1/orders",
-        "POST /v1/reservations",
-        "POST /v1/payments",
-        "INSERT sagas",
-    ] {
-        assert!(names.contains(name), "{name} in {names:?}");
-    }
     // The root is the gateway's, with what it decided.
     let root = all
         .iter()
@@ -255,6 +274,44 @@ async fn a_checkout_is_one_trace_across_the_shop_in_both_topologies() {
             html.contains(&format!("<code id=\"trace-id\">{id}</code>")),
             "{html}"
         );
+        // Probes, feed polls and the operators' own pages (the map polls every second) begin
+        // no trace of their own: the list holds the shop's traffic.
+        for path in ["/map", "/upstreams", "/traces?limit=1"] {
+            let answer = shop
+                .client
+                .get(format!("http://{}{path}", shop.metrics))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200, "{path}");
+            assert!(answer.headers().get("traceparent").is_none(), "{path}");
+        }
+        let list: Value = shop
+            .client
+            .get(format!("http://{}/traces?limit=1000", shop.metrics))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for listed in list["traces"].as_array().unwrap() {
+            let root = listed["root_name"].as_str().unwrap();
+            for noise in [
+                "/healthz",
+                "/readyz",
+                "/metrics",
+                "/v1/events",
+                "/upstreams",
+                "/map",
+                "/traces",
+            ] {
+                assert!(
+                    !root.ends_with(noise),
+                    "a trace of its own for {root}: {listed}"
+                );
+            }
+        }
         let (status, problem) = trace(&shop, "00000000000000000000000000000000").await;
         assert_eq!(status, 400, "{problem}");
         let (status, _) = trace(&shop, "0123456789abcdef0123456789abcdef").await;

@@ -85,7 +85,7 @@ pub fn service_router(api: Router, health: Health, config: &HttpConfig) -> Route
 pub fn stack(router: Router, config: &HttpConfig) -> Router {
     // `Router::layer` wraps every route, so the layer added last runs first: read bottom-up.
     // Layering one at a time lets each layer keep its own body type (axum boxes in between).
-    router
+    let router = router
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(
             config.body_limit_bytes,
@@ -98,9 +98,15 @@ pub fn stack(router: Router, config: &HttpConfig) -> Router {
         ))
         .layer(axum::middleware::map_response(crate::problem::problemize))
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(MayTransform)))
-        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(axum::middleware::from_fn(metrics::record));
+    // Only where spans are exported (decided at start-up, before any service is built): a
+    // layer costs a boxed future per request even when it does nothing.
+    let router = match telemetry::exporting() {
+        true => router.layer(axum::middleware::map_response(answer_traceparent)),
+        false => router,
+    };
+    router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::map_response(answer_traceparent))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -172,8 +178,25 @@ impl MakeRequestId for MakeRequestUuidV7 {
 /// would otherwise begin a trace of their own every second or so and bury the shop's traffic.
 const UNTRACED: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/v1/events"];
 
+/// Marks a request that makes no span ([`untraced`]).
+#[derive(Debug, Clone, Copy)]
+struct Untraced;
+
+/// `router` (a whole stack) with no span for any of its requests: for listeners of operators'
+/// tools (the gateway's admin and read-only listeners, whose map polls every second), which
+/// would otherwise begin a trace of their own for every look and bury the shop's traffic.
+pub fn untraced(router: Router) -> Router {
+    router.layer(axum::middleware::map_request(
+        |mut request: axum::extract::Request| async move {
+            request.extensions_mut().insert(Untraced);
+            request
+        },
+    ))
+}
+
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    if UNTRACED.contains(&request.uri().path()) {
+    if UNTRACED.contains(&request.uri().path()) || request.extensions().get::<Untraced>().is_some()
+    {
         return tracing::Span::none();
     }
     let request_id = request

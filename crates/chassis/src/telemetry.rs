@@ -13,7 +13,7 @@
 //! thousands of requests a second cost a bounded export, whatever the rate.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -61,6 +61,13 @@ pub struct TelemetryConfig {
 pub const DEFAULT_ROOTS_PER_SECOND: f64 = 50.0;
 
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// [`TelemetryConfig::roots_per_second`] of this process, as `f64` bits.
+static ROOTS_PER_SECOND: AtomicU64 = AtomicU64::new(0);
+
+/// New traces this process keeps a second at most (`SOUK_TRACE_ROOTS_PER_SECOND`).
+pub fn roots_per_second() -> f64 {
+    f64::from_bits(ROOTS_PER_SECOND.load(Ordering::Relaxed))
+}
 
 /// Whether this process exports spans: code that makes spans by hand (the gateway's) makes none
 /// when nothing would receive them.
@@ -131,7 +138,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     let mut provider = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-            RootBudget::new(config.roots_per_second),
+            TraceBudget::new(config.roots_per_second),
         )));
     let otlp = config.otlp || config.endpoint.is_some();
     if otlp {
@@ -162,6 +169,7 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     EXPORTING.store(otlp, Ordering::Relaxed);
+    ROOTS_PER_SECOND.store(config.roots_per_second.to_bits(), Ordering::Relaxed);
 
     let fmt = match config.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
@@ -210,22 +218,28 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 pub struct ServedBy(pub Arc<str>);
 
 /// Keeps a new trace while fewer than `per_second` were kept in the last second: a token bucket
-/// that holds one second's worth.
+/// that holds one second's worth. The sampler of new traces, and the gateway's bound on the
+/// traces clients ask to have kept.
 #[derive(Debug, Clone)]
-struct RootBudget {
+pub struct TraceBudget {
     per_second: f64,
     bucket: Arc<Mutex<(f64, Instant)>>,
 }
 
-impl RootBudget {
-    fn new(per_second: f64) -> Self {
+impl TraceBudget {
+    /// A budget of `per_second` traces a second (0: none).
+    pub fn new(per_second: f64) -> Self {
         Self {
             per_second,
             bucket: Arc::new(Mutex::new((per_second, Instant::now()))),
         }
     }
 
-    fn take(&self) -> bool {
+    /// Whether one more trace may be kept now (and counts it).
+    pub fn take(&self) -> bool {
+        if self.per_second <= 0.0 {
+            return false;
+        }
         let mut bucket = self
             .bucket
             .lock()
@@ -244,7 +258,7 @@ impl RootBudget {
     }
 }
 
-impl opentelemetry_sdk::trace::ShouldSample for RootBudget {
+impl opentelemetry_sdk::trace::ShouldSample for TraceBudget {
     fn should_sample(
         &self,
         _parent: Option<&opentelemetry::Context>,
@@ -257,7 +271,7 @@ impl opentelemetry_sdk::trace::ShouldSample for RootBudget {
         use opentelemetry::trace::TraceState;
         use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult};
         SamplingResult {
-            decision: if self.per_second > 0.0 && self.take() {
+            decision: if self.take() {
                 SamplingDecision::RecordAndSample
             } else {
                 SamplingDecision::Drop
@@ -583,9 +597,9 @@ mod tests {
 
     #[test]
     fn new_traces_are_kept_within_the_budget() {
-        let budget = RootBudget::new(5.0);
+        let budget = TraceBudget::new(5.0);
         let kept = (0..100).filter(|_| budget.take()).count();
         assert!((5..=6).contains(&kept), "{kept} of 100 at once");
-        assert!(!RootBudget::new(0.0).take(), "0 keeps none");
+        assert!(!TraceBudget::new(0.0).take(), "0 keeps none");
     }
 }

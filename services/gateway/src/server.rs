@@ -388,11 +388,11 @@ async fn admin_thread(listeners: AdminListeners, admin: Admin, shutdown: Shutdow
     if let Some(metrics) = listeners.metrics {
         match TcpListener::from_std(metrics) {
             Ok(metrics) => {
-                let router = souk_chassis::http::service_router(
+                let router = souk_chassis::http::untraced(souk_chassis::http::service_router(
                     admin::read_only_router(admin.clone()),
                     health.clone(),
                     &http,
-                );
+                ));
                 let (shutdown, router) = (shutdown.clone(), host_check(router));
                 tokio::spawn(async move {
                     if let Err(err) = souk_chassis::serve(metrics, router, shutdown).await {
@@ -417,7 +417,11 @@ async fn admin_thread(listeners: AdminListeners, admin: Admin, shutdown: Shutdow
             Err(err) => tracing::error!(%err, "cannot register the trace receiver's listener"),
         }
     }
-    let router = souk_chassis::http::service_router(admin::router(admin), health, &http);
+    let router = souk_chassis::http::untraced(souk_chassis::http::service_router(
+        admin::router(admin),
+        health,
+        &http,
+    ));
     if let Err(err) = souk_chassis::serve(listener, host_check(router), shutdown).await {
         tracing::error!(%err, "the admin listener failed");
     }

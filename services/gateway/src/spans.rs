@@ -10,11 +10,29 @@
 
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue, global};
 
 /// The name the gateway's spans are made under.
 const TRACER: &str = "souk-gateway";
+
+/// How many more traces a second than it begins itself the gateway keeps for untrusted callers
+/// that ask (`traceparent` sampled): services calling through it, and clients.
+pub(crate) const CONTINUED_FACTOR: f64 = 4.0;
+
+/// The budget of traces continued for untrusted callers, made on first use (after start-up has
+/// set the process' own budget).
+fn continued() -> &'static souk_chassis::telemetry::TraceBudget {
+    static BUDGET: std::sync::OnceLock<souk_chassis::telemetry::TraceBudget> =
+        std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| {
+        souk_chassis::telemetry::TraceBudget::new(
+            CONTINUED_FACTOR * souk_chassis::telemetry::roots_per_second(),
+        )
+    })
+}
 
 /// A routed request's span, in the context its attempts are children of.
 #[derive(Debug)]
@@ -28,14 +46,35 @@ pub(crate) struct RequestSpan {
 pub(crate) struct InTrace(Context);
 
 impl RequestSpan {
-    /// Starts the span of a request routed to `route`, continuing the client's `traceparent`
-    /// if it sent one, and puts its context in `parts` (extensions, and `traceparent` for the
-    /// upstream). `None` when spans are not exported.
-    pub(crate) fn start(parts: &mut Parts, route: &str, upstream: &str) -> Option<Self> {
+    /// Starts the span of a request routed to `route` and puts its context in `parts`
+    /// (extensions, and `traceparent` for the upstream), continuing the caller's `traceparent`
+    /// if it sent one. A caller's "sampled" flag is followed from a trusted peer (the
+    /// storefront) always, and from anyone else within a budget of [`CONTINUED_FACTOR`] times
+    /// the process' own: past it the trace goes on unsampled, so a client whose every
+    /// `traceparent` says "sampled" cannot have all its requests traced (services calling
+    /// through the gateway stay in their traces, which the budget leaves room for). `None` when
+    /// spans are not exported.
+    pub(crate) fn start(
+        parts: &mut Parts,
+        route: &str,
+        upstream: &str,
+        trusted: impl FnOnce() -> bool,
+    ) -> Option<Self> {
         if !souk_chassis::telemetry::exporting() {
             return None;
         }
-        let parent = souk_chassis::telemetry::extract(&parts.headers);
+        let mut parent = souk_chassis::telemetry::extract(&parts.headers);
+        let asked = parent.span().span_context().clone();
+        if asked.is_sampled() && !trusted() && !continued().take() {
+            let unsampled = SpanContext::new(
+                asked.trace_id(),
+                asked.span_id(),
+                TraceFlags::default(),
+                true,
+                asked.trace_state().clone(),
+            );
+            parent = Context::new().with_remote_span_context(unsampled);
+        }
         let tracer = global::tracer(TRACER);
         let span = tracer
             .span_builder(format!("{} {route}", parts.method))

@@ -154,9 +154,11 @@ impl PageError {
             status: status.as_u16(),
             title,
             message,
+            // Only a kept trace (sampled: flags 01) can be opened by whoever is told its id.
             trace_id: souk_chassis::telemetry::exporting()
                 .then(|| souk_chassis::telemetry::traceparent(&tracing::Span::current()))
                 .flatten()
+                .filter(|t| t.ends_with("-01"))
                 .and_then(|t| t.split('-').nth(1).map(str::to_owned)),
         };
         let retry_after = match &self {

@@ -126,6 +126,7 @@ impl Proxy {
             return self.unrouted(refusal, &request, client, started);
         }
         let table = self.shared.table.load_full();
+        let peer = client.ip();
         let on_behalf = headers::forwarded_client(request.headers(), client, |ip| table.trusts(ip));
         let (client, client_ip) = match &on_behalf {
             Some((forwarded_for, chain)) => (*forwarded_for, chain),
@@ -139,8 +140,12 @@ impl Proxy {
                 .document(&table, merger, &request, client, started)
                 .await;
         }
-        self.route(&table, request, client, client_ip, started)
-            .await
+        let from = Origin {
+            client,
+            client_ip,
+            peer,
+        };
+        self.route(&table, request, from, started).await
     }
 
     /// Routes a request to an aggregate or a route, applies its policy and forwards it.
@@ -148,10 +153,14 @@ impl Proxy {
         &self,
         table: &Table,
         request: Request<Incoming>,
-        client: SocketAddr,
-        client_ip: &HeaderValue,
+        from: Origin<'_>,
         started: Instant,
     ) -> Response<ResponseBody> {
+        let Origin {
+            client,
+            client_ip,
+            peer,
+        } = from;
         let (method, path) = (request.method(), request.uri().path());
         // An aggregate's own route carries its policy and limits, like any route's.
         let aggregate = table
@@ -170,7 +179,10 @@ impl Proxy {
             Some(_) => "aggregate",
             None => &route.upstream.name,
         };
-        let span = crate::spans::RequestSpan::start(&mut parts, &route.name, upstream);
+        let span = crate::spans::RequestSpan::start(&mut parts, &route.name, upstream, || {
+            // A trusted peer's (the storefront's) "sampled" is followed without a budget.
+            table.trusts(&peer)
+        });
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
         let authorized = self
             .authorize(table, &route, client, &mut parts.headers)
@@ -252,6 +264,16 @@ impl Proxy {
         }
         forwarded.response
     }
+}
+
+/// Whom a request speaks for, as routing needs it.
+struct Origin<'a> {
+    /// The shopper: the peer, or the one a trusted peer forwards for.
+    client: SocketAddr,
+    /// Its `X-Forwarded-For` chain.
+    client_ip: &'a HeaderValue,
+    /// The peer's address (a trusted peer's trace is always followed).
+    peer: std::net::IpAddr,
 }
 
 /// One request as its metrics and access-log line see it.

@@ -1,9 +1,18 @@
 //! The OTLP/HTTP trace receiver: `POST /v1/traces` with an `ExportTraceServiceRequest` in
 //! either encoding the OTLP specification defines — binary protobuf (`application/x-protobuf`)
-//! or JSON (`application/json`: hex ids, integer enums) — optionally gzipped. It answers in the
-//! request's encoding: 200 with `partial_success` naming the spans it could not take (bad ids),
-//! 400 for a body that is not an export request, 415 for another content type, 413 past the
-//! size limit. Whatever arrives, the receiver answers; it never panics on input.
+//! or JSON (`application/json`: hex ids, integer enums) — optionally gzipped. It answers 200 in
+//! the request's encoding, with `partial_success` naming the spans it could not take (bad ids);
+//! 400 (a `google.rpc.Status` in the request's encoding) for a body that is not an export
+//! request or that grows past the limit once decompressed; 415 for another content type; 413
+//! (axum's) for a body past the limit as sent. Whatever arrives, the receiver answers; it never
+//! panics on input.
+//!
+//! Hostile input is bounded three ways: a body of at most [`MAX_BODY_BYTES`], decompressed
+//! included (decoding multiplies it: an empty span is 2 bytes on the wire and ~260 in memory,
+//! so one export costs at most ~130 MiB while it is decoded); one export decoded at a time, on a
+//! blocking thread, not on the admin listener's thread (whose health checks and readiness must
+//! not wait on it); and every string kept cut to [`MAX_TEXT_BYTES`] (a service name to
+//! [`MAX_NAME_BYTES`]), with at most [`MAX_ITEMS`] attributes, events and links a span.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -23,8 +32,18 @@ use prost::Message;
 
 use super::store::{Span, SpanEvent, SpanId, SpanLink, Status, TraceId, TraceStore};
 
-/// The largest export request taken, compressed or not (the SDK's batches are far smaller).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The largest export request taken, compressed or not (the SDK's batches of 512 spans are a
+/// few hundred KiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The longest string kept (an attribute's value, an SQL statement): longer ones are cut.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// The longest service, span, event or attribute name kept.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The most attributes, events and links kept per span (and attributes per event or link).
+pub const MAX_ITEMS: usize = 128;
+
+/// One export decoded at a time: decoding is where hostile input costs memory.
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// The receiver's routes.
 pub fn router(store: Arc<TraceStore>) -> Router {
@@ -74,14 +93,27 @@ async fn export(State(store): State<Arc<TraceStore>>, headers: HeaderMap, body: 
             );
         }
     };
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => {
-            serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
-        }
+    let Ok(_turn) = DECODING.acquire().await else {
+        return refusal(
+            encoding,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the receiver is closing",
+        );
     };
-    let request = match request {
-        Ok(request) => request,
+    let decoded = tokio::task::spawn_blocking(move || {
+        let request = match encoding {
+            Encoding::Protobuf => {
+                ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
+            }
+            Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+                .map_err(|e| e.to_string()),
+        };
+        request.map(spans_of)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("decoding failed: {e}")));
+    let (spans, rejected) = match decoded {
+        Ok(decoded) => decoded,
         Err(err) => {
             tracing::debug!(%err, "malformed OTLP export refused");
             return refusal(
@@ -91,7 +123,6 @@ async fn export(State(store): State<Arc<TraceStore>>, headers: HeaderMap, body: 
             );
         }
     };
-    let (spans, rejected) = spans_of(request);
     store.insert(spans);
     let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected,
@@ -170,7 +201,7 @@ fn refusal(encoding: Encoding, status: StatusCode, message: &str) -> Response {
 fn grpc_code(status: StatusCode) -> i32 {
     match status {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
-        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
         _ => 2,
     }
 }
@@ -185,7 +216,7 @@ pub fn spans_of(request: ExportTraceServiceRequest) -> (Vec<Span>, i64) {
             .as_ref()
             .and_then(|r| string_attribute(&r.attributes, "service.name"))
             .unwrap_or("unknown");
-        let resource_service: Arc<str> = Arc::from(resource_service);
+        let resource_service: Arc<str> = Arc::from(cut(resource_service, MAX_NAME_BYTES));
         for scope in resource_spans.scope_spans {
             for otlp in scope.spans {
                 match span_of(otlp, &resource_service) {
@@ -209,12 +240,15 @@ fn span_of(
         bytes => Some(SpanId::from_bytes(bytes)?),
     };
     // In one process running several services (the monolith) a span names its own service.
-    let service = string_attribute(&otlp.attributes, "souk.service")
-        .map_or_else(|| Arc::clone(resource_service), Arc::from);
+    let service = string_attribute(&otlp.attributes, "souk.service").map_or_else(
+        || Arc::clone(resource_service),
+        |s| Arc::from(cut(s, MAX_NAME_BYTES)),
+    );
     let (status, status_message) = match otlp.status {
-        Some(s) if s.code == status::StatusCode::Error as i32 => {
-            (Status::Error, Some(s.message).filter(|m| !m.is_empty()))
-        }
+        Some(s) if s.code == status::StatusCode::Error as i32 => (
+            Status::Error,
+            Some(cut_owned(s.message, MAX_TEXT_BYTES)).filter(|m| !m.is_empty()),
+        ),
         Some(s) if s.code == status::StatusCode::Ok as i32 => (Status::Ok, None),
         _ => (Status::Unset, None),
     };
@@ -223,7 +257,7 @@ fn span_of(
         span_id,
         parent_span_id,
         service,
-        name: otlp.name,
+        name: cut_owned(otlp.name, MAX_NAME_BYTES),
         kind: kind_name(otlp.kind),
         start_unix_nano: otlp.start_time_unix_nano,
         end_unix_nano: otlp.end_time_unix_nano.max(otlp.start_time_unix_nano),
@@ -233,8 +267,9 @@ fn span_of(
         events: otlp
             .events
             .into_iter()
+            .take(MAX_ITEMS)
             .map(|e| SpanEvent {
-                name: e.name,
+                name: cut_owned(e.name, MAX_NAME_BYTES),
                 time_unix_nano: e.time_unix_nano,
                 attributes: attributes(e.attributes),
             })
@@ -242,6 +277,7 @@ fn span_of(
         links: otlp
             .links
             .into_iter()
+            .take(MAX_ITEMS)
             .filter_map(|l| {
                 Some(SpanLink {
                     trace_id: TraceId::from_bytes(&l.trace_id)?,
@@ -275,8 +311,51 @@ fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str
 fn attributes(attributes: Vec<KeyValue>) -> Vec<(String, serde_json::Value)> {
     attributes
         .into_iter()
-        .map(|kv| (kv.key, kv.value.map_or(serde_json::Value::Null, json_value)))
+        .take(MAX_ITEMS)
+        .map(|kv| {
+            let value = kv.value.map_or(serde_json::Value::Null, json_value);
+            (cut_owned(kv.key, MAX_NAME_BYTES), bounded(value))
+        })
         .collect()
+}
+
+/// `value` with its strings cut to [`MAX_TEXT_BYTES`] and its arrays and maps to
+/// [`MAX_ITEMS`] entries, nested values flattened to their text past the first level.
+fn bounded(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    let flat = |v: J| match v {
+        J::String(s) => J::String(cut_owned(s, MAX_TEXT_BYTES)),
+        J::Array(_) | J::Object(_) => J::String(cut_owned(v.to_string(), MAX_TEXT_BYTES)),
+        other => other,
+    };
+    match value {
+        J::Array(items) => J::Array(items.into_iter().take(MAX_ITEMS).map(flat).collect()),
+        J::Object(map) => J::Object(
+            map.into_iter()
+                .take(MAX_ITEMS)
+                .map(|(k, v)| (cut_owned(k, MAX_NAME_BYTES), flat(v)))
+                .collect(),
+        ),
+        other => flat(other),
+    }
+}
+
+/// `text`'s first `max` bytes at most, cut on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn cut_owned(mut text: String, max: usize) -> String {
+    let len = cut(&text, max).len();
+    text.truncate(len);
+    text
 }
 
 fn json_value(any: AnyValue) -> serde_json::Value {
@@ -499,6 +578,44 @@ mod tests {
         let answer = ExportTraceServiceResponse::decode(answer.as_slice()).unwrap();
         assert_eq!(answer.partial_success.unwrap().rejected_spans, 2);
         assert_eq!(store.trace(TraceId([5; 16])).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn long_names_and_values_are_cut_before_they_are_kept() {
+        let store = store();
+        let mut export = request(vec![span(6, 1, None)]);
+        export.resource_spans[0].resource = Some(Resource {
+            attributes: vec![kv("service.name", &"s".repeat(100_000))],
+            ..Resource::default()
+        });
+        let spans = &mut export.resource_spans[0].scope_spans[0].spans;
+        spans[0].name = "ü".repeat(1_000);
+        // 150 attributes of 5,000 bytes: under the body limit, over what is kept.
+        spans[0].attributes = (0..150)
+            .map(|n| kv(&format!("key {n}"), &"v".repeat(5_000)))
+            .collect();
+        let (status, _, _) = post(
+            &store,
+            "application/x-protobuf",
+            None,
+            export.encode_to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let kept = &store.trace(TraceId([6; 16]))[0];
+        assert_eq!(kept.service.len(), MAX_NAME_BYTES);
+        assert!(kept.name.len() <= MAX_NAME_BYTES && kept.name.starts_with('ü'));
+        assert_eq!(kept.attributes.len(), MAX_ITEMS);
+        assert!(
+            kept.attributes
+                .iter()
+                .all(|(_, v)| v.as_str().is_some_and(|v| v.len() == MAX_TEXT_BYTES))
+        );
+        assert!(
+            store.occupancy().bytes < 700 * 1024,
+            "{:?}",
+            store.occupancy()
+        );
     }
 
     #[tokio::test]

@@ -171,7 +171,10 @@ impl Span {
             .iter()
             .map(|l| 48 + attributes(&l.attributes))
             .sum();
+        // The service's name is shared by the spans of one export, but counted in full for
+        // each: over-counting keeps the bound a bound.
         std::mem::size_of::<Self>()
+            + self.service.len()
             + self.name.len()
             + self.status_message.as_ref().map_or(0, String::len)
             + attributes(&self.attributes)
@@ -366,13 +369,21 @@ impl TraceStore {
             })
         };
         spans.sort_by_key(|s| (s.start_unix_nano, s.end_unix_nano));
-        inherit_services(&mut spans);
+        // Only the spans whose service changes are copied, and only this trace's.
+        let services = services_of(&spans);
+        for (span, service) in spans.iter_mut().zip(services) {
+            if span.service != service {
+                let mut named = Span::clone(span);
+                named.service = service;
+                *span = Arc::new(named);
+            }
+        }
         spans
     }
 
     /// The traces `filter` admits, newest (latest start) first.
     pub fn list(&self, filter: &Filter) -> Vec<TraceSummary> {
-        let mut traces: Vec<Vec<Arc<Span>>> = {
+        let traces: Vec<Vec<Arc<Span>>> = {
             let inner = self.inner();
             inner
                 .traces
@@ -380,12 +391,6 @@ impl TraceStore {
                 .map(|seqs| seqs.iter().filter_map(|seq| inner.span(*seq)).collect())
                 .collect()
         };
-        for spans in &mut traces {
-            if spans.iter().any(|s| &*s.service == SHARED_PROCESS) {
-                spans.sort_by_key(|s| (s.start_unix_nano, s.end_unix_nano));
-                inherit_services(spans);
-            }
-        }
         let mut summaries: Vec<TraceSummary> = traces
             .iter()
             .filter_map(|spans| summarize(spans))
@@ -437,23 +442,34 @@ impl Inner {
 /// The process name of `souk monolith`, whose spans name their service with `souk.service`.
 pub const SHARED_PROCESS: &str = "monolith";
 
-/// Gives a span of the monolith that names no service of its own (an SQL statement, say) its
-/// parent's: in one process running every service, the parent knows whose work it was. `spans`
-/// are in start order, so parents come first.
-fn inherit_services(spans: &mut [Arc<Span>]) {
-    let mut services: HashMap<SpanId, Arc<str>> = HashMap::with_capacity(spans.len());
-    for span in spans.iter_mut() {
-        if &*span.service == SHARED_PROCESS
-            && span.attribute("souk.service").is_none()
-            && let Some(service) = span.parent_span_id.and_then(|p| services.get(&p))
-        {
-            Arc::make_mut(span).service = Arc::clone(service);
-        }
-        services.insert(span.span_id, Arc::clone(&span.service));
-    }
+/// Each span's service, a span of the monolith that names none (an SQL statement, say) given
+/// its nearest ancestor's that does: in one process running every service, the parent knows
+/// whose work it was. Resolved through the parent links, whatever the order of `spans`, and
+/// never more than 64 links up (a loop of parents ends there).
+fn services_of(spans: &[Arc<Span>]) -> Vec<Arc<str>> {
+    let inherits =
+        |span: &Span| &*span.service == SHARED_PROCESS && span.attribute("souk.service").is_none();
+    let by_id: HashMap<SpanId, &Span> = spans.iter().map(|s| (s.span_id, &**s)).collect();
+    spans
+        .iter()
+        .map(|span| {
+            let mut at: &Span = span;
+            for _ in 0..64 {
+                if !inherits(at) {
+                    break;
+                }
+                match at.parent_span_id.and_then(|p| by_id.get(&p)) {
+                    Some(parent) => at = parent,
+                    None => break,
+                }
+            }
+            Arc::clone(&at.service)
+        })
+        .collect()
 }
 
-/// A trace's summary from its spans (`None` for no spans).
+/// A trace's summary from its spans (`None` for no spans), with the monolith's spans counted
+/// under the service they were for.
 pub fn summarize(spans: &[Arc<Span>]) -> Option<TraceSummary> {
     let first = spans.first()?;
     let start = spans.iter().map(|s| s.start_unix_nano).min()?;
@@ -465,10 +481,19 @@ pub fn summarize(spans: &[Arc<Span>]) -> Option<TraceSummary> {
             .min_by_key(|s| s.start_unix_nano)
             .unwrap_or(first)
     });
-    let services: BTreeSet<Arc<str>> = spans.iter().map(|s| Arc::clone(&s.service)).collect();
+    let resolved = if spans.iter().any(|s| &*s.service == SHARED_PROCESS) {
+        services_of(spans)
+    } else {
+        spans.iter().map(|s| Arc::clone(&s.service)).collect()
+    };
+    let shown_service = spans
+        .iter()
+        .position(|s| std::ptr::eq(&**s, &**shown))
+        .map_or_else(|| Arc::clone(&shown.service), |i| Arc::clone(&resolved[i]));
+    let services: BTreeSet<Arc<str>> = resolved.into_iter().collect();
     Some(TraceSummary {
         trace_id: first.trace_id,
-        root_service: Arc::clone(&shown.service),
+        root_service: shown_service,
         root_name: shown.name.clone(),
         root_found: root.is_some(),
         route: shown
@@ -578,6 +603,45 @@ mod tests {
         store.insert([huge]);
         assert_eq!(store.occupancy().dropped, occupancy.dropped + 1);
         assert!(store.trace(TraceId([9; 16])).is_empty());
+    }
+
+    #[test]
+    fn the_monolith_s_spans_take_their_service_from_the_nearest_ancestor_that_names_one() {
+        let store = TraceStore::new(Limits {
+            max_spans: 100,
+            max_bytes: usize::MAX,
+        });
+        let monolith = |mut s: Span| {
+            s.service = Arc::from(SHARED_PROCESS);
+            s
+        };
+        let mut request = monolith(span(4, 1, None, 0, 10));
+        request
+            .attributes
+            .push(("souk.service".into(), "orders".into()));
+        request.service = Arc::from("orders");
+        // The statement starts at the same instant as its parent, and arrives first.
+        let statement = monolith(span(4, 3, Some(2), 0, 1));
+        let call = monolith(span(4, 2, Some(1), 0, 5));
+        let stray = monolith(span(4, 5, Some(9), 3, 1));
+        store.insert([statement, call, request, stray]);
+        let services: Vec<(u8, String)> = store
+            .trace(TraceId([4; 16]))
+            .iter()
+            .map(|s| (s.span_id.0[0], s.service.to_string()))
+            .collect();
+        assert!(services.contains(&(3, "orders".to_owned())), "{services:?}");
+        assert!(services.contains(&(2, "orders".to_owned())), "{services:?}");
+        assert!(
+            services.contains(&(5, SHARED_PROCESS.to_owned())),
+            "no ancestor held: {services:?}"
+        );
+        let listed = store.list(&Filter {
+            limit: 1,
+            ..Filter::default()
+        });
+        assert_eq!(listed[0].root_service.as_ref(), "orders");
+        assert!(listed[0].services.iter().any(|s| &**s == "orders"));
     }
 
     #[test]
