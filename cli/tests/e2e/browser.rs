@@ -403,15 +403,7 @@ async fn wait_for_css(browser: &Client, css: &str) {
 async fn find_trace(shop: &Shop, filter: &str, root: &str, services: &[&str]) -> serde_json::Value {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let list: serde_json::Value = shop
-            .client
-            .get(format!("http://{}/traces?{filter}", shop.metrics))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = shop.traces(filter).await;
         let found = list["traces"].as_array().and_then(|traces| {
             traces
                 .iter()

@@ -112,6 +112,18 @@ impl Shop {
             .unwrap()
     }
 
+    /// `GET /traces?{query}` on the gateway's read-only listener: the traces it collected.
+    pub async fn traces(&self, query: &str) -> Value {
+        self.client
+            .get(format!("http://{}/traces?{query}", self.metrics))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The supervised processes, from the control API.
     pub async fn processes(&self) -> Vec<Value> {
         let url = format!("http://{}/processes", self.control.unwrap());

@@ -197,18 +197,9 @@ async fn checkout_is_one_trace(shop: &Shop, topology: &str) {
     assert!(!text.contains("Grace Hopper"));
 
     // The list finds it, by service and route; the page draws it.
-    let list: Value = shop
-        .client
-        .get(format!(
-            "http://{}/traces?service=payments&route=place-order&limit=100",
-            shop.metrics
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = shop
+        .traces("service=payments&route=place-order&limit=100")
+        .await;
     let listed = list["traces"]
         .as_array()
         .unwrap()
@@ -286,15 +277,7 @@ async fn a_checkout_is_one_trace_across_the_shop_in_both_topologies() {
             assert_eq!(answer.status(), 200, "{path}");
             assert!(answer.headers().get("traceparent").is_none(), "{path}");
         }
-        let list: Value = shop
-            .client
-            .get(format!("http://{}/traces?limit=1000", shop.metrics))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = shop.traces("limit=1000").await;
         for listed in list["traces"].as_array().unwrap() {
             let root = listed["root_name"].as_str().unwrap();
             for noise in [
