@@ -528,7 +528,7 @@ pub fn inject_context(context: &opentelemetry::Context, headers: &mut http::Head
 }
 
 /// Links `span` to the span whose W3C trace context is in `headers`, if any.
-pub fn link_to(span: &tracing::Span, headers: &http::HeaderMap) {
+fn link_to(span: &tracing::Span, headers: &http::HeaderMap) {
     use opentelemetry::trace::TraceContextExt;
     let linked = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     let linked = linked.span().span_context().clone();
