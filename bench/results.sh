@@ -75,11 +75,16 @@ while todo:
     pid = todo.pop()
     todo += children(pid)
     cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
-    processes[" ".join(cmd[1:3])] = {"rss_mib": kib(f"/proc/{pid}/status", "VmRSS:") / 1024,
+    status = f"/proc/{pid}/status"
+    # RSS is the process's own (anonymous) pages plus the file's pages it maps: the `souk`
+    # binary's, shared by every process of the shop but counted in each one's RSS.
+    processes[" ".join(cmd[1:3])] = {"rss_mib": kib(status, "VmRSS:") / 1024,
+                                    "anon_mib": kib(status, "RssAnon:") / 1024,
+                                    "file_mib": (kib(status, "RssFile:") + kib(status, "RssShmem:")) / 1024,
                                     "pss_mib": kib(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024}
 print(json.dumps({"processes": processes,
-                  "rss_mib": sum(p["rss_mib"] for p in processes.values()),
-                  "pss_mib": sum(p["pss_mib"] for p in processes.values())}))
+                  **{key: sum(p[key] for p in processes.values())
+                     for key in ("rss_mib", "anon_mib", "file_mib", "pss_mib")}}))
 PY
 "$souk" chaos --kill payments --at 10s --for 10s --duration 30s --scenario mixed --rate 100 \
   --users 20 --data-dir "$work/up" --report "$out/chaos-kill-payments" | tee "$out/chaos-kill-payments.log"
