@@ -4,7 +4,7 @@
 # benchmark, not a test: run it on a quiet machine and read the report.
 #
 #   bench/gateway.sh [--duration 10s] [--rounds 3] [--report FILE] [--gateway-threads 1]
-#                    [--instructions 3000]
+#                    [--instructions 3000] [--rate 20000] [--rate-clients 50]
 #
 # Each proxy gets one thread, as the issue's reference figures were taken (nginx with one worker,
 # HAProxy with nbthread 1); --gateway-threads 0 gives souk-gateway one per core instead.
@@ -22,6 +22,12 @@
 # nginx and HAProxy run twice: as bare proxies, and doing the same work as souk-gateway on each
 # request ("same work": an access log written to a file, X-Forwarded-For and a request id added).
 #
+# A fixed-rate run follows in each round (h2load, from Debian's nghttp2-client, which paces each
+# client's requests, wrk2-style): every proxy is offered the same --rate requests per second over
+# --rate-clients kept-alive connections, so CPU per request compares at equal throughput rather
+# than at each proxy's own peak, where a faster proxy also pays for more wake-ups per batch.
+# h2load gives no percentiles: the table gives its mean and max time per request.
+#
 # Times are noisy on a shared machine; instructions are not. The last phase counts the user-space
 # instructions each proxy executes per request under valgrind's callgrind (perf's counters are
 # not available on every machine): each proxy is started again under callgrind, warmed up, its
@@ -37,7 +43,7 @@
 # bench/results/gateway-DATE.md).
 set -euo pipefail
 
-duration=10s rounds=3 report="" gateway_threads=1 instructions=3000
+duration=10s rounds=3 report="" gateway_threads=1 instructions=3000 rate=20000 rate_clients=50
 connections=(64 256)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,7 +52,9 @@ while [ $# -gt 0 ]; do
     --report) report=$2; shift 2 ;;
     --gateway-threads) gateway_threads=$2; shift 2 ;;
     --instructions) instructions=$2; shift 2 ;;
-    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE, --gateway-threads 1, --instructions 3000)" >&2; exit 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --rate-clients) rate_clients=$2; shift 2 ;;
+    *) echo "unknown option $1 (options: --duration 10s, --rounds 3, --report FILE, --gateway-threads 1, --instructions 3000, --rate 20000 (0 skips the fixed-rate run), --rate-clients 50)" >&2; exit 2 ;;
   esac
 done
 
@@ -60,6 +68,7 @@ missing=()
 for tool in wrk nginx haproxy; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+[ "$rate" -eq 0 ] || command -v h2load >/dev/null || missing+=(nghttp2-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get update -qq
@@ -328,6 +337,33 @@ measure() { # target connections
 }
 
 steal_ticks() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
+
+# The fixed-rate run of one proxy: h2load offers $rate requests/s in all, paced per connection.
+declare -A fixed_rps fixed_mean fixed_max fixed_cpu fixed_user
+per_client=$(( (rate + rate_clients - 1) / rate_clients ))
+measure_fixed() { # target
+  local name=$1 out done_ ticks0 ticks1 user0 user1 pid=("${proxy_pid[$1]}") seconds
+  ticks0=$(cpu_ticks "${pid[@]}"); user0=$(cpu_ticks --user "${pid[@]}")
+  out=$(h2load --h1 -t1 -c"$rate_clients" --rps="$per_client" -D "$duration" "${url[$name]}" 2>&1)
+  ticks1=$(cpu_ticks "${pid[@]}"); user1=$(cpu_ticks --user "${pid[@]}")
+  # "requests: 200000 total, 200050 started, 200000 done, 200000 succeeded, 0 failed, 0 errored, 0 timeout"
+  done_=$(awk '/^requests:/ { print $8 }' <<<"$out")
+  seconds=$(awk '/^finished in/ { sub("s,", "", $3); print $3 }' <<<"$out")
+  if [ -z "$done_" ] || [ "$done_" -eq 0 ]; then
+    warnings+=("$name at a fixed $rate req/s: h2load completed no request ($(tail -n1 <<<"$out"))")
+    return
+  fi
+  local failed
+  # "status codes: 200000 2xx, 0 3xx, 0 4xx, 0 5xx": the failures and the answers not 2xx.
+  failed=$(awk '/^requests:/ { f = $10 + $12 + $14 } /^status codes:/ { f += $5 + $7 + $9 } END { print f + 0 }' <<<"$out")
+  [ "$failed" -eq 0 ] || warnings+=("$name at a fixed $rate req/s: $(grep -E '^(requests|status codes):' <<<"$out" | paste -sd ';')")
+  fixed_rps[$name]+="$(awk -v n="$done_" -v s="$seconds" 'BEGIN { print n / s }') "
+  # "time for request:   123us   4.56ms   345us  ..." : min, max, mean, sd
+  fixed_max[$name]+="$(awk '/^time for request:/ { print $5 }' <<<"$out" | to_ms) "
+  fixed_mean[$name]+="$(awk '/^time for request:/ { print $6 }' <<<"$out" | to_ms) "
+  fixed_cpu[$name]+="$(awk -v t=$((ticks1 - ticks0)) -v hz="$clk_tck" -v n="$done_" 'BEGIN { print t / hz * 1e6 / n }') "
+  fixed_user[$name]+="$(awk -v t=$((user1 - user0)) -v hz="$clk_tck" -v n="$done_" 'BEGIN { print t / hz * 1e6 / n }') "
+}
 rounds_seen=()
 for round in $(seq "$rounds"); do
   # Each round starts one target further along, so none is always first or always last.
@@ -341,6 +377,13 @@ for round in $(seq "$rounds"); do
       measure "$name" "$c"
     done
   done
+  if [ "$rate" -gt 0 ]; then
+    for name in "${order[@]}"; do
+      [ "$name" = direct ] && continue
+      echo "round $round/$rounds: $name at a fixed $rate req/s" >&2
+      measure_fixed "$name"
+    done
+  fi
   steal1=$(steal_ticks) ended=$(date +%s.%N)
   rounds_seen+=("round $round: order ${order[*]}; load average $load_round before; steal $(awk -v t=$((steal1 - steal0)) -v hz="$clk_tck" -v s="$started" -v e="$ended" -v n="$(nproc)" 'BEGIN { printf "%.1f", 100 * t / hz / ((e - s) * n) }') % of the CPU during the round")
 done
@@ -442,6 +485,21 @@ table() {
         'BEGIN { if (r == "-" || d == "-" || d == 0) printf "%s -, ", n; else printf "%s %.2f, ", n, r / d }')"
     done
     echo "- req/s as a fraction of direct at $c connections: ${line%, }"
+  done
+  [ "$rate" -gt 0 ] || return 0
+  echo
+  echo "At a fixed rate: $rate req/s offered (h2load --h1 -t1, $rate_clients connections, $per_client req/s each), medians over rounds:"
+  echo
+  echo "| target | achieved req/s | mean ms | max ms | CPU µs/req | of which user |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for name in "${targets[@]}"; do
+    [ "$name" = direct ] && continue
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" \
+      "$(median <<<"${fixed_rps[$name]:-}" | awk '$1 == "-" { print; next } { printf "%.0f\n", $1 }')" \
+      "$(median <<<"${fixed_mean[$name]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
+      "$(median <<<"${fixed_max[$name]:-}" | awk '$1 == "-" { print; next } { printf "%.2f\n", $1 }')" \
+      "$(median <<<"${fixed_cpu[$name]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')" \
+      "$(median <<<"${fixed_user[$name]:-}" | awk '$1 == "-" { print; next } { printf "%.1f\n", $1 }')"
   done
 }
 
