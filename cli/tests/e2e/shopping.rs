@@ -308,10 +308,23 @@ async fn the_product_page_outlives_a_stopped_inventory() {
 
     // Stopped, not killed: it hangs rather than refuses, the harder case for the page.
     signal(inventory, Signal::SIGSTOP);
+    // The stop must have taken: signalled at a pid that is no longer inventory's, it would go on
+    // answering, and the page below would fail for a reason it does not name.
+    let stat = || std::fs::read_to_string(format!("/proc/{inventory}/stat")).unwrap_or_default();
+    let what = format!("inventory (pid {inventory}, of {processes:?}) is stopped");
+    eventually(Duration::from_secs(2), &what, || async {
+        stat().contains(") T ")
+    })
+    .await;
     for _ in 0..5 {
         let started = std::time::Instant::now();
         let page = details(&shop, &id).await;
-        assert_eq!(page["degraded"], json!(["availability"]), "{page}");
+        assert_eq!(
+            page["degraded"],
+            json!(["availability"]),
+            "{page}; stopped pid {inventory}; processes now: {:?}",
+            shop.processes().await
+        );
         assert!(page["availability"].is_null());
         assert_eq!(page["product"]["id"], id.as_str());
         assert!(
