@@ -21,6 +21,11 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+# The gateway lets each user write to the cart 1,200 times a minute (burst 100): above 20 writes/s
+# per user (of the 20), a cart scenario measures 429s as much as writes.
+if [ "$rate" -gt 400 ] && [[ ",$scenarios," == *,add-to-cart,* ]]; then
+  echo "warning: add-to-cart at $rate/s is over the 20 users' cart-write limit (400/s): many answers will be 429" >&2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
